@@ -1,0 +1,150 @@
+"""The ``ponder`` command."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from types import FrameType
+
+from ponder.app.config import NO_MODEL_HELP, Config, ConfigError, config_file, load_config
+from ponder.model.backend import BackendError, ConfigurationError, open_backend
+from ponder.sandbox.base import SandboxError, SandboxUnavailable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    pass
+
+
+def _main_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ponder",
+        description="A terminal coding agent for thinking models. Every command runs in a "
+        "Docker sandbox.",
+        epilog="Other commands: `ponder demo` (a full run without a model), "
+        "`ponder sandbox build` (make the sandbox image).",
+    )
+    parser.add_argument("prompt", nargs="?", help="a task to start with")
+    parser.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:PATH")
+    parser.add_argument("--plain", action="store_true", help="line mode instead of the TUI")
+    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+    parser.add_argument("--image", help="sandbox image (default: ponder's own)")
+    parser.add_argument("--network", action="store_true", default=None, help="sandbox network on")
+    parser.add_argument("--max-steps", type=int, help="most steps per task (default 300)")
+    parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")
+    return parser
+
+
+def _demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ponder demo",
+        description="Watch ponder fix a real bug in a real sandbox, with a recorded model.",
+    )
+    parser.add_argument("--plain", action="store_true", help="line mode instead of the TUI")
+    parser.add_argument("--image", help="sandbox image (default: ponder's own)")
+    return parser
+
+
+def _sandbox_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ponder sandbox", description="Manage sandboxes.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build the default sandbox image")
+    build.add_argument("--image", help="tag to build (default: ponder's own)")
+    build.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    build.add_argument("--mirror", help="Debian mirror for a debootstrap build")
+    return parser
+
+
+def _raise_exit(signum: int, _frame: FrameType | None) -> None:
+    # Unwinds through every `with` block, so sandboxes are removed on SIGTERM and SIGHUP too.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGHUP, _raise_exit)
+    try:
+        return _dispatch(argv)
+    except (UsageError, ConfigError, ConfigurationError, SandboxUnavailable) as error:
+        print(f"ponder: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BackendError, SandboxError) as error:
+        print(f"ponder: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("ponder: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv[:1] == ["demo"]:
+        return _demo(_demo_parser().parse_args(argv[1:]))
+    if argv[:1] == ["sandbox"]:
+        return _sandbox(_sandbox_parser().parse_args(argv[1:]))
+    return _interactive(_main_parser().parse_args(argv))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ponder.app.demo import run_demo
+    from ponder.app.frontends import pick_frontend
+
+    config = load_config({"image": args.image})
+    frontend = pick_frontend(args.plain)
+    # Stream at a readable pace on a terminal; as fast as possible into a pipe or a test.
+    delay = 0.01 if sys.stdout.isatty() else 0.0
+    return run_demo(frontend, config.image, chunk_delay=delay)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from ponder.sandbox.docker_sandbox import connect
+    from ponder.sandbox.image import build_default_image
+
+    config = load_config({"image": args.image})
+    how = build_default_image(
+        connect(),
+        tag=config.image,
+        mirror=args.mirror,
+        force=args.force,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(f"sandbox image {config.image}: {how}")
+    return EXIT_OK
+
+
+def _interactive(args: argparse.Namespace) -> int:
+    from ponder.app.frontends import pick_frontend, run_session
+    from ponder.app.sandboxes import open_sandbox
+
+    config: Config = load_config(
+        {
+            "model": args.model,
+            "image": args.image,
+            "network": args.network,
+            "max_steps": args.max_steps,
+        }
+    )
+    if not config.model:
+        raise UsageError(NO_MODEL_HELP.format(config=config_file()))
+    if not args.workspace.is_dir():
+        raise UsageError(f"workspace {args.workspace} is not a directory")
+    backend = open_backend(config.model)
+    try:
+        with open_sandbox(args.workspace, image=config.image, network=config.network) as sandbox:
+            finished = run_session(
+                pick_frontend(args.plain),
+                backend,
+                sandbox,
+                args.prompt,
+                max_steps=config.max_steps,
+                theme=config.theme,
+            )
+    finally:
+        backend.close()
+    if finished is None or finished.reason in ("answered", "submitted"):
+        return EXIT_OK
+    return EXIT_FAILED

@@ -1,0 +1,52 @@
+"""``ponder demo``: ponder's main job, end to end, without model weights.
+
+A small repository with a real bug is copied to a temporary directory, and a recorded K2
+trajectory drives the real agent loop in a real Docker sandbox: the tests fail for real, the fix
+is applied for real, and the tests pass for real. Only the model is replayed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import git
+
+from ponder.app.frontends import Frontend, run_with_frontend
+from ponder.app.sandboxes import open_sandbox
+from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.events import RunFinished
+
+TASK = "The test suite of this project fails. Find the bug and fix it."
+_ASSETS = resources.files("ponder.app") / "demo_assets"
+
+
+def prepare_repository() -> Path:
+    """Copy the example repository to a new temporary directory and commit it."""
+    target = Path(tempfile.mkdtemp(prefix="ponder-demo-")) / "tinystats"
+    with resources.as_file(_ASSETS / "repo") as source:
+        shutil.copytree(source, target)
+    repo = git.Repo.init(target)
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "ponder demo")
+        config.set_value("user", "email", "demo@ponder.invalid")
+    repo.git.add(all=True)
+    repo.index.commit("tinystats: mean and median")
+    return target
+
+
+def run_demo(frontend: Frontend, image: str, chunk_delay: float) -> int:
+    workspace = prepare_repository()
+    with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
+        backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
+    with open_sandbox(workspace, image=image, network=False) as sandbox:
+        finished: RunFinished = run_with_frontend(frontend, backend, sandbox, TASK, max_steps=20)
+    diff = git.Repo(workspace).git.diff()
+    out = sys.stdout
+    out.write("\nThe change ponder made:\n" + (diff or "(no change)") + "\n")
+    out.write(f"\nThe fixed copy is at {workspace}\n")
+    out.flush()
+    return 0 if finished.reason == "answered" else 1

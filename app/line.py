@@ -1,0 +1,113 @@
+"""Line mode: events printed as they happen, for plain terminals, pipes and logs.
+
+Reasoning is dimmed, tool calls get a one-line header and their live output, edits print as
+diffs. Colour and styles drop away by themselves when the output is not a terminal.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.text import Text
+
+from ponder.runtime.events import (
+    ContentText,
+    Event,
+    FileEdited,
+    ReasoningText,
+    RunFinished,
+    RunStarted,
+    StepStarted,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolOutput,
+)
+
+RESULT_PREVIEW_LINES = 12
+
+
+def describe_call(name: str, arguments: dict[str, object] | None) -> str:
+    """The one-line summary of a call a person reads: the command, or the path."""
+    if arguments is None:
+        return f"{name} (unreadable arguments)"
+    if name == "bash" and isinstance(arguments.get("command"), str):
+        return f"$ {arguments['command']}"
+    if isinstance(arguments.get("path"), str):
+        return str(arguments["path"])
+    return ", ".join(f"{k}={v!r}" for k, v in arguments.items())[:200]
+
+
+class LinePrinter:
+    """Prints events to ``console``; call it with each event in order."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._streaming: str | None = None
+        self._output_open = False
+
+    def _end_stream(self) -> None:
+        if self._streaming is not None or self._output_open:
+            self.console.print()
+        self._streaming = None
+        self._output_open = False
+
+    def _stream(self, kind: str, text: str, style: str) -> None:
+        if self._streaming != kind:
+            self._end_stream()
+            if kind == "reasoning":
+                self.console.print(Text("thinking: ", style="dim bold"), end="")
+            self._streaming = kind
+        self.console.print(Text(text, style=style), end="", soft_wrap=True)
+
+    def __call__(self, event: Event) -> None:
+        out = self.console
+        if isinstance(event, RunStarted):
+            out.print(Text(f"ponder · {event.model} · {event.sandbox}", style="bold"))
+            out.print(Text(f"task: {event.task}"))
+        elif isinstance(event, StepStarted):
+            self._end_stream()
+            out.rule(Text(f"step {event.step}", style="dim"), style="dim")
+        elif isinstance(event, ReasoningText):
+            self._stream("reasoning", event.text, "dim italic")
+        elif isinstance(event, ContentText):
+            self._stream("content", event.text, "")
+        elif isinstance(event, ToolCallStarted):
+            self._end_stream()
+            out.print(
+                Text("▶ ", style="bold cyan")
+                + Text(f"{event.name} ", style="bold")
+                + Text(describe_call(event.name, event.arguments))
+            )
+        elif isinstance(event, ToolOutput):
+            out.print(Text(event.text, style="dim"), end="", soft_wrap=True)
+            self._output_open = not event.text.endswith("\n")
+        elif isinstance(event, FileEdited):
+            self._end_stream()
+            out.print(Syntax(event.diff.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
+        elif isinstance(event, ToolCallFinished):
+            self._print_finished(event)
+        elif isinstance(event, RunFinished):
+            self._end_stream()
+            self._print_run_finished(event)
+
+    def _print_finished(self, event: ToolCallFinished) -> None:
+        self._end_stream()
+        mark, style = ("✓", "green") if event.ok else ("✗", "red")
+        detail = f"exit {event.exit_code}" if event.exit_code is not None else event.name
+        if event.timed_out:
+            detail = "timed out"
+        self.console.print(Text(f"{mark} {detail} · {event.elapsed:.1f}s", style=style))
+        if event.exit_code is None and event.name != "submit":
+            lines = event.result.rstrip("\n").split("\n")
+            preview = "\n".join(lines[:RESULT_PREVIEW_LINES])
+            if len(lines) > RESULT_PREVIEW_LINES:
+                preview += f"\n… {len(lines) - RESULT_PREVIEW_LINES} more lines"
+            self.console.print(Text(preview, style="dim"))
+
+    def _print_run_finished(self, event: RunFinished) -> None:
+        if event.reason == "error":
+            self.console.print(Text(f"error: {event.error}", style="bold red"))
+        elif event.reason == "max_steps":
+            self.console.print(Text(f"stopped: reached {event.steps} steps", style="yellow"))
+        elif event.reason == "submitted":
+            self.console.print(Text(f"submitted: {event.answer}", style="bold green"))

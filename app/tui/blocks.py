@@ -1,0 +1,80 @@
+"""The blocks of the transcript: a user message, reasoning, an answer, a tool call, a diff."""
+
+from __future__ import annotations
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Log, Markdown, Static
+
+from ponder.app.line import describe_call
+from ponder.runtime.events import ToolCallFinished, ToolCallStarted
+
+
+class UserBlock(Static):
+    def __init__(self, text: str) -> None:
+        super().__init__(Text(text), classes="user")
+
+
+class ReasoningBlock(Static):
+    """The model's reasoning for one step, growing as it streams."""
+
+    def __init__(self) -> None:
+        super().__init__("", classes="reasoning")
+        self.border_title = "thinking"
+        self.text = ""
+
+    def append(self, text: str) -> None:
+        self.text += text
+        self.update(Text(self.text))
+
+
+class AnswerBlock(Markdown):
+    """The model's visible answer, rendered as Markdown."""
+
+    def __init__(self) -> None:
+        super().__init__("", classes="answer")
+        self.text = ""
+
+    def append(self, text: str) -> None:
+        self.text += text
+        self.update(self.text)
+
+
+class ToolCard(Vertical):
+    """One tool call: what was called, its live output, then how it ended."""
+
+    def __init__(self, event: ToolCallStarted) -> None:
+        super().__init__(classes="tool")
+        self.call_id = event.call_id
+        self._header = Text.assemble(
+            ("▶ ", "bold"), (f"{event.name} ", "bold"), describe_call(event.name, event.arguments)
+        )
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._header, classes="tool-header")
+        yield Log(max_lines=2000, classes="tool-output", auto_scroll=True)
+        yield Static("running…", classes="tool-status")
+
+    def write(self, text: str) -> None:
+        log = self.query_one(Log)
+        log.display = True
+        log.write(text)
+
+    def finish(self, event: ToolCallFinished) -> None:
+        status = self.query_one(".tool-status", Static)
+        if event.timed_out:
+            detail = "timed out"
+        elif event.exit_code is not None:
+            detail = f"exit {event.exit_code}"
+        else:
+            detail = "done" if event.ok else event.result.splitlines()[0][:160]
+        status.update(f"{'✓' if event.ok else '✗'} {detail} · {event.elapsed:.1f}s")
+        self.add_class("ok" if event.ok else "failed")
+
+
+class DiffBlock(Static):
+    def __init__(self, path: str, diff: str) -> None:
+        super().__init__(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark"), classes="diff")
+        self.border_title = f"edited {path}"

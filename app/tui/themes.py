@@ -1,0 +1,48 @@
+"""Themes from TOML files: the ones shipped in ``ponder.themes`` and the user's own."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from textual.theme import Theme
+
+_FIELDS = (
+    "name primary secondary warning error success accent foreground background surface panel "
+    "boost dark luminosity_spread text_alpha variables"
+).split()
+
+
+class ThemeError(Exception):
+    pass
+
+
+def theme_from_toml(text: str, source: str) -> Theme:
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ThemeError(f"{source}: {exc}") from None
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown or "name" not in data or "primary" not in data:
+        raise ThemeError(f"{source}: needs name and primary; unknown keys: {unknown}")
+    try:
+        return Theme(**data)
+    except (TypeError, ValueError) as exc:
+        raise ThemeError(f"{source}: {exc}") from None
+
+
+def load_themes(user_dir: Path | None) -> list[Theme]:
+    """Shipped themes first, then ``*.toml`` in ``user_dir`` (a user theme can replace one)."""
+    themes = [
+        theme_from_toml(entry.read_text(encoding="utf-8"), entry.name)
+        for entry in sorted(resources.files("ponder.themes").iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".toml")
+    ]
+    if user_dir is not None and user_dir.is_dir():
+        themes += [
+            theme_from_toml(path.read_text(encoding="utf-8"), str(path))
+            for path in sorted(user_dir.glob("*.toml"))
+        ]
+    return themes

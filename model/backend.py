@@ -1,0 +1,69 @@
+"""The seam between the runtime and whatever produces model output.
+
+A backend is named by a spec string: ``scripted:PATH`` today; ``llamacpp:PATH.gguf`` and
+``openai:URL#MODEL`` join the same registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ponder.model.deltas import Delta
+from ponder.model.messages import Message, ToolSchema
+
+
+class BackendError(Exception):
+    """A backend cannot produce output; the message says why and what to do."""
+
+
+class ConfigurationError(BackendError):
+    """The backend spec or its files are wrong (a usage error, not a transient failure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSettings:
+    """Sampling and limits for one step. Defaults are Moonshot's recommendation for K2 Thinking."""
+
+    temperature: float = 1.0
+    top_p: float = 0.95
+    min_p: float = 0.01
+    top_k: int | None = None
+    max_tokens: int | None = None
+
+
+class ChatBackend(Protocol):
+    """Streams one assistant turn (reasoning, content, tool calls) for a conversation."""
+
+    @property
+    def name(self) -> str:
+        """A short description for status lines, e.g. ``scripted:demo.jsonl``."""
+        ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSchema],
+        settings: GenerationSettings,
+    ) -> Iterator[Delta]:
+        """Yield deltas for one step, ending with :class:`~ponder.model.deltas.Finished`."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds (model weights, connections)."""
+        ...
+
+
+def open_backend(spec: str) -> ChatBackend:
+    """Open the backend a spec names; raises :class:`ConfigurationError` on a bad spec."""
+    scheme, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ConfigurationError(
+            f"model spec {spec!r} is not SCHEME:TARGET (known schemes: scripted)"
+        )
+    if scheme == "scripted":
+        from ponder.model.scripted import ScriptedBackend
+
+        return ScriptedBackend.from_file(rest)
+    raise ConfigurationError(f"unknown model scheme {scheme!r} in {spec!r} (known: scripted)")

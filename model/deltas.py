@@ -1,0 +1,85 @@
+"""What a chat backend streams: a closed set of small immutable records.
+
+Every backend (llama.cpp, OpenAI-compatible, scripted) yields these and nothing else, so the
+runtime never needs to know which one it talks to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToolCall:
+    """A finished tool call. ``error`` is set when the arguments could not be used."""
+
+    index: int
+    """Position of the call within its step (0, 1, ...)."""
+    id: str
+    """The call id as generated, e.g. ``functions.bash:3``; returned verbatim with the result."""
+    name: str
+    arguments: dict[str, Any] | None
+    raw_arguments: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallBegin:
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallArgumentsDelta:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEnd:
+    call: ParsedToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts and speeds of one generation step."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    """Prompt tokens reused from the KV cache (not prefilled again)."""
+    completion_tokens: int
+    prefill_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None
+
+
+StopReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The step's generation ended: ``stop`` at an end-of-turn token, ``length`` at a token cap."""
+
+    reason: StopReason
+
+
+Delta = (
+    ReasoningDelta
+    | ContentDelta
+    | ToolCallBegin
+    | ToolCallArgumentsDelta
+    | ToolCallEnd
+    | Usage
+    | Finished
+)

@@ -1,0 +1,67 @@
+"""What every tool is: a schema the model reads and a ``run`` that acts inside the sandbox."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ponder.model.messages import ToolSchema
+from ponder.runtime.events import Emit
+from ponder.sandbox.base import WORKDIR, Sandbox
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    sandbox: Sandbox
+    emit: Emit
+    call_id: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    text: str
+    """What the model is shown."""
+    ok: bool = True
+    exit_code: int | None = None
+    timed_out: bool = False
+    ends_run: bool = False
+    """The run ends after this call (``submit``)."""
+
+
+class ToolInputError(Exception):
+    """The model's arguments are unusable; the message goes back to the model as the result."""
+
+
+class Tool(Protocol):
+    @property
+    def schema(self) -> ToolSchema: ...
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome: ...
+
+
+def require_str(arguments: dict[str, Any], key: str) -> str:
+    value = arguments.get(key)
+    if not isinstance(value, str):
+        raise ToolInputError(f"parameter `{key}` is required and must be a string")
+    return value
+
+
+def workspace_path(path: str) -> str:
+    """An absolute path inside the sandbox for a path the model gave (relative to the workspace).
+
+    This is lexical only; the sandbox resolves symlinks and refuses what leads outside.
+    """
+    if not path.strip():
+        raise ToolInputError("parameter `path` must not be empty")
+    joined = path if path.startswith("/") else posixpath.join(WORKDIR, path)
+    return posixpath.normpath(joined)
+
+
+def display_path(path: str) -> str:
+    """The path as a person reads it: relative to the workspace when inside it."""
+    if path == WORKDIR:
+        return "."
+    prefix = WORKDIR + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path

@@ -1,0 +1,69 @@
+"""The ``bash`` tool: one command in the sandbox, output streamed live, exit code reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ponder.model.messages import ToolSchema
+from ponder.runtime.events import ToolOutput
+from ponder.runtime.tools.base import ToolContext, ToolInputError, ToolOutcome, require_str
+
+DEFAULT_TIMEOUT_S = 120
+MAX_TIMEOUT_S = 600
+
+SCHEMA = ToolSchema(
+    name="bash",
+    description=(
+        "Run a bash command in the sandbox and return its output and exit code. The working "
+        "directory and the workspace persist between calls; stdin is closed, so interactive "
+        "programs get end-of-file. Long output is shortened to its beginning and end. Run long "
+        "jobs in the background with output redirected to a file."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "command": {"type": "string", "description": "The bash command to run."},
+            "timeout": {
+                "type": "integer",
+                "description": (
+                    f"Seconds before the command is stopped (default {DEFAULT_TIMEOUT_S}, "
+                    f"at most {MAX_TIMEOUT_S})."
+                ),
+            },
+        },
+        "required": ["command"],
+    },
+)
+
+
+def format_result(output: str, exit_code: int, timed_out: bool, timeout: float) -> str:
+    text = output.rstrip("\n") if output.strip() else "(no output)"
+    if timed_out:
+        return (
+            f"{text}\n[the command was stopped after {timeout:g} s: it may have been waiting for "
+            "input or running forever. Run long jobs in the background with output redirected, "
+            "or pass a larger timeout.]"
+        )
+    return f"{text}\n[exit code {exit_code}]"
+
+
+class BashTool:
+    schema = SCHEMA
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        command = require_str(arguments, "command")
+        timeout = arguments.get("timeout", DEFAULT_TIMEOUT_S)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise ToolInputError("parameter `timeout` must be a positive number of seconds")
+        timeout = min(float(timeout), MAX_TIMEOUT_S)
+
+        def forward(text: str) -> None:
+            context.emit(ToolOutput(call_id=context.call_id, text=text))
+
+        result = context.sandbox.exec(command, timeout=timeout, on_output=forward)
+        return ToolOutcome(
+            text=format_result(result.output, result.exit_code, result.timed_out, timeout),
+            ok=result.exit_code == 0 and not result.timed_out,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+        )

@@ -1,0 +1,82 @@
+"""The sandbox seam: what the runtime may ask of any sandbox backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+WORKDIR = "/workspace"
+"""Where the workspace appears inside every sandbox."""
+
+
+class SandboxError(Exception):
+    """The sandbox cannot do what was asked; the message says why and what to do."""
+
+
+class SandboxUnavailable(SandboxError):
+    """No sandbox can be started (no Docker engine, no image)."""
+
+
+class FileAccessError(SandboxError):
+    """A file operation was refused; ``kind`` says why (the runtime words it for the model)."""
+
+    def __init__(self, kind: str, path: str, detail: str = "") -> None:
+        self.kind = kind
+        self.path = path
+        super().__init__(detail or f"{kind}: {path}")
+
+
+OUTSIDE_WORKSPACE = "outside_workspace"
+NOT_FOUND = "not_found"
+IS_DIRECTORY = "is_directory"
+TOO_LARGE = "too_large"
+NOT_A_DIRECTORY = "not_a_directory"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_code: int
+    output: str
+    """stdout and stderr in the order they were written, capped for the model (see output.py)."""
+    timed_out: bool
+    elapsed: float
+    """Seconds from start to end."""
+    total_bytes: int
+    """All bytes the command wrote, including any left out of ``output``."""
+
+
+OutputCallback = Callable[[str], None]
+
+
+class Sandbox(Protocol):
+    """One isolated place to run commands, with the workspace at :data:`WORKDIR`."""
+
+    @property
+    def description(self) -> str:
+        """One line for status displays, e.g. ``docker ponder-3f2a (network off)``."""
+        ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None:
+        """Remove everything the sandbox made; safe to call twice."""
+        ...
+
+    def exec(
+        self, command: str, timeout: float, on_output: OutputCallback | None = None
+    ) -> ExecResult:
+        """Run a bash command; ``on_output`` receives text as it is produced."""
+        ...
+
+    def read_file(self, path: str) -> bytes:
+        """Read a file inside the workspace; raises :class:`FileAccessError`."""
+        ...
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Replace or create a file inside the workspace atomically, keeping its mode."""
+        ...
+
+    def list_dir(self, path: str, depth: int) -> list[str]:
+        """Entries under a workspace directory, ``depth`` levels deep, hidden ones left out."""
+        ...
