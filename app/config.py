@@ -79,7 +79,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 NO_MODEL_HELP = """ponder needs a model. Point it at one of:
-  a Kimi K2 Thinking GGUF   ponder --model llamacpp:/models/Kimi-K2-Thinking-UD-Q2_K_XL-00001-of-00008.gguf
+  a Kimi K2 Thinking GGUF   ponder --model llamacpp:/models/Kimi-K2-Thinking-00001-of-00008.gguf
   an OpenAI-compatible API  ponder --model 'openai:https://api.moonshot.ai/v1#kimi-k2-thinking'
                             (also vLLM, SGLang or llama-server: openai:http://HOST:PORT/v1#MODEL)
 Set it once with the PONDER_MODEL environment variable or in {config}:

@@ -83,19 +83,16 @@ def run_session(
         )
         return app.run()
     agent = Agent(backend, sandbox, LinePrinter(Console(highlight=False)), settings=settings)
-    if first_task is not None and not sys.stdin.isatty():
+    if first_task is not None:
         return agent.run(first_task)
     from prompt_toolkit import PromptSession
 
     session: PromptSession[str] = PromptSession()
     last: RunFinished | None = None
-    task = first_task
     while True:
-        if task is None:
-            try:
-                task = session.prompt("› ").strip()
-            except EOFError:
-                return last
+        try:
+            task = session.prompt("› ").strip()
+        except EOFError:
+            return last
         if task:
             last = agent.run(task)
-        task = None

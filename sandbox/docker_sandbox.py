@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,17 @@ def _short(exc: Exception) -> str:
     return text.split(": ", 1)[-1][:200] if "Connection" in text else text[:200]
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits of one sandbox container."""
+
+    memory: str = "4g"
+    """Memory, swap included (the container gets no extra swap)."""
+    cpus: float = 2.0
+    pids: int = 1024
+    """Most processes and threads at once (a fork bomb stops here)."""
+
+
 class DockerSandbox:
     """A container with ``workspace`` mounted at :data:`WORKDIR`; use as a context manager."""
 
@@ -148,16 +160,14 @@ class DockerSandbox:
         *,
         client: docker.DockerClient | None = None,
         network: bool = False,
-        memory: str = "4g",
-        cpus: float = 2.0,
-        pids: int = 1024,
+        limits: Limits | None = None,
         lifetime_s: int = 24 * 3600,
     ) -> None:
         self.workspace = workspace.resolve()
         self.image = image
         self.network = network
         self._client = client
-        self._limits = {"memory": memory, "cpus": cpus, "pids": pids}
+        self.limits = limits or Limits()
         self._lifetime_s = lifetime_s
         self.session = uuid.uuid4().hex[:12]
         self.name = f"ponder-{self.session}"
@@ -166,7 +176,7 @@ class DockerSandbox:
     @property
     def description(self) -> str:
         net = "network on" if self.network else "network off"
-        return f"docker {self.name} ({self.image}, {net})"
+        return f"docker {self.name}, {net}"
 
     def __enter__(self) -> DockerSandbox:
         self.start()
@@ -196,7 +206,6 @@ class DockerSandbox:
 
     def _run_options(self) -> dict[str, Any]:
         expires = int(time.time()) + self._lifetime_s
-        cpus = float(self._limits["cpus"])
         return {
             # PID 1 expires by itself, so a container leaked by a crash goes away on its own.
             "command": ["sleep", str(self._lifetime_s)],
@@ -212,10 +221,10 @@ class DockerSandbox:
             "network_mode": "bridge" if self.network else "none",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
-            "pids_limit": int(self._limits["pids"]),
-            "mem_limit": self._limits["memory"],
-            "memswap_limit": self._limits["memory"],
-            "nano_cpus": int(min(cpus, os.cpu_count() or 1) * 1e9),
+            "pids_limit": self.limits.pids,
+            "mem_limit": self.limits.memory,
+            "memswap_limit": self.limits.memory,
+            "nano_cpus": int(min(self.limits.cpus, os.cpu_count() or 1) * 1e9),
             "environment": COMMAND_ENV,
             "labels": {
                 LABEL: "1",
@@ -239,20 +248,25 @@ class DockerSandbox:
             if "already in progress" not in str(exc):
                 raise SandboxError(f"could not remove sandbox {self.name}: {exc}") from None
 
-    def _require(self) -> Container:
-        if self._container is None:
+    @property
+    def _container_id(self) -> str:
+        if self._container is None or self._container.id is None:
             raise SandboxError("the sandbox is not running")
-        return self._container
+        return self._container.id
 
     def _api_exec(
         self, argv: list[str], stdin: bytes | None, timeout: float, sink: Callable[[bytes], None]
     ) -> tuple[int, bool]:
         """Run ``argv``; returns (exit code, whether the host watchdog gave up on it)."""
-        container = self._require()
         assert self._client is not None
         deadline = time.monotonic() + timeout + KILL_GRACE_S + WATCHDOG_SLACK_S
         raw = run_exec(
-            self._client.api, container.id, argv, stdin=stdin, deadline=deadline, on_output=sink
+            self._client.api,
+            self._container_id,
+            argv,
+            stdin=stdin,
+            deadline=deadline,
+            on_output=sink,
         )
         return raw.exit_code, raw.deadline_passed
 

@@ -65,7 +65,7 @@ class PonderApp(App[RunFinished | None]):
         self._theme_name = theme
         self._user_themes = user_themes
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self._running = False
+        self._task_running = False
         self._last: RunFinished | None = None
         self._reasoning: ReasoningBlock | None = None
         self._answer: AnswerBlock | None = None
@@ -81,7 +81,9 @@ class PonderApp(App[RunFinished | None]):
     def on_mount(self) -> None:
         for theme in load_themes(self._user_themes):
             self.register_theme(theme)
-        self.theme = self._theme_name if self._theme_name in self.available_themes else "ponder-dark"
+        self.theme = (
+            self._theme_name if self._theme_name in self.available_themes else "ponder-dark"
+        )
         self.query_one("#transcript", VerticalScroll).anchor()
         self.set_interval(FRAME_S, self._drain)
         self._show_status()
@@ -90,34 +92,47 @@ class PonderApp(App[RunFinished | None]):
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
         task = message.value.strip()
-        if task and not self._running:
+        if task and not self._task_running:
             message.input.value = ""
             self._start(task)
 
     def _start(self, task: str) -> None:
-        self._running = True
+        self._task_running = True
         self._mount(UserBlock(task))
         self._status["state"] = "running"
         self._show_status()
 
         def work() -> None:
-            self._run_task(task, self._events.put)
+            try:
+                self._run_task(task, self._events.put)
+            except Exception as error:  # a bug must not leave the UI waiting forever
+                message = f"{type(error).__name__}: {error}"
+                self._events.put(RunFinished(reason="error", answer="", steps=0, error=message))
 
         self.run_worker(work, thread=True, group="agent", exit_on_error=False)
 
     def action_quit_if_idle(self) -> None:
-        if not self._interactive and not self._running:
+        if not self._interactive and not self._task_running:
             self.exit(self._last)
 
     def _mount(self, widget: Widget) -> None:
         self.query_one("#transcript", VerticalScroll).mount(widget)
 
     def _drain(self) -> None:
+        """Apply what arrived since the last frame, merging runs of streamed text."""
+        batch: list[Event] = []
         while True:
             try:
                 event = self._events.get_nowait()
             except queue.Empty:
                 break
+            last = batch[-1] if batch else None
+            if isinstance(event, ReasoningText | ContentText) and type(last) is type(event):
+                assert isinstance(last, ReasoningText | ContentText)
+                batch[-1] = last.model_copy(update={"text": last.text + event.text})
+            else:
+                batch.append(event)
+        for event in batch:
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
@@ -130,12 +145,12 @@ class PonderApp(App[RunFinished | None]):
             if self._reasoning is None:
                 self._reasoning = ReasoningBlock()
                 self._mount(self._reasoning)
-            self._reasoning.append(event.text)
+            self._reasoning.add_text(event.text)
         elif isinstance(event, ContentText):
             if self._answer is None:
                 self._answer = AnswerBlock()
                 self._mount(self._answer)
-            self._answer.append(event.text)
+            self._answer.add_text(event.text)
         elif isinstance(event, ToolCallStarted):
             card = self._cards[event.call_id] = ToolCard(event)
             self._mount(card)
@@ -150,7 +165,7 @@ class PonderApp(App[RunFinished | None]):
         self._show_status()
 
     def _finished(self, event: RunFinished) -> None:
-        self._running = False
+        self._task_running = False
         self._last = event
         state = {"answered": "done", "submitted": "submitted", "max_steps": "step limit"}
         self._status["state"] = state.get(event.reason, "error")

@@ -25,25 +25,33 @@ class ReasoningBlock(Static):
         self.border_title = "thinking"
         self.text = ""
 
-    def append(self, text: str) -> None:
+    def add_text(self, text: str) -> None:
         self.text += text
         self.update(Text(self.text))
 
 
 class AnswerBlock(Markdown):
-    """The model's visible answer, rendered as Markdown."""
+    """The model's visible answer as Markdown, set whole at most once a frame.
+
+    ``Markdown.append`` (and ``MarkdownStream``, which uses it) garbles inline code that is split
+    across two fragments (seen with Textual 8.2.8), so the full text is parsed each time.
+    """
 
     def __init__(self) -> None:
-        super().__init__("", classes="answer")
+        super().__init__(classes="answer")
         self.text = ""
 
-    def append(self, text: str) -> None:
+    def add_text(self, text: str) -> None:
         self.text += text
         self.update(self.text)
 
 
 class ToolCard(Vertical):
-    """One tool call: what was called, its live output, then how it ended."""
+    """One tool call: what was called, its live output, then how it ended.
+
+    Output and the end can arrive in the same frame as the call itself, before the card's
+    children exist, so they are kept until the card is mounted.
+    """
 
     def __init__(self, event: ToolCallStarted) -> None:
         super().__init__(classes="tool")
@@ -51,18 +59,33 @@ class ToolCard(Vertical):
         self._header = Text.assemble(
             ("▶ ", "bold"), (f"{event.name} ", "bold"), describe_call(event.name, event.arguments)
         )
+        self._pending: list[str] = []
+        self._finished: ToolCallFinished | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._header, classes="tool-header")
         yield Log(max_lines=2000, classes="tool-output", auto_scroll=True)
         yield Static("running…", classes="tool-status")
 
+    def on_mount(self) -> None:
+        pending, self._pending = self._pending, []
+        for text in pending:
+            self.write(text)
+        if self._finished is not None:
+            self.finish(self._finished)
+
     def write(self, text: str) -> None:
+        if not self.is_mounted:
+            self._pending.append(text)
+            return
         log = self.query_one(Log)
         log.display = True
         log.write(text)
 
     def finish(self, event: ToolCallFinished) -> None:
+        if not self.is_mounted:
+            self._finished = event
+            return
         status = self.query_one(".tool-status", Static)
         if event.timed_out:
             detail = "timed out"

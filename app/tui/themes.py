@@ -9,10 +9,24 @@ from typing import Any
 
 from textual.theme import Theme
 
-_FIELDS = (
-    "name primary secondary warning error success accent foreground background surface panel "
-    "boost dark luminosity_spread text_alpha variables"
-).split()
+_FIELDS = [
+    "name",
+    "primary",
+    "secondary",
+    "warning",
+    "error",
+    "success",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+    "dark",
+    "luminosity_spread",
+    "text_alpha",
+    "variables",
+]
 
 
 class ThemeError(Exception):

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real Docker engine, the real sandbox image, isolated user directories."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from ponder.sandbox.base import SandboxUnavailable
+from ponder.sandbox.docker_sandbox import DockerSandbox, connect
+from ponder.sandbox.image import DEFAULT_IMAGE, build_default_image
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PONDER = str(Path(sys.executable).parent / "ponder")
+"""The installed ``ponder`` command of the environment running the tests."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test that uses a sandbox needs the engine; mark them so `-m "not docker"` works.
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if {"docker_client", "sandbox_image", "sandbox"} & set(fixtures):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    """The Docker engine. Without one, tests skip here and fail in CI (CI must run them)."""
+    try:
+        return connect()
+    except SandboxUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but there is no Docker engine: {error}")
+        pytest.skip(f"no Docker engine: {error}")
+
+
+@pytest.fixture(scope="session")
+def sandbox_image(docker_client: docker.DockerClient) -> str:
+    """ponder's default image, built once if this machine lacks it."""
+    build_default_image(docker_client, tag=DEFAULT_IMAGE, log=lambda line: None)
+    return DEFAULT_IMAGE
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "workspace"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sandbox(
+    workspace: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> Iterator[DockerSandbox]:
+    with DockerSandbox(workspace, sandbox_image, client=docker_client) as box:
+        yield box
+
+
+@pytest.fixture
+def user_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with its own HOME and config directory, for running the real command."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PONDER_") and key not in ("XDG_CONFIG_HOME", "HOME")
+    }
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
+    return env

@@ -1,0 +1,146 @@
+"""The agent loop on a scripted model and a real sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from k2text import completion, tool_call
+
+from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.events import (
+    Event,
+    FileEdited,
+    ReasoningText,
+    RunFinished,
+    StepStarted,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolOutput,
+    event_from_json,
+    event_to_json,
+)
+from ponder.runtime.loop import Agent, AgentSettings
+from ponder.sandbox.docker_sandbox import DockerSandbox
+
+
+def run(
+    sandbox: DockerSandbox, *completions: str, max_steps: int = 10
+) -> tuple[Agent, list[Event]]:
+    events: list[Event] = []
+    agent = Agent(
+        ScriptedBackend(completions),
+        sandbox,
+        events.append,
+        settings=AgentSettings(max_steps=max_steps),
+    )
+    agent.run("do the task")
+    return agent, events
+
+
+def finished(events: list[Event]) -> RunFinished:
+    last = events[-1]
+    assert isinstance(last, RunFinished)
+    return last
+
+
+def test_a_run_calls_tools_and_feeds_results_back(sandbox: DockerSandbox, workspace: Path) -> None:
+    (workspace / "greet.py").write_text('print("helo")\n')
+    agent, events = run(
+        sandbox,
+        completion("Run it.", tool_call("bash", 0, {"command": "python3 greet.py"})),
+        completion(
+            "Typo.",
+            tool_call(
+                "str_replace", 1, {"path": "greet.py", "old_str": "helo", "new_str": "hello"}
+            ),
+        ),
+        completion("Check.", tool_call("bash", 2, {"command": "python3 greet.py"})),
+        completion("Works.", content="Fixed the greeting."),
+    )
+    assert finished(events) == RunFinished(reason="answered", answer="Fixed the greeting.", steps=4)
+    assert (workspace / "greet.py").read_text() == 'print("hello")\n'
+    outputs = "".join(e.text for e in events if isinstance(e, ToolOutput))
+    assert outputs == "helo\nhello\n"
+    (edit,) = [e for e in events if isinstance(e, FileEdited)]
+    assert edit.path == "greet.py"
+    assert '-print("helo")\n+print("hello")\n' in edit.diff
+    assert (
+        "".join(e.text for e in events if isinstance(e, ReasoningText))
+        == "Run it.Typo.Check.Works."
+    )
+
+    # The conversation holds every result under the id of the call it answers.
+    tool_messages = [m for m in agent.messages if m.role == "tool"]
+    assert [m.tool_call_id for m in tool_messages] == [
+        "functions.bash:0",
+        "functions.str_replace:1",
+        "functions.bash:2",
+    ]
+    assert tool_messages[0].content == "helo\n[exit code 0]"
+    assistant = [m for m in agent.messages if m.role == "assistant"]
+    assert assistant[0].reasoning == "Run it."
+    assert assistant[0].to_openai()["tool_calls"][0]["function"]["arguments"] == (
+        '{"command": "python3 greet.py"}'
+    )
+
+
+def test_model_mistakes_go_back_to_the_model_and_the_run_goes_on(sandbox: DockerSandbox) -> None:
+    agent, events = run(
+        sandbox,
+        completion(
+            "Oops.",
+            tool_call("bash", 0, '{"command": "ls"'),
+            tool_call("teleport", 1, {"to": "mars"}),
+            tool_call("view", 2, {"path": "/etc/passwd"}),
+            tool_call("bash", 3, {"cmd": "ls"}),
+        ),
+        completion("Give up.", content="I could not do it."),
+    )
+    results = [m.content for m in agent.messages if m.role == "tool"]
+    assert results[0].startswith("Error: the call to `bash` was not run: arguments are not valid")
+    assert results[1].startswith("Error: no tool named `teleport`; tools: bash, view")
+    assert results[2] == (
+        "Error: The path /etc/passwd is outside the workspace /workspace; only files inside it "
+        "can be used."
+    )
+    assert results[3] == "Error: parameter `command` is required and must be a string"
+    assert finished(events).reason == "answered"
+    assert all(not e.ok for e in events if isinstance(e, ToolCallFinished))
+
+
+def test_submit_ends_the_run(sandbox: DockerSandbox) -> None:
+    _, events = run(
+        sandbox,
+        completion("Done.", tool_call("submit", 0, {"summary": "Changed nothing."})),
+        completion("never reached"),
+    )
+    assert finished(events) == RunFinished(reason="submitted", answer="Changed nothing.", steps=1)
+
+
+def test_the_step_limit_ends_the_run(sandbox: DockerSandbox) -> None:
+    loop = completion("Again.", tool_call("bash", 0, {"command": "true"}))
+    _, events = run(sandbox, loop, loop, loop, max_steps=2)
+    assert finished(events).reason == "max_steps"
+    assert [e.step for e in events if isinstance(e, StepStarted)] == [1, 2]
+
+
+def test_a_backend_failure_ends_the_run_with_its_reason(sandbox: DockerSandbox) -> None:
+    _, events = run(sandbox, completion("Look.", tool_call("bash", 0, {"command": "true"})))
+    last = finished(events)
+    assert last.reason == "error"
+    assert last.error is not None
+    assert "no completion left for step 2" in last.error
+
+
+def test_every_event_survives_json(sandbox: DockerSandbox) -> None:
+    _, events = run(
+        sandbox,
+        completion("a", tool_call("bash", 0, {"command": "echo hi > f.txt; cat f.txt"})),
+        completion(
+            "b", tool_call("str_replace", 1, {"path": "f.txt", "old_str": "hi", "new_str": "ho"})
+        ),
+        completion("c", content="done"),
+    )
+    kinds = {type(e) for e in events}
+    assert {ToolCallStarted, ToolOutput, ToolCallFinished, FileEdited} <= kinds
+    assert [event_from_json(event_to_json(e)) for e in events] == events

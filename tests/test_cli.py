@@ -1,0 +1,85 @@
+"""The installed ``ponder`` command, run the way a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PONDER
+
+
+def ponder(
+    *args: str, env: dict[str, str], stdin: str = "", cwd: Path | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PONDER, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_without_a_model_it_says_how_to_configure_one(user_env: dict[str, str]) -> None:
+    result = ponder(env=user_env)
+    assert result.returncode == 2
+    assert "ponder needs a model" in result.stderr
+    assert "PONDER_MODEL" in result.stderr
+    assert f"{user_env['XDG_CONFIG_HOME']}/ponder/config.toml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help(user_env: dict[str, str]) -> None:
+    assert ponder("--version", env=user_env).stdout.startswith("ponder 0.")
+    help_text = ponder("--help", env=user_env).stdout
+    assert "--model" in help_text
+    assert "ponder demo" in help_text
+
+
+def test_a_broken_config_file_is_named(user_env: dict[str, str]) -> None:
+    config = Path(user_env["XDG_CONFIG_HOME"]) / "ponder" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("max_steps = 'many'\n")
+    result = ponder(env=user_env)
+    assert result.returncode == 2
+    assert f"invalid configuration in {config}: max_steps" in result.stderr
+    config.write_text("model = [unclosed\n")
+    result = ponder(env=user_env)
+    assert result.returncode == 2
+    assert f"cannot read {config}" in result.stderr
+
+
+def test_flags_beat_the_environment(user_env: dict[str, str], tmp_path: Path) -> None:
+    result = ponder(
+        "--model", f"scripted:{tmp_path / 'missing.jsonl'}", env={**user_env, "PONDER_MODEL": "x:y"}
+    )
+    assert result.returncode == 2
+    assert "scripted model file not found" in result.stderr
+
+
+def test_no_docker_engine_is_a_clear_error(user_env: dict[str, str]) -> None:
+    env = {**user_env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = ponder("demo", "--plain", env=env)
+    assert result.returncode == 2
+    assert "cannot reach a Docker engine at unix:///nonexistent/docker.sock" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_demo_in_line_mode(user_env: dict[str, str]) -> None:
+    result = ponder("demo", "--plain", env=user_env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # The reasoning, each tool call with its real output, then the diff.
+    assert "thinking: The user says the test suite fails." in out
+    assert "▶ bash $ python3 -m pytest -q" in out
+    failing = out.index("1 failed, 2 passed")
+    passing = out.index("3 passed")
+    assert failing < passing
+    assert "-        return ordered[middle]\n+        return (ordered[middle - 1]" in out
+    fixed = Path(out.split("The fixed copy is at ")[1].strip())
+    assert "(ordered[middle - 1] + ordered[middle]) / 2" in (fixed / "stats.py").read_text()
