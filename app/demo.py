@@ -15,10 +15,9 @@ from pathlib import Path
 
 import git
 
-from ponder.app.frontends import Frontend, run_with_frontend
+from ponder.app.frontends import Frontend, run_session
 from ponder.app.sandboxes import open_sandbox
 from ponder.model.scripted import ScriptedBackend
-from ponder.runtime.events import RunFinished
 
 TASK = "The test suite of this project fails. Find the bug and fix it."
 _ASSETS = resources.files("ponder.app") / "demo_assets"
@@ -43,10 +42,10 @@ def run_demo(frontend: Frontend, image: str, chunk_delay: float) -> int:
     with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
         backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
     with open_sandbox(workspace, image=image, network=False) as sandbox:
-        finished: RunFinished = run_with_frontend(frontend, backend, sandbox, TASK, max_steps=20)
+        finished = run_session(frontend, backend, sandbox, TASK, max_steps=20, interactive=False)
     diff = git.Repo(workspace).git.diff()
     out = sys.stdout
     out.write("\nThe change ponder made:\n" + (diff or "(no change)") + "\n")
     out.write(f"\nThe fixed copy is at {workspace}\n")
     out.flush()
-    return 0 if finished.reason == "answered" else 1
+    return 0 if finished is not None and finished.reason == "answered" else 1

@@ -25,37 +25,6 @@ def pick_frontend(plain: bool) -> Frontend:
     return "tui"
 
 
-def run_with_frontend(
-    frontend: Frontend,
-    backend: ChatBackend,
-    sandbox: Sandbox,
-    task: str,
-    *,
-    max_steps: int,
-    theme: str = "ponder-dark",
-) -> RunFinished:
-    settings = AgentSettings(max_steps=max_steps)
-    if frontend == "line":
-        printer = LinePrinter(Console(highlight=False))
-        return Agent(backend, sandbox, printer, settings=settings).run(task)
-
-    def run_task(text: str, emit: Emit) -> RunFinished:
-        return Agent(backend, sandbox, emit, settings=settings).run(text)
-
-    app = PonderApp(
-        run_task,
-        model=backend.name,
-        task=task,
-        interactive=False,
-        theme=theme,
-        user_themes=config_dir() / "themes",
-    )
-    result = app.run()
-    if result is None:
-        return RunFinished(reason="error", answer="", steps=0, error="the run was interrupted")
-    return result
-
-
 def run_session(
     frontend: Frontend,
     backend: ChatBackend,
@@ -63,12 +32,16 @@ def run_session(
     first_task: str | None,
     *,
     max_steps: int,
+    interactive: bool = True,
     theme: str = "ponder-dark",
 ) -> RunFinished | None:
-    """An interactive session: one conversation, as many tasks as the user gives."""
-    settings = AgentSettings(max_steps=max_steps)
+    """One conversation: ``first_task`` if given, then, when interactive, what the user asks.
+
+    Line mode with a first task runs just that task (a one-liner). Returns how the last task
+    ended, or None when none ran.
+    """
+    agent = Agent(backend, sandbox, lambda event: None, settings=AgentSettings(max_steps=max_steps))
     if frontend == "tui":
-        agent = Agent(backend, sandbox, lambda event: None, settings=settings)
 
         def run_task(text: str, emit: Emit) -> RunFinished:
             agent.emit = emit
@@ -78,11 +51,12 @@ def run_session(
             run_task,
             model=backend.name,
             task=first_task,
+            interactive=interactive,
             theme=theme,
             user_themes=config_dir() / "themes",
         )
         return app.run()
-    agent = Agent(backend, sandbox, LinePrinter(Console(highlight=False)), settings=settings)
+    agent.emit = LinePrinter(Console(highlight=False))
     if first_task is not None:
         return agent.run(first_task)
     from prompt_toolkit import PromptSession
