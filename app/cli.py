@@ -26,6 +26,7 @@ def _main_parser() -> argparse.ArgumentParser:
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
         epilog="Other commands: `ponder demo` (a full run without a model), "
+        "`ponder model render|parse|info|plan` (formats and GGUFs), "
         "`ponder sandbox build` (make the sandbox image).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
@@ -36,6 +37,19 @@ def _main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--network", action="store_true", default=None, help="sandbox network on")
     parser.add_argument("--max-steps", type=int, help="most steps per task (default 300)")
     parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")
+    llama = parser.add_argument_group("llama.cpp (for llamacpp: models; as llama.cpp's flags)")
+    llama.add_argument("-c", "--ctx-size", type=int, help="context size in tokens")
+    llama.add_argument("-ngl", "--n-gpu-layers", type=int, help="layers on the GPU (-1: all)")
+    llama.add_argument("--cpu-moe", action="store_true", default=None, help="all experts on CPU")
+    llama.add_argument("--n-cpu-moe", type=int, help="experts of the first N blocks on the CPU")
+    llama.add_argument(
+        "-ot", "--override-tensor", action="append", metavar="REGEX=BUFT", help="tensor placement"
+    )
+    llama.add_argument("-fa", "--flash-attn", choices=["on", "off"], help="flash attention")
+    llama.add_argument("-ctk", "--cache-type-k", help="KV cache type for keys (f16, q8_0, ...)")
+    llama.add_argument("-ctv", "--cache-type-v", help="KV cache type for values")
+    llama.add_argument("-t", "--threads", type=int, help="CPU threads")
+    llama.add_argument("--no-mmap", action="store_false", dest="mmap", default=None)
     return parser
 
 
@@ -86,6 +100,10 @@ def _dispatch(argv: list[str]) -> int:
         return _demo(_demo_parser().parse_args(argv[1:]))
     if argv[:1] == ["sandbox"]:
         return _sandbox(_sandbox_parser().parse_args(argv[1:]))
+    if argv[:1] == ["model"]:
+        from ponder.app import model_commands
+
+        return model_commands.run(argv[1:])
     return _interactive(_main_parser().parse_args(argv))
 
 
@@ -126,13 +144,27 @@ def _interactive(args: argparse.Namespace) -> int:
             "image": args.image,
             "network": args.network,
             "max_steps": args.max_steps,
+            "llama": {
+                "ctx_size": args.ctx_size,
+                "n_gpu_layers": args.n_gpu_layers,
+                "cpu_moe": args.cpu_moe,
+                "n_cpu_moe": args.n_cpu_moe,
+                "override_tensor": args.override_tensor,
+                "flash_attn": None if args.flash_attn is None else args.flash_attn == "on",
+                "cache_type_k": args.cache_type_k,
+                "cache_type_v": args.cache_type_v,
+                "threads": args.threads,
+                "mmap": args.mmap,
+            },
         }
     )
     if not config.model:
         raise UsageError(NO_MODEL_HELP.format(config=config_file()))
     if not args.workspace.is_dir():
         raise UsageError(f"workspace {args.workspace} is not a directory")
-    backend = open_backend(config.model)
+    backend = open_backend(
+        config.model, llama=config.llama.options(), openai=config.openai.options()
+    )
     try:
         with open_sandbox(args.workspace, image=config.image, network=config.network) as sandbox:
             finished = run_session(

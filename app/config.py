@@ -8,13 +8,68 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ponder.model.llamacpp import LlamaOptions
+from ponder.model.openai_compat import OpenAIOptions
 from ponder.sandbox.image import DEFAULT_IMAGE
 
 
 class ConfigError(Exception):
     """The configuration is unusable; the message names the file or variable at fault."""
+
+
+class LlamaSettings(BaseModel):
+    """``[llama]``: how a GGUF is loaded (names follow llama.cpp's flags)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ctx_size: int = 32768
+    """Context size in tokens."""
+    n_gpu_layers: int = -1
+    """Layers on the GPU; -1 is all (a CPU-only build ignores it)."""
+    flash_attn: bool | None = None
+    """Flash attention on or off; unset lets llama.cpp decide."""
+    cache_type_k: str | None = None
+    """KV cache type for keys: f16 (default), q8_0, q4_0, ..."""
+    cache_type_v: str | None = None
+    """KV cache type for values."""
+    threads: int | None = None
+    """CPU threads; unset: half the cores."""
+    mmap: bool = True
+    """Map the model file instead of reading it into memory."""
+    cpu_moe: bool = False
+    """Keep all routed experts on the CPU."""
+    n_cpu_moe: int | None = None
+    """Keep the routed experts of the first N blocks on the CPU."""
+    override_tensor: list[str] = Field(default_factory=list)
+    """REGEX=BUFFER_TYPE tensor placements, as llama.cpp's -ot."""
+
+    def options(self) -> LlamaOptions:
+        return LlamaOptions(
+            n_ctx=self.ctx_size,
+            n_gpu_layers=self.n_gpu_layers,
+            flash_attn=self.flash_attn,
+            cache_type_k=self.cache_type_k,
+            cache_type_v=self.cache_type_v,
+            n_threads=self.threads,
+            use_mmap=self.mmap,
+            cpu_moe=self.cpu_moe,
+            n_cpu_moe=self.n_cpu_moe,
+            override_tensor=tuple(self.override_tensor),
+        )
+
+
+class OpenAISettings(BaseModel):
+    """``[openai]``: OpenAI-compatible servers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key_env: str = "PONDER_API_KEY"
+    """The environment variable that holds the API key (e.g. MOONSHOT_API_KEY)."""
+
+    def options(self) -> OpenAIOptions:
+        return OpenAIOptions(api_key_env=self.api_key_env)
 
 
 class Config(BaseModel):
@@ -30,6 +85,8 @@ class Config(BaseModel):
     """Most model steps (one generation plus its tool calls) in one task."""
     theme: str = "ponder-dark"
     """TUI theme: ponder-dark, or a theme from the config directory's themes/ folder."""
+    llama: LlamaSettings = Field(default_factory=LlamaSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
 
 
 def config_dir() -> Path:
@@ -51,7 +108,9 @@ def _from_file(path: Path) -> dict[str, Any]:
 
 def _from_environment() -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name in Config.model_fields:
+    for name, field in Config.model_fields.items():
+        if field.annotation in (LlamaSettings, OpenAISettings):
+            continue  # tables are set in the file or with flags
         value = os.environ.get(f"PONDER_{name.upper()}")
         if value is not None:
             values[name] = value
@@ -63,14 +122,24 @@ def load_config(flags: dict[str, Any] | None = None) -> Config:
     path = config_file()
     layers = [(str(path), _from_file(path)), ("PONDER_* variables", _from_environment())]
     merged: dict[str, Any] = {}
-    for source, values in layers:
-        merged.update(values)
+    for source, values in [*layers, ("the command line", flags or {})]:
+        _merge(merged, values)
         try:
             Config.model_validate(merged)
         except ValidationError as exc:
             raise ConfigError(f"invalid configuration in {source}: {_describe(exc)}") from None
-    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
     return Config.model_validate(merged)
+
+
+def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
+    """Values that were given (not None) replace earlier ones; tables merge key by key."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        elif isinstance(value, dict):
+            into[key] = {k: v for k, v in value.items() if v is not None}
+        elif value is not None:
+            into[key] = value
 
 
 def _describe(exc: ValidationError) -> str:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ponder.model.deltas import Delta
 from ponder.model.messages import Message, ToolSchema
+
+if TYPE_CHECKING:
+    from ponder.model.llamacpp import LlamaOptions
+    from ponder.model.openai_compat import OpenAIOptions
 
 
 class BackendError(Exception):
@@ -20,6 +24,10 @@ class BackendError(Exception):
 
 class ConfigurationError(BackendError):
     """The backend spec or its files are wrong (a usage error, not a transient failure)."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached or is rate-limiting; trying again later may work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +63,30 @@ class ChatBackend(Protocol):
         ...
 
 
-def open_backend(spec: str) -> ChatBackend:
+SCHEMES = ("llamacpp", "openai", "scripted")
+
+
+def open_backend(
+    spec: str, *, llama: LlamaOptions | None = None, openai: OpenAIOptions | None = None
+) -> ChatBackend:
     """Open the backend a spec names; raises :class:`ConfigurationError` on a bad spec."""
     scheme, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise ConfigurationError(
-            f"model spec {spec!r} is not SCHEME:TARGET (known schemes: scripted)"
+            f"model spec {spec!r} is not SCHEME:TARGET (schemes: {', '.join(SCHEMES)})"
         )
     if scheme == "scripted":
         from ponder.model.scripted import ScriptedBackend
 
         return ScriptedBackend.from_file(rest)
-    raise ConfigurationError(f"unknown model scheme {scheme!r} in {spec!r} (known: scripted)")
+    if scheme == "llamacpp":
+        from ponder.model.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(rest, llama)
+    if scheme == "openai":
+        from ponder.model.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(rest, openai)
+    raise ConfigurationError(
+        f"unknown model scheme {scheme!r} in {spec!r} (schemes: {', '.join(SCHEMES)})"
+    )

@@ -11,6 +11,7 @@ The rules where real models bend the format are in ``shared/reference/kimi-k2.md
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -116,6 +117,7 @@ class K2OutputParser:
     """Feed raw completion text with :meth:`feed`, then call :meth:`close` once at the end."""
 
     def __init__(self) -> None:
+        self._bytes = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""
         self._state = _State.START
         self._call: _OpenCall | None = None
@@ -133,9 +135,13 @@ class K2OutputParser:
         ready, self._buffer = self._buffer[:keep], self._buffer[keep:]
         yield from self._scan(ready)
 
+    def feed_bytes(self, data: bytes) -> Iterator[Delta]:
+        """Feed raw UTF-8 bytes; a character split across calls is decoded once it is whole."""
+        yield from self.feed(self._bytes.decode(data))
+
     def close(self) -> Iterator[Delta]:
         """Flush what was held back and finish an unterminated call."""
-        ready, self._buffer = self._buffer, ""
+        ready, self._buffer = self._buffer + self._bytes.decode(b"", final=True), ""
         yield from self._scan(ready)
         if self._state in (_State.CALL_ID, _State.CALL_ARGUMENTS):
             yield from self._finish_call()

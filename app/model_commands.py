@@ -1,0 +1,194 @@
+"""``ponder model ...``: see what the model sees, what it said, what a GGUF holds, where it goes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ponder.model.backend import ConfigurationError
+from ponder.model.chat_template import ChatTemplate
+from ponder.model.gguf_file import GROUPS, read_gguf
+from ponder.model.k2_parser import parse_completion
+from ponder.model.offload import kv_bytes_per_token, parse_size, plan_offload
+
+GROUP_LABELS = {
+    "embeddings": "embeddings/output",
+    "attention": "attention",
+    "dense_ffn": "dense FFN",
+    "router": "router",
+    "shared_experts": "shared experts",
+    "routed_experts": "routed experts",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="ponder model", description="Inspect models and formats.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    render = commands.add_parser("render", help="print the exact prompt text for a conversation")
+    render.add_argument("--messages", type=Path, required=True, help="JSON list of messages")
+    render.add_argument("--tools", type=Path, help="JSON list of tools (OpenAI function format)")
+    render.add_argument("--no-generation-prompt", action="store_true")
+    render.add_argument("--gguf", type=Path, help="use the chat template embedded in this GGUF")
+
+    parse = commands.add_parser("parse", help="split raw K2 output into reasoning, content, calls")
+    parse.add_argument("file", nargs="?", default="-", help="raw completion text (- for stdin)")
+
+    info = commands.add_parser("info", help="what a GGUF holds (no weights are loaded)")
+    info.add_argument("path", type=Path)
+    info.add_argument("--json", action="store_true")
+
+    plan = commands.add_parser("plan", help="GPU/CPU placement of a GGUF and its decode bound")
+    plan.add_argument("path", type=Path)
+    plan.add_argument("--gpu-mem", default="0", help="GPU memory, e.g. 141G (0: no GPU)")
+    plan.add_argument("--ctx", type=int, default=131072, help="context tokens for the KV cache")
+    plan.add_argument("--gpu-bw", type=float, default=4800.0, help="GPU memory bandwidth, GB/s")
+    plan.add_argument("--cpu-bw", type=float, default=200.0, help="CPU memory bandwidth, GB/s")
+    plan.add_argument("--json", action="store_true")
+    return root
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    command = {"render": _render, "parse": _parse, "info": _info, "plan": _plan}[args.command]
+    return command(args)
+
+
+def _load_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {what} from {path}: {exc}") from None
+
+
+def _render(args: argparse.Namespace) -> int:
+    messages = _load_json(args.messages, "messages")
+    if not isinstance(messages, list):
+        raise ConfigurationError(f"{args.messages} must hold a JSON list of messages")
+    tools = _load_json(args.tools, "tools") if args.tools else None
+    template = ChatTemplate.official()
+    if args.gguf:
+        embedded = read_gguf(args.gguf).chat_template
+        if embedded:
+            template = ChatTemplate(embedded, origin=f"the chat template in {args.gguf}")
+    text = template.render(messages, tools, add_generation_prompt=not args.no_generation_prompt)
+    sys.stdout.write(text)
+    return 0
+
+
+def _parse(args: argparse.Namespace) -> int:
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read {args.file}: {exc}") from None
+    result = parse_completion(text)
+    calls = [
+        {
+            "id": call.id,
+            "name": call.name,
+            "arguments": call.arguments,
+            "raw_arguments": call.raw_arguments,
+            "error": call.error,
+        }
+        for call in result.tool_calls
+    ]
+    out = {"reasoning": result.reasoning, "content": result.content, "tool_calls": calls}
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.2f}"
+
+
+def _info(args: argparse.Namespace) -> int:
+    model = read_gguf(args.path)
+    data = {
+        "path": str(model.path),
+        "files": len(model.shards),
+        "architecture": model.architecture,
+        "parameters": model.parameter_count,
+        "blocks": model.block_count,
+        "dense_blocks": model.arch_value("leading_dense_block_count"),
+        "experts": model.arch_value("expert_count"),
+        "experts_used": model.arch_value("expert_used_count"),
+        "experts_shared": model.arch_value("expert_shared_count"),
+        "context_length": model.context_length,
+        "tokenizer": model.metadata.get("tokenizer.ggml.model"),
+        "tokenizer_pre": model.metadata.get("tokenizer.ggml.pre"),
+        "vocabulary": model.metadata.get("tokenizer.ggml.tokens"),
+        "chat_template": model.chat_template is not None,
+        "gigabytes_by_group": {g: round(b / 1e9, 3) for g, b in model.bytes_by_group().items()},
+        "types_by_group": model.types_by_group(),
+        "kv_cache_bytes_per_token": kv_bytes_per_token(model),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    console = Console(highlight=False)
+    console.print(f"[bold]{model.path.name}[/] ({len(model.shards)} file(s))")
+    for key in ("architecture", "blocks", "dense_blocks", "context_length", "tokenizer"):
+        console.print(f"  {key.replace('_', ' ')}: {data[key]}")
+    console.print(f"  parameters: {model.parameter_count / 1e9:.3f} B")
+    if data["experts"]:
+        console.print(
+            f"  experts: {data['experts']} routed ({data['experts_used']} used per token), "
+            f"{data['experts_shared']} shared"
+        )
+    console.print(
+        f"  vocabulary: {data['vocabulary']} tokens ({data['tokenizer_pre']} pre-tokenizer)"
+    )
+    console.print(f"  chat template embedded: {'yes' if data['chat_template'] else 'no'}")
+    console.print(f"  KV cache: {data['kv_cache_bytes_per_token'] / 1024:.1f} KiB per token (f16)")
+    table = Table("group", "GB", "types")
+    sizes, types = model.bytes_by_group(), model.types_by_group()
+    for group in GROUPS:
+        if group in sizes:
+            table.add_row(GROUP_LABELS[group], _gb(sizes[group]), ", ".join(types[group]))
+    console.print(table)
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    model = read_gguf(args.path)
+    plan = plan_offload(
+        model,
+        gpu_mem=parse_size(args.gpu_mem),
+        ctx=args.ctx,
+        gpu_bandwidth=args.gpu_bw * 1e9,
+        cpu_bandwidth=args.cpu_bw * 1e9,
+    )
+    if args.json:
+        print(json.dumps({**asdict(plan), "llama_cpp_flags": plan.llama_cpp_flags()}, indent=2))
+        return 0
+    console = Console(highlight=False)
+    table = Table("group", "GPU GB", "CPU GB", title=f"{model.path.name}, {args.ctx} tokens")
+    for group in GROUPS:
+        gpu, cpu = plan.gpu_bytes.get(group, 0), plan.cpu_bytes.get(group, 0)
+        if gpu or cpu:
+            table.add_row(GROUP_LABELS[group], _gb(gpu), _gb(cpu))
+    kv_gpu = plan.kv_bytes if plan.fits else 0
+    table.add_row("KV cache", _gb(kv_gpu), _gb(plan.kv_bytes - kv_gpu))
+    table.add_row("[bold]total", f"[bold]{_gb(plan.gpu_total)}", f"[bold]{_gb(plan.cpu_total)}")
+    console.print(table)
+    for note in plan.notes:
+        console.print(f"  {note}")
+    console.print(f"  llama.cpp flags: {plan.llama_cpp_flags()}")
+    if plan.decode_bound_tokens_per_s:
+        console.print(
+            f"  decode bound: {plan.decode_bound_tokens_per_s:.1f} tokens/s "
+            f"(GPU {args.gpu_bw:g} GB/s, CPU {args.cpu_bw:g} GB/s, KV cache full)"
+        )
+    return 0

@@ -1,0 +1,156 @@
+"""What llama-cpp-python does not expose, reached through ctypes: tensor placement and the log.
+
+``tensor_buft_overrides`` is a field of llama.cpp's model parameters (what ``--cpu-moe``,
+``--n-cpu-moe`` and ``-ot`` set) that llama-cpp-python declares but never fills. ``Llama()``
+builds its parameters from ``llama_model_default_params()`` and then loads the model at once,
+so :func:`placement_overrides` hands it defaults with the override array already in place.
+The array must live until loading ends, which the context manager guarantees.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ponder.model.backend import ConfigurationError
+
+_DEVICE_GPU = 1  # enum ggml_backend_dev_type: CPU, GPU, IGPU, ACCEL, META
+_OVERRIDDEN_RE = re.compile(r"tensor (\S+) \(.*\) buffer type overridden to (\S+)")
+_load_lock = threading.Lock()
+
+
+class _Override(ctypes.Structure):
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def _ggml() -> Any:
+    from llama_cpp._ggml import libggml
+
+    lib = libggml
+    lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+    lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+    lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    lib.ggml_backend_dev_type.restype = ctypes.c_int
+    lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_name.restype = ctypes.c_char_p
+    lib.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_buffer_type.restype = ctypes.c_void_p
+    lib.ggml_backend_dev_buffer_type.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_buft_name.restype = ctypes.c_char_p
+    lib.ggml_backend_buft_name.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_memory.restype = None
+    lib.ggml_backend_dev_memory.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_size_t),
+        ctypes.POINTER(ctypes.c_size_t),
+    ]
+    return lib
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    name: str
+    is_gpu: bool
+    buffer_type: str
+    free_bytes: int
+    total_bytes: int
+
+
+def devices() -> list[Device]:
+    """The compute devices of the loaded llama.cpp build (the CPU, and GPUs in a CUDA build)."""
+    lib = _ggml()
+    found = []
+    for index in range(lib.ggml_backend_dev_count()):
+        device = lib.ggml_backend_dev_get(index)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        lib.ggml_backend_dev_memory(device, ctypes.byref(free), ctypes.byref(total))
+        found.append(
+            Device(
+                name=lib.ggml_backend_dev_name(device).decode(),
+                is_gpu=lib.ggml_backend_dev_type(device) == _DEVICE_GPU,
+                buffer_type=lib.ggml_backend_buft_name(
+                    lib.ggml_backend_dev_buffer_type(device)
+                ).decode(),
+                free_bytes=free.value,
+                total_bytes=total.value,
+            )
+        )
+    return found
+
+
+def _buffer_types() -> dict[str, int]:
+    lib = _ggml()
+    names = {}
+    for index in range(lib.ggml_backend_dev_count()):
+        buffer_type = lib.ggml_backend_dev_buffer_type(lib.ggml_backend_dev_get(index))
+        names[lib.ggml_backend_buft_name(buffer_type).decode().upper()] = buffer_type
+    return names
+
+
+@contextmanager
+def placement_overrides(overrides: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """While active, ``Llama()`` loads with these (pattern, buffer type) overrides."""
+    if not overrides:
+        yield
+        return
+    import llama_cpp.llama_cpp as api
+
+    known = _buffer_types()
+    array = (_Override * (len(overrides) + 1))()
+    patterns = [pattern.encode() for pattern, _ in overrides]  # kept alive with the array
+    for slot, ((_, buffer_type), pattern) in enumerate(zip(overrides, patterns, strict=True)):
+        if buffer_type.upper() not in known:
+            raise ConfigurationError(
+                f"unknown buffer type {buffer_type!r} in a tensor override; this llama.cpp "
+                f"build has: {', '.join(sorted(known))}"
+            )
+        array[slot].pattern = pattern
+        array[slot].buft = known[buffer_type.upper()]
+    original = api.llama_model_default_params
+
+    def with_overrides() -> Any:
+        params = original()
+        params.tensor_buft_overrides = ctypes.cast(array, ctypes.c_void_p)
+        return params
+
+    with _load_lock:
+        api.llama_model_default_params = with_overrides
+        try:
+            yield
+        finally:
+            api.llama_model_default_params = original
+
+
+@contextmanager
+def captured_log() -> Iterator[list[str]]:
+    """Collect llama.cpp's log lines (all levels) instead of printing them."""
+    import llama_cpp
+    from llama_cpp import _logger
+
+    lines: list[str] = []
+    pending: list[str] = []
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        pending.append(text.decode("utf-8", errors="replace"))
+        if pending[-1].endswith("\n"):
+            lines.extend("".join(pending).splitlines())
+            pending.clear()
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield lines
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+        if pending:
+            lines.extend("".join(pending).splitlines())
+
+
+def overridden_tensors(log: list[str]) -> dict[str, str]:
+    """Tensor name -> buffer type, for every override the load log reports as applied."""
+    return {m.group(1): m.group(2) for line in log if (m := _OVERRIDDEN_RE.search(line))}

@@ -1,0 +1,232 @@
+"""The llama.cpp backend: a GGUF served in-process through llama-cpp-python.
+
+llama-cpp-python's completion APIs detokenize without special tokens, which deletes ``<think>``
+and every tool-call marker from K2's output, so this backend runs its own loop over
+``Llama.generate`` token ids, detokenizes each with special tokens kept, and feeds the bytes to
+the K2 parser. Each step's prompt is rendered with the model's own chat template; when it extends
+the previous step's (the normal case inside a task), llama-cpp-python keeps the shared prefix in
+the KV cache and only the new suffix is prefilled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings
+from ponder.model.chat_template import ChatTemplate
+from ponder.model.deltas import Delta, Finished, StopReason, Usage
+from ponder.model.gguf_file import GGUFModel, read_gguf
+from ponder.model.k2_parser import K2OutputParser
+from ponder.model.llama_glue import (
+    captured_log,
+    devices,
+    overridden_tensors,
+    placement_overrides,
+)
+from ponder.model.messages import Message, ToolSchema
+from ponder.model.offload import cpu_moe_overrides, parse_override, plan_offload
+
+KV_CACHE_TYPES = {
+    "f32": 0,
+    "f16": 1,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q5_0": 6,
+    "q5_1": 7,
+    "q8_0": 8,
+    "bf16": 30,
+}
+
+
+@dataclass(frozen=True)
+class LlamaOptions:
+    """How a GGUF is loaded. Placement flags mean what they mean to llama.cpp."""
+
+    n_ctx: int = 32768
+    """Context size in tokens (the KV cache is sized for it)."""
+    n_gpu_layers: int = -1
+    """Layers on the GPU (-1: all; ignored by a CPU-only build)."""
+    flash_attn: bool | None = None
+    """Flash attention on or off (None: llama.cpp decides)."""
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    """KV cache types (f16, q8_0, q4_0, ...); None: f16."""
+    n_threads: int | None = None
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    """Micro-batch; larger (2048-4096) amortises copying CPU experts to the GPU in prefill."""
+    use_mmap: bool = True
+    cpu_moe: bool = False
+    """Keep all routed experts on the CPU (``--cpu-moe``)."""
+    n_cpu_moe: int | None = None
+    """Keep the routed experts of blocks 0..N-1 on the CPU (``--n-cpu-moe N``)."""
+    override_tensor: tuple[str, ...] = ()
+    """``REGEX=BUFT`` overrides (``-ot``)."""
+    auto_placement: bool = True
+    """Without manual placement and with a GPU, plan it from the GPU's free memory."""
+
+
+def _cache_type(name: str | None) -> int | None:
+    if name is None:
+        return None
+    if name.lower() not in KV_CACHE_TYPES:
+        raise ConfigurationError(
+            f"unknown KV cache type {name!r}; use one of {', '.join(KV_CACHE_TYPES)}"
+        )
+    return KV_CACHE_TYPES[name.lower()]
+
+
+def resolve_placement(model: GGUFModel, options: LlamaOptions) -> list[tuple[str, str]]:
+    """The tensor overrides to load with: manual flags first, else a plan for the free GPU."""
+    overrides = [parse_override(text) for text in options.override_tensor]
+    if options.cpu_moe:
+        overrides += cpu_moe_overrides()
+    elif options.n_cpu_moe:
+        overrides += cpu_moe_overrides(range(options.n_cpu_moe))
+    if overrides or not options.auto_placement or options.n_gpu_layers == 0:
+        return overrides
+    gpus = [d for d in devices() if d.is_gpu]
+    if not gpus or not model.expert_bytes_by_block():
+        return []
+    plan = plan_offload(model, gpu_mem=gpus[0].free_bytes, ctx=options.n_ctx)
+    return plan.overrides
+
+
+class LlamaCppBackend:
+    """A loaded GGUF. Not thread-safe: one conversation at a time."""
+
+    def __init__(self, path: str | Path, options: LlamaOptions | None = None) -> None:
+        from llama_cpp import Llama
+
+        self.options = options or LlamaOptions()
+        self.path = Path(path).expanduser()
+        self.model_file = read_gguf(self.path)
+        if not self.model_file.has_tokenizer:
+            raise ConfigurationError(
+                f"{self.path} has no tokenizer (no tokenizer.ggml.model/tokens keys); ponder "
+                "needs a GGUF converted with its tokenizer"
+            )
+        self.overrides = resolve_placement(self.model_file, self.options)
+        kwargs: dict[str, Any] = {
+            "model_path": str(self.path),
+            "n_ctx": self.options.n_ctx,
+            "n_gpu_layers": self.options.n_gpu_layers,
+            "n_batch": self.options.n_batch,
+            "n_ubatch": self.options.n_ubatch,
+            "n_threads": self.options.n_threads,
+            "use_mmap": self.options.use_mmap,
+            "type_k": _cache_type(self.options.cache_type_k),
+            "type_v": _cache_type(self.options.cache_type_v),
+            "verbose": False,
+        }
+        if self.options.flash_attn is not None:
+            kwargs["flash_attn"] = self.options.flash_attn
+        with captured_log() as log, placement_overrides(self.overrides):
+            try:
+                self._llm = Llama(**kwargs)
+            except (ValueError, RuntimeError) as exc:
+                detail = "; ".join(line.strip() for line in log[-4:] if line.strip())
+                raise ConfigurationError(
+                    f"llama.cpp could not load {self.path}: {detail or exc}"
+                ) from None
+        self.load_log = log
+        self.placed = overridden_tensors(log)
+        """Tensor -> buffer type for each override the load log confirms."""
+        if self.overrides and not self.placed:
+            self._llm.close()
+            raise BackendError(
+                f"the tensor overrides {self.overrides[:2]}… matched no tensor of {self.path.name}"
+            )
+        import llama_cpp
+
+        self._is_eog = llama_cpp.llama_vocab_is_eog
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm._model.model)
+        embedded = self.model_file.chat_template
+        self.template = (
+            ChatTemplate(embedded, origin=f"the chat template in {self.path.name}")
+            if embedded
+            else ChatTemplate.official()
+        )
+
+    @property
+    def name(self) -> str:
+        return f"llamacpp:{self.path.name}"
+
+    @property
+    def context_size(self) -> int:
+        return int(self._llm.n_ctx())
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def _reusable_prefix(self, tokens: list[int]) -> int:
+        """How many leading prompt tokens the KV cache holds (what llama-cpp-python reuses)."""
+        cached = self._llm._input_ids
+        shared = 0
+        for old, new in zip(cached, tokens, strict=False):
+            if old != new:
+                break
+            shared += 1
+        return min(shared, len(tokens) - 1)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSchema],
+        settings: GenerationSettings,
+    ) -> Iterator[Delta]:
+        tokens = self.tokenize(self.template.render(messages, tools))
+        context = self.context_size
+        if len(tokens) >= context:
+            raise BackendError(
+                f"the prompt is {len(tokens)} tokens but the context holds {context}; "
+                "start a new session or load the model with a larger context"
+            )
+        limit = context - len(tokens)
+        if settings.max_tokens is not None:
+            limit = min(limit, settings.max_tokens)
+        cached = self._reusable_prefix(tokens)
+        parser = K2OutputParser()
+        reason: StopReason = "length"
+        generated = 0
+        started = time.perf_counter()
+        first = started
+        for token in self._llm.generate(
+            tokens,
+            temp=settings.temperature,
+            top_p=settings.top_p,
+            min_p=settings.min_p,
+            top_k=settings.top_k or 0,  # 0 turns top-k off
+            repeat_penalty=1.0,
+        ):
+            generated += 1
+            if generated == 1:
+                first = time.perf_counter()
+            if self._is_eog(self._vocab, token):
+                reason = "stop"
+                break
+            yield from parser.feed_bytes(self._llm.detokenize([token], special=True))
+            if parser.done:
+                reason = "stop"
+                break
+            if generated >= limit:
+                break
+        ended = time.perf_counter()
+        yield from parser.close()
+        yield Usage(
+            prompt_tokens=len(tokens),
+            cached_tokens=cached,
+            completion_tokens=generated,
+            prefill_tokens_per_s=(len(tokens) - cached) / (first - started)
+            if first > started
+            else None,
+            decode_tokens_per_s=(generated - 1) / (ended - first) if generated > 1 else None,
+        )
+        yield Finished(reason)
+
+    def close(self) -> None:
+        self._llm.close()

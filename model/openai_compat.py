@@ -1,0 +1,306 @@
+"""The OpenAI-compatible backend: Moonshot's platform, vLLM, SGLang, llama-server.
+
+Streams chat completions with tools. Reasoning arrives as ``reasoning_content`` (or
+``reasoning``) deltas, tool calls as structured deltas; servers that pass K2's raw markers through
+as content are handled by running content through the K2 parser. Every assistant message with tool
+calls goes back with its ``reasoning_content``, which thinking servers require. Rate limits,
+server errors and dropped connections are retried with backoff (``Retry-After`` honoured) as long
+as nothing of the answer has been streamed yet; other client errors are reported, not retried.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+
+from ponder.model.backend import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    GenerationSettings,
+)
+from ponder.model.deltas import (
+    Delta,
+    Finished,
+    ParsedToolCall,
+    ReasoningDelta,
+    StopReason,
+    ToolCallArgumentsDelta,
+    ToolCallBegin,
+    ToolCallEnd,
+    Usage,
+)
+from ponder.model.k2_parser import K2OutputParser, parse_arguments
+from ponder.model.messages import Message, ToolSchema
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 120.0
+
+
+@dataclass(frozen=True)
+class OpenAIOptions:
+    api_key_env: str = "PONDER_API_KEY"
+    """Environment variable holding the API key (unset: no Authorization header)."""
+    max_retries: int = 5
+    retry_base_s: float = 1.0
+    """First backoff delay; it doubles on each retry."""
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 600.0
+    """Longest silence allowed inside a streaming response."""
+
+
+def parse_spec(target: str) -> tuple[str, str]:
+    """``URL#MODEL`` -> (base URL, model)."""
+    url, sep, model = target.partition("#")
+    if not sep or not model or not url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"openai model spec wants openai:http(s)://HOST/v1#MODEL, got openai:{target}"
+        )
+    return url.rstrip("/"), model
+
+
+def request_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    out = []
+    for message in messages:
+        item = message.to_openai()
+        if item["role"] == "assistant" and item.get("tool_calls") and not item["content"]:
+            item["content"] = None
+        out.append(item)
+    return out
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = json.loads(response.read())
+    except (ValueError, httpx.HTTPError):
+        return response.reason_phrase
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+class _Indexes:
+    """One numbering of the step's calls, whether they came structured or as raw K2 text."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.from_parser: dict[int, int] = {}
+
+    def new(self) -> int:
+        self.count += 1
+        return self.count - 1
+
+
+class _Calls:
+    """Structured tool-call deltas, gathered per server index."""
+
+    def __init__(self, indexes: _Indexes) -> None:
+        self.indexes = indexes
+        self.open: dict[int, dict[str, Any]] = {}
+
+    def update(self, piece: dict[str, Any]) -> Iterator[Delta]:
+        key = int(piece.get("index", 0))
+        function = piece.get("function") or {}
+        call = self.open.get(key)
+        if call is None:
+            index = self.indexes.new()
+            call = self.open[key] = {
+                "index": index,
+                "id": piece.get("id") or f"call_{index}",
+                "name": function.get("name") or "",
+                "arguments": "",
+            }
+            yield ToolCallBegin(call["index"], call["id"], call["name"])
+        arguments = function.get("arguments") or ""
+        if arguments:
+            call["arguments"] += arguments
+            yield ToolCallArgumentsDelta(call["index"], arguments)
+
+    def finish(self) -> Iterator[ToolCallEnd]:
+        for call in self.open.values():
+            arguments, error = parse_arguments(call["arguments"])
+            yield ToolCallEnd(
+                ParsedToolCall(
+                    index=call["index"],
+                    id=call["id"],
+                    name=call["name"],
+                    arguments=arguments,
+                    raw_arguments=call["arguments"],
+                    error=error,
+                )
+            )
+        self.open.clear()
+
+
+class OpenAICompatBackend:
+    def __init__(self, target: str, options: OpenAIOptions | None = None) -> None:
+        self.base_url, self.model = parse_spec(target)
+        self.options = options or OpenAIOptions()
+        headers = {"Accept": "text/event-stream"}
+        key = os.environ.get(self.options.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(
+                self.options.read_timeout_s, connect=self.options.connect_timeout_s
+            ),
+        )
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.model}"
+
+    def _payload(
+        self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: GenerationSettings
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": request_messages(messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+        }
+        if tools:
+            payload["tools"] = [tool.to_openai() for tool in tools]
+        if settings.max_tokens is not None:
+            payload["max_tokens"] = settings.max_tokens
+        return payload
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSchema],
+        settings: GenerationSettings,
+    ) -> Iterator[Delta]:
+        payload = self._payload(messages, tools, settings)
+        url = f"{self.base_url}/chat/completions"
+        attempt = 0
+        while True:
+            streamed = False
+            try:
+                with self._client.stream("POST", url, json=payload) as response:
+                    if response.status_code >= 400:
+                        delay = self._failed(response, attempt)
+                    else:
+                        for delta in self._read(response):
+                            streamed = True
+                            yield delta
+                        return
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                if streamed:
+                    raise BackendUnavailable(
+                        f"{self.base_url} dropped the connection mid-response ({exc})"
+                    ) from None
+                delay = self._backoff(attempt, f"cannot reach {self.base_url} ({exc})")
+            attempt += 1
+            time.sleep(delay)
+
+    def _backoff(self, attempt: int, problem: str, hint: float | None = None) -> float:
+        if attempt >= self.options.max_retries:
+            raise BackendUnavailable(f"{problem}; gave up after {attempt + 1} attempts")
+        delay = self.options.retry_base_s * 2**attempt
+        return min(hint, MAX_RETRY_AFTER_S) if hint is not None else delay
+
+    def _failed(self, response: httpx.Response, attempt: int) -> float:
+        message = _error_message(response)
+        status = response.status_code
+        if status in RETRYABLE_STATUS:
+            return self._backoff(
+                attempt, f"{self.base_url} answered {status}: {message}", _retry_after(response)
+            )
+        if status in (401, 403):
+            raise ConfigurationError(
+                f"{self.base_url} refused the request ({status}: {message}); check the API key "
+                f"in ${self.options.api_key_env}"
+            )
+        raise BackendError(f"{self.base_url} rejected the request ({status}: {message})")
+
+    def _read(self, response: httpx.Response) -> Iterator[Delta]:
+        parser = K2OutputParser()
+        indexes = _Indexes()
+        calls = _Calls(indexes)
+        usage: Usage | None = None
+        reason: StopReason = "stop"
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError:
+                raise BackendError(
+                    f"{self.base_url} sent a malformed event: {data[:200]}"
+                ) from None
+            if chunk.get("error"):
+                raise BackendError(
+                    f"{self.base_url} reported an error mid-stream: {chunk['error']}"
+                )
+            if chunk.get("usage"):
+                usage = _usage(chunk["usage"])
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                if reasoning:
+                    yield ReasoningDelta(reasoning)
+                if delta.get("content"):
+                    for item in parser.feed(delta["content"]):
+                        yield _renumbered(item, indexes)
+                for piece in delta.get("tool_calls") or []:
+                    yield from calls.update(piece)
+                if choice.get("finish_reason") == "length":
+                    reason = "length"
+        for item in parser.close():
+            yield _renumbered(item, indexes)
+        yield from calls.finish()
+        if usage is not None:
+            yield usage
+        yield Finished(reason)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _renumbered(delta: Delta, indexes: _Indexes) -> Delta:
+    """Number calls found in raw K2 content in the same sequence as structured ones."""
+    mapping = indexes.from_parser
+    if isinstance(delta, ToolCallBegin):
+        mapping[delta.index] = indexes.new()
+        return ToolCallBegin(mapping[delta.index], delta.id, delta.name)
+    if isinstance(delta, ToolCallArgumentsDelta):
+        return ToolCallArgumentsDelta(mapping[delta.index], delta.text)
+    if isinstance(delta, ToolCallEnd):
+        return ToolCallEnd(replace(delta.call, index=mapping[delta.call.index]))
+    return delta
+
+
+def _usage(data: dict[str, Any]) -> Usage:
+    details = data.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens", data.get("cached_tokens", 0)) or 0
+    return Usage(
+        prompt_tokens=int(data.get("prompt_tokens", 0)),
+        cached_tokens=int(cached),
+        completion_tokens=int(data.get("completion_tokens", 0)),
+    )
