@@ -109,8 +109,12 @@ def _parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gb(n_bytes: float) -> str:
-    return f"{n_bytes / 1e9:.2f}"
+def _size(n_bytes: float) -> str:
+    """Bytes for a table: GB for real models, MB or KB for the small ones tests make."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n_bytes >= scale * 0.995:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{n_bytes:.0f} B" if n_bytes else "0"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -152,11 +156,11 @@ def _info(args: argparse.Namespace) -> int:
     )
     console.print(f"  chat template embedded: {'yes' if data['chat_template'] else 'no'}")
     console.print(f"  KV cache: {data['kv_cache_bytes_per_token'] / 1024:.1f} KiB per token (f16)")
-    table = Table("group", "GB", "types")
+    table = Table("group", "size", "types")
     sizes, types = model.bytes_by_group(), model.types_by_group()
     for group in GROUPS:
         if group in sizes:
-            table.add_row(GROUP_LABELS[group], _gb(sizes[group]), ", ".join(types[group]))
+            table.add_row(GROUP_LABELS[group], _size(sizes[group]), ", ".join(types[group]))
     console.print(table)
     return 0
 
@@ -174,14 +178,14 @@ def _plan(args: argparse.Namespace) -> int:
         print(json.dumps({**asdict(plan), "llama_cpp_flags": plan.llama_cpp_flags()}, indent=2))
         return 0
     console = Console(highlight=False)
-    table = Table("group", "GPU GB", "CPU GB", title=f"{model.path.name}, {args.ctx} tokens")
+    table = Table("group", "GPU", "CPU", title=f"{model.path.name}, {args.ctx}-token context")
     for group in GROUPS:
         gpu, cpu = plan.gpu_bytes.get(group, 0), plan.cpu_bytes.get(group, 0)
         if gpu or cpu:
-            table.add_row(GROUP_LABELS[group], _gb(gpu), _gb(cpu))
+            table.add_row(GROUP_LABELS[group], _size(gpu), _size(cpu))
     kv_gpu = plan.kv_bytes if plan.fits else 0
-    table.add_row("KV cache", _gb(kv_gpu), _gb(plan.kv_bytes - kv_gpu))
-    table.add_row("[bold]total", f"[bold]{_gb(plan.gpu_total)}", f"[bold]{_gb(plan.cpu_total)}")
+    table.add_row("KV cache", _size(kv_gpu), _size(plan.kv_bytes - kv_gpu))
+    table.add_row("[bold]total", f"[bold]{_size(plan.gpu_total)}", f"[bold]{_size(plan.cpu_total)}")
     console.print(table)
     for note in plan.notes:
         console.print(f"  {note}")

@@ -72,3 +72,18 @@ def user_env(tmp_path: Path) -> dict[str, str]:
     }
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
     return env
+
+
+@pytest.fixture(scope="session")
+def tiny_k2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Kimi-K2-shaped GGUF that always answers with tiny_models.SCRIPT."""
+    from tiny_models import write_tiny_k2
+
+    return write_tiny_k2(tmp_path_factory.mktemp("models") / "tiny-k2.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import write_tiny_llama
+
+    return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama.gguf")

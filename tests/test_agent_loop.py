@@ -144,3 +144,21 @@ def test_every_event_survives_json(sandbox: DockerSandbox) -> None:
     kinds = {type(e) for e in events}
     assert {ToolCallStarted, ToolOutput, ToolCallFinished, FileEdited} <= kinds
     assert [event_from_json(event_to_json(e)) for e in events] == events
+
+
+def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: DockerSandbox, workspace: Path) -> None:
+    """Real llama.cpp, real sandbox: the tiny K2 asks for `ls` every step."""
+    from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+    from ponder.runtime.events import UsageReported
+
+    (workspace / "hello.txt").write_text("hi\n")
+    events: list[Event] = []
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=4096))
+    agent = Agent(backend, sandbox, events.append, settings=AgentSettings(max_steps=2))
+    agent.run("what is here?")
+    backend.close()
+    assert finished(events).reason == "max_steps"
+    assert "".join(e.text for e in events if isinstance(e, ToolOutput)) == "hello.txt\nhello.txt\n"
+    usages = [e for e in events if isinstance(e, UsageReported)]
+    assert len(usages) == 2
+    assert usages[1].cached_tokens >= usages[0].prompt_tokens

@@ -177,3 +177,15 @@ def test_stray_markers_are_dropped_from_the_text() -> None:
     result = parse_completion(text)
     assert result.reasoning == "ab"
     assert result.content == "cdef"
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_bytes_in_any_chunking_give_the_same_result(name: str) -> None:
+    data = SAMPLES[name].encode()
+    whole = parse_completion(SAMPLES[name])
+    for size in (1, 2, 3, 5):
+        parser = K2OutputParser()
+        for start in range(0, len(data), size):
+            list(parser.feed_bytes(data[start : start + size]))
+        list(parser.close())
+        assert parser.result == whole, size

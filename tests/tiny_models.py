@@ -209,6 +209,7 @@ def write_tiny_k2(path: Path, *, blocks: int = 3, with_tokenizer: bool = True) -
 
 
 def write_tiny_llama(path: Path, *, blocks: int = 2) -> Path:
+    """A dense llama with random weights and no chat template (ponder uses the official one)."""
     rng = np.random.default_rng(11)
     writer = gguf.GGUFWriter(str(path), "llama")
     n_head, n_head_kv, head_dim = 4, 2, 16
@@ -220,7 +221,7 @@ def write_tiny_llama(path: Path, *, blocks: int = 2) -> Path:
     writer.add_head_count_kv(n_head_kv)
     writer.add_rope_dimension_count(head_dim)
     writer.add_layer_norm_rms_eps(1e-5)
-    tokens = _add_tokenizer(writer, "default", ChatTemplate.official().source)
+    tokens = _add_tokenizer(writer, "default", chat_template=None)
 
     def weights(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.05).astype(np.float32)

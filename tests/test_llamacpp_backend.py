@@ -1,0 +1,140 @@
+"""The llama.cpp backend on tiny GGUFs, with real llama.cpp through llama-cpp-python."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PONDER
+from tiny_models import SCRIPT, SCRIPT_TEXT, write_tiny_k2
+
+from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings, open_backend
+from ponder.model.deltas import Delta, Finished, ToolCallEnd, Usage
+from ponder.model.k2_parser import parse_completion
+from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.messages import Message, ToolCall
+
+SETTINGS = GenerationSettings()
+
+
+def one_step(backend: LlamaCppBackend, messages: list[Message]) -> list[Delta]:
+    return list(backend.stream(messages, [], SETTINGS))
+
+
+def usage(deltas: list[Delta]) -> Usage:
+    (found,) = [d for d in deltas if isinstance(d, Usage)]
+    return found
+
+
+def test_streams_reasoning_content_and_a_tool_call(tiny_k2: Path) -> None:
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=1024))
+    deltas = one_step(backend, [Message(role="user", content="list the files")])
+    expected = parse_completion(SCRIPT_TEXT)
+    (end,) = [d for d in deltas if isinstance(d, ToolCallEnd)]
+    # Every special token survived detokenization, or the parser could not have split these.
+    assert end.call == expected.tool_calls[0]
+    assert end.call.arguments == {"command": "ls"}
+    assert deltas[-1] == Finished("stop")
+    counts = usage(deltas)
+    assert counts.completion_tokens == len(SCRIPT)
+    assert counts.cached_tokens == 0
+    assert counts.prefill_tokens_per_s
+    assert counts.decode_tokens_per_s
+    backend.close()
+
+
+def test_the_next_step_prefills_only_the_new_tokens(tiny_k2: Path) -> None:
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=2048))
+    messages = [Message(role="user", content="list the files")]
+    first = usage(one_step(backend, messages))
+    messages += [
+        Message(
+            role="assistant",
+            reasoning="Let me look.",
+            content="Looking.",
+            tool_calls=[
+                ToolCall(id="functions.bash:0", name="bash", arguments='{"command": "ls"}')
+            ],
+        ),
+        Message(role="tool", tool_call_id="functions.bash:0", name="bash", content="a.py\n"),
+    ]
+    second = usage(one_step(backend, messages))
+    assert second.prompt_tokens > first.prompt_tokens
+    # The whole first prompt (and more) came from the KV cache.
+    assert second.cached_tokens >= first.prompt_tokens
+    assert second.prompt_tokens - second.cached_tokens < second.prompt_tokens - first.prompt_tokens
+    backend.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "blocks"),
+    [(LlamaOptions(cpu_moe=True), {1, 2}), (LlamaOptions(n_cpu_moe=2), {1})],
+)
+def test_expert_placement_is_applied_and_confirmed_by_the_load_log(
+    tiny_k2: Path, options: LlamaOptions, blocks: set[int]
+) -> None:
+    backend = LlamaCppBackend(tiny_k2, options)
+    expected = {
+        f"blk.{b}.ffn_{kind}_exps.weight" for b in blocks for kind in ("gate", "up", "down")
+    }
+    assert set(backend.placed) == expected
+    assert all(buffer.startswith("CPU") for buffer in backend.placed.values())
+    assert any("buffer type overridden" in line for line in backend.load_log)
+    backend.close()
+
+
+def test_an_unknown_buffer_type_is_refused(tiny_k2: Path) -> None:
+    with pytest.raises(ConfigurationError, match="unknown buffer type 'CUDA7'"):
+        LlamaCppBackend(tiny_k2, LlamaOptions(override_tensor=("exps=CUDA7",)))
+
+
+def test_a_prompt_longer_than_the_context_fails_before_any_work(tiny_k2: Path) -> None:
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=256))
+    with pytest.raises(BackendError, match=r"the prompt is \d+ tokens but the context holds 256"):
+        one_step(backend, [Message(role="user", content="x " * 400)])
+    backend.close()
+
+
+def test_a_model_without_a_template_gets_the_official_one(tiny_llama: Path) -> None:
+    backend = LlamaCppBackend(tiny_llama, LlamaOptions(n_ctx=512))
+    assert "official" in backend.template.origin
+    deltas = list(
+        backend.stream([Message(role="user", content="hi")], [], GenerationSettings(max_tokens=8))
+    )
+    assert usage(deltas).completion_tokens == 8
+    assert deltas[-1] == Finished("length")
+    backend.close()
+
+
+def test_bad_model_files_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="model file not found"):
+        open_backend(f"llamacpp:{tmp_path / 'missing.gguf'}")
+    text = tmp_path / "notes.gguf"
+    text.write_text("definitely not a model")
+    with pytest.raises(ConfigurationError, match="is not a GGUF file"):
+        open_backend(f"llamacpp:{text}")
+    whole = write_tiny_k2(tmp_path / "whole.gguf")
+    cut = tmp_path / "cut.gguf"
+    for keep in (0.3, 0.95):  # in the tensor table, then in the weights
+        cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * keep)])
+        with pytest.raises(ConfigurationError, match="truncated or corrupt"):
+            open_backend(f"llamacpp:{cut}")
+    bare = write_tiny_k2(tmp_path / "bare.gguf", with_tokenizer=False)
+    with pytest.raises(ConfigurationError, match="has no tokenizer"):
+        open_backend(f"llamacpp:{bare}")
+
+
+def test_a_missing_model_is_a_usage_error_on_the_command_line(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    result = subprocess.run(
+        [PONDER, "--model", f"llamacpp:{tmp_path / 'nope.gguf'}", "--plain", "hi"],
+        capture_output=True,
+        text=True,
+        env=user_env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "model file not found" in result.stderr
+    assert "Traceback" not in result.stderr

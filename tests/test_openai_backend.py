@@ -1,0 +1,235 @@
+"""The OpenAI-compatible backend against real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fake_openai import Reply, delta_chunk, fake_openai
+
+from ponder.model.backend import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    GenerationSettings,
+)
+from ponder.model.deltas import (
+    ContentDelta,
+    Delta,
+    Finished,
+    ReasoningDelta,
+    ToolCallArgumentsDelta,
+    ToolCallBegin,
+    ToolCallEnd,
+    Usage,
+)
+from ponder.model.messages import Message, ToolCall, ToolSchema
+from ponder.model.openai_compat import OpenAICompatBackend, OpenAIOptions
+
+FAST = OpenAIOptions(retry_base_s=0.01, max_retries=3, api_key_env="PONDER_TEST_KEY")
+TOOLS = [ToolSchema(name="bash", description="run", parameters={"type": "object"})]
+K2_STREAM = [
+    delta_chunk(role="assistant", reasoning_content="Let me "),
+    delta_chunk(reasoning_content="look."),
+    delta_chunk(content="Checking."),
+    delta_chunk(
+        tool_calls=[
+            {"index": 0, "id": "functions.bash:0", "function": {"name": "bash", "arguments": ""}}
+        ]
+    ),
+    delta_chunk(tool_calls=[{"index": 0, "function": {"arguments": '{"command": '}}]),
+    delta_chunk(tool_calls=[{"index": 0, "function": {"arguments": '"ls"}'}}]),
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    {
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 120,
+            "completion_tokens": 9,
+            "prompt_tokens_details": {"cached_tokens": 100},
+        },
+    },
+]
+HISTORY = [
+    Message(role="user", content="list"),
+    Message(
+        role="assistant",
+        tool_calls=[ToolCall(id="functions.bash:0", name="bash", arguments='{"command": "ls"}')],
+    ),
+    Message(role="tool", tool_call_id="functions.bash:0", name="bash", content="a.py"),
+]
+
+
+def run(backend: OpenAICompatBackend, messages: list[Message] | None = None) -> list[Delta]:
+    return list(backend.stream(messages or HISTORY, TOOLS, GenerationSettings()))
+
+
+def test_streams_reasoning_content_and_tool_calls() -> None:
+    with fake_openai(Reply(chunks=K2_STREAM)) as server:
+        deltas = run(OpenAICompatBackend(f"{server.url}#kimi-k2-thinking", FAST))
+    assert "".join(d.text for d in deltas if isinstance(d, ReasoningDelta)) == "Let me look."
+    assert "".join(d.text for d in deltas if isinstance(d, ContentDelta)) == "Checking."
+    assert [d for d in deltas if isinstance(d, ToolCallBegin)] == [
+        ToolCallBegin(0, "functions.bash:0", "bash")
+    ]
+    assert len([d for d in deltas if isinstance(d, ToolCallArgumentsDelta)]) == 2
+    (end,) = [d for d in deltas if isinstance(d, ToolCallEnd)]
+    assert end.call.arguments == {"command": "ls"}
+    assert Usage(prompt_tokens=120, cached_tokens=100, completion_tokens=9) in deltas
+    assert deltas[-1] == Finished("stop")
+
+
+def test_what_the_server_receives(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PONDER_TEST_KEY", "sk-test")
+    with fake_openai(Reply(chunks=K2_STREAM)) as server:
+        run(OpenAICompatBackend(f"{server.url}#kimi-k2-thinking", FAST))
+    (sent,) = server.requests
+    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    assert sent["model"] == "kimi-k2-thinking"
+    assert sent["stream"] is True
+    assert sent["tools"][0]["function"]["name"] == "bash"
+    assistant = sent["messages"][1]
+    # Thinking servers reject a tool-call message without reasoning_content.
+    assert assistant["reasoning_content"] == ""
+    assert assistant["content"] is None
+    assert assistant["tool_calls"][0]["function"]["arguments"] == '{"command": "ls"}'
+    assert sent["messages"][2] == {
+        "role": "tool",
+        "content": "a.py",
+        "tool_call_id": "functions.bash:0",
+        "name": "bash",
+    }
+
+
+def test_raw_k2_markers_in_content_are_parsed() -> None:
+    raw = "<think>hm</think>ok<|tool_calls_section_begin|><|tool_call_begin|>functions.view:0"
+    rest = '<|tool_call_argument_begin|>{"path": "."}<|tool_call_end|><|tool_calls_section_end|>'
+    chunks = [delta_chunk(content=raw[:20]), delta_chunk(content=raw[20:] + rest)]
+    with fake_openai(Reply(chunks=chunks)) as server:
+        deltas = run(OpenAICompatBackend(f"{server.url}#m", FAST))
+    assert "".join(d.text for d in deltas if isinstance(d, ReasoningDelta)) == "hm"
+    assert "".join(d.text for d in deltas if isinstance(d, ContentDelta)) == "ok"
+    (end,) = [d for d in deltas if isinstance(d, ToolCallEnd)]
+    assert (end.call.name, end.call.arguments) == ("view", {"path": "."})
+
+
+def test_rate_limits_and_server_errors_are_retried() -> None:
+    replies = [
+        Reply(429, headers={"Retry-After": "0"}, error="slow down"),
+        Reply(500, error="boom"),
+        Reply(503, error="overloaded"),
+        Reply(chunks=K2_STREAM),
+    ]
+    with fake_openai(*replies) as server:
+        deltas = run(OpenAICompatBackend(f"{server.url}#m", FAST))
+    assert len(server.requests) == 4
+    assert deltas[-1] == Finished("stop")
+
+
+def test_retries_end_with_a_retryable_error() -> None:
+    with (
+        fake_openai(*[Reply(429, error="quota")] * 5) as server,
+        pytest.raises(BackendUnavailable, match="answered 429: quota; gave up after 4"),
+    ):
+        run(OpenAICompatBackend(f"{server.url}#m", FAST))
+    assert len(server.requests) == 4
+
+
+def test_retry_after_is_honoured() -> None:
+    with fake_openai(Reply(429, headers={"Retry-After": "1"}), Reply(chunks=K2_STREAM)) as server:
+        started = time.monotonic()
+        run(OpenAICompatBackend(f"{server.url}#m", FAST))
+        waited = time.monotonic() - started
+    assert waited >= 1.0  # the server asked for a second; the backoff alone is 0.01 s
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind"),
+    [
+        (400, "thinking is enabled but reasoning_content is missing", BackendError),
+        (404, "model not found", BackendError),
+        (401, "invalid api key", ConfigurationError),
+    ],
+)
+def test_client_errors_are_reported_and_not_retried(
+    status: int, error: str, kind: type[Exception]
+) -> None:
+    with (
+        fake_openai(Reply(status, error=error), Reply(chunks=K2_STREAM)) as server,
+        pytest.raises(kind, match=error),
+    ):
+        run(OpenAICompatBackend(f"{server.url}#m", FAST))
+    assert len(server.requests) == 1
+
+
+def test_an_unreachable_server_is_retryable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(BackendUnavailable, match="cannot reach"):
+        run(OpenAICompatBackend(f"http://127.0.0.1:{port}/v1#m", FAST))
+
+
+def test_a_bad_spec_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="openai:http"):
+        OpenAICompatBackend("api.moonshot.ai/v1", FAST)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_against_llama_cpp_pythons_own_server(tiny_k2: Path, tmp_path: Path) -> None:
+    """The tiny K2 always writes the same answer, so its server's stream is known exactly."""
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(tiny_k2),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"llama_cpp.server did not start:\n{(tmp_path / 'server.log').read_text()}")
+        backend = OpenAICompatBackend(f"{base}#tiny", FAST)
+        deltas = list(
+            backend.stream([Message(role="user", content="hi")], [], GenerationSettings())
+        )
+        backend.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # llama-cpp-python's server detokenizes without special tokens: <think> and every tool-call
+    # marker are lost and only the words arrive (why ponder runs llama.cpp with its own loop).
+    content = "".join(d.text for d in deltas if isinstance(d, ContentDelta))
+    assert content == 'Let me look.Looking.functions.bash:0{"command": "ls"}'
+    assert not [d for d in deltas if isinstance(d, ToolCallEnd)]
+    assert deltas[-1] == Finished("stop")
