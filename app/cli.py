@@ -37,6 +37,11 @@ def _main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--network", action="store_true", default=None, help="sandbox network on")
     parser.add_argument("--max-steps", type=int, help="most steps per task (default 300)")
     parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")
+    sampling = parser.add_argument_group("sampling (default: temperature 1.0, top-p 0.95)")
+    sampling.add_argument("--temp", type=float, help="temperature")
+    sampling.add_argument("--top-p", type=float, help="nucleus sampling")
+    sampling.add_argument("--min-p", type=float, help="minimum probability (local models)")
+    sampling.add_argument("--top-k", type=int, help="top-k cut (local models; default off)")
     llama = parser.add_argument_group("llama.cpp (for llamacpp: models; as llama.cpp's flags)")
     llama.add_argument("-c", "--ctx-size", type=int, help="context size in tokens")
     llama.add_argument("-ngl", "--n-gpu-layers", type=int, help="layers on the GPU (-1: all)")
@@ -137,6 +142,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _interactive(args: argparse.Namespace) -> int:
     from ponder.app.frontends import pick_frontend, run_session
     from ponder.app.sandboxes import open_sandbox
+    from ponder.runtime.loop import AgentSettings
 
     config: Config = load_config(
         {
@@ -144,6 +150,12 @@ def _interactive(args: argparse.Namespace) -> int:
             "image": args.image,
             "network": args.network,
             "max_steps": args.max_steps,
+            "sampling": {
+                "temperature": args.temp,
+                "top_p": args.top_p,
+                "min_p": args.min_p,
+                "top_k": args.top_k,
+            },
             "llama": {
                 "ctx_size": args.ctx_size,
                 "n_gpu_layers": args.n_gpu_layers,
@@ -167,12 +179,15 @@ def _interactive(args: argparse.Namespace) -> int:
     )
     try:
         with open_sandbox(args.workspace, image=config.image, network=config.network) as sandbox:
+            settings = AgentSettings(
+                max_steps=config.max_steps, generation=config.sampling.generation()
+            )
             finished = run_session(
                 pick_frontend(args.plain),
                 backend,
                 sandbox,
                 args.prompt,
-                max_steps=config.max_steps,
+                settings=settings,
                 theme=config.theme,
             )
     finally:

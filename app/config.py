@@ -10,6 +10,7 @@ from typing import Any
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ponder.model.backend import GenerationSettings
 from ponder.model.llamacpp import LlamaOptions
 from ponder.model.openai_compat import OpenAIOptions
 from ponder.sandbox.image import DEFAULT_IMAGE
@@ -60,6 +61,24 @@ class LlamaSettings(BaseModel):
         )
 
 
+class SamplingSettings(BaseModel):
+    """``[sampling]``: Moonshot's recommendation for K2 Thinking unless changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = 1.0
+    top_p: float = 0.95
+    min_p: float = 0.01
+    """Local models only (OpenAI-compatible servers get temperature and top_p)."""
+    top_k: int | None = None
+    """Unset: no top-k cut. Local models only."""
+
+    def generation(self) -> GenerationSettings:
+        return GenerationSettings(
+            temperature=self.temperature, top_p=self.top_p, min_p=self.min_p, top_k=self.top_k
+        )
+
+
 class OpenAISettings(BaseModel):
     """``[openai]``: OpenAI-compatible servers."""
 
@@ -85,6 +104,7 @@ class Config(BaseModel):
     """Most model steps (one generation plus its tool calls) in one task."""
     theme: str = "ponder-dark"
     """TUI theme: ponder-dark, or a theme from the config directory's themes/ folder."""
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     llama: LlamaSettings = Field(default_factory=LlamaSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
 
@@ -109,7 +129,7 @@ def _from_file(path: Path) -> dict[str, Any]:
 def _from_environment() -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, field in Config.model_fields.items():
-        if field.annotation in (LlamaSettings, OpenAISettings):
+        if field.annotation in (SamplingSettings, LlamaSettings, OpenAISettings):
             continue  # tables are set in the file or with flags
         value = os.environ.get(f"PONDER_{name.upper()}")
         if value is not None:

@@ -18,6 +18,7 @@ import git
 from ponder.app.frontends import Frontend, run_session
 from ponder.app.sandboxes import open_sandbox
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.loop import AgentSettings
 
 TASK = "The test suite of this project fails. Find the bug and fix it."
 _ASSETS = resources.files("ponder.app") / "demo_assets"
@@ -42,7 +43,10 @@ def run_demo(frontend: Frontend, image: str, chunk_delay: float) -> int:
     with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
         backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
     with open_sandbox(workspace, image=image, network=False) as sandbox:
-        finished = run_session(frontend, backend, sandbox, TASK, max_steps=20, interactive=False)
+        settings = AgentSettings(max_steps=20)
+        finished = run_session(
+            frontend, backend, sandbox, TASK, settings=settings, interactive=False
+        )
     diff = git.Repo(workspace).git.diff()
     out = sys.stdout
     out.write("\nThe change ponder made:\n" + (diff or "(no change)") + "\n")

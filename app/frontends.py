@@ -31,7 +31,7 @@ def run_session(
     sandbox: Sandbox,
     first_task: str | None,
     *,
-    max_steps: int,
+    settings: AgentSettings,
     interactive: bool = True,
     theme: str = "ponder-dark",
 ) -> RunFinished | None:
@@ -40,7 +40,7 @@ def run_session(
     Line mode with a first task runs just that task (a one-liner). Returns how the last task
     ended, or None when none ran.
     """
-    agent = Agent(backend, sandbox, lambda event: None, settings=AgentSettings(max_steps=max_steps))
+    agent = Agent(backend, sandbox, lambda event: None, settings=settings)
     if frontend == "tui":
 
         def run_task(text: str, emit: Emit) -> RunFinished:

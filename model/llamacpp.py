@@ -10,6 +10,7 @@ the KV cache and only the new suffix is prefilled.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,30 @@ def resolve_placement(model: GGUFModel, options: LlamaOptions) -> list[tuple[str
     return plan.overrides
 
 
+def placement_problem(
+    model: GGUFModel, overrides: list[tuple[str, str]], placed: dict[str, str]
+) -> str | None:
+    """What the load log says went elsewhere than planned, or None when it all matches.
+
+    llama.cpp applies the first override whose pattern matches a tensor's name; a CPU override
+    may land in a CPU variant such as CPU_REPACK.
+    """
+    if not overrides:
+        return None
+    for tensor in model.tensors:
+        wanted = next((b for p, b in overrides if re.search(p, tensor.name)), None)
+        if wanted is None:
+            continue
+        got = placed.get(tensor.name)
+        if got is None:
+            return f"llama.cpp did not apply the placement of {tensor.name} (wanted {wanted})"
+        if not got.upper().startswith(wanted.upper()):
+            return f"{tensor.name} landed in {got}, not {wanted}"
+    if not placed:
+        return f"the tensor overrides {overrides[:2]} match no tensor"
+    return None
+
+
 class LlamaCppBackend:
     """A loaded GGUF. Not thread-safe: one conversation at a time."""
 
@@ -136,11 +161,10 @@ class LlamaCppBackend:
         self.load_log = log
         self.placed = overridden_tensors(log)
         """Tensor -> buffer type for each override the load log confirms."""
-        if self.overrides and not self.placed:
+        problem = placement_problem(self.model_file, self.overrides, self.placed)
+        if problem:
             self._llm.close()
-            raise BackendError(
-                f"the tensor overrides {self.overrides[:2]}… matched no tensor of {self.path.name}"
-            )
+            raise BackendError(f"{self.path.name}: {problem}")
         import llama_cpp
 
         self._is_eog = llama_cpp.llama_vocab_is_eog

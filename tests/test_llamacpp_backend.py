@@ -99,9 +99,9 @@ def test_a_prompt_longer_than_the_context_fails_before_any_work(tiny_k2: Path) -
 def test_a_model_without_a_template_gets_the_official_one(tiny_llama: Path) -> None:
     backend = LlamaCppBackend(tiny_llama, LlamaOptions(n_ctx=512))
     assert "official" in backend.template.origin
-    deltas = list(
-        backend.stream([Message(role="user", content="hi")], [], GenerationSettings(max_tokens=8))
-    )
+    # Greedy, so the random weights cannot sometimes sample an end token early.
+    greedy = GenerationSettings(temperature=0, max_tokens=8)
+    deltas = list(backend.stream([Message(role="user", content="hi")], [], greedy))
     assert usage(deltas).completion_tokens == 8
     assert deltas[-1] == Finished("length")
     backend.close()
@@ -138,3 +138,43 @@ def test_a_missing_model_is_a_usage_error_on_the_command_line(
     assert result.returncode == 2
     assert "model file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_override_that_matches_nothing_is_refused(tiny_k2: Path) -> None:
+    with pytest.raises(BackendError, match="match no tensor"):
+        LlamaCppBackend(tiny_k2, LlamaOptions(override_tensor=(r"nothing\.like\.this=CPU",)))
+
+
+def test_a_tensor_the_load_log_does_not_confirm_is_reported(tiny_k2: Path) -> None:
+    """The check behind the load: llama.cpp cannot be made to misplace a tensor on purpose, so
+    this feeds it the log of a load that left one expert tensor where it was."""
+    from ponder.model.gguf_file import read_gguf
+    from ponder.model.llamacpp import placement_problem
+    from ponder.model.offload import cpu_moe_overrides
+
+    model = read_gguf(tiny_k2)
+    placed = {f"blk.{b}.ffn_{k}_exps.weight": "CPU_REPACK" for b in (1, 2) for k in ("gate", "up")}
+    placed["blk.1.ffn_down_exps.weight"] = "CPU"
+    problem = placement_problem(model, cpu_moe_overrides(), placed)
+    assert problem == (
+        "llama.cpp did not apply the placement of blk.2.ffn_down_exps.weight (wanted CPU)"
+    )
+    placed["blk.2.ffn_down_exps.weight"] = "CUDA0"
+    assert placement_problem(model, cpu_moe_overrides(), placed) == (
+        "blk.2.ffn_down_exps.weight landed in CUDA0, not CPU"
+    )
+
+
+def test_a_split_model_opens_from_its_first_file(tmp_path: Path) -> None:
+    first = write_tiny_k2(tmp_path / "tiny-k2.gguf", split_max_tensors=20)
+    shards = sorted(tmp_path.glob("tiny-k2-*-of-*.gguf"))
+    assert first == shards[0]
+    assert len(shards) > 1
+    backend = LlamaCppBackend(first, LlamaOptions(n_ctx=1024))
+    assert len(backend.model_file.shards) == len(shards)
+    deltas = one_step(backend, [Message(role="user", content="hi")])
+    assert [d.call.name for d in deltas if isinstance(d, ToolCallEnd)] == ["bash"]
+    backend.close()
+    shards[-1].unlink()
+    with pytest.raises(ConfigurationError, match="is missing beside it"):
+        LlamaCppBackend(first)

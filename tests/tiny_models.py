@@ -124,9 +124,12 @@ def _q4_0(writer: gguf.GGUFWriter, name: str, array: np.ndarray) -> None:
     writer.add_tensor(name, data, raw_dtype=gguf.GGMLQuantizationType.Q4_0)
 
 
-def write_tiny_k2(path: Path, *, blocks: int = 3, with_tokenizer: bool = True) -> Path:
+def write_tiny_k2(
+    path: Path, *, blocks: int = 3, with_tokenizer: bool = True, split_max_tensors: int = 0
+) -> Path:
+    """Returns the path of the (first) file; with ``split_max_tensors`` the model is split."""
     rng = np.random.default_rng(7)
-    writer = gguf.GGUFWriter(str(path), "deepseek2")
+    writer = gguf.GGUFWriter(str(path), "deepseek2", split_max_tensors=split_max_tensors)
     arch = "deepseek2"
     writer.add_context_length(4096)
     writer.add_embedding_length(N_EMBD)
@@ -205,6 +208,8 @@ def write_tiny_k2(path: Path, *, blocks: int = 3, with_tokenizer: bool = True) -
         writer.add_tensor(f"{p}.ffn_up_shexp.weight", small(N_FF_EXPERT, N_EMBD))
         writer.add_tensor(f"{p}.ffn_down_shexp.weight", zero((N_EMBD, N_FF_EXPERT)))
     _finish(writer)
+    if split_max_tensors:
+        return sorted(path.parent.glob(f"{path.stem}-00001-of-*.gguf"))[0]
     return path
 
 
