@@ -27,7 +27,7 @@ def _main_parser() -> argparse.ArgumentParser:
         "Docker sandbox.",
         epilog="Other commands: `ponder demo` (a full run without a model), "
         "`ponder model render|parse|info|plan` (formats and GGUFs), "
-        "`ponder sandbox build` (make the sandbox image).",
+        "`ponder sandbox build|cleanup|exec|shell` (sandboxes).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
     parser.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:PATH")
@@ -35,6 +35,9 @@ def _main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
     parser.add_argument("--image", help="sandbox image (default: ponder's own)")
     parser.add_argument("--network", action="store_true", default=None, help="sandbox network on")
+    parser.add_argument(
+        "--sandbox", choices=["docker", "local"], help="where commands run (local: no isolation)"
+    )
     parser.add_argument("--max-steps", type=int, help="most steps per task (default 300)")
     parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")
     sampling = parser.add_argument_group("sampling (default: temperature 1.0, top-p 0.95)")
@@ -65,16 +68,7 @@ def _demo_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--plain", action="store_true", help="line mode instead of the TUI")
     parser.add_argument("--image", help="sandbox image (default: ponder's own)")
-    return parser
-
-
-def _sandbox_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ponder sandbox", description="Manage sandboxes.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="build the default sandbox image")
-    build.add_argument("--image", help="tag to build (default: ponder's own)")
-    build.add_argument("--force", action="store_true", help="rebuild even if it exists")
-    build.add_argument("--mirror", help="Debian mirror for a debootstrap build")
+    parser.add_argument("--sandbox", choices=["docker", "local"], help="where commands run")
     return parser
 
 
@@ -104,7 +98,9 @@ def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["demo"]:
         return _demo(_demo_parser().parse_args(argv[1:]))
     if argv[:1] == ["sandbox"]:
-        return _sandbox(_sandbox_parser().parse_args(argv[1:]))
+        from ponder.app import sandbox_commands
+
+        return sandbox_commands.run(argv[1:])
     if argv[:1] == ["model"]:
         from ponder.app import model_commands
 
@@ -116,32 +112,16 @@ def _demo(args: argparse.Namespace) -> int:
     from ponder.app.demo import run_demo
     from ponder.app.frontends import pick_frontend
 
-    config = load_config({"image": args.image})
+    config = load_config({"image": args.image, "sandbox": args.sandbox})
     frontend = pick_frontend(args.plain)
     # Stream at a readable pace on a terminal; as fast as possible into a pipe or a test.
     delay = 0.01 if sys.stdout.isatty() else 0.0
-    return run_demo(frontend, config.image, chunk_delay=delay)
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    from ponder.sandbox.docker_sandbox import connect
-    from ponder.sandbox.image import build_default_image
-
-    config = load_config({"image": args.image})
-    how = build_default_image(
-        connect(),
-        tag=config.image,
-        mirror=args.mirror,
-        force=args.force,
-        log=lambda line: print(line, file=sys.stderr, flush=True),
-    )
-    print(f"sandbox image {config.image}: {how}")
-    return EXIT_OK
+    return run_demo(frontend, config, chunk_delay=delay)
 
 
 def _interactive(args: argparse.Namespace) -> int:
     from ponder.app.frontends import pick_frontend, run_session
-    from ponder.app.sandboxes import open_sandbox
+    from ponder.app.sandboxes import sandbox_session
     from ponder.runtime.loop import AgentSettings
 
     config: Config = load_config(
@@ -149,6 +129,7 @@ def _interactive(args: argparse.Namespace) -> int:
             "model": args.model,
             "image": args.image,
             "network": args.network,
+            "sandbox": args.sandbox,
             "max_steps": args.max_steps,
             "sampling": {
                 "temperature": args.temp,
@@ -178,7 +159,7 @@ def _interactive(args: argparse.Namespace) -> int:
         config.model, llama=config.llama.options(), openai=config.openai.options()
     )
     try:
-        with open_sandbox(args.workspace, image=config.image, network=config.network) as sandbox:
+        with sandbox_session(config, args.workspace) as sandbox:
             settings = AgentSettings(
                 max_steps=config.max_steps, generation=config.sampling.generation()
             )

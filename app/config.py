@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -98,8 +98,12 @@ class Config(BaseModel):
     """The model: ``llamacpp:PATH.gguf``, ``openai:URL#MODEL`` or ``scripted:PATH.jsonl``."""
     image: str = DEFAULT_IMAGE
     """Docker image for the sandbox (``ponder sandbox build`` makes the default one)."""
+    sandbox: Literal["docker", "local"] = "docker"
+    """Where commands run: a Docker container, or (no isolation) this machine."""
     network: bool = False
     """Give the sandbox a network. Off by default: commands cannot reach anything."""
+    pass_env: list[str] = Field(default_factory=list)
+    """Host environment variables passed into the sandbox (none by default)."""
     max_steps: int = 300
     """Most model steps (one generation plus its tool calls) in one task."""
     theme: str = "ponder-dark"
@@ -133,7 +137,7 @@ def _from_environment() -> dict[str, Any]:
             continue  # tables are set in the file or with flags
         value = os.environ.get(f"PONDER_{name.upper()}")
         if value is not None:
-            values[name] = value
+            values[name] = value.split(",") if field.annotation == list[str] else value
     return values
 
 

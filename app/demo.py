@@ -15,8 +15,9 @@ from pathlib import Path
 
 import git
 
+from ponder.app.config import Config
 from ponder.app.frontends import Frontend, run_session
-from ponder.app.sandboxes import open_sandbox
+from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.loop import AgentSettings
 
@@ -38,11 +39,11 @@ def prepare_repository() -> Path:
     return target
 
 
-def run_demo(frontend: Frontend, image: str, chunk_delay: float) -> int:
+def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
     workspace = prepare_repository()
     with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
         backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
-    with open_sandbox(workspace, image=image, network=False) as sandbox:
+    with sandbox_session(config.model_copy(update={"network": False}), workspace) as sandbox:
         settings = AgentSettings(max_steps=20)
         finished = run_session(
             frontend, backend, sandbox, TASK, settings=settings, interactive=False

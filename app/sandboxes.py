@@ -1,26 +1,41 @@
-"""Opening the sandbox a session runs in, building the default image when it is missing."""
+"""Opening the sandbox a session runs in: Docker (the default image built when missing, leftovers
+of earlier sessions reaped first) or, only when chosen, the local backend with a warning."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from ponder.sandbox.docker_sandbox import DockerSandbox, connect
+from ponder.app.config import Config
+from ponder.sandbox.base import Sandbox
+from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.sandbox.docker_setup import connect, reap_leftovers
+from ponder.sandbox.environment import allowed_host_variables
 from ponder.sandbox.image import DEFAULT_IMAGE, build_default_image
+from ponder.sandbox.local_sandbox import WARNING, LocalSandbox
 
 
 def _progress(line: str) -> None:
     print(f"[sandbox image] {line}", file=sys.stderr, flush=True)
 
 
-def ensure_image(image: str) -> None:
-    """Build the default image when it is missing (other images must already exist)."""
-    if image == DEFAULT_IMAGE:
-        build_default_image(connect(), tag=image, log=_progress)
-
-
-def open_sandbox(workspace: Path, *, image: str, network: bool) -> DockerSandbox:
-    ensure_image(image)
-    sandbox = DockerSandbox(workspace, image, network=network)
-    sandbox.start()
-    return sandbox
+@contextmanager
+def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
+    """A started sandbox on ``workspace``, removed when the block ends however it ends."""
+    environment = allowed_host_variables(config.pass_env)
+    sandbox: DockerSandbox | LocalSandbox
+    if config.sandbox == "local":
+        print(f"warning: {WARNING}", file=sys.stderr)
+        sandbox = LocalSandbox(workspace, environment)
+    else:
+        client = connect()
+        reap_leftovers(client)
+        if config.image == DEFAULT_IMAGE:
+            build_default_image(client, tag=config.image, log=_progress)
+        sandbox = DockerSandbox(
+            workspace, config.image, client=client, network=config.network, environment=environment
+        )
+    with sandbox:
+        yield sandbox

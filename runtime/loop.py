@@ -28,23 +28,26 @@ from ponder.runtime.events import (
 )
 from ponder.runtime.tools import default_tools
 from ponder.runtime.tools.base import Tool, ToolContext, ToolInputError, ToolOutcome
-from ponder.sandbox.base import WORKDIR, Sandbox, SandboxError
+from ponder.sandbox.base import Sandbox, SandboxError
 
-SYSTEM_PROMPT = (
-    "You are ponder, a coding agent. You work in a sandboxed Linux container where the user's "
-    f"repository is at {WORKDIR} (your working directory). Every tool runs inside that container."
-    "\n\nWork like a careful engineer: look at the code before changing it, reproduce a problem "
-    "before fixing it, make the smallest change that solves it, and run the tests to check. When "
-    "the task is done, answer with a short summary of what you changed and why, without calling "
-    "a tool."
-)
+
+def system_prompt(workdir: str) -> str:
+    return (
+        "You are ponder, a coding agent. You work in a sandboxed Linux environment where the "
+        f"user's repository is at {workdir} (your working directory). Every tool runs there."
+        "\n\nWork like a careful engineer: look at the code before changing it, reproduce a "
+        "problem before fixing it, make the smallest change that solves it, and run the tests to "
+        "check. When the task is done, answer with a short summary of what you changed and why, "
+        "without calling a tool."
+    )
 
 
 @dataclass
 class AgentSettings:
     max_steps: int = 300
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    system_prompt: str = SYSTEM_PROMPT
+    system_prompt: str | None = None
+    """None: :func:`system_prompt` for the sandbox's workspace."""
 
 
 @dataclass
@@ -69,7 +72,8 @@ class Agent:
         self.emit = emit
         self.settings = settings or AgentSettings()
         self.tools = {tool.schema.name: tool for tool in (tools or default_tools())}
-        self.messages: list[Message] = [Message(role="system", content=self.settings.system_prompt)]
+        prompt = self.settings.system_prompt or system_prompt(sandbox.workdir)
+        self.messages: list[Message] = [Message(role="system", content=prompt)]
 
     def run(self, task: str) -> RunFinished:
         self.messages.append(Message(role="user", content=task))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 WORKDIR = "/workspace"
-"""Where the workspace appears inside every sandbox."""
+"""Where the workspace appears inside a Docker sandbox unless another place is chosen."""
 
 
 class SandboxError(Exception):
@@ -15,7 +15,11 @@ class SandboxError(Exception):
 
 
 class SandboxUnavailable(SandboxError):
-    """No sandbox can be started (no Docker engine, no image)."""
+    """No sandbox can be started (no Docker engine, no permission, no image)."""
+
+
+class ContainerGone(SandboxError):
+    """The sandbox's container stopped or was removed underneath us."""
 
 
 class FileAccessError(SandboxError):
@@ -38,23 +42,33 @@ NOT_A_DIRECTORY = "not_a_directory"
 class ExecResult:
     exit_code: int
     output: str
-    """stdout and stderr in the order they were written, capped for the model (see output.py)."""
+    """stdout and stderr in the order they were written, capped for the model (output.py)."""
     timed_out: bool
     elapsed: float
     """Seconds from start to end."""
     total_bytes: int
     """All bytes the command wrote, including any left out of ``output``."""
+    truncated: bool = False
+    log_path: str | None = None
+    """Where inside the sandbox the full output was saved, when ``output`` is cut."""
+    notice: str | None = None
+    """Something else worth knowing: out of memory, file size limit, sandbox restarted."""
 
 
 OutputCallback = Callable[[str], None]
 
 
 class Sandbox(Protocol):
-    """One isolated place to run commands, with the workspace at :data:`WORKDIR`."""
+    """One isolated place to run commands, with the workspace at :attr:`workdir`."""
 
     @property
     def description(self) -> str:
-        """One line for status displays, e.g. ``docker ponder-3f2a (network off)``."""
+        """One line for status displays, e.g. ``docker ponder-3f2a, network off``."""
+        ...
+
+    @property
+    def workdir(self) -> str:
+        """The workspace's path inside the sandbox; relative tool paths start here."""
         ...
 
     def start(self) -> None: ...

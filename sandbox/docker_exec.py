@@ -18,16 +18,29 @@ from typing import Any
 import docker.errors
 from docker import APIClient
 
-from ponder.sandbox.base import SandboxError
+from ponder.sandbox.base import ContainerGone, SandboxError
+from ponder.sandbox.scripts import ExitReport
 
 _HEADER = struct.Struct(">BxxxL")
+
+
+BACKGROUND_GRACE_S = 1.0
+"""How long output may stay open after the command ended (a background job holding it)."""
+QUIET_AFTER_EXIT_S = 0.1
+"""Once the command ended, this long without output means the rest is not ours to wait for.
+
+(Docker itself can delay the end of every exec's stream by a second or two while a background
+process holds an earlier exec's output, so waiting for the end of the stream is not enough.)"""
 
 
 @dataclass(frozen=True, slots=True)
 class RawExec:
     exit_code: int
     deadline_passed: bool
-    """The host-side deadline passed before the output stream ended."""
+    """The host-side deadline passed before the command ended."""
+    held_open: bool = False
+    """Background processes the command started held its output: the runner stopped them, or,
+    outside its process group, they kept it open past the end (the caller sweeps those)."""
 
 
 def _raw_socket(handle: Any) -> socket.socket:
@@ -46,7 +59,7 @@ def run_exec(
     deadline: float,
     on_output: Callable[[bytes], None],
     environment: dict[str, str] | None = None,
-    workdir: str | None = None,
+    user: str = "",
 ) -> RawExec:
     """Run ``argv`` in the container; output bytes (stdout and stderr) go to ``on_output``.
 
@@ -62,27 +75,33 @@ def run_exec(
             stderr=True,
             tty=False,
             environment=environment,
-            workdir=workdir,
+            user=user,
         )
         handle = api.exec_start(created["Id"], socket=True)
     except docker.errors.NotFound:
-        raise SandboxError("the sandbox container is gone (removed or stopped)") from None
+        raise ContainerGone("the sandbox container is gone") from None
     except docker.errors.APIError as exc:
+        if exc.status_code == 409:  # "container ... is not running"
+            raise ContainerGone(f"the sandbox container stopped ({exc.explanation})") from None
         raise SandboxError(f"docker exec failed: {exc.explanation or exc}") from None
     sock = _raw_socket(handle)
     try:
         if stdin is not None:
             sock.sendall(stdin)
             sock.shutdown(socket.SHUT_WR)
-        finished = _read_frames(sock, deadline, on_output)
+        frames = _Frames(deadline, on_output)
+        ended = frames.read(sock)
     finally:
         sock.close()
         if hasattr(handle, "close"):
             handle.close()
-    if not finished:
+    report = frames.report
+    if report.exit_code is not None:
+        held = report.killed_holders or (not ended and report.left_running)
+        return RawExec(report.exit_code, deadline_passed=False, held_open=held)
+    if not ended:
         return RawExec(exit_code=-1, deadline_passed=True)
-    exit_code = _exit_code(api, created["Id"])
-    return RawExec(exit_code=exit_code, deadline_passed=False)
+    return RawExec(exit_code=_exit_code(api, created["Id"]), deadline_passed=False)
 
 
 def _exit_code(api: APIClient, exec_id: str) -> int:
@@ -95,25 +114,44 @@ def _exit_code(api: APIClient, exec_id: str) -> int:
     raise SandboxError("docker did not report the command's exit code")
 
 
-def _read_frames(sock: socket.socket, deadline: float, on_output: Callable[[bytes], None]) -> bool:
-    """Read until EOF (True) or the deadline (False)."""
-    buffer = bytearray()
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        ready, _, _ = select.select([sock], [], [], min(remaining, 1.0))
-        if not ready:
-            continue
-        data = sock.recv(65536)
-        if not data:
-            return True
-        buffer += data
-        while len(buffer) >= _HEADER.size:
-            _stream, size = _HEADER.unpack_from(buffer)
-            if len(buffer) < _HEADER.size + size:
-                break
-            payload = bytes(buffer[_HEADER.size : _HEADER.size + size])
-            del buffer[: _HEADER.size + size]
-            if payload:
-                on_output(payload)
+class _Frames:
+    """Docker's multiplexed stream: stdout goes to ``on_output``; stderr is watched for the
+    runner's exit marker, after which output gets :data:`BACKGROUND_GRACE_S` to close."""
+
+    def __init__(self, deadline: float, on_output: Callable[[bytes], None]) -> None:
+        self.deadline = deadline
+        self.on_output = on_output
+        self.report = ExitReport()
+
+    def read(self, sock: socket.socket) -> bool:
+        """Read until EOF (True) or the deadline (False)."""
+        buffer = bytearray()
+        while True:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            ended = self.report.exit_code is not None
+            wait = QUIET_AFTER_EXIT_S if ended else 1.0
+            ready, _, _ = select.select([sock], [], [], min(remaining, wait))
+            if not ready:
+                if ended:
+                    return False
+                continue
+            data = sock.recv(65536)
+            if not data:
+                return True
+            buffer += data
+            while len(buffer) >= _HEADER.size:
+                stream, size = _HEADER.unpack_from(buffer)
+                if len(buffer) < _HEADER.size + size:
+                    break
+                payload = bytes(buffer[_HEADER.size : _HEADER.size + size])
+                del buffer[: _HEADER.size + size]
+                if stream == 2:
+                    self._on_error(payload)
+                elif payload:
+                    self.on_output(payload)
+
+    def _on_error(self, payload: bytes) -> None:
+        if self.report.exit_code is None and self.report.feed(payload):
+            self.deadline = min(self.deadline, time.monotonic() + BACKGROUND_GRACE_S)

@@ -1,24 +1,34 @@
 """Turning a command's raw output bytes into what the model reads and what a person watches.
 
-The capture keeps the first and last ``limit/2`` bytes and keeps counting past the cap, so a
-flood of output costs bounded memory and the model sees both ends with a marker in between.
+The capture keeps the first and last few kilobytes and keeps counting past them, so a flood of
+output costs bounded memory; the whole output (up to a cap) is spooled to a temporary file so it
+can be stored in the sandbox for the model to grep. The model's view is cut by bytes and by lines,
+always on character boundaries, with a marker saying how much was left out and where it is.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import re
+import tempfile
+from collections.abc import Callable
+
+MODEL_VIEW_BYTES = 10_000
+MODEL_VIEW_LINES = 256
+LOG_BYTES = 64 * 1024 * 1024
+"""Most output kept for the full log; past it the log says it is partial."""
 
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROL = set(range(32)) - {9, 10, 13, 27}
 
 
 def clean_text(text: str) -> str:
     """Strip terminal escape sequences and NULs; keep the text after the last ``\\r`` of a line."""
     text = _ANSI_RE.sub("", text).replace("\x00", "")
     if "\r" in text:
-        text = "\n".join(
-            line.rsplit("\r", 1)[-1] for line in text.replace("\r\n", "\n").split("\n")
-        )
+        lines = text.replace("\r\n", "\n").split("\n")
+        text = "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
     return text
 
 
@@ -43,17 +53,40 @@ def _utf8_end(data: bytes) -> int:
     return len(data)
 
 
+def looks_binary(sample: bytes) -> bool:
+    """More than a tenth of the characters (and at least 8) are control bytes, NULs or not
+    UTF-8: a stray invalid byte in text is only replaced."""
+    text = sample[: _utf8_end(sample)].decode("utf-8", errors="replace")
+    odd = text.count("\ufffd") + sum(ord(char) in _CONTROL for char in text)
+    return odd >= 8 and odd * 10 > len(text)
+
+
 class OutputCapture:
     """Accumulates output bytes; :meth:`text` gives the capped, cleaned view for the model."""
 
-    def __init__(self, limit: int = 16_000) -> None:
-        self._half = limit // 2
+    def __init__(
+        self,
+        view_bytes: int = MODEL_VIEW_BYTES,
+        view_lines: int = MODEL_VIEW_LINES,
+        log_bytes: int = LOG_BYTES,
+    ) -> None:
+        self._half = view_bytes // 2
+        self._half_lines = view_lines // 2
         self._head = bytearray()
         self._tail = bytearray()
+        self._log_bytes = log_bytes
+        self._spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        self._hash = hashlib.sha256()
         self.total = 0
+        self.lines = 0
 
     def add(self, data: bytes) -> None:
         self.total += len(data)
+        self.lines += data.count(b"\n")
+        self._hash.update(data)
+        room = self._log_bytes - self._spool.tell()
+        if room > 0:
+            self._spool.write(data[:room])
         room = self._half - len(self._head)
         if room > 0:
             self._head += data[:room]
@@ -63,22 +96,66 @@ class OutputCapture:
             if len(self._tail) > 2 * self._half:
                 del self._tail[: len(self._tail) - self._half]
 
-    def text(self) -> str:
-        head = bytes(self._head)
-        tail = bytes(self._tail)
-        omitted = self.total - len(head) - len(tail)
-        if omitted <= 0 and len(tail) <= self._half:
-            return clean_text((head + tail).decode("utf-8", errors="replace"))
-        if len(tail) > self._half:
-            omitted += len(tail) - self._half
-            tail = tail[len(tail) - self._half :]
-        head_end = _utf8_end(head)
-        tail_start = _utf8_start(tail)
-        omitted += len(head) - head_end + tail_start
-        head_text = head[:head_end].decode("utf-8", errors="replace")
-        tail_text = tail[tail_start:].decode("utf-8", errors="replace")
-        marker = f"\n[... {omitted} bytes of output left out ...]\n"
-        return clean_text(head_text) + marker + clean_text(tail_text)
+    @property
+    def binary(self) -> bool:
+        return looks_binary(bytes(self._head[:8192]))
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the model's view leaves something out."""
+        if self.binary:
+            return True
+        shown = len(self._head) + min(len(self._tail), self._half)
+        return self.total > shown or self.lines > 2 * self._half_lines
+
+    def full_output(self) -> bytes:
+        """Everything captured for the log (at most ``log_bytes``)."""
+        self._spool.seek(0)
+        data = self._spool.read()
+        self._spool.seek(0, 2)
+        return data
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def text(self, log_path: str | None = None) -> str:
+        where = f"; the full output is in {log_path}" if log_path else ""
+        if self.binary:
+            return (
+                f"[binary output: {self.total} bytes, sha256 {self._hash.hexdigest()[:16]}, "
+                f"starting {bytes(self._head[:16]).hex(' ')}{where}]"
+            )
+        if not self.truncated:
+            return clean_text(bytes(self._head + self._tail).decode("utf-8", errors="replace"))
+        if self.total > len(self._head) + len(self._tail[-self._half :]):
+            head = bytes(self._head[: _utf8_end(bytes(self._head))])
+            tail = bytes(self._tail[-self._half :])
+            tail = tail[_utf8_start(tail) :]
+            head_lines = head.decode("utf-8", errors="replace").split("\n")[: self._half_lines]
+            tail_lines = tail.decode("utf-8", errors="replace").split("\n")[-self._half_lines :]
+        else:  # few bytes but too many lines
+            lines = bytes(self._head + self._tail).decode("utf-8", errors="replace").split("\n")
+            head_lines, tail_lines = lines[: self._half_lines], lines[-self._half_lines :]
+        shown_head = "\n".join(head_lines)
+        shown_tail = "\n".join(tail_lines)
+        left_bytes = self.total - len(shown_head.encode()) - len(shown_tail.encode())
+        left_lines = self.lines - shown_head.count("\n") - shown_tail.count("\n")
+        marker = f"\n[... {left_bytes} bytes, {left_lines} lines left out{where} ...]\n"
+        return clean_text(shown_head) + marker + clean_text(shown_tail)
+
+
+class LiveCapture(OutputCapture):
+    """A capture that also hands whole characters of text to ``on_output`` as they arrive."""
+
+    def __init__(self, on_output: Callable[[str], None] | None) -> None:
+        super().__init__()
+        self._on_output = on_output
+        self._decoder = StreamDecoder()
+
+    def add(self, data: bytes) -> None:
+        super().add(data)
+        if self._on_output is not None and (text := self._decoder.decode(data)):
+            self._on_output(text)
 
 
 class StreamDecoder:

@@ -11,7 +11,8 @@ import docker
 import pytest
 
 from ponder.sandbox.base import SandboxUnavailable
-from ponder.sandbox.docker_sandbox import DockerSandbox, connect
+from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.sandbox.docker_setup import connect
 from ponder.sandbox.image import DEFAULT_IMAGE, build_default_image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
+import re
+
 from ponder.sandbox.output import OutputCapture, StreamDecoder, clean_text
 
 
-def capture(*pieces: bytes, limit: int = 100) -> OutputCapture:
-    result = OutputCapture(limit=limit)
+def capture(*pieces: bytes, view_bytes: int = 100, view_lines: int = 256) -> OutputCapture:
+    result = OutputCapture(view_bytes=view_bytes, view_lines=view_lines, log_bytes=10_000)
     for piece in pieces:
         result.add(piece)
     return result
 
 
+def left_out(text: str) -> tuple[int, int]:
+    match = re.search(r"\[\.\.\. (\d+) bytes, (\d+) lines left out", text)
+    assert match, text
+    return int(match.group(1)), int(match.group(2))
+
+
 def test_short_output_is_kept_whole() -> None:
-    assert capture(b"hello\n", b"world\n").text() == "hello\nworld\n"
+    result = capture(b"hello\n", b"world\n")
+    assert result.text() == "hello\nworld\n"
+    assert not result.truncated
 
 
-def test_long_output_keeps_both_ends_and_says_how_much_is_missing() -> None:
+def test_long_output_keeps_both_ends_and_counts_what_is_missing() -> None:
     data = b"".join(b"line %04d\n" % i for i in range(1000))
     result = capture(*(data[i : i + 7] for i in range(0, len(data), 7)))
-    text = result.text()
+    text = result.text("/tmp/.ponder/logs/x.log")
+    head, marker_and_tail = text.split("\n[...", 1)
+    tail = marker_and_tail.split("...]\n", 1)[1]
     assert text.startswith("line 0000\n")
     assert text.endswith("line 0999\n")
-    assert result.total == len(data)
-    omitted = int(text.split("[... ")[1].split(" bytes")[0])
-    shown = len(text.encode()) - len(text.split("\n[...")[1].split("]\n")[0]) - len("\n[...]\n")
-    assert omitted + shown == len(data)
+    assert "; the full output is in /tmp/.ponder/logs/x.log ...]" in text
+    omitted_bytes, omitted_lines = left_out(text)
+    assert omitted_bytes + len(head.encode()) + len(tail.encode()) == len(data)
+    assert omitted_lines + head.count("\n") + tail.count("\n") == 1000
+    # The whole output is kept (up to the log cap) for the log file.
+    assert result.full_output() == data[:10_000]
+
+
+def test_many_short_lines_are_cut_by_lines() -> None:
+    data = b"".join(b"%d\n" % i for i in range(100))
+    text = capture(data, view_bytes=10_000, view_lines=10).text()
+    assert text.startswith("0\n1\n2\n3\n4\n[...")
+    assert text.endswith("...]\n96\n97\n98\n99\n")
+    assert left_out(text)[1] == 100 - 4 - 4
 
 
 def test_cuts_never_split_a_character() -> None:
@@ -33,6 +55,16 @@ def test_cuts_never_split_a_character() -> None:
     assert "\ufffd" not in text
     assert text.startswith("éé")
     assert text.endswith("éé")
+
+
+def test_binary_output_is_summarised() -> None:
+    text = capture(bytes(range(256)) * 40).text()
+    assert text.startswith("[binary output: 10240 bytes, sha256 ")
+    assert "00 01 02 03" in text
+
+
+def test_mostly_text_with_stray_bytes_stays_text() -> None:
+    assert capture(b"caf\xe9 ok\n").text() == "caf\ufffd ok\n"
 
 
 def test_escape_codes_and_carriage_return_redraws_are_cleaned() -> None:

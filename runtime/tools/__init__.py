@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from ponder.runtime.tools.base import Tool
 from ponder.runtime.tools.bash import BashTool
-from ponder.runtime.tools.editor import StrReplaceTool, ViewTool
+from ponder.runtime.tools.editor import (
+    CreateFileTool,
+    Editor,
+    InsertTool,
+    StrReplaceTool,
+    UndoEditTool,
+)
 from ponder.runtime.tools.submit import SubmitTool
+from ponder.runtime.tools.view import ViewTool
 
 
 def default_tools() -> list[Tool]:
-    return [BashTool(), ViewTool(), StrReplaceTool(), SubmitTool()]
+    """K2's minimal tool set, with one shared undo history for the edit tools."""
+    editor = Editor()
+    return [
+        BashTool(),
+        ViewTool(),
+        CreateFileTool(editor),
+        StrReplaceTool(editor),
+        InsertTool(editor),
+        UndoEditTool(editor),
+        SubmitTool(),
+    ]

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import Emit
-from ponder.sandbox.base import WORKDIR, Sandbox
+from ponder.sandbox.base import Sandbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +48,21 @@ def require_str(arguments: dict[str, Any], key: str) -> str:
     return value
 
 
-def workspace_path(path: str) -> str:
-    """An absolute path inside the sandbox for a path the model gave (relative to the workspace).
+def workspace_path(arguments: dict[str, Any], workdir: str) -> str:
+    """The absolute sandbox path for the model's ``path`` argument (relative to the workspace).
 
     This is lexical only; the sandbox resolves symlinks and refuses what leads outside.
     """
+    path = require_str(arguments, "path")
     if not path.strip():
         raise ToolInputError("parameter `path` must not be empty")
-    joined = path if path.startswith("/") else posixpath.join(WORKDIR, path)
+    joined = path if path.startswith("/") else posixpath.join(workdir, path)
     return posixpath.normpath(joined)
 
 
-def display_path(path: str) -> str:
+def display_path(path: str, workdir: str) -> str:
     """The path as a person reads it: relative to the workspace when inside it."""
-    if path == WORKDIR:
+    if path == workdir:
         return "."
-    prefix = WORKDIR + "/"
+    prefix = workdir.rstrip("/") + "/"
     return path[len(prefix) :] if path.startswith(prefix) else path

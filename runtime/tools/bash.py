@@ -7,6 +7,7 @@ from typing import Any
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import ToolOutput
 from ponder.runtime.tools.base import ToolContext, ToolInputError, ToolOutcome, require_str
+from ponder.sandbox.base import ExecResult
 
 DEFAULT_TIMEOUT_S = 120
 MAX_TIMEOUT_S = 600
@@ -36,15 +37,18 @@ SCHEMA = ToolSchema(
 )
 
 
-def format_result(output: str, exit_code: int, timed_out: bool, timeout: float) -> str:
-    text = output.rstrip("\n") if output.strip() else "(no output)"
-    if timed_out:
+def format_result(result: ExecResult, timeout: float) -> str:
+    """The command's output for the model, then how it ended."""
+    text = result.output.rstrip("\n") if result.output.strip() else "(no output)"
+    if result.notice:
+        text += f"\n[{result.notice}]"
+    if result.timed_out:
         return (
             f"{text}\n[the command was stopped after {timeout:g} s: it may have been waiting for "
             "input or running forever. Run long jobs in the background with output redirected, "
             "or pass a larger timeout.]"
         )
-    return f"{text}\n[exit code {exit_code}]"
+    return f"{text}\n[exit code {result.exit_code}]"
 
 
 class BashTool:
@@ -62,7 +66,7 @@ class BashTool:
 
         result = context.sandbox.exec(command, timeout=timeout, on_output=forward)
         return ToolOutcome(
-            text=format_result(result.output, result.exit_code, result.timed_out, timeout),
+            text=format_result(result, timeout),
             ok=result.exit_code == 0 and not result.timed_out,
             exit_code=result.exit_code,
             timed_out=result.timed_out,

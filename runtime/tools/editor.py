@@ -1,15 +1,15 @@
-"""The file tools ``view`` and ``str_replace``, with the contract of Anthropic's text editor tool.
+"""The edit tools: ``str_replace``, ``create_file``, ``insert`` and ``undo_edit``.
 
-K2 was trained with tools of this shape, so the wording of results and errors follows the
-reference implementation. Files are read and written through the sandbox (which resolves
-symlinks inside the container and refuses paths outside the workspace); the text is edited
-here exactly as found: no tab expansion, line endings and a missing final newline are kept.
+They keep the contract of Anthropic's text editor tool, which K2 knows (the wording of results
+and errors follows the reference implementation). Every error leaves the file as it was; every
+edit emits a :class:`FileEdited` event with its diff and can be undone.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.model.messages import ToolSchema
@@ -22,194 +22,108 @@ from ponder.runtime.tools.base import (
     require_str,
     workspace_path,
 )
-from ponder.sandbox.base import (
-    IS_DIRECTORY,
-    NOT_FOUND,
-    OUTSIDE_WORKSPACE,
-    TOO_LARGE,
-    WORKDIR,
-    FileAccessError,
-    Sandbox,
-)
+from ponder.runtime.tools.files import EditHistory, TextFile, decode, read_file, write_file
+from ponder.runtime.tools.view import clip, numbered
+from ponder.sandbox.base import IS_DIRECTORY, NOT_FOUND, FileAccessError
 
-MAX_VIEW_CHARS = 16_000
 SNIPPET_LINES = 4
-CLIPPED_NOTE = (
-    "<response clipped><NOTE>To save on context only part of this file has been shown to you. "
-    "You should retry this tool after you have searched inside the file with `grep -n` in order "
-    "to find the line numbers of what you are looking for.</NOTE>"
-)
-
-VIEW_SCHEMA = ToolSchema(
-    name="view",
-    description=(
-        "Show a file with line numbers (like `cat -n`), optionally only a line range, or list a "
-        "directory two levels deep (hidden entries left out). Paths are relative to the "
-        f"workspace root or absolute inside {WORKDIR}."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "path": {"type": "string", "description": "File or directory to show."},
-            "view_range": {
-                "type": "array",
-                "items": {"type": "integer"},
-                "description": "[start, end] line numbers, 1-based and inclusive; end -1 means "
-                "to the end of the file.",
-            },
-        },
-        "required": ["path"],
-    },
-)
-
-STR_REPLACE_SCHEMA = ToolSchema(
-    name="str_replace",
-    description=(
-        "Replace text in a file. `old_str` must match exactly one place in the file, whitespace "
-        "included; include enough surrounding lines to make it unique. Returns the edited part."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "path": {"type": "string", "description": "File to edit."},
-            "old_str": {"type": "string", "description": "The exact text to replace."},
-            "new_str": {"type": "string", "description": "The replacement (may be empty)."},
-        },
-        "required": ["path", "old_str"],
-    },
-)
 
 
-def numbered(text: str, first_line: int = 1) -> str:
-    return "\n".join(f"{n:6}\t{line}" for n, line in enumerate(text.split("\n"), first_line))
+def _schema(
+    name: str, description: str, properties: dict[str, Any], required: list[str]
+) -> ToolSchema:
+    return ToolSchema(
+        name=name,
+        description=description,
+        parameters={"type": "object", "properties": properties, "required": required},
+    )
 
 
-def _access_message(error: FileAccessError, path: str) -> str:
-    if error.kind == NOT_FOUND:
-        return f"The path {path} does not exist. Please provide a valid path."
-    if error.kind == OUTSIDE_WORKSPACE:
-        return (
-            f"The path {path} is outside the workspace {WORKDIR}; only files inside it can be used."
+PATH = {"type": "string", "description": "The file, relative to the workspace or absolute in it."}
+
+
+@dataclass
+class Editor:
+    """What the edit tools share: the undo history of this conversation."""
+
+    history: EditHistory = field(default_factory=EditHistory)
+
+    def save(
+        self,
+        context: ToolContext,
+        path: str,
+        before: tuple[bytes, TextFile] | None,
+        text: str,
+        like: TextFile,
+    ) -> None:
+        """Write ``text`` to ``path`` in ``like``'s encoding and line endings; record and report."""
+        write_file(context.sandbox, path, like.encode(text, path))
+        self.history.record(path, before[0] if before else None)
+        report(context, path, before[1].text if before else None, text)
+
+
+def report(context: ToolContext, path: str, old: str | None, new: str) -> None:
+    """Emit the edit as a diff (``old`` None: the file was created)."""
+    shown = display_path(path, context.sandbox.workdir)
+    diff = "".join(
+        difflib.unified_diff(
+            (old or "").splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile="/dev/null" if old is None else f"a/{shown}",
+            tofile=f"b/{shown}",
         )
-    if error.kind == IS_DIRECTORY:
-        return (
-            f"The path {path} is a directory and only the `view` command can be used on directories"
-        )
-    if error.kind == TOO_LARGE:
-        return f"The file {path} is too large to open with this tool; use `grep`, `head` or `sed`."
-    return f"Cannot use {path}: {error}"
+    )
+    context.emit(FileEdited(call_id=context.call_id, path=shown, diff=diff))
 
 
-def _decode(data: bytes, path: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ToolInputError(
-            f"The file {path} is not UTF-8 text (it may be binary); inspect it with bash."
-        ) from None
-
-
-def read_text(sandbox: Sandbox, path: str) -> str:
-    """Read a workspace file as text; raises :class:`ToolInputError` worded for the model."""
-    try:
-        return _decode(sandbox.read_file(path), path)
-    except FileAccessError as error:
-        raise ToolInputError(_access_message(error, path)) from None
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_VIEW_CHARS else text[:MAX_VIEW_CHARS] + CLIPPED_NOTE
-
-
-def _view_range(arguments: dict[str, Any], line_count: int) -> tuple[int, int, str]:
-    """(first, last, note) for the requested range, clamped to the file."""
-    value = arguments.get("view_range")
-    if value is None:
-        return 1, line_count, ""
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        raise ToolInputError("Invalid `view_range`. It should be a list of two integers.")
-    first, last = value
-    if not 1 <= first <= line_count:
-        raise ToolInputError(
-            f"Invalid `view_range`: {value}. Its first element `{first}` should be within the "
-            f"range of lines of the file: [1, {line_count}]"
-        )
-    if last == -1:
-        return first, line_count, ""
-    if last < first:
-        raise ToolInputError(
-            f"Invalid `view_range`: {value}. Its second element `{last}` should be larger or "
-            f"equal than its first `{first}`"
-        )
-    if last > line_count:
-        return first, line_count, f"\nNOTE: the file has {line_count} lines; showed up to there."
-    return first, last, ""
-
-
-class ViewTool:
-    schema = VIEW_SCHEMA
-
-    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
-        path = workspace_path(require_str(arguments, "path"))
-        try:
-            data = context.sandbox.read_file(path)
-        except FileAccessError as error:
-            if error.kind != IS_DIRECTORY:
-                raise ToolInputError(_access_message(error, path)) from None
-            if arguments.get("view_range") is not None:
-                raise ToolInputError(
-                    "The `view_range` parameter is not allowed when `path` points to a directory."
-                ) from None
-            entries = context.sandbox.list_dir(path, depth=2)
-            listing = "\n".join([path, *(f"{path}/{entry}" for entry in entries)])
-            return ToolOutcome(
-                text=_clip(
-                    f"Here's the files and directories up to 2 levels deep in {path}, excluding "
-                    f"hidden items:\n{listing}\n"
-                )
-            )
-        lines = _decode(data, path).split("\n")
-        first, last, note = _view_range(arguments, len(lines))
-        body = numbered("\n".join(lines[first - 1 : last]), first)
-        return ToolOutcome(
-            text=_clip(f"Here's the result of running `cat -n` on {path}:\n{body}\n") + note
-        )
+def _edited(path: str, text: str, line: int, added_lines: int) -> str:
+    first = max(1, line - SNIPPET_LINES)
+    last = line + added_lines + SNIPPET_LINES
+    snippet = "\n".join(text.split("\n")[first - 1 : last])
+    return (
+        f"The file {path} has been edited. Here's the result of running `cat -n` on a snippet of "
+        f"{path}:\n{numbered(snippet, first)}\n"
+        "Review the changes and make sure they are as expected. Edit the file again if necessary."
+    )
 
 
 def _line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def unified_diff(before: str, after: str, path: str) -> str:
-    shown = display_path(path)
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            fromfile=f"a/{shown}",
-            tofile=f"b/{shown}",
-        )
-    )
+def _string(arguments: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = arguments.get(key, default)
+    if not isinstance(value, str):
+        raise ToolInputError(f"parameter `{key}` is required and must be a string")
+    return value
 
 
 class StrReplaceTool:
-    schema = STR_REPLACE_SCHEMA
+    schema = _schema(
+        "str_replace",
+        "Replace text in a file. `old_str` must match exactly one place in the file, whitespace "
+        "included; include enough surrounding lines to make it unique. Returns the edited part.",
+        {
+            "path": PATH,
+            "old_str": {"type": "string", "description": "The exact text to replace."},
+            "new_str": {"type": "string", "description": "The replacement (may be empty)."},
+        },
+        ["path", "old_str"],
+    )
+
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
-        path = workspace_path(require_str(arguments, "path"))
+        path = workspace_path(arguments, context.sandbox.workdir)
         old = require_str(arguments, "old_str")
-        new = arguments.get("new_str", "")
-        if not isinstance(new, str):
-            raise ToolInputError("parameter `new_str` must be a string")
+        new = _string(arguments, "new_str", "")
         if old == new:
             raise ToolInputError(
                 f"No replacement was performed, old_str `{old}` is the same as new_str `{new}`."
             )
-        text = read_text(context.sandbox, path)
+        before = read_file(context.sandbox, path)
+        text = before[1].text
         matches = [m.start() for m in re.finditer(re.escape(old), text)] if old else []
         if not matches:
             raise ToolInputError(
@@ -223,26 +137,99 @@ class StrReplaceTool:
             )
         start = matches[0]
         edited = text[:start] + new + text[start + len(old) :]
+        self.editor.save(context, path, before, edited, before[1])
+        return ToolOutcome(text=_edited(path, edited, _line_of(edited, start), new.count("\n")))
+
+
+class CreateFileTool:
+    schema = _schema(
+        "create_file",
+        "Create a new file with the given content (parent directories are made). It will not "
+        "overwrite an existing file: change one with str_replace or insert.",
+        {"path": PATH, "file_text": {"type": "string", "description": "The whole content."}},
+        ["path", "file_text"],
+    )
+
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        path = workspace_path(arguments, context.sandbox.workdir)
+        text = _string(arguments, "file_text")
         try:
-            context.sandbox.write_file(path, edited.encode("utf-8"))
+            context.sandbox.read_file(path)
         except FileAccessError as error:
-            raise ToolInputError(_access_message(error, path)) from None
-        context.emit(
-            FileEdited(
-                call_id=context.call_id,
-                path=display_path(path),
-                diff=unified_diff(text, edited, path),
+            if error.kind == IS_DIRECTORY:
+                raise ToolInputError(f"The path {path} is a directory; give a file name.") from None
+            if error.kind != NOT_FOUND:
+                read_file(context.sandbox, path)  # raises the worded error
+        else:
+            raise ToolInputError(
+                f"File already exists at: {path}. Cannot overwrite files using command `create`."
             )
-        )
-        edit_line = _line_of(edited, start)
-        first = max(1, edit_line - SNIPPET_LINES)
-        last = edit_line + new.count("\n") + SNIPPET_LINES
-        snippet = "\n".join(edited.split("\n")[first - 1 : last])
+        self.editor.save(context, path, None, text, TextFile(text, "utf-8", crlf=False))
+        return ToolOutcome(text=f"File created successfully at: {path}")
+
+
+class InsertTool:
+    schema = _schema(
+        "insert",
+        "Insert text after a line of a file (`insert_line` 0 inserts at the top).",
+        {
+            "path": PATH,
+            "insert_line": {"type": "integer", "description": "Insert after this line."},
+            "new_str": {"type": "string", "description": "The text to insert."},
+        },
+        ["path", "insert_line", "new_str"],
+    )
+
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        path = workspace_path(arguments, context.sandbox.workdir)
+        new = _string(arguments, "new_str")
+        at = arguments.get("insert_line")
+        before = read_file(context.sandbox, path)
+        lines = before[1].text.splitlines(keepends=True)
+        if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at <= len(lines):
+            raise ToolInputError(
+                f"Invalid `insert_line` parameter: {at}. It should be within the range of lines "
+                f"of the file: [0, {len(lines)}]"
+            )
+        block = new if new.endswith("\n") else new + "\n"
+        if at == len(lines) and lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"  # appending after a last line that had no newline
+        edited = "".join([*lines[:at], block, *lines[at:]])
+        self.editor.save(context, path, before, edited, before[1])
+        return ToolOutcome(text=_edited(path, edited, at + 1, block.count("\n") - 1))
+
+
+class UndoEditTool:
+    schema = _schema(
+        "undo_edit",
+        "Undo the last edit made to a file with these tools.",
+        {"path": PATH},
+        ["path"],
+    )
+
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        path = workspace_path(arguments, context.sandbox.workdir)
+        previous = self.editor.history.pop(path)
+        if previous is None:
+            raise ToolInputError(
+                f"The last edit of {path} created it; remove it with bash (`rm`) to undo that."
+            )
+        current = read_file(context.sandbox, path)
+        write_file(context.sandbox, path, previous)
+        restored = decode(previous, path).text
+        report(context, path, current[1].text, restored)
         return ToolOutcome(
-            text=(
-                f"The file {path} has been edited. Here's the result of running `cat -n` on a "
-                f"snippet of {path}:\n{numbered(snippet, first)}\n"
-                "Review the changes and make sure they are as expected. Edit the file again if "
-                "necessary."
+            text=clip(
+                f"Last edit to {path} undone successfully. Here's the result of running "
+                f"`cat -n` on {path}:\n{numbered(restored)}\n"
             )
         )

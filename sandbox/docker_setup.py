@@ -1,0 +1,219 @@
+"""Creating, labelling and reaping sandbox containers.
+
+Every container carries labels naming its session, its owner (host, pid and the pid's start time,
+so a reused pid is not mistaken for the owner) and its expiry. A container whose owner is gone or
+whose time is up is a leftover: :func:`reap_leftovers` removes those, at start-up and from
+``ponder sandbox cleanup``. PID 1 sleeps until the expiry, so a leftover nobody reaps goes away.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import Mount, Ulimit
+
+from ponder.sandbox.base import SandboxError, SandboxUnavailable
+
+LABEL = "io.ponder.managed"
+PID1_USER = "65534:65534"
+"""PID 1 runs as nobody, so a command's ``kill -9 -1`` cannot take the container down."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits of one sandbox container."""
+
+    memory: str = "4g"
+    """Memory, swap included (the container gets no extra swap)."""
+    cpus: float = 2.0
+    pids: int = 1024
+    """Most processes and threads at once (a fork bomb stops here)."""
+    file_size: int = 4 * 1024**3
+    """Largest file a command may write, in bytes (a disk fill stops here)."""
+    open_files: int = 4096
+    tmp_size: str = "2g"
+
+
+def connect() -> docker.DockerClient:
+    """A client for the Docker engine that DOCKER_HOST (or the default socket) names."""
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        text = str(exc)
+        if "Permission denied" in text:
+            raise SandboxUnavailable(
+                f"this user may not use the Docker engine at {where}. Add it to the docker "
+                "group (`sudo usermod -aG docker $USER`, then log in again), or run without "
+                "isolation with --sandbox local."
+            ) from None
+        reason = text.split(": ", 1)[-1][:200] if "Connection" in text else text[:200]
+        raise SandboxUnavailable(
+            f"cannot reach a Docker engine at {where} ({reason}). Start it "
+            "(`sudo systemctl start docker`, or `sudo dockerd &`), or run ./install.sh, which "
+            "installs and starts one; --sandbox local runs without isolation."
+        ) from None
+    return client
+
+
+def process_start_time(pid: int) -> str:
+    """The kernel's start time of ``pid`` (clock ticks since boot); empty when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[19]
+
+
+def labels(session: str, lifetime_s: int, workspace: str) -> dict[str, str]:
+    pid = os.getpid()
+    return {
+        LABEL: "1",
+        "io.ponder.session": session,
+        "io.ponder.owner_host": socket.gethostname(),
+        "io.ponder.owner_pid": str(pid),
+        "io.ponder.owner_start": process_start_time(pid),
+        "io.ponder.expires_at": str(int(time.time()) + lifetime_s),
+        "io.ponder.workspace": workspace,
+    }
+
+
+def run_options(
+    *,
+    name: str,
+    workdir: str,
+    bind: Path | None,
+    network: bool,
+    limits: Limits,
+    environment: dict[str, str],
+    container_labels: dict[str, str],
+    lifetime_s: int,
+) -> dict[str, Any]:
+    """``containers.run`` arguments for a hardened, self-expiring sandbox."""
+    mounts = (
+        [Mount(target=workdir, source=str(bind), type="bind")]
+        if bind
+        else [Mount(target=workdir, source=None, type="volume")]
+    )
+    return {
+        "command": ["sleep", str(lifetime_s)],
+        "name": name,
+        "detach": True,
+        "auto_remove": True,
+        "init": True,
+        "user": PID1_USER,
+        "working_dir": workdir,
+        "mounts": mounts,
+        "read_only": True,
+        "tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmp_size}"},
+        "network_mode": "bridge" if network else "none",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": limits.pids,
+        "mem_limit": limits.memory,
+        "memswap_limit": limits.memory,
+        "nano_cpus": int(min(limits.cpus, os.cpu_count() or 1) * 1e9),
+        "ulimits": [
+            Ulimit(name="fsize", soft=limits.file_size, hard=limits.file_size),
+            Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
+        ],
+        "environment": environment,
+        "labels": container_labels,
+    }
+
+
+def create(client: docker.DockerClient, image: str, options: dict[str, Any]) -> Container:
+    """Start the container; a leftover holding the name is reaped, anything else renamed."""
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise SandboxUnavailable(
+            f"sandbox image {image} is not here; build it with `ponder sandbox build` (or name "
+            "an image you have with --image)"
+        ) from None
+    for attempt in range(3):
+        try:
+            container: Container = client.containers.run(image, **options)
+            return container
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise SandboxError(
+                    f"docker could not start the sandbox: {exc.explanation}"
+                ) from None
+            if not _remove_if_leftover(client, options["name"]):
+                options = {**options, "name": f"{options['name']}-{attempt + 2}"}
+    raise SandboxError(f"the container name {options['name']} stays taken")
+
+
+def _remove_if_leftover(client: docker.DockerClient, name: str) -> bool:
+    try:
+        holder = client.containers.get(name)
+    except docker.errors.NotFound:
+        return True  # gone meanwhile
+    if holder.labels.get(LABEL) == "1" and is_leftover(holder.labels):
+        holder.remove(force=True, v=True)
+        return True
+    return False
+
+
+def is_leftover(container_labels: dict[str, str], now: float | None = None) -> bool:
+    """Expired, or owned by a process on this host that no longer runs."""
+    now = time.time() if now is None else now
+    if int(container_labels.get("io.ponder.expires_at", "0") or 0) < now:
+        return True
+    if container_labels.get("io.ponder.owner_host") != socket.gethostname():
+        return False  # another machine's sandbox: only its expiry says it is left over
+    pid = int(container_labels.get("io.ponder.owner_pid", "0") or 0)
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    return process_start_time(pid) != container_labels.get("io.ponder.owner_start", "")
+
+
+def reap_leftovers(client: docker.DockerClient) -> list[str]:
+    """Remove ponder's leftover containers; returns their names."""
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+        if is_leftover(container.labels):
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise
+            removed.append(container.name or container.id or "?")
+    return removed
+
+
+def workspace_archive(root: Path) -> IO[bytes]:
+    """A tar of ``root``'s contents for ``put_archive``: links kept, every file owned by root
+    (copy-mode commands run as root without capabilities, so they must own what they edit)."""
+
+    def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
+    archive = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it)
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for entry in sorted(root.iterdir()):
+            tar.add(entry, arcname=entry.name, filter=as_root)
+    archive.seek(0)
+    return archive

@@ -1,0 +1,210 @@
+"""The local backend: commands run on this machine, in the workspace itself. Nothing is isolated.
+
+For machines without Docker, and only when chosen (``--sandbox local``). It runs the same scripts
+as the Docker backend (timeouts, working directory and variables carried over, file edits
+confined to the workspace by path), each command in its own process group, which is killed
+whole when the command times out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from ponder.sandbox import scripts
+from ponder.sandbox.base import (
+    ExecResult,
+    OutputCallback,
+    SandboxError,
+)
+from ponder.sandbox.environment import COMMAND_ENV
+from ponder.sandbox.output import LiveCapture
+
+WARNING = (
+    "ponder is running commands directly on this machine (--sandbox local): nothing is "
+    "isolated, and the model can read and change anything this user can."
+)
+
+
+class LocalSandbox:
+    def __init__(self, workspace: Path, environment: dict[str, str] | None = None) -> None:
+        self.workspace = workspace.resolve()
+        self._state: tempfile.TemporaryDirectory[str] | None = None
+        self._environment = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            **(environment or {}),
+            **COMMAND_ENV,
+        }
+
+    @property
+    def description(self) -> str:
+        return "local (no isolation)"
+
+    @property
+    def workdir(self) -> str:
+        return str(self.workspace)
+
+    def __enter__(self) -> LocalSandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if not self.workspace.is_dir():
+            raise SandboxError(f"workspace {self.workspace} is not a directory")
+        if self._state is None:
+            self._state = tempfile.TemporaryDirectory(prefix="ponder-local-")
+            home = Path(self._state.name) / "home"
+            home.mkdir()
+            self._environment["HOME"] = str(home)
+
+    def stop(self) -> None:
+        if self._state is not None:
+            self._state.cleanup()
+            self._state = None
+
+    @property
+    def _state_dir(self) -> str:
+        if self._state is None:
+            raise SandboxError("the sandbox is not running")
+        return self._state.name
+
+    def _run(
+        self,
+        argv: list[str],
+        stdin: bytes | None,
+        timeout: float,
+        sink: Callable[[bytes], None],
+        extra_env: dict[str, str] | None = None,
+    ) -> tuple[int, bool, bool]:
+        """Run ``argv`` in its own process group; returns (exit code, abandoned, left running).
+
+        Like the Docker backend it watches stderr for the runner's exit marker, so a background
+        job holding stdout does not keep it waiting; past the deadline the group is killed.
+        """
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.workspace,
+            env={**self._environment, **(extra_env or {})},
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
+        if stdin:
+            process.stdin.write(stdin)
+        process.stdin.close()
+        deadline = time.monotonic() + timeout + scripts.KILL_GRACE_S + 5
+        report = scripts.ExitReport()
+        open_pipes = {process.stdout.fileno(), process.stderr.fileno()}
+        with selectors.DefaultSelector() as selector:
+            for pipe in (process.stdout, process.stderr):
+                selector.register(pipe, selectors.EVENT_READ)
+            while process.stdout.fileno() in open_pipes:
+                remaining = deadline - time.monotonic()
+                ended = report.exit_code is not None
+                if remaining <= 0:
+                    break
+                events = selector.select(min(remaining, 0.1 if ended else 1.0))
+                if not events and ended:
+                    break
+                for key, _ in events:
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        open_pipes.discard(key.fd)
+                    elif key.fd == process.stdout.fileno():
+                        sink(data)
+                    elif report.exit_code is None and report.feed(data):
+                        deadline = min(deadline, time.monotonic() + 1.0)
+        stdout_open = process.stdout.fileno() in open_pipes
+        abandoned = report.exit_code is None and stdout_open
+        if abandoned:
+            self._kill_group(process.pid)
+        process.stdout.close()
+        process.stderr.close()
+        returncode = process.wait()
+        code = report.exit_code if report.exit_code is not None else returncode
+        held = report.killed_holders or (report.left_running and stdout_open)
+        return code, abandoned, held
+
+    @staticmethod
+    def _kill_group(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def exec(
+        self, command: str, timeout: float, on_output: OutputCallback | None = None
+    ) -> ExecResult:
+        exec_id = uuid.uuid4().hex[:12]
+        capture = LiveCapture(on_output)
+        started = time.monotonic()
+        code, abandoned, held_open = self._run(
+            ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout, self._state_dir)],
+            scripts.command_script(command, self.workdir, self._state_dir).encode(),
+            timeout,
+            capture.add,
+            {scripts.EXEC_ID_VARIABLE: exec_id},
+        )
+        elapsed = time.monotonic() - started
+        timed_out = abandoned or (code in (124, 137) and elapsed >= timeout - 0.5)
+        if timed_out or held_open:  # what it left running, daemons that left its group included
+            sweep = [
+                "bash",
+                "--noprofile",
+                "--norc",
+                "-c",
+                scripts.sweep_script(),
+                "sweep",
+                exec_id,
+            ]
+            self._run(sweep, None, 30, lambda data: None)
+        log_path = None
+        if capture.truncated:
+            log_path = str(Path(self._state_dir) / f"{exec_id}.log")
+            Path(log_path).write_bytes(capture.full_output())
+        result = ExecResult(
+            exit_code=code,
+            output=capture.text(log_path),
+            timed_out=timed_out,
+            elapsed=elapsed,
+            total_bytes=capture.total,
+            truncated=capture.truncated,
+            log_path=log_path,
+            notice=scripts.HELD_OPEN_NOTICE if held_open else None,
+        )
+        capture.close()
+        return result
+
+    def _file_op(self, script: str, path: str, data: bytes | None, *extra: str) -> bytes:
+        received = bytearray()
+        absolute = path if path.startswith("/") else f"{self.workdir}/{path}"
+        argv = ["bash", "--noprofile", "--norc", "-c", script, "ponder-file", absolute, *extra]
+        code, abandoned, _ = self._run(argv, data, 60, received.extend)
+        if abandoned:
+            raise SandboxError(f"reading or writing {path} timed out")
+        scripts.check_file_op(code, path)
+        return bytes(received)
+
+    def read_file(self, path: str) -> bytes:
+        return self._file_op(scripts.read_script(self.workdir), path, None)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self._file_op(scripts.write_script(self.workdir), path, data)
+
+    def list_dir(self, path: str, depth: int) -> list[str]:
+        listing = self._file_op(scripts.list_script(self.workdir), path, None, str(depth))
+        return sorted(listing.decode("utf-8", errors="replace").splitlines())

@@ -1,0 +1,236 @@
+"""The bash that runs inside a sandbox, shared by the Docker and the local backend.
+
+Everything the sandbox does to files is done by these scripts *inside* the sandbox, so paths are
+resolved in the sandbox's own filesystem view (a symlink made by the model cannot lead a write to
+the host) and the same code serves both backends.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ponder.sandbox.base import (
+    IS_DIRECTORY,
+    NOT_A_DIRECTORY,
+    NOT_FOUND,
+    OUTSIDE_WORKSPACE,
+    TOO_LARGE,
+    FileAccessError,
+    SandboxError,
+)
+
+STATE_DIR = "/tmp/.ponder"
+"""Per-sandbox state: working directory, exported variables, full output logs."""
+LOG_DIR = f"{STATE_DIR}/logs"
+KILL_GRACE_S = 5
+EXEC_ID_VARIABLE = "PONDER_EXEC_ID"
+MAX_FILE_BYTES = 10 * 1024 * 1024
+"""Largest file the file tools read or write whole."""
+
+# Exit codes of the file scripts, mapped to FileAccessError kinds by the backends.
+OUTSIDE_WORKSPACE_EXIT = 91
+NOT_FOUND_EXIT = 92
+IS_DIRECTORY_EXIT = 93
+TOO_LARGE_EXIT = 94
+WRITE_FAILED_EXIT = 95
+NOT_A_DIRECTORY_EXIT = 96
+
+_FILE_ERRORS = {
+    OUTSIDE_WORKSPACE_EXIT: OUTSIDE_WORKSPACE,
+    NOT_FOUND_EXIT: NOT_FOUND,
+    IS_DIRECTORY_EXIT: IS_DIRECTORY,
+    TOO_LARGE_EXIT: TOO_LARGE,
+    NOT_A_DIRECTORY_EXIT: NOT_A_DIRECTORY,
+}
+
+
+def check_file_op(code: int, path: str) -> None:
+    """Raise what a file script's exit code means."""
+    if code in _FILE_ERRORS:
+        raise FileAccessError(_FILE_ERRORS[code], path)
+    if code != 0:
+        raise SandboxError(f"file operation on {path} failed (exit {code})")
+
+
+# Variables that must not be carried from one command to the next.
+_VOLATILE = "PWD|OLDPWD|SHLVL|_|" + EXEC_ID_VARIABLE
+
+
+EXIT_MARKER = b"PONDER_EXIT "
+HELD_OPEN_NOTICE = (
+    "the command ended, but processes it started in the background still held its output, so "
+    "they were stopped; start background jobs with their output redirected "
+    "(cmd > log 2>&1 &) to keep them running"
+)
+
+
+def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
+    """Reads a command script from stdin into a file, then runs it with stdin closed.
+
+    The command's stdout and stderr are merged, so a person sees them in the order they were
+    written. GNU ``timeout`` leads the command's process group and signals all of it: TERM at
+    the limit, KILL ``KILL_GRACE_S`` later.
+
+    When the command ends with processes of its group still running, those that still hold its
+    output (a background job whose output was not redirected, a fork bomb) are killed at once,
+    with shell builtins only, so it works even when the process limit is exhausted; redirected
+    background jobs (a server started with ``> log 2>&1 &``) keep running. The runner then
+    writes ``EXIT_MARKER``, the exit code and what it found (0 nothing left, 1 left running,
+    2 killed) to its own stderr, which nothing the command started can hold open.
+    """
+    marker = EXIT_MARKER.decode()
+    return (
+        f'mkdir -p {state_dir} && f=$(mktemp {state_dir}/cmd.XXXXXX) && cat >"$f" || exit 1\n'
+        f'timeout -k {KILL_GRACE_S} {timeout:g} bash --noprofile --norc "$f" </dev/null 2>&1 &\n'
+        't=$!; wait "$t"; rc=$?; left=0\n'
+        'if kill -0 -- "-$t" 2>/dev/null; then\n'
+        "  left=1\n"
+        "  for d in /proc/[0-9]*; do\n"
+        '    read -r s <"$d/stat" 2>/dev/null || continue\n'
+        "    s=${s##*) }; set -- $s\n"
+        '    [ "$3" = "$t" ] || continue\n'
+        '    if [ "$d/fd/1" -ef /proc/$$/fd/1 ] || [ "$d/fd/2" -ef /proc/$$/fd/1 ]; then\n'
+        "      left=2; break\n"
+        "    fi\n"
+        "  done\n"
+        '  [ "$left" = 2 ] && { kill -9 -- "-$t"; kill -9 -- "-$t"; } 2>/dev/null\n'
+        "fi\n"
+        f'printf \'{marker}%d %d\\n\' "$rc" "$left" >&2; exit "$rc"\n'
+    )
+
+
+class ExitReport:
+    """Reads the runner's stderr for its exit marker: the exit code, and what of the command's
+    process group outlived it (see :func:`runner`)."""
+
+    def __init__(self) -> None:
+        self._seen = bytearray()
+        self.exit_code: int | None = None
+        self.left_running = False
+        """Processes of the command's group still run (with their output redirected)."""
+        self.killed_holders = False
+        """Processes that still held the command's output were killed."""
+
+    def feed(self, data: bytes) -> bool:
+        """Take stderr bytes; True once the marker is complete."""
+        self._seen += data
+        at = self._seen.find(EXIT_MARKER)
+        if at < 0 or b"\n" not in self._seen[at:]:
+            return False
+        fields = self._seen[at + len(EXIT_MARKER) :].split(b"\n", 1)[0].split()
+        if len(fields) == 2 and all(f.isdigit() for f in fields):
+            self.exit_code = int(fields[0])
+            self.left_running = fields[1] == b"1"
+            self.killed_holders = fields[1] == b"2"
+            return True
+        return False
+
+
+def command_script(command: str, workdir: str, state_dir: str = STATE_DIR) -> str:
+    """``command`` wrapped so the working directory and exported variables carry over."""
+    s = shlex.quote(state_dir)
+    w = shlex.quote(workdir)
+    save = (
+        f"__ponder_rc=$?; pwd >{s}/cwd.$$ && mv -f {s}/cwd.$$ {s}/cwd; "
+        f'export -p | grep -Ev "^declare -x ({_VOLATILE})=" >{s}/env.$$ '
+        f"&& mv -f {s}/env.$$ {s}/env; exit $__ponder_rc"
+    )
+    prelude = (
+        'rm -f -- "$0"\n'
+        f"[ -r {s}/env ] && . {s}/env 2>/dev/null\n"
+        f'cd "$(cat {s}/cwd 2>/dev/null || echo {w})" 2>/dev/null || cd {w}\n'
+        f"trap {shlex.quote(save)} EXIT\n"
+    )
+    return prelude + command + "\n"
+
+
+def _resolve(workdir: str) -> str:
+    """Resolve $1 (symlinks included) and refuse anything outside ``workdir``."""
+    w = shlex.quote(workdir)
+    return (
+        f'p=$(realpath -m -- "$1") || exit {NOT_FOUND_EXIT}\n'
+        f'case "$p" in {w}|{w}/*) ;; *) exit {OUTSIDE_WORKSPACE_EXIT} ;; esac\n'
+    )
+
+
+def read_script(workdir: str) -> str:
+    return _resolve(workdir) + (
+        f'[ -e "$p" ] || exit {NOT_FOUND_EXIT}\n'
+        f'[ -d "$p" ] && exit {IS_DIRECTORY_EXIT}\n'
+        f'[ "$(stat -c %s -- "$p")" -le {MAX_FILE_BYTES} ] || exit {TOO_LARGE_EXIT}\n'
+        'exec cat -- "$p"\n'
+    )
+
+
+def write_script(workdir: str) -> str:
+    """Atomic replace: a temp file in the same directory, the old mode kept, then a rename."""
+    return _resolve(workdir) + (
+        f'[ -d "$p" ] && exit {IS_DIRECTORY_EXIT}\n'
+        f'mkdir -p -- "$(dirname -- "$p")" || exit {WRITE_FAILED_EXIT}\n'
+        f't=$(mktemp "$(dirname -- "$p")/.ponder-write.XXXXXX") || exit {WRITE_FAILED_EXIT}\n'
+        f'cat >"$t" || {{ rm -f -- "$t"; exit {WRITE_FAILED_EXIT}; }}\n'
+        '[ -e "$p" ] && chmod --reference="$p" -- "$t"\n'
+        '[ -e "$p" ] || chmod 644 -- "$t"\n'
+        f'mv -f -- "$t" "$p" || {{ rm -f -- "$t"; exit {WRITE_FAILED_EXIT}; }}\n'
+    )
+
+
+def list_script(workdir: str) -> str:
+    """Entries under $1, $2 levels deep, hidden ones left out, one per line."""
+    return _resolve(workdir) + (
+        f'[ -e "$p" ] || exit {NOT_FOUND_EXIT}\n'
+        f'[ -d "$p" ] || exit {NOT_A_DIRECTORY_EXIT}\n'
+        'cd -- "$p" && exec find . -mindepth 1 -maxdepth "$2" '
+        "-not -path '*/.*' -printf '%P\\n'\n"
+    )
+
+
+def save_log_script() -> str:
+    """Store stdin as the full output log $1 (outside the workspace, for the model to grep)."""
+    return f'mkdir -p {LOG_DIR} && cat >"$1"\n'
+
+
+def sweep_script() -> str:
+    """Kill every process that still carries the exec id $1.
+
+    Every process a command starts inherits its exec id, daemons that left its process group
+    included, so this finds what a timed-out command left behind.
+    """
+    return (
+        "for e in /proc/[0-9]*/environ; do\n"
+        "  p=${e#/proc/}; p=${p%/environ}\n"
+        '  [ "$p" = "$$" ] && continue\n'
+        f'  if tr "\\0" "\\n" <"$e" 2>/dev/null | grep -qxF "{EXEC_ID_VARIABLE}=$1"; then\n'
+        '    kill -9 "$p" 2>/dev/null\n'
+        "  fi\n"
+        "done\n"
+        "exit 0\n"
+    )
+
+
+def oom_count_script() -> str:
+    """How many processes the memory limit has killed so far (cgroup v2, else v1)."""
+    return (
+        "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null "
+        "| awk '/^oom_kill /{n=$2; exit} END{print n+0}'\n"
+    )
+
+
+def baseline_script(workdir: str, state_dir: str = STATE_DIR) -> str:
+    """Record the workspace as it is now (a git tree), for :func:`diff_script` (copy mode)."""
+    return (
+        f"cd {shlex.quote(workdir)} && mkdir -p {state_dir} && "
+        "{ [ -d .git ] || git init -q; } && "
+        f"GIT_INDEX_FILE={state_dir}/base.index git add -A && "
+        f"GIT_INDEX_FILE={state_dir}/base.index git write-tree >{state_dir}/base.tree\n"
+    )
+
+
+def diff_script(workdir: str, state_dir: str = STATE_DIR) -> str:
+    """The change since the baseline as a git diff, new files included, the index untouched."""
+    index = f"{state_dir}/diff.index"
+    return (
+        f"cd {shlex.quote(workdir)} && rm -f {index} && GIT_INDEX_FILE={index} git add -A && "
+        f"GIT_INDEX_FILE={index} git -c core.fileMode=false diff --cached --binary "
+        f'"$(cat {state_dir}/base.tree)"\n'
+    )

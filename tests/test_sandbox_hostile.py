@@ -1,0 +1,236 @@
+"""Hostile commands against one real sandbox: after each, the sandbox still answers `echo ok`.
+
+The sandbox is shared by the whole module on purpose: every case must leave it usable for the
+next. Its limits are small so the memory and disk cases finish quickly. Set
+PONDER_HOSTILE_REPORT=FILE to record how long each follow-up `echo ok` took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.sandbox.docker_setup import Limits
+
+LATENCIES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def box(
+    sandbox_image: str, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerSandbox]:
+    workspace = tmp_path_factory.mktemp("hostile")
+    limits = Limits(memory="512m", pids=256, file_size=64 * 1024**2, tmp_size="256m")
+    with DockerSandbox(workspace, sandbox_image, client=docker_client, limits=limits) as sandbox:
+        yield sandbox
+    report = os.environ.get("PONDER_HOSTILE_REPORT")
+    if report:
+        Path(report).write_text(json.dumps(LATENCIES, indent=2))
+
+
+@pytest.fixture(autouse=True)
+def still_answers(request: pytest.FixtureRequest, box: DockerSandbox) -> Iterator[None]:
+    yield
+    result = box.exec("echo ok", timeout=10)
+    LATENCIES[request.node.name] = round(result.elapsed, 3)
+    assert result.output == "ok\n"
+    assert not result.timed_out
+
+
+def count(box: DockerSandbox, pattern: str) -> int:
+    """Processes whose command line matches ``pattern`` (a grep -E pattern written so that it
+    does not match itself, e.g. ``[s]leep``)."""
+    return int(box.exec(f"ps -eo args | grep -cE '{pattern}' || true", 10).output.strip())
+
+
+def test_fork_bomb(box: DockerSandbox) -> None:
+    result = box.exec(":(){ :|:& };:", timeout=5)
+    # The bomb's first call returns at once; what it forked holds the output and is stopped.
+    assert result.notice is not None
+    assert "were stopped" in result.notice
+    processes = box.exec("ps -e --no-headers | wc -l", 10).output.strip()
+    assert int(processes) < 12  # init, its sleep, and the few of this very command
+
+
+def test_endless_output(box: DockerSandbox) -> None:
+    result = box.exec("yes", timeout=3)
+    assert result.timed_out
+    assert result.total_bytes > 1_000_000
+    assert len(result.output) < 12_000
+    assert result.output.startswith("y\ny\n")
+    assert "lines left out" in result.output
+
+
+def test_a_50_mb_line_without_newline(box: DockerSandbox) -> None:
+    result = box.exec("head -c 50000000 /dev/zero | tr '\\0' a", timeout=60)
+    assert result.exit_code == 0
+    assert result.total_bytes == 50_000_000
+    assert result.output.startswith("aaaa")
+    assert "bytes, 0 lines left out" in result.output
+
+
+def test_sleep_forever_returns_at_the_timeout_and_leaves_nothing(box: DockerSandbox) -> None:
+    result = box.exec("sleep infinity", timeout=2)
+    assert result.timed_out
+    assert result.exit_code in (124, 137)
+    assert count(box, "^[s]leep infinity") == 0
+
+
+def test_a_process_ignoring_sigterm_is_killed(box: DockerSandbox) -> None:
+    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(1000)"
+    result = box.exec(f'python3 -c "{script}"', timeout=2)
+    assert result.timed_out
+    assert count(box, "[S]IG_IGN") == 0
+
+
+def test_a_background_job_holding_stdout(box: DockerSandbox) -> None:
+    result = box.exec("echo started; sleep 300 &", timeout=60)
+    assert result.exit_code == 0
+    assert not result.timed_out
+    assert result.output == "started\n"
+    assert result.notice is not None
+    assert "redirected" in result.notice
+    assert count(box, "^[s]leep 300") == 0
+
+
+def test_a_redirected_background_job_keeps_running(box: DockerSandbox) -> None:
+    result = box.exec("sleep 301 > /tmp/job.log 2>&1 & echo started", timeout=60)
+    assert (result.output, result.notice) == ("started\n", None)
+    assert count(box, "^[s]leep 301") == 1
+    box.exec("pkill -f 'sleep 301'", 10)
+
+
+def test_a_daemon_started_by_a_command_that_times_out(box: DockerSandbox) -> None:
+    result = box.exec("setsid nohup sleep 777 >/dev/null 2>&1 & sleep 100", timeout=2)
+    assert result.timed_out
+    assert count(box, "^[s]leep 777") == 0
+
+
+def test_thousands_of_zombies_are_reaped(box: DockerSandbox) -> None:
+    result = box.exec("for i in $(seq 2000); do (true &); done; echo done", timeout=60)
+    assert result.output.endswith("done\n")
+    zombies = box.exec("ps -eo stat | grep -c '^Z' || true", 10).output.strip()
+    assert zombies == "0"
+
+
+def test_kill_everything(box: DockerSandbox) -> None:
+    result = box.exec("kill -9 -1", timeout=10)
+    assert not result.timed_out
+    assert result.notice is None  # the container survived: PID 1 is not the command user's
+
+
+def test_network_egress_fails_fast(box: DockerSandbox) -> None:
+    result = box.exec(
+        "curl -sS -m 5 https://example.com; "
+        "python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), 3)\"",
+        timeout=15,
+    )
+    assert not result.timed_out
+    assert "Could not resolve host" in result.output
+    assert "Network is unreachable" in result.output
+
+
+def test_writes_to_system_paths_fail(box: DockerSandbox) -> None:
+    result = box.exec(
+        "touch /etc/x /usr/x; echo 1 > /proc/sysrq-trigger && echo SYSRQ; "
+        "mount -t tmpfs x /mnt && echo MOUNTED",
+        timeout=10,
+    )
+    assert result.output.count("Read-only file system") == 2
+    assert "SYSRQ" not in result.output
+    assert "MOUNTED" not in result.output
+    assert "mount: /mnt: permission denied" in result.output
+
+
+def test_no_docker_socket_and_no_capabilities(box: DockerSandbox) -> None:
+    result = box.exec("ls /var/run/docker.sock; grep CapEff /proc/self/status", timeout=10)
+    assert "No such file or directory" in result.output
+    assert "CapEff:\t0000000000000000" in result.output
+
+
+def test_a_memory_bomb_is_reported_as_out_of_memory(box: DockerSandbox) -> None:
+    result = box.exec("python3 -c \"x = bytearray(2 * 1024**3); print('survived')\"", 60)
+    assert result.exit_code == 137
+    assert "\nsurvived\n" not in f"\n{result.output}"
+    assert result.notice == "killed: out of memory (the sandbox's limit is 512m)"
+
+
+def test_a_disk_fill_stops_at_the_file_size_limit(box: DockerSandbox) -> None:
+    result = box.exec("dd if=/dev/zero of=big.bin bs=1M count=500 2>&1", 60)
+    assert result.exit_code == 153
+    assert result.notice is not None
+    assert "file size limit" in result.notice
+    size = box.exec("stat -c %s big.bin; rm -f big.bin", 10).output.split()[0]
+    assert int(size) <= 64 * 1024**2
+
+
+def test_odd_output_is_cleaned(box: DockerSandbox) -> None:
+    mixed = box.exec("printf '\\033[31mred\\033[0m 50%%\\r100%%\\ncaf\\xe9\\n'", 10)
+    assert mixed.output == "100%\ncaf\ufffd\n"
+    binary = box.exec("head -c 3000 /bin/ls", 10)
+    assert binary.output.startswith("[binary output: 3000 bytes, sha256 ")
+
+
+def test_programs_waiting_on_stdin_return_at_once(box: DockerSandbox) -> None:
+    result = box.exec("cat; read x; echo \"read=$?\"; python3 -c 'input()' 2>&1 | tail -1", 30)
+    assert not result.timed_out
+    assert "read=1" in result.output
+    assert "EOFError" in result.output
+
+
+def test_git_without_a_message_and_pagers_do_not_hang(box: DockerSandbox) -> None:
+    result = box.exec(
+        "cd $(mktemp -d) && git init -q && echo x > f && git add f && "
+        "git -c user.name=a -c user.email=a@b commit; echo rc=$?; "
+        "git -c user.name=a -c user.email=a@b commit -qm first && git log && less f",
+        timeout=30,
+    )
+    assert not result.timed_out
+    assert "Aborting commit due to empty commit message" in result.output
+    assert "first" in result.output
+    assert result.output.rstrip().endswith("x")
+
+
+def test_a_1_mb_heredoc(box: DockerSandbox) -> None:
+    body = "\n".join(f"line {i} " + "z" * 80 for i in range(12_000))
+    result = box.exec(f"cat > heredoc.txt <<'EOF'\n{body}\nEOF\nwc -c < heredoc.txt", 60)
+    assert int(result.output.strip()) == len(body) + 1
+
+
+def test_quoting_and_unicode_paths(box: DockerSandbox) -> None:
+    result = box.exec(
+        "echo \"it's \\\"q\\\" \\$HOME\"; printf '%s\\n' a\\ b; touch 'ü x.py'; ls 'ü x.py'", 10
+    )
+    assert result.output == 'it\'s "q" $HOME\na b\nü x.py\n'
+
+
+def test_working_directory_and_variables_persist(box: DockerSandbox) -> None:
+    box.exec("mkdir -p /tmp/place && cd /tmp/place && export FOO='a b' && BAR=local", 10)
+    box.exec("exit 3", 10)
+    result = box.exec('pwd; echo "$FOO|$BAR"', 10)
+    assert result.output == "/tmp/place\na b|\n"
+    box.exec("cd /workspace && unset FOO", 10)
+    assert box.exec('pwd; echo "[$FOO]"', 10).output == "/workspace\n[]\n"
+
+
+def test_eight_concurrent_commands_do_not_mix(box: DockerSandbox) -> None:
+    results: dict[int, str] = {}
+
+    def run(index: int) -> None:
+        command = f"for j in 1 2 3; do echo {index}-$j; sleep 0.1; done; exit {index}"
+        result = box.exec(command, 30)
+        results[index] = f"{result.output}|{result.exit_code}"
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {i: f"{i}-1\n{i}-2\n{i}-3\n|{i}" for i in range(8)}

@@ -1,0 +1,208 @@
+"""Sandboxes come and go cleanly: copy mode, leftovers, name conflicts, SIGKILL, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import pytest
+from conftest import PONDER
+
+from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.sandbox.docker_setup import LABEL, is_leftover, labels, reap_leftovers
+
+
+def ours(client: docker.DockerClient) -> set[str]:
+    return {c.name or "" for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"})}
+
+
+def test_copy_mode_leaves_the_host_alone_and_returns_a_diff(
+    sandbox_image: str, docker_client: docker.DockerClient, workspace: Path
+) -> None:
+    (workspace / "app.py").write_text("print('v1')\n")
+    (workspace / "notes.txt").write_text("keep\n")
+    with DockerSandbox(workspace, sandbox_image, mode="copy", client=docker_client) as box:
+        assert box.exec("id -u; cat app.py", 10).output == "0\nprint('v1')\n"
+        box.write_file("app.py", b"print('v2')\n")
+        box.exec("echo new > added.txt && rm notes.txt", 10)
+        diff = box.diff()
+    assert (workspace / "app.py").read_text() == "print('v1')\n"
+    assert not (workspace / "added.txt").exists()
+    assert (workspace / "notes.txt").exists()
+    assert "-print('v1')\n+print('v2')" in diff
+    assert "diff --git a/added.txt b/added.txt\nnew file mode" in diff
+    assert "diff --git a/notes.txt b/notes.txt\ndeleted file mode" in diff
+    applied = subprocess.run(
+        ["git", "apply", "--check", "-"], input=diff, text=True, cwd=workspace, capture_output=True
+    )
+    assert applied.returncode == 0, applied.stderr
+
+
+def test_leftovers_are_reaped_and_live_sandboxes_kept(
+    sandbox_image: str, docker_client: docker.DockerClient, workspace: Path
+) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    dead_labels = {**labels("deadbeef", 3600, str(workspace)), "io.ponder.owner_pid": str(dead.pid)}
+    expired = {**labels("expired", 3600, str(workspace)), "io.ponder.expires_at": "1"}
+    for name, container_labels in (("ponder-test-dead", dead_labels), ("ponder-test-old", expired)):
+        docker_client.containers.run(
+            sandbox_image, ["sleep", "600"], name=name, labels=container_labels, detach=True
+        )
+    with DockerSandbox(workspace, sandbox_image, client=docker_client) as live:
+        removed = reap_leftovers(docker_client)
+        assert {"ponder-test-dead", "ponder-test-old"} <= set(removed)
+        assert live.name in ours(docker_client)
+        assert not {"ponder-test-dead", "ponder-test-old"} & ours(docker_client)
+
+
+def test_a_reused_pid_is_not_taken_for_the_owner(workspace: Path) -> None:
+    mine = labels("s", 3600, str(workspace))
+    assert not is_leftover(mine)
+    assert is_leftover({**mine, "io.ponder.owner_start": "1"})
+
+
+def test_a_name_held_by_a_leftover_is_taken_over(
+    sandbox_image: str, docker_client: docker.DockerClient, workspace: Path
+) -> None:
+    expired = {**labels("old", 3600, str(workspace)), "io.ponder.expires_at": "1"}
+    docker_client.containers.run(
+        sandbox_image, ["sleep", "600"], name="ponder-fixed", labels=expired, detach=True
+    )
+    with DockerSandbox(workspace, sandbox_image, client=docker_client, name="ponder-fixed") as box:
+        assert box.name == "ponder-fixed"
+        assert box.exec("echo here", 10).output == "here\n"
+    stranger = docker_client.containers.run(
+        sandbox_image, ["sleep", "600"], name="ponder-taken", detach=True
+    )
+    try:
+        with DockerSandbox(
+            workspace, sandbox_image, client=docker_client, name="ponder-taken"
+        ) as box:
+            assert box.name == "ponder-taken-2"
+    finally:
+        stranger.remove(force=True)
+
+
+def test_sigkill_mid_command_leaves_nothing_after_cleanup(
+    sandbox_image: str,
+    docker_client: docker.DockerClient,
+    workspace: Path,
+    user_env: dict[str, str],
+) -> None:
+    before = ours(docker_client)
+    process = subprocess.Popen(
+        [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "sleep 300"],
+        env=user_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not ours(docker_client) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    started = ours(docker_client) - before
+    assert started, "the sandbox never appeared"
+    time.sleep(1)  # the command is running inside
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert started <= ours(docker_client)  # SIGKILL gives ponder no chance to clean up
+    result = subprocess.run(
+        [PONDER, "sandbox", "cleanup"], env=user_env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "removed" in result.stdout
+    assert not started & ours(docker_client)
+
+
+def test_sigterm_removes_the_sandbox(
+    sandbox_image: str,
+    docker_client: docker.DockerClient,
+    workspace: Path,
+    user_env: dict[str, str],
+) -> None:
+    before = ours(docker_client)
+    process = subprocess.Popen(
+        [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "sleep 300"],
+        env=user_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not ours(docker_client) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    assert ours(docker_client) == before
+
+
+def test_sandbox_exec_json(workspace: Path, user_env: dict[str, str], sandbox_image: str) -> None:
+    result = subprocess.run(
+        [
+            PONDER,
+            "sandbox",
+            "exec",
+            "--json",
+            "--workspace",
+            str(workspace),
+            "--timeout",
+            "5",
+            "--",
+            "echo hi; exit 3",
+        ],
+        env=user_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 3
+    report = json.loads(result.stdout)
+    assert {k: report[k] for k in ("exit_code", "timed_out", "output", "truncated")} == {
+        "exit_code": 3,
+        "timed_out": False,
+        "output": "hi\n",
+        "truncated": False,
+    }
+    assert report["duration_s"] > 0
+
+
+def test_a_missing_image_says_how_to_get_one(workspace: Path, user_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [
+            PONDER,
+            "sandbox",
+            "exec",
+            "--image",
+            "ponder-nonexistent:1",
+            "--workspace",
+            str(workspace),
+            "--",
+            "true",
+        ],
+        env=user_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "ponder-nonexistent:1 is not here; build it with `ponder sandbox build`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_no_container_outlives_a_normal_run(
+    docker_client: docker.DockerClient, workspace: Path, user_env: dict[str, str]
+) -> None:
+    before = ours(docker_client)
+    subprocess.run(
+        [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "true"],
+        env=user_env,
+        check=True,
+        capture_output=True,
+    )
+    assert ours(docker_client) == before
