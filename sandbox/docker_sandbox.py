@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -80,6 +81,7 @@ class DockerSandbox:
         self._container: Container | None = None
         self._user = f"{os.getuid()}:{os.getgid()}" if mode == "bind" else "0:0"
         self._oom_kills = 0
+        self._log_writers: list[threading.Thread] = []
 
     @property
     def description(self) -> str:
@@ -123,9 +125,13 @@ class DockerSandbox:
             raise
 
     def _prepare(self) -> None:
-        setup = self._script(f"mkdir -p {scripts.STATE_DIR}/home {scripts.LOG_DIR}", 30)
+        setup = self._script(
+            f"mkdir -p {scripts.STATE_DIR}/home {scripts.LOG_DIR}\n" + scripts.oom_count_script(),
+            30,
+        )
         if setup.exit_code != 0:
             raise SandboxError(f"the sandbox did not start: {setup.output.strip()}")
+        self._oom_kills = int(setup.output.strip() or 0)
         if self.mode == "copy":
             if self.workspace is not None:
                 with workspace_archive(self.workspace) as archive:
@@ -134,9 +140,9 @@ class DockerSandbox:
             baseline = self._script(scripts.baseline_script(self._workdir), 300)
             if baseline.exit_code != 0:
                 raise SandboxError(f"recording the workspace failed: {baseline.output.strip()}")
-        self._oom_kills = self._oom_count()
 
     def stop(self) -> None:
+        self._settle()
         container, self._container = self._container, None
         atexit.unregister(self.stop)
         if container is None:
@@ -156,8 +162,11 @@ class DockerSandbox:
         timeout: float,
         sink: Callable[[bytes], None],
         environment: dict[str, str] | None = None,
+        settle: bool = True,
     ) -> RawExec:
         """Run ``argv`` as the sandbox's command user, output bytes to ``sink``."""
+        if settle:
+            self._settle()
         if self._container is None or self._client is None or self._container.id is None:
             raise SandboxError("the sandbox is not running")
         deadline = time.monotonic() + timeout + scripts.KILL_GRACE_S + WATCHDOG_SLACK_S
@@ -219,7 +228,7 @@ class DockerSandbox:
         log_path = None
         if capture.truncated:
             log_path = f"{scripts.LOG_DIR}/{exec_id}.log"
-            self._file_op(scripts.save_log_script(), log_path, capture.full_output(), check=False)
+            self._save_log(log_path, capture.full_output())
         result = ExecResult(
             exit_code=code,
             output=capture.text(log_path),
@@ -232,6 +241,26 @@ class DockerSandbox:
         )
         capture.close()
         return result
+
+    def _save_log(self, path: str, data: bytes) -> None:
+        """Store the full output in the background; the next use of the sandbox waits for it."""
+
+        def save() -> None:
+            argv = ["bash", "--noprofile", "--norc", "-c", scripts.save_log_script(), "log", path]
+            self._run(argv, data, FILE_OP_TIMEOUT_S, lambda _: None, settle=False)
+
+        writer = threading.Thread(target=save, name="ponder-log", daemon=True)
+        self._log_writers.append(writer)
+        writer.start()
+
+    def _settle(self) -> None:
+        """Wait for logs still being written, so what comes next can read them."""
+        while True:
+            try:
+                writer = self._log_writers.pop()  # atomic, so threads can settle at once
+            except IndexError:
+                return
+            writer.join()
 
     def _sweep(self, exec_id: str) -> None:
         """Kill what a timed-out command left running, daemons that left its group included."""
