@@ -206,3 +206,20 @@ def test_no_container_outlives_a_normal_run(
         capture_output=True,
     )
     assert ours(docker_client) == before
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_an_interactive_shell_in_the_sandbox(
+    docker_client: docker.DockerClient, workspace: Path, user_env: dict[str, str]
+) -> None:
+    from tmux import terminal
+
+    before = ours(docker_client)
+    command = [PONDER, "sandbox", "shell", "--workspace", str(workspace)]
+    with terminal(command, {**user_env, "TERM": "xterm-256color"}) as pane:
+        pane.wait_for("removed when this shell exits", timeout=60)
+        pane.send("echo inside-$((6*7)) $(pwd) $(ls /sys/class/net)", "Enter")
+        pane.wait_for("inside-42 /workspace lo", timeout=30)
+        pane.send("exit", "Enter")
+        pane.wait_for("EXIT=0", timeout=30)
+    assert ours(docker_client) == before
