@@ -1,4 +1,4 @@
-"""The ``ponder`` command."""
+"""The ``ponder`` command: parsing and dispatch; exit codes for every outcome."""
 
 from __future__ import annotations
 
@@ -8,38 +8,50 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from ponder.app.config import NO_MODEL_HELP, Config, ConfigError, config_file, load_config
-from ponder.model.backend import BackendError, ConfigurationError, open_backend
+from ponder.app.config import ConfigError, load_config
+from ponder.app.session import UsageError
+from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
+from ponder.runtime.checkpoints import CheckpointError
 from ponder.sandbox.base import SandboxError, SandboxUnavailable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RETRYABLE, EXIT_INTERRUPTED = 0, 1, 2, 75, 130
 
 
-class UsageError(Exception):
-    pass
-
-
-def _main_parser() -> argparse.ArgumentParser:
+def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ponder",
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
-        epilog="Other commands: `ponder demo` (a full run without a model), "
-        "`ponder model render|parse|info|plan` (formats and GGUFs), "
-        "`ponder sandbox build|cleanup|exec|shell` (sandboxes).",
+        epilog="Other commands: ponder demo (a full run without a model); ponder sessions, "
+        "export ID, undo, diff (sessions and their changes); ponder model render|parse|info|"
+        "plan (formats and GGUFs); ponder sandbox build|cleanup|exec|shell (sandboxes).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
     parser.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:PATH")
     parser.add_argument("--plain", action="store_true", help="line mode instead of the TUI")
     parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
-    parser.add_argument("--image", help="sandbox image (default: ponder's own)")
-    parser.add_argument("--network", action="store_true", default=None, help="sandbox network on")
-    parser.add_argument(
-        "--sandbox", choices=["docker", "local"], help="where commands run (local: no isolation)"
-    )
-    parser.add_argument("--max-steps", type=int, help="most steps per task (default 300)")
+    parser.add_argument("--resume", nargs="?", const="", metavar="ID", help="continue a session")
+    parser.add_argument("--heavy", type=int, metavar="N", help="N trajectories, then the best")
+    parser.add_argument("--test-command", help="heavy mode: how to test each trajectory")
     parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")
+    sandbox = parser.add_argument_group("sandbox")
+    sandbox.add_argument("--image", help="sandbox image (default: ponder's own)")
+    sandbox.add_argument("--network", action="store_true", default=None, help="network on")
+    sandbox.add_argument("--sandbox", choices=["docker", "local"], help="local: no isolation")
+    approvals = parser.add_argument_group("approvals")
+    approvals.add_argument("--approval", choices=["ask", "auto", "yolo"], help="default auto")
+    approvals.add_argument("--allow", action="append", metavar="PREFIX", help="never ask for it")
+    approvals.add_argument("--deny", action="append", metavar="PREFIX", help="always refuse it")
+    approvals.add_argument(
+        "--approve-unattended", choices=["deny", "allow"], help="answer without a person"
+    )
+    budgets = parser.add_argument_group("budgets")
+    budgets.add_argument("--max-steps", type=int, help="steps per task (default 300)")
+    budgets.add_argument("--max-reasoning-tokens", type=int, help="per step (default 24000)")
+    budgets.add_argument("--max-tokens", type=int, help="generated tokens per task")
+    budgets.add_argument("--time-limit", type=float, metavar="SECONDS", help="per task")
     sampling = parser.add_argument_group("sampling (default: temperature 1.0, top-p 0.95)")
     sampling.add_argument("--temp", type=float, help="temperature")
     sampling.add_argument("--top-p", type=float, help="nucleus sampling")
@@ -61,7 +73,43 @@ def _main_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _demo_parser() -> argparse.ArgumentParser:
+def flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration the command line sets (None: not given)."""
+    return {
+        "model": args.model,
+        "image": args.image,
+        "network": args.network,
+        "sandbox": args.sandbox,
+        "approval": args.approval,
+        "allow": args.allow,
+        "deny": args.deny,
+        "approve_unattended": args.approve_unattended,
+        "max_steps": args.max_steps,
+        "max_reasoning_tokens": args.max_reasoning_tokens,
+        "max_tokens": args.max_tokens,
+        "time_limit": args.time_limit,
+        "sampling": {
+            "temperature": args.temp,
+            "top_p": args.top_p,
+            "min_p": args.min_p,
+            "top_k": args.top_k,
+        },
+        "llama": {
+            "ctx_size": args.ctx_size,
+            "n_gpu_layers": args.n_gpu_layers,
+            "cpu_moe": args.cpu_moe,
+            "n_cpu_moe": args.n_cpu_moe,
+            "override_tensor": args.override_tensor,
+            "flash_attn": None if args.flash_attn is None else args.flash_attn == "on",
+            "cache_type_k": args.cache_type_k,
+            "cache_type_v": args.cache_type_v,
+            "threads": args.threads,
+            "mmap": args.mmap,
+        },
+    }
+
+
+def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ponder demo",
         description="Watch ponder fix a real bug in a real sandbox, with a recorded model.",
@@ -86,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, ConfigurationError, SandboxUnavailable) as error:
         print(f"ponder: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (BackendError, SandboxError) as error:
+    except BackendUnavailable as error:
+        print(f"ponder: {error}", file=sys.stderr)
+        return EXIT_RETRYABLE
+    except (BackendError, SandboxError, CheckpointError) as error:
         print(f"ponder: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -95,17 +146,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    if argv[:1] == ["demo"]:
-        return _demo(_demo_parser().parse_args(argv[1:]))
-    if argv[:1] == ["sandbox"]:
+    command = argv[0] if argv else ""
+    if command == "demo":
+        return _demo(demo_parser().parse_args(argv[1:]))
+    if command == "sandbox":
         from ponder.app import sandbox_commands
 
         return sandbox_commands.run(argv[1:])
-    if argv[:1] == ["model"]:
+    if command == "model":
         from ponder.app import model_commands
 
         return model_commands.run(argv[1:])
-    return _interactive(_main_parser().parse_args(argv))
+    if command in ("sessions", "export", "undo", "diff"):
+        from ponder.app import session_commands
+
+        return session_commands.run(argv)
+    from ponder.app.run_command import run_tasks
+
+    return run_tasks(main_parser().parse_args(argv), flags)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -117,62 +175,3 @@ def _demo(args: argparse.Namespace) -> int:
     # Stream at a readable pace on a terminal; as fast as possible into a pipe or a test.
     delay = 0.01 if sys.stdout.isatty() else 0.0
     return run_demo(frontend, config, chunk_delay=delay)
-
-
-def _interactive(args: argparse.Namespace) -> int:
-    from ponder.app.frontends import pick_frontend, run_session
-    from ponder.app.sandboxes import sandbox_session
-    from ponder.runtime.loop import AgentSettings
-
-    config: Config = load_config(
-        {
-            "model": args.model,
-            "image": args.image,
-            "network": args.network,
-            "sandbox": args.sandbox,
-            "max_steps": args.max_steps,
-            "sampling": {
-                "temperature": args.temp,
-                "top_p": args.top_p,
-                "min_p": args.min_p,
-                "top_k": args.top_k,
-            },
-            "llama": {
-                "ctx_size": args.ctx_size,
-                "n_gpu_layers": args.n_gpu_layers,
-                "cpu_moe": args.cpu_moe,
-                "n_cpu_moe": args.n_cpu_moe,
-                "override_tensor": args.override_tensor,
-                "flash_attn": None if args.flash_attn is None else args.flash_attn == "on",
-                "cache_type_k": args.cache_type_k,
-                "cache_type_v": args.cache_type_v,
-                "threads": args.threads,
-                "mmap": args.mmap,
-            },
-        }
-    )
-    if not config.model:
-        raise UsageError(NO_MODEL_HELP.format(config=config_file()))
-    if not args.workspace.is_dir():
-        raise UsageError(f"workspace {args.workspace} is not a directory")
-    backend = open_backend(
-        config.model, llama=config.llama.options(), openai=config.openai.options()
-    )
-    try:
-        with sandbox_session(config, args.workspace) as sandbox:
-            settings = AgentSettings(
-                max_steps=config.max_steps, generation=config.sampling.generation()
-            )
-            finished = run_session(
-                pick_frontend(args.plain),
-                backend,
-                sandbox,
-                args.prompt,
-                settings=settings,
-                theme=config.theme,
-            )
-    finally:
-        backend.close()
-    if finished is None or finished.reason in ("answered", "submitted"):
-        return EXIT_OK
-    return EXIT_FAILED

@@ -86,9 +86,11 @@ class OpenAISettings(BaseModel):
 
     api_key_env: str = "PONDER_API_KEY"
     """The environment variable that holds the API key (e.g. MOONSHOT_API_KEY)."""
+    context_size: int = 262_144
+    """The served model's context in tokens."""
 
     def options(self) -> OpenAIOptions:
-        return OpenAIOptions(api_key_env=self.api_key_env)
+        return OpenAIOptions(api_key_env=self.api_key_env, context_size=self.context_size)
 
 
 class Config(BaseModel):
@@ -106,6 +108,22 @@ class Config(BaseModel):
     """Host environment variables passed into the sandbox (none by default)."""
     max_steps: int = 300
     """Most model steps (one generation plus its tool calls) in one task."""
+    max_reasoning_tokens: int = 24_000
+    """Reasoning tokens per step; past them the model is made to act."""
+    max_tokens: int | None = None
+    """Generated tokens over a whole task (unset: no limit)."""
+    time_limit: float | None = None
+    """Seconds for a whole task (unset: no limit)."""
+    context_threshold: float = 0.85
+    """Share of the context a prompt may fill before older parts are shortened."""
+    approval: Literal["ask", "auto", "yolo"] = "auto"
+    """ask: before every change; auto: only for the network and destructive git; yolo: never."""
+    allow: list[str] = Field(default_factory=list)
+    """Command prefixes that never ask (e.g. "git commit")."""
+    deny: list[str] = Field(default_factory=list)
+    """Command prefixes that are always refused (e.g. "rm -rf /")."""
+    approve_unattended: Literal["deny", "allow"] = "deny"
+    """Without a person to ask (pipes, CI): the answer to every approval request."""
     theme: str = "ponder-dark"
     """TUI theme: ponder-dark, or a theme from the config directory's themes/ folder."""
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)

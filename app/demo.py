@@ -16,10 +16,12 @@ from pathlib import Path
 import git
 
 from ponder.app.config import Config
-from ponder.app.frontends import Frontend, run_session
+from ponder.app.frontends import Frontend, run_line, run_tui
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
-from ponder.runtime.loop import AgentSettings
+from ponder.runtime.budgets import Budgets
+from ponder.runtime.events import Emit, RunFinished
+from ponder.runtime.loop import Agent, AgentSettings
 
 TASK = "The test suite of this project fails. Find the bug and fix it."
 _ASSETS = resources.files("ponder.app") / "demo_assets"
@@ -44,10 +46,28 @@ def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
     with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
         backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
     with sandbox_session(config.model_copy(update={"network": False}), workspace) as sandbox:
-        settings = AgentSettings(max_steps=20)
-        finished = run_session(
-            frontend, backend, sandbox, TASK, settings=settings, interactive=False
+        agent = Agent(
+            backend,
+            sandbox,
+            lambda event: None,
+            settings=AgentSettings(budgets=Budgets(max_steps=20)),
         )
+
+        def run_task(task: str, emit: Emit) -> RunFinished:
+            agent.emit = emit
+            return agent.run(task)
+
+        if frontend == "tui":
+            finished = run_tui(
+                run_task,
+                interrupt=agent.interrupt,
+                bridge=None,
+                model=backend.name,
+                first_task=TASK,
+                interactive=False,
+            )
+        else:
+            finished = run_line(run_task, interrupt=agent.interrupt, bridge=None, first_task=TASK)
     diff = git.Repo(workspace).git.diff()
     out = sys.stdout
     out.write("\nThe change ponder made:\n" + (diff or "(no change)") + "\n")

@@ -1,64 +1,117 @@
-"""Choosing how a run is shown: the Textual TUI on a terminal, line mode everywhere else."""
+"""Choosing how a session is shown and how its questions are answered.
+
+The TUI needs a terminal on both ends; anything else gets line mode. Approvals go to whichever
+frontend has a person in front of it; without one (a pipe, CI) the configured policy answers.
+Interrupting a run (Esc in the TUI, Ctrl-C in line mode) stops it and keeps the session.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Literal
 
 from rich.console import Console
 
 from ponder.app.config import config_dir
-from ponder.app.line import LinePrinter
-from ponder.app.tui.app import PonderApp
-from ponder.model.backend import ChatBackend
+from ponder.app.line import LinePrinter, ask_in_line_mode
+from ponder.app.tui.app import Command, PonderApp
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest, Approver
 from ponder.runtime.events import Emit, RunFinished
-from ponder.runtime.loop import Agent, AgentSettings
-from ponder.sandbox.base import Sandbox
 
 Frontend = Literal["tui", "line"]
+RunTask = Callable[[str, Emit], RunFinished]
 
 
 def pick_frontend(plain: bool) -> Frontend:
-    """The TUI needs a terminal on both ends; anything else gets line mode."""
     if plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
         return "line"
     return "tui"
 
 
-def run_session(
-    frontend: Frontend,
-    backend: ChatBackend,
-    sandbox: Sandbox,
-    first_task: str | None,
+class ApprovalBridge:
+    """An approver that hands each request to the attached frontend, else to ``fallback``."""
+
+    def __init__(self, fallback: Approver) -> None:
+        self.fallback = fallback
+        self.handler: Approver | None = None
+
+    def __call__(self, request: ApprovalRequest) -> ApprovalAnswer:
+        return (self.handler or self.fallback)(request)
+
+
+@contextmanager
+def ctrl_c_interrupts(interrupt: Callable[[], None]) -> Iterator[None]:
+    """While a task runs in line mode: Ctrl-C stops the task; a second Ctrl-C quits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = 0
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal pressed
+        pressed += 1
+        if pressed > 1:
+            raise KeyboardInterrupt
+        print("\n[interrupting; Ctrl-C again to quit]", file=sys.stderr, flush=True)
+        interrupt()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_tui(
+    run_task: RunTask,
     *,
-    settings: AgentSettings,
+    interrupt: Callable[[], None],
+    bridge: ApprovalBridge | None,
+    model: str,
+    first_task: str | None,
     interactive: bool = True,
     theme: str = "ponder-dark",
+    commands: dict[str, Command] | None = None,
 ) -> RunFinished | None:
-    """One conversation: ``first_task`` if given, then, when interactive, what the user asks.
+    app = PonderApp(
+        run_task,
+        interrupt=interrupt,
+        model=model,
+        task=first_task,
+        interactive=interactive,
+        theme=theme,
+        user_themes=config_dir() / "themes",
+        commands=commands,
+    )
+    if bridge is not None:
+        bridge.handler = app.ask_approval
+    return app.run()
 
-    Line mode with a first task runs just that task (a one-liner). Returns how the last task
-    ended, or None when none ran.
-    """
-    agent = Agent(backend, sandbox, lambda event: None, settings=settings)
-    if frontend == "tui":
 
-        def run_task(text: str, emit: Emit) -> RunFinished:
-            agent.emit = emit
-            return agent.run(text)
+def run_line(
+    run_task: RunTask,
+    *,
+    interrupt: Callable[[], None],
+    bridge: ApprovalBridge | None,
+    first_task: str | None,
+) -> RunFinished | None:
+    """One task when given one (a one-liner), else a prompt loop until end of input."""
+    console = Console(highlight=False)
+    printer = LinePrinter(console)
+    if bridge is not None and sys.stdin.isatty():
+        bridge.handler = lambda request: ask_in_line_mode(console, request)
 
-        app = PonderApp(
-            run_task,
-            model=backend.name,
-            task=first_task,
-            interactive=interactive,
-            theme=theme,
-            user_themes=config_dir() / "themes",
-        )
-        return app.run()
-    agent.emit = LinePrinter(Console(highlight=False))
+    def one(task: str) -> RunFinished:
+        with ctrl_c_interrupts(interrupt):
+            return run_task(task, printer)
+
     if first_task is not None:
-        return agent.run(first_task)
+        return one(first_task)
     from prompt_toolkit import PromptSession
 
     session: PromptSession[str] = PromptSession()
@@ -69,4 +122,4 @@ def run_session(
         except EOFError:
             return last
         if task:
-            last = agent.run(task)
+            last = one(task)

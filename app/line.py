@@ -10,10 +10,16 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import (
+    ApprovalResolved,
+    Checkpointed,
     ContentText,
+    ContextCompacted,
     Event,
     FileEdited,
+    LoopDetected,
+    ReasoningBudgetReached,
     ReasoningText,
     RunFinished,
     RunStarted,
@@ -24,6 +30,12 @@ from ponder.runtime.events import (
 )
 
 RESULT_PREVIEW_LINES = 12
+STOPPED = {
+    "token_budget": "the token budget is used up",
+    "time_limit": "the time limit was reached",
+    "loop": "the model kept repeating itself",
+    "interrupted": "interrupted; the session goes on with the next message",
+}
 
 
 def describe_call(name: str, arguments: dict[str, object] | None) -> str:
@@ -89,6 +101,25 @@ class LinePrinter:
         elif isinstance(event, RunFinished):
             self._end_stream()
             self._print_run_finished(event)
+        elif isinstance(event, ReasoningBudgetReached):
+            self._note(f"reasoning budget reached after {event.tokens} tokens; the model acts now")
+        elif isinstance(event, ContextCompacted):
+            what = (
+                "older tool outputs hidden"
+                if event.kind == "hide_outputs"
+                else "older steps summarised"
+            )
+            self._note(f"context: {what} ({event.tokens_before} -> {event.tokens_after} tokens)")
+        elif isinstance(event, LoopDetected):
+            self._note(f"loop: {event.kind.replace('_', ' ')} x{event.repeats}, {event.action}")
+        elif isinstance(event, Checkpointed):
+            self._note(f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])}")
+        elif isinstance(event, ApprovalResolved) and event.by == "policy":
+            self._note(f"approval {event.decision} by policy")
+
+    def _note(self, text: str) -> None:
+        self._end_stream()
+        self.console.print(Text(f"· {text}", style="yellow"))
 
     def _print_finished(self, event: ToolCallFinished) -> None:
         self._end_stream()
@@ -109,5 +140,30 @@ class LinePrinter:
             self.console.print(Text(f"error: {event.error}", style="bold red"))
         elif event.reason == "max_steps":
             self.console.print(Text(f"stopped: reached {event.steps} steps", style="yellow"))
+        elif event.reason in STOPPED:
+            self.console.print(Text(f"stopped: {STOPPED[event.reason]}", style="yellow"))
         elif event.reason == "submitted":
             self.console.print(Text(f"submitted: {event.answer}", style="bold green"))
+
+
+def ask_in_line_mode(console: Console, request: ApprovalRequest) -> ApprovalAnswer:
+    """Ask at the terminal: [y]es once, [a]lways for the prefix, [n]o, or no with a message."""
+    console.print(Text(f"? {request.tool} needs approval: {request.reason}", style="bold yellow"))
+    console.print(Text(request.summary))
+    choices = f"[y]es / [a]lways allow `{request.prefix}` / [n]o / [m]essage: "
+    while True:
+        try:
+            answer = input(choices).strip().lower()
+        except EOFError:
+            return ApprovalAnswer("deny", "No answer (end of input).")
+        if answer in ("y", "yes"):
+            return ApprovalAnswer("once")
+        if answer in ("a", "always"):
+            return ApprovalAnswer("always")
+        if answer in ("n", "no"):
+            return ApprovalAnswer("deny")
+        if answer in ("m", "message"):
+            try:
+                return ApprovalAnswer("deny", input("message to the model: ").strip() or None)
+            except EOFError:
+                return ApprovalAnswer("deny")

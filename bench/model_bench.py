@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from llama_cpp import Llama
-from tiny_models import write_tiny_k2
+from tiny_models import REASONING, write_tiny_k2
 
 from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import ToolCallEnd, Usage
@@ -119,7 +119,7 @@ def prefix_reuse(steps: int = 30) -> None:
             messages += [
                 Message(
                     role="assistant",
-                    reasoning="Let me look.",
+                    reasoning=REASONING,
                     content="Looking.",
                     tool_calls=[
                         ToolCall(

@@ -6,6 +6,7 @@ A backend is named by a spec string: ``scripted:PATH`` today; ``llamacpp:PATH.gg
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -39,6 +40,14 @@ class GenerationSettings:
     min_p: float = 0.01
     top_k: int | None = None
     max_tokens: int | None = None
+    reasoning_budget: int | None = None
+    """Most reasoning tokens in one step. A local model is made to close its reasoning there
+    (``</think>`` is inserted) so it acts; remote models get the step's tokens capped."""
+
+
+def estimate_tokens(text: str) -> int:
+    """A token count for when no tokenizer is at hand (about 3.5 characters per token)."""
+    return (len(text) * 2 + 6) // 7
 
 
 class ChatBackend(Protocol):
@@ -49,13 +58,27 @@ class ChatBackend(Protocol):
         """A short description for status lines, e.g. ``scripted:demo.jsonl``."""
         ...
 
+    @property
+    def context_size(self) -> int | None:
+        """Tokens the model can attend to (None: unknown, no context management)."""
+        ...
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
+        """The prompt's size in tokens (exact where a tokenizer is loaded, else estimated)."""
+        ...
+
     def stream(
         self,
         messages: Sequence[Message],
         tools: Sequence[ToolSchema],
         settings: GenerationSettings,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Delta]:
-        """Yield deltas for one step, ending with :class:`~ponder.model.deltas.Finished`."""
+        """Yield deltas for one step, ending with :class:`~ponder.model.deltas.Finished`.
+
+        When ``cancel`` is set, generation stops within a moment (prefill included where the
+        backend allows) and the step ends with ``Finished("cancelled")``.
+        """
         ...
 
     def close(self) -> None:

@@ -64,12 +64,20 @@ class Usage:
     decode_tokens_per_s: float | None = None
 
 
-StopReason = Literal["stop", "length"]
+@dataclass(frozen=True, slots=True)
+class ReasoningCut:
+    """The step's reasoning reached its budget and was closed for the model after ``tokens``."""
+
+    tokens: int
+
+
+StopReason = Literal["stop", "length", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The step's generation ended: ``stop`` at an end-of-turn token, ``length`` at a token cap."""
+    """The step's generation ended: ``stop`` at an end-of-turn token, ``length`` at a token cap,
+    ``cancelled`` when asked to stop."""
 
     reason: StopReason
 
@@ -81,5 +89,6 @@ Delta = (
     | ToolCallArgumentsDelta
     | ToolCallEnd
     | Usage
+    | ReasoningCut
     | Finished
 )

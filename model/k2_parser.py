@@ -125,6 +125,11 @@ class K2OutputParser:
         self.result = ParsedCompletion()
 
     @property
+    def in_reasoning(self) -> bool:
+        """Inside ``<think>`` … ``</think>`` right now."""
+        return self._state is _State.REASONING
+
+    @property
     def done(self) -> bool:
         """True once the end-of-turn marker was seen; later text is ignored."""
         return self._state is _State.DONE

@@ -11,6 +11,7 @@ the KV cache and only the new suffix is prefilled.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings
 from ponder.model.chat_template import ChatTemplate
-from ponder.model.deltas import Delta, Finished, StopReason, Usage
+from ponder.model.deltas import Delta, Finished, ReasoningCut, StopReason, Usage
 from ponder.model.gguf_file import GGUFModel, read_gguf
 from ponder.model.k2_parser import K2OutputParser
 from ponder.model.llama_glue import (
@@ -169,6 +170,13 @@ class LlamaCppBackend:
 
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm._model.model)
+        self._think_close = self.tokenize("</think>")
+        # llama.cpp asks this between compute steps (prefill included); True aborts the decode.
+        self._cancel: threading.Event | None = None
+        self._abort = llama_cpp.ggml_abort_callback(
+            lambda _data: self._cancel is not None and self._cancel.is_set()
+        )
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort, None)
         embedded = self.model_file.chat_template
         self.template = (
             ChatTemplate(embedded, origin=f"the chat template in {self.path.name}")
@@ -197,11 +205,15 @@ class LlamaCppBackend:
             shared += 1
         return min(shared, len(tokens) - 1)
 
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
+        return len(self.tokenize(self.template.render(messages, tools)))
+
     def stream(
         self,
         messages: Sequence[Message],
         tools: Sequence[ToolSchema],
         settings: GenerationSettings,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Delta]:
         tokens = self.tokenize(self.template.render(messages, tools))
         context = self.context_size
@@ -216,29 +228,62 @@ class LlamaCppBackend:
         cached = self._reusable_prefix(tokens)
         parser = K2OutputParser()
         reason: StopReason = "length"
-        generated = 0
+        generated = reasoning = 0
+        self._cancel = cancel
         started = time.perf_counter()
         first = started
-        for token in self._llm.generate(
+        generation = self._llm.generate(
             tokens,
             temp=settings.temperature,
             top_p=settings.top_p,
             min_p=settings.min_p,
             top_k=settings.top_k or 0,  # 0 turns top-k off
             repeat_penalty=1.0,
-        ):
-            generated += 1
-            if generated == 1:
-                first = time.perf_counter()
-            if self._is_eog(self._vocab, token):
-                reason = "stop"
-                break
-            yield from parser.feed_bytes(self._llm.detokenize([token], special=True))
-            if parser.done:
-                reason = "stop"
-                break
-            if generated >= limit:
-                break
+        )
+        insert: list[int] | None = None
+        try:
+            while True:
+                try:
+                    token = next(generation) if insert is None else generation.send(insert)
+                except StopIteration:
+                    break
+                except (
+                    RuntimeError
+                ) as exc:  # llama_decode returns 2 when the abort callback says so
+                    if cancel is not None and cancel.is_set():
+                        reason = "cancelled"
+                        break
+                    raise BackendError(f"llama.cpp failed while generating: {exc}") from None
+                insert = None
+                if cancel is not None and cancel.is_set():
+                    reason = "cancelled"
+                    break
+                generated += 1
+                if generated == 1:
+                    first = time.perf_counter()
+                if self._is_eog(self._vocab, token):
+                    reason = "stop"
+                    break
+                yield from parser.feed_bytes(self._llm.detokenize([token], special=True))
+                if parser.done:
+                    reason = "stop"
+                    break
+                if parser.in_reasoning:
+                    reasoning += 1
+                    if (
+                        settings.reasoning_budget is not None
+                        and reasoning >= settings.reasoning_budget
+                    ):
+                        # Close the reasoning for the model: the marker is decoded next, so the
+                        # model continues from it and acts.
+                        insert = self._think_close
+                        yield ReasoningCut(reasoning)
+                        yield from parser.feed("</think>")
+                if generated >= limit:
+                    break
+        finally:
+            generation.close()
+            self._cancel = None
         ended = time.perf_counter()
         yield from parser.close()
         yield Usage(

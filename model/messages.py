@@ -7,6 +7,7 @@ stay the raw text the model wrote, so a conversation renders back byte for byte.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -59,6 +60,30 @@ class Message(BaseModel):
             if self.name:
                 out["name"] = self.name
         return out
+
+    @classmethod
+    def from_openai(cls, data: dict[str, Any]) -> Message:
+        """The inverse of :meth:`to_openai` (text parts are joined; object arguments dumped)."""
+        content = data.get("content") or ""
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        calls = []
+        for call in data.get("tool_calls") or []:
+            function = call.get("function", {})
+            arguments = function.get("arguments", "")
+            if not isinstance(arguments, str):
+                arguments = json.dumps(arguments, ensure_ascii=False)
+            calls.append(
+                ToolCall(id=call["id"], name=function.get("name", ""), arguments=arguments)
+            )
+        return cls(
+            role=data["role"],
+            content=content,
+            reasoning=data.get("reasoning_content"),
+            tool_calls=calls,
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+        )
 
 
 class ToolSchema(BaseModel):

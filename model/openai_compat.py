@@ -13,8 +13,10 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +27,9 @@ from ponder.model.backend import (
     BackendUnavailable,
     ConfigurationError,
     GenerationSettings,
+    estimate_tokens,
 )
+from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import (
     Delta,
     Finished,
@@ -54,6 +58,12 @@ class OpenAIOptions:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 600.0
     """Longest silence allowed inside a streaming response."""
+    context_size: int = 262144
+    """The served model's context (K2 Thinking: 256K tokens)."""
+
+
+ANSWER_ALLOWANCE = 8192
+"""Tokens a step may write after its reasoning budget (the answer or the tool calls)."""
 
 
 def parse_spec(target: str) -> tuple[str, str]:
@@ -159,6 +169,7 @@ class OpenAICompatBackend:
         key = os.environ.get(self.options.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        self._template = ChatTemplate.official()
         self._client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(
@@ -169,6 +180,13 @@ class OpenAICompatBackend:
     @property
     def name(self) -> str:
         return f"openai:{self.model}"
+
+    @property
+    def context_size(self) -> int | None:
+        return self.options.context_size
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
+        return estimate_tokens(self._template.render(messages, tools))
 
     def _payload(
         self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: GenerationSettings
@@ -183,8 +201,13 @@ class OpenAICompatBackend:
         }
         if tools:
             payload["tools"] = [tool.to_openai() for tool in tools]
-        if settings.max_tokens is not None:
-            payload["max_tokens"] = settings.max_tokens
+        limit = settings.max_tokens
+        if settings.reasoning_budget is not None:
+            # A server cannot be told to stop thinking, so the whole step is capped instead.
+            capped = settings.reasoning_budget + ANSWER_ALLOWANCE
+            limit = capped if limit is None else min(limit, capped)
+        if limit is not None:
+            payload["max_tokens"] = limit
         return payload
 
     def stream(
@@ -192,6 +215,7 @@ class OpenAICompatBackend:
         messages: Sequence[Message],
         tools: Sequence[ToolSchema],
         settings: GenerationSettings,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Delta]:
         payload = self._payload(messages, tools, settings)
         url = f"{self.base_url}/chat/completions"
@@ -199,7 +223,10 @@ class OpenAICompatBackend:
         while True:
             streamed = False
             try:
-                with self._client.stream("POST", url, json=payload) as response:
+                with (
+                    self._client.stream("POST", url, json=payload) as response,
+                    _closing_on(cancel, response),
+                ):
                     if response.status_code >= 400:
                         delay = self._failed(response, attempt)
                     else:
@@ -207,14 +234,21 @@ class OpenAICompatBackend:
                             streamed = True
                             yield delta
                         return
-            except (httpx.TransportError, httpx.DecodingError) as exc:
+            except (httpx.TransportError, httpx.DecodingError, httpx.StreamClosed) as exc:
+                if cancel is not None and cancel.is_set():
+                    yield Finished("cancelled")
+                    return
                 if streamed:
                     raise BackendUnavailable(
                         f"{self.base_url} dropped the connection mid-response ({exc})"
                     ) from None
                 delay = self._backoff(attempt, f"cannot reach {self.base_url} ({exc})")
             attempt += 1
-            time.sleep(delay)
+            if cancel is not None and cancel.wait(delay):
+                yield Finished("cancelled")
+                return
+            if cancel is None:
+                time.sleep(delay)
 
     def _backoff(self, attempt: int, problem: str, hint: float | None = None) -> float:
         if attempt >= self.options.max_retries:
@@ -281,6 +315,29 @@ class OpenAICompatBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+@contextmanager
+def _closing_on(cancel: threading.Event | None, response: httpx.Response) -> Iterator[None]:
+    """Close ``response`` from a watcher thread as soon as ``cancel`` is set, which makes a read
+    that waits on the server fail at once instead of after the read timeout."""
+    if cancel is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            if cancel.is_set():
+                response.close()
+                return
+
+    watcher = threading.Thread(target=watch, name="ponder-cancel", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def _renumbered(delta: Delta, indexes: _Indexes) -> Delta:

@@ -8,12 +8,19 @@ output, so tests, the demo and benchmarks exercise the real path without weights
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings
-from ponder.model.deltas import Delta, Finished
+from ponder.model.backend import (
+    BackendError,
+    ConfigurationError,
+    GenerationSettings,
+    estimate_tokens,
+)
+from ponder.model.chat_template import ChatTemplate
+from ponder.model.deltas import Delta, Finished, Usage
 from ponder.model.k2_parser import K2OutputParser
 from ponder.model.messages import Message, ToolSchema
 
@@ -46,7 +53,8 @@ class ScriptedBackend:
     """Replays ``completions`` in order, one per :meth:`stream` call.
 
     ``chunk_chars`` sets the size of the streamed pieces and ``chunk_delay`` the pause between
-    them (the demo uses a small delay so people can watch the reasoning arrive).
+    them (the demo uses a small delay so people can watch the reasoning arrive). Token counts
+    are estimated from the rendered prompt, and ``context_size`` is whatever the caller says.
     """
 
     def __init__(
@@ -56,12 +64,15 @@ class ScriptedBackend:
         label: str = "scripted",
         chunk_chars: int = 4,
         chunk_delay: float = 0.0,
+        context_size: int | None = None,
     ) -> None:
         self._completions = list(completions)
         self._next = 0
         self._label = label
         self._chunk_chars = max(1, chunk_chars)
         self._chunk_delay = chunk_delay
+        self._context_size = context_size
+        self._template = ChatTemplate.official()
 
     @classmethod
     def from_file(
@@ -79,11 +90,24 @@ class ScriptedBackend:
     def name(self) -> str:
         return self._label
 
+    @property
+    def context_size(self) -> int | None:
+        return self._context_size
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
+        return estimate_tokens(self._template.render(messages, tools))
+
+    @property
+    def remaining(self) -> int:
+        """Completions not replayed yet."""
+        return len(self._completions) - self._next
+
     def stream(
         self,
         messages: Sequence[Message],
         tools: Sequence[ToolSchema],
         settings: GenerationSettings,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Delta]:
         if self._next >= len(self._completions):
             raise BackendError(
@@ -93,13 +117,24 @@ class ScriptedBackend:
         text = self._completions[self._next]
         self._next += 1
         parser = K2OutputParser()
+        sent = 0
         for start in range(0, len(text), self._chunk_chars):
-            if self._chunk_delay:
+            if cancel is not None and cancel.wait(self._chunk_delay):
+                yield from parser.close()
+                yield Finished("cancelled")
+                return
+            if cancel is None and self._chunk_delay:
                 time.sleep(self._chunk_delay)
             yield from parser.feed(text[start : start + self._chunk_chars])
+            sent = start + self._chunk_chars
             if parser.done:
                 break
         yield from parser.close()
+        yield Usage(
+            prompt_tokens=self.count_tokens(messages, tools),
+            cached_tokens=0,
+            completion_tokens=estimate_tokens(text[:sent]),
+        )
         yield Finished("stop")
 
     def close(self) -> None:

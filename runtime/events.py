@@ -1,8 +1,10 @@
-"""The one closed set of events a run produces.
+"""The one closed set of events a run produces (documented in docs/events.md).
 
 Everything downstream consumes these and nothing else: the TUI, the line printer, ``--json``
 output, session files. Each is a frozen pydantic model with a ``type`` tag, so any event
-round-trips through JSON with :func:`event_to_json` and :func:`event_from_json`.
+round-trips through JSON with :func:`event_to_json` and :func:`event_from_json`. The
+conversation itself travels as :class:`MessageAdded` and :class:`ContextCompacted` events, so a
+session file alone is enough to resume a run.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+SCHEMA_VERSION = 1
+"""Raised when an event changes in a way older readers would misread."""
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+    trajectory: int | None = None
+    """In heavy mode, which of the parallel trajectories (1..N) the event belongs to."""
 
 
 class RunStarted(_Event):
@@ -23,6 +31,13 @@ class RunStarted(_Event):
     model: str
     sandbox: str
     max_steps: int
+
+
+class MessageAdded(_Event):
+    """A message joined the conversation (system, user, assistant or tool), as OpenAI JSON."""
+
+    type: Literal["message_added"] = "message_added"
+    message: dict[str, Any]
 
 
 class StepStarted(_Event):
@@ -47,13 +62,44 @@ class ContentText(_Event):
     text: str
 
 
+class ReasoningBudgetReached(_Event):
+    """The step's reasoning hit its budget and was closed so the model acts."""
+
+    type: Literal["reasoning_budget_reached"] = "reasoning_budget_reached"
+    step: int
+    tokens: int
+
+
 class ToolCallStarted(_Event):
     type: Literal["tool_call_started"] = "tool_call_started"
     step: int
     call_id: str
     name: str
-    arguments: dict[str, Any] | None
+    arguments: dict[str, Any] | None = None
     """None when the model's arguments could not be parsed."""
+    raw_arguments: str = ""
+
+
+class ApprovalRequested(_Event):
+    """A person (or the headless policy) must allow this call before it runs."""
+
+    type: Literal["approval_requested"] = "approval_requested"
+    call_id: str
+    name: str
+    summary: str
+    """What would run: the command, or the file and the edit."""
+    reason: str
+    prefix: str
+    """What "always allow" would allow from now on."""
+
+
+class ApprovalResolved(_Event):
+    type: Literal["approval_resolved"] = "approval_resolved"
+    call_id: str
+    decision: Literal["once", "always", "deny"]
+    message: str | None = None
+    """With a denial: what the model is told."""
+    by: Literal["user", "policy"] = "user"
 
 
 class ToolOutput(_Event):
@@ -91,9 +137,57 @@ class UsageReported(_Event):
     completion_tokens: int
     prefill_tokens_per_s: float | None = None
     decode_tokens_per_s: float | None = None
+    context_size: int | None = None
 
 
-FinishReason = Literal["answered", "submitted", "max_steps", "error"]
+class ContextCompacted(_Event):
+    """Older parts of the conversation were shortened so the next prompt fits."""
+
+    type: Literal["context_compacted"] = "context_compacted"
+    kind: Literal["hide_outputs", "summary"]
+    tokens_before: int
+    tokens_after: int
+    messages: list[dict[str, Any]]
+    """The whole conversation after the change (what a resumed session continues from)."""
+
+
+class LoopDetected(_Event):
+    type: Literal["loop_detected"] = "loop_detected"
+    step: int
+    kind: Literal["repeated_call", "repeated_reasoning"]
+    repeats: int
+    action: Literal["nudge", "stop"]
+
+
+class Checkpointed(_Event):
+    """The workspace was saved after a step that changed files (``ponder undo`` goes back)."""
+
+    type: Literal["checkpointed"] = "checkpointed"
+    step: int
+    commit: str
+    files: list[str]
+
+
+class StepFinished(_Event):
+    type: Literal["step_finished"] = "step_finished"
+    step: int
+    elapsed_s: float
+    model_s: float
+    """Waiting for the model (its generation)."""
+    tools_s: float
+    """Running the step's tool calls (approvals included)."""
+
+
+FinishReason = Literal[
+    "answered",
+    "submitted",
+    "max_steps",
+    "token_budget",
+    "time_limit",
+    "loop",
+    "interrupted",
+    "error",
+]
 
 
 class RunFinished(_Event):
@@ -107,14 +201,22 @@ class RunFinished(_Event):
 
 Event = Annotated[
     RunStarted
+    | MessageAdded
     | StepStarted
     | ReasoningText
     | ContentText
+    | ReasoningBudgetReached
     | ToolCallStarted
+    | ApprovalRequested
+    | ApprovalResolved
     | ToolOutput
     | ToolCallFinished
     | FileEdited
     | UsageReported
+    | ContextCompacted
+    | LoopDetected
+    | Checkpointed
+    | StepFinished
     | RunFinished,
     Field(discriminator="type"),
 ]
@@ -124,7 +226,7 @@ _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 def event_to_json(event: Event) -> str:
-    return event.model_dump_json()
+    return event.model_dump_json(exclude_none=True)
 
 
 def event_from_json(text: str) -> Event:

@@ -1,33 +1,57 @@
 """The agent loop: generate, run the tools the model called, feed back the results, repeat.
 
-One :class:`Agent` holds one conversation. :meth:`Agent.run` takes a task and runs until the model
-answers without calling a tool, calls ``submit``, or the step limit is reached. Everything that
-happens is emitted as an event; nothing the model does (bad arguments, unknown tools, failing
-commands) stops the run, only backend or sandbox failures do, and those end it with a reason.
+One :class:`Agent` holds one conversation. :meth:`Agent.run` takes a task and goes on until the
+model answers without calling a tool, calls ``submit``, a budget runs out, the loop guard stops
+it, or the user interrupts. Every change to the conversation is an event, so the session file
+can restore it. Nothing the model does (bad arguments, unknown tools, failing commands) stops a
+run; backend, sandbox and checkpoint failures end it with reason ``error``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ponder.model.backend import BackendError, ChatBackend, GenerationSettings
-from ponder.model.deltas import ContentDelta, ParsedToolCall, ReasoningDelta, ToolCallEnd, Usage
+from ponder.model.deltas import (
+    ContentDelta,
+    Finished,
+    ParsedToolCall,
+    ReasoningCut,
+    ReasoningDelta,
+    ToolCallEnd,
+    Usage,
+)
 from ponder.model.messages import Message, ToolCall
+from ponder.runtime.approvals import ApprovalPolicy, Approver
+from ponder.runtime.budgets import Budgets, BudgetTracker
+from ponder.runtime.checkpoints import CheckpointError, Checkpoints
+from ponder.runtime.context import ContextManager, ContextSettings, TaskState
 from ponder.runtime.events import (
+    Checkpointed,
     ContentText,
+    ContextCompacted,
     Emit,
+    Event,
+    FileEdited,
     FinishReason,
+    LoopDetected,
+    MessageAdded,
+    ReasoningBudgetReached,
     ReasoningText,
     RunFinished,
     RunStarted,
+    StepFinished,
     StepStarted,
     ToolCallFinished,
     ToolCallStarted,
     UsageReported,
 )
+from ponder.runtime.loop_guard import NUDGES, LoopGuard, LoopGuardSettings
+from ponder.runtime.tool_calls import ToolRunner
 from ponder.runtime.tools import default_tools
-from ponder.runtime.tools.base import Tool, ToolContext, ToolInputError, ToolOutcome
+from ponder.runtime.tools.base import Tool, ToolOutcome
 from ponder.sandbox.base import Sandbox, SandboxError
 
 
@@ -42,19 +66,25 @@ def system_prompt(workdir: str) -> str:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class AgentSettings:
-    max_steps: int = 300
+    budgets: Budgets = field(default_factory=Budgets)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    loop_guard: LoopGuardSettings = field(default_factory=LoopGuardSettings)
     system_prompt: str | None = None
     """None: :func:`system_prompt` for the sandbox's workspace."""
 
 
 @dataclass
-class _Step:
+class _Generated:
     reasoning: str = ""
     content: str = ""
     calls: list[ParsedToolCall] = field(default_factory=list)
+    completion_tokens: int = 0
+    prompt_tokens: int | None = None
+    cancelled: bool = False
+    seconds: float = 0.0
 
 
 class Agent:
@@ -66,55 +96,78 @@ class Agent:
         *,
         tools: list[Tool] | None = None,
         settings: AgentSettings | None = None,
+        policy: ApprovalPolicy | None = None,
+        approver: Approver | None = None,
+        checkpoints: Checkpoints | None = None,
+        messages: list[Message] | None = None,
     ) -> None:
+        """``messages`` continues an earlier conversation (``--resume``)."""
         self.backend = backend
         self.sandbox = sandbox
         self.emit = emit
         self.settings = settings or AgentSettings()
         self.tools = {tool.schema.name: tool for tool in (tools or default_tools())}
-        prompt = self.settings.system_prompt or system_prompt(sandbox.workdir)
-        self.messages: list[Message] = [Message(role="system", content=prompt)]
+        self.schemas = [tool.schema for tool in self.tools.values()]
+        self.cancel = threading.Event()
+        self.policy = policy
+        self.approver = approver
+        self.checkpoints = checkpoints
+        self.messages: list[Message] = list(messages or [])
+        self.state = TaskState()
+        self._context = ContextManager(self.settings.context)
+        self._loop_guard = LoopGuard(self.settings.loop_guard)
+        self._prompt_tokens: int | None = None
+        self._chars_since_count = 0
+        self._last_command = ""
+
+    def interrupt(self) -> None:
+        """Stop the current generation or command within a moment; the run ends ``interrupted``."""
+        self.cancel.set()
+
+    def _emit(self, event: Event) -> None:
+        if isinstance(event, FileEdited) and event.path not in self.state.files_changed:
+            self.state.files_changed.append(event.path)
+        elif isinstance(event, ToolCallStarted) and event.name == "bash" and event.arguments:
+            self._last_command = str(event.arguments.get("command", ""))
+        elif isinstance(event, ToolCallFinished) and event.name == "bash" and not event.ok:
+            self.state.last_failure = f"{self._last_command} (exit {event.exit_code})"
+        self.emit(event)
+
+    def _add(self, message: Message) -> None:
+        self.messages.append(message)
+        self._chars_since_count += len(message.content) + len(message.reasoning or "")
+        self.emit(MessageAdded(message=message.to_openai()))
 
     def run(self, task: str) -> RunFinished:
-        self.messages.append(Message(role="user", content=task))
-        max_steps = self.settings.max_steps
+        self.cancel.clear()
+        if not self.messages:
+            prompt = self.settings.system_prompt or system_prompt(self.sandbox.workdir)
+            self._add(Message(role="system", content=prompt))
+        budgets = self.settings.budgets
         self.emit(
             RunStarted(
                 task=task,
                 model=self.backend.name,
                 sandbox=self.sandbox.description,
-                max_steps=max_steps,
+                max_steps=budgets.max_steps,
             )
         )
+        self._add(Message(role="user", content=task))
+        self.state.task = task
+        tracker = BudgetTracker(budgets)
         step = 0
         try:
-            for step in range(1, max_steps + 1):
-                self.emit(StepStarted(step=step, max_steps=max_steps))
-                generated = self._generate(step)
-                self.messages.append(
-                    Message(
-                        role="assistant",
-                        content=generated.content,
-                        reasoning=generated.reasoning,
-                        tool_calls=[
-                            ToolCall(id=c.id, name=c.name, arguments=c.raw_arguments)
-                            for c in generated.calls
-                        ],
-                    )
-                )
-                if not generated.calls:
-                    return self._finish("answered", generated.content, step)
-                for call in generated.calls:
-                    outcome = self._call_tool(step, call)
-                    self.messages.append(
-                        Message(
-                            role="tool", content=outcome.text, tool_call_id=call.id, name=call.name
-                        )
-                    )
-                    if outcome.ends_run:
-                        return self._finish("submitted", outcome.text, step)
-            return self._finish("max_steps", "", step)
-        except (BackendError, SandboxError) as error:
+            while True:
+                limit = tracker.exceeded(step)
+                if limit is not None:
+                    return self._finish(limit, "", step)
+                if self.cancel.is_set():
+                    return self._finish("interrupted", "", step)
+                step += 1
+                finished = self._step(step, tracker)
+                if finished is not None:
+                    return finished
+        except (BackendError, SandboxError, CheckpointError) as error:
             return self._finish("error", "", step, error=str(error))
 
     def _finish(
@@ -124,10 +177,66 @@ class Agent:
         self.emit(finished)
         return finished
 
-    def _generate(self, step: int) -> _Step:
-        result = _Step()
-        schemas = [tool.schema for tool in self.tools.values()]
-        for delta in self.backend.stream(self.messages, schemas, self.settings.generation):
+    def _step(self, step: int, tracker: BudgetTracker) -> RunFinished | None:
+        started = time.monotonic()
+        self._fit_context()
+        self.emit(StepStarted(step=step, max_steps=tracker.budgets.max_steps))
+        generated = self._generate(step, tracker.budgets)
+        tracker.add_tokens(generated.completion_tokens)
+        calls = [] if generated.cancelled else generated.calls
+        self._add(
+            Message(
+                role="assistant",
+                content=generated.content,
+                reasoning=generated.reasoning,
+                tool_calls=[
+                    ToolCall(id=c.id, name=c.name, arguments=c.raw_arguments) for c in calls
+                ],
+            )
+        )
+        tools_started = time.monotonic()
+        outcomes: list[ToolOutcome] = []
+        if calls:
+            runner = ToolRunner(
+                self.tools, self.sandbox, self._emit, self.cancel, self.policy, self.approver
+            )
+            outcomes = runner.run(step, calls)
+        tools_seconds = time.monotonic() - tools_started
+        verdict = self._guard(step, generated, calls, outcomes)
+        for call, outcome in zip(calls, outcomes, strict=True):
+            self._add(
+                Message(role="tool", content=outcome.text, tool_call_id=call.id, name=call.name)
+            )
+        if calls and self.checkpoints is not None:
+            checkpoint = self.checkpoints.checkpoint()
+            if checkpoint is not None:
+                self.emit(Checkpointed(step=step, commit=checkpoint.commit, files=checkpoint.files))
+        self.emit(
+            StepFinished(
+                step=step,
+                elapsed_s=time.monotonic() - started,
+                model_s=generated.seconds,
+                tools_s=tools_seconds,
+            )
+        )
+        if generated.cancelled or self.cancel.is_set():
+            return self._finish("interrupted", generated.content, step)
+        if not calls:
+            return self._finish("answered", generated.content, step)
+        if verdict == "stop":
+            return self._finish("loop", "", step)
+        submitted = next((o for o in outcomes if o.ends_run), None)
+        if submitted is not None:
+            return self._finish("submitted", submitted.text, step)
+        return None
+
+    def _generate(self, step: int, budgets: Budgets) -> _Generated:
+        result = _Generated()
+        settings = replace(
+            self.settings.generation, reasoning_budget=budgets.reasoning_tokens_per_step
+        )
+        started = time.monotonic()
+        for delta in self.backend.stream(self.messages, self.schemas, settings, self.cancel):
             if isinstance(delta, ReasoningDelta):
                 result.reasoning += delta.text
                 self.emit(ReasoningText(step=step, text=delta.text))
@@ -136,7 +245,12 @@ class Agent:
                 self.emit(ContentText(step=step, text=delta.text))
             elif isinstance(delta, ToolCallEnd):
                 result.calls.append(delta.call)
+            elif isinstance(delta, ReasoningCut):
+                self.emit(ReasoningBudgetReached(step=step, tokens=delta.tokens))
             elif isinstance(delta, Usage):
+                result.completion_tokens = delta.completion_tokens
+                self._prompt_tokens = delta.prompt_tokens + delta.completion_tokens
+                self._chars_since_count = 0
                 self.emit(
                     UsageReported(
                         step=step,
@@ -145,42 +259,55 @@ class Agent:
                         completion_tokens=delta.completion_tokens,
                         prefill_tokens_per_s=delta.prefill_tokens_per_s,
                         decode_tokens_per_s=delta.decode_tokens_per_s,
+                        context_size=self.backend.context_size,
                     )
                 )
+            elif isinstance(delta, Finished):
+                result.cancelled = delta.reason == "cancelled"
+        result.seconds = time.monotonic() - started
         return result
 
-    def _call_tool(self, step: int, call: ParsedToolCall) -> ToolOutcome:
-        self.emit(
-            ToolCallStarted(step=step, call_id=call.id, name=call.name, arguments=call.arguments)
-        )
-        started = time.monotonic()
-        outcome = self._outcome(step, call)
-        self.emit(
-            ToolCallFinished(
-                call_id=call.id,
-                name=call.name,
-                ok=outcome.ok,
-                result=outcome.text,
-                exit_code=outcome.exit_code,
-                timed_out=outcome.timed_out,
-                elapsed=time.monotonic() - started,
+    def _fit_context(self) -> None:
+        size = self.backend.context_size
+        if not size:
+            return
+        if self._prompt_tokens is not None:
+            # From the last step's usage and what was added since: count exactly only when near.
+            estimate = self._prompt_tokens + self._chars_since_count // 3
+            if estimate < size * self.settings.context.threshold * 0.9:
+                return
+        for done in self._context.fit(
+            self.messages, self.schemas, self.backend, self.state, self.cancel
+        ):
+            self._prompt_tokens = done.tokens_after
+            self._chars_since_count = 0
+            self.emit(
+                ContextCompacted(
+                    kind="summary" if done.kind == "summary" else "hide_outputs",
+                    tokens_before=done.tokens_before,
+                    tokens_after=done.tokens_after,
+                    messages=[m.to_openai() for m in self.messages],
+                )
             )
-        )
-        return outcome
 
-    def _outcome(self, step: int, call: ParsedToolCall) -> ToolOutcome:
-        if call.error is not None or call.arguments is None:
-            return ToolOutcome(
-                text=f"Error: the call to `{call.name}` was not run: {call.error}. "
-                f"Raw arguments: {call.raw_arguments!r}",
-                ok=False,
-            )
-        tool = self.tools.get(call.name)
-        if tool is None:
-            known = ", ".join(self.tools)
-            return ToolOutcome(text=f"Error: no tool named `{call.name}`; tools: {known}", ok=False)
-        context = ToolContext(sandbox=self.sandbox, emit=self.emit, call_id=call.id, step=step)
-        try:
-            return tool.run(call.arguments, context)
-        except ToolInputError as error:
-            return ToolOutcome(text=f"Error: {error}", ok=False)
+    def _guard(
+        self,
+        step: int,
+        generated: _Generated,
+        calls: list[ParsedToolCall],
+        outcomes: list[ToolOutcome],
+    ) -> str | None:
+        """Watch for loops; a nudge is added to the step's last tool result."""
+        if not calls:
+            return None
+        seen = self._loop_guard.observe(
+            generated.reasoning, [(c.name, c.arguments, c.raw_arguments) for c in calls]
+        )
+        if seen is None:
+            return None
+        kind, repeats, action = seen
+        self.emit(LoopDetected(step=step, kind=kind, repeats=repeats, action=action))
+        if action == "nudge":
+            last = outcomes[-1]
+            outcomes[-1] = replace(last, text=f"{last.text}\n\n{NUDGES[kind].format(n=repeats)}")
+        return action

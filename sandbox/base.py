@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,6 +54,8 @@ class ExecResult:
     """Where inside the sandbox the full output was saved, when ``output`` is cut."""
     notice: str | None = None
     """Something else worth knowing: out of memory, file size limit, sandbox restarted."""
+    interrupted: bool = False
+    """Stopped because the caller asked (``cancel``), with everything it started."""
 
 
 OutputCallback = Callable[[str], None]
@@ -78,9 +81,14 @@ class Sandbox(Protocol):
         ...
 
     def exec(
-        self, command: str, timeout: float, on_output: OutputCallback | None = None
+        self,
+        command: str,
+        timeout: float,
+        on_output: OutputCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecResult:
-        """Run a bash command; ``on_output`` receives text as it is produced."""
+        """Run a bash command; ``on_output`` receives text as it is produced; setting ``cancel``
+        stops it (and what it started) within a moment."""
         ...
 
     def read_file(self, path: str) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class RawExec:
     exit_code: int
     deadline_passed: bool
     """The host-side deadline passed before the command ended."""
+    cancelled: bool = False
+    """The caller's cancel event stopped the reading; the command is still to be swept."""
     held_open: bool = False
     """Background processes the command started held its output: the runner stopped them, or,
     outside its process group, they kept it open past the end (the caller sweeps those)."""
@@ -60,6 +63,7 @@ def run_exec(
     on_output: Callable[[bytes], None],
     environment: dict[str, str] | None = None,
     user: str = "",
+    cancel: threading.Event | None = None,
 ) -> RawExec:
     """Run ``argv`` in the container; output bytes (stdout and stderr) go to ``on_output``.
 
@@ -89,13 +93,15 @@ def run_exec(
         if stdin is not None:
             sock.sendall(stdin)
             sock.shutdown(socket.SHUT_WR)
-        frames = _Frames(deadline, on_output)
+        frames = _Frames(deadline, on_output, cancel)
         ended = frames.read(sock)
     finally:
         sock.close()
         if hasattr(handle, "close"):
             handle.close()
     report = frames.report
+    if frames.cancelled:
+        return RawExec(exit_code=-1, deadline_passed=False, cancelled=True)
     if report.exit_code is not None:
         held = report.killed_holders or (not ended and report.left_running)
         return RawExec(report.exit_code, deadline_passed=False, held_open=held)
@@ -118,9 +124,16 @@ class _Frames:
     """Docker's multiplexed stream: stdout goes to ``on_output``; stderr is watched for the
     runner's exit marker, after which output gets :data:`BACKGROUND_GRACE_S` to close."""
 
-    def __init__(self, deadline: float, on_output: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        deadline: float,
+        on_output: Callable[[bytes], None],
+        cancel: threading.Event | None,
+    ) -> None:
         self.deadline = deadline
         self.on_output = on_output
+        self.cancel = cancel
+        self.cancelled = False
         self.report = ExitReport()
 
     def read(self, sock: socket.socket) -> bool:
@@ -130,8 +143,11 @@ class _Frames:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            if self.cancel is not None and self.cancel.is_set():
+                self.cancelled = True
+                return False
             ended = self.report.exit_code is not None
-            wait = QUIET_AFTER_EXIT_S if ended else 1.0
+            wait = QUIET_AFTER_EXIT_S if ended else 0.2
             ready, _, _ = select.select([sock], [], [], min(remaining, wait))
             if not ready:
                 if ended:

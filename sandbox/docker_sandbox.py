@@ -163,6 +163,7 @@ class DockerSandbox:
         sink: Callable[[bytes], None],
         environment: dict[str, str] | None = None,
         settle: bool = True,
+        cancel: threading.Event | None = None,
     ) -> RawExec:
         """Run ``argv`` as the sandbox's command user, output bytes to ``sink``."""
         if settle:
@@ -179,6 +180,7 @@ class DockerSandbox:
             on_output=sink,
             environment=environment,
             user=self._user,
+            cancel=cancel,
         )
 
     def _script(self, script: str, timeout: float) -> ExecResult:
@@ -192,10 +194,14 @@ class DockerSandbox:
         return result
 
     def exec(
-        self, command: str, timeout: float, on_output: OutputCallback | None = None
+        self,
+        command: str,
+        timeout: float,
+        on_output: OutputCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecResult:
         try:
-            return self._exec(command, timeout, on_output, notice=None)
+            return self._exec(command, timeout, on_output, cancel, notice=None)
         except ContainerGone:
             if self.mode == "copy":
                 raise SandboxError(
@@ -204,10 +210,15 @@ class DockerSandbox:
             self._container = None
             self.start()
             notice = "the sandbox had stopped and was started again (the workspace is intact)"
-            return self._exec(command, timeout, on_output, notice=notice)
+            return self._exec(command, timeout, on_output, cancel, notice=notice)
 
     def _exec(
-        self, command: str, timeout: float, on_output: OutputCallback | None, notice: str | None
+        self,
+        command: str,
+        timeout: float,
+        on_output: OutputCallback | None,
+        cancel: threading.Event | None,
+        notice: str | None,
     ) -> ExecResult:
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
@@ -218,11 +229,12 @@ class DockerSandbox:
             timeout,
             capture.add,
             environment={scripts.EXEC_ID_VARIABLE: exec_id},
+            cancel=cancel,
         )
         code = raw.exit_code
         elapsed = time.monotonic() - started
         timed_out = raw.deadline_passed or (code in (124, 137) and elapsed >= timeout - 0.5)
-        if timed_out or raw.held_open:
+        if timed_out or raw.held_open or raw.cancelled:
             self._sweep(exec_id)
         notice = notice or self._notice(code, timed_out, raw.held_open)
         log_path = None
@@ -238,6 +250,7 @@ class DockerSandbox:
             truncated=capture.truncated,
             log_path=log_path,
             notice=notice,
+            interrupted=raw.cancelled,
         )
         capture.close()
         return result

@@ -14,6 +14,7 @@ import selectors
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -86,6 +87,7 @@ class LocalSandbox:
         timeout: float,
         sink: Callable[[bytes], None],
         extra_env: dict[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> tuple[int, bool, bool]:
         """Run ``argv`` in its own process group; returns (exit code, abandoned, left running).
 
@@ -116,9 +118,9 @@ class LocalSandbox:
             while process.stdout.fileno() in open_pipes:
                 remaining = deadline - time.monotonic()
                 ended = report.exit_code is not None
-                if remaining <= 0:
+                if remaining <= 0 or (cancel is not None and cancel.is_set()):
                     break
-                events = selector.select(min(remaining, 0.1 if ended else 1.0))
+                events = selector.select(min(remaining, 0.1 if ended else 0.2))
                 if not events and ended:
                     break
                 for key, _ in events:
@@ -147,7 +149,11 @@ class LocalSandbox:
             os.killpg(pid, signal.SIGKILL)
 
     def exec(
-        self, command: str, timeout: float, on_output: OutputCallback | None = None
+        self,
+        command: str,
+        timeout: float,
+        on_output: OutputCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecResult:
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
@@ -158,10 +164,16 @@ class LocalSandbox:
             timeout,
             capture.add,
             {scripts.EXEC_ID_VARIABLE: exec_id},
+            cancel,
         )
         elapsed = time.monotonic() - started
-        timed_out = abandoned or (code in (124, 137) and elapsed >= timeout - 0.5)
-        if timed_out or held_open:  # what it left running, daemons that left its group included
+        interrupted = cancel is not None and cancel.is_set() and abandoned
+        timed_out = not interrupted and (
+            abandoned or (code in (124, 137) and elapsed >= timeout - 0.5)
+        )
+        if (
+            timed_out or held_open or interrupted
+        ):  # what it left running, daemons that left its group included
             sweep = [
                 "bash",
                 "--noprofile",
@@ -185,6 +197,7 @@ class LocalSandbox:
             truncated=capture.truncated,
             log_path=log_path,
             notice=scripts.HELD_OPEN_NOTICE if held_open else None,
+            interrupted=interrupted,
         )
         capture.close()
         return result

@@ -7,6 +7,7 @@ from pathlib import Path
 from k2text import completion, tool_call
 
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.budgets import Budgets
 from ponder.runtime.events import (
     Event,
     FileEdited,
@@ -31,7 +32,7 @@ def run(
         ScriptedBackend(completions),
         sandbox,
         events.append,
-        settings=AgentSettings(max_steps=max_steps),
+        settings=AgentSettings(budgets=Budgets(max_steps=max_steps)),
     )
     agent.run("do the task")
     return agent, events
@@ -154,7 +155,9 @@ def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: DockerSandbox, workspace: Pa
     (workspace / "hello.txt").write_text("hi\n")
     events: list[Event] = []
     backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=4096))
-    agent = Agent(backend, sandbox, events.append, settings=AgentSettings(max_steps=2))
+    agent = Agent(
+        backend, sandbox, events.append, settings=AgentSettings(budgets=Budgets(max_steps=2))
+    )
     agent.run("what is here?")
     backend.close()
     assert finished(events).reason == "max_steps"

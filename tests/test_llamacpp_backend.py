@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PONDER
-from tiny_models import SCRIPT, SCRIPT_TEXT, write_tiny_k2
+from tiny_models import REASONING, SCRIPT, SCRIPT_TEXT, write_tiny_k2
 
 from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings, open_backend
 from ponder.model.deltas import Delta, Finished, ToolCallEnd, Usage
@@ -51,7 +51,7 @@ def test_the_next_step_prefills_only_the_new_tokens(tiny_k2: Path) -> None:
     messages += [
         Message(
             role="assistant",
-            reasoning="Let me look.",
+            reasoning=REASONING,
             content="Looking.",
             tool_calls=[
                 ToolCall(id="functions.bash:0", name="bash", arguments='{"command": "ls"}')

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import PONDER
-from tiny_models import SCRIPT_TEXT
+from tiny_models import REASONING, SCRIPT_TEXT
 
 from ponder.model.chat_template import ChatTemplate
 
@@ -25,7 +25,7 @@ def test_parse_prints_the_documented_json(user_env: dict[str, str]) -> None:
     )
     assert result.returncode == 0, result.stderr
     parsed = json.loads(result.stdout)
-    assert parsed["reasoning"] == "Let me look."
+    assert parsed["reasoning"] == REASONING
     assert parsed["content"] == "Looking."
     good, bad = parsed["tool_calls"]
     assert good == {

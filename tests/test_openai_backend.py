@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_openai import Reply, delta_chunk, fake_openai
+from tiny_models import REASONING
 
 from ponder.model.backend import (
     BackendError,
@@ -230,6 +231,6 @@ def test_against_llama_cpp_pythons_own_server(tiny_k2: Path, tmp_path: Path) -> 
     # llama-cpp-python's server detokenizes without special tokens: <think> and every tool-call
     # marker are lost and only the words arrive (why ponder runs llama.cpp with its own loop).
     content = "".join(d.text for d in deltas if isinstance(d, ContentDelta))
-    assert content == 'Let me look.Looking.functions.bash:0{"command": "ls"}'
+    assert content == REASONING + 'Looking.functions.bash:0{"command": "ls"}'
     assert not [d for d in deltas if isinstance(d, ToolCallEnd)]
     assert deltas[-1] == Finished("stop")

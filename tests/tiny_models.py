@@ -39,11 +39,12 @@ CONTROL_TOKENS = [
 
 # Whole-word tokens for the fixed answer; they never come out of tokenizing text (no merges lead
 # to them), only out of generation.
-WORD_TOKENS = ["Let me look.", "functions.bash:0", '{"command": "ls"}', "Looking."]
+REASONING_WORDS = ["Let me look.", " First,", " then", " act."]
+WORD_TOKENS = [*REASONING_WORDS, "functions.bash:0", '{"command": "ls"}', "Looking."]
 
 SCRIPT = [
     "<think>",
-    "Let me look.",
+    *REASONING_WORDS,
     "</think>",
     "Looking.",
     "<|tool_calls_section_begin|>",
@@ -56,6 +57,7 @@ SCRIPT = [
     "<|im_end|>",
 ]
 SCRIPT_TEXT = "".join(SCRIPT)
+REASONING = "".join(REASONING_WORDS)
 
 N_EMBD = 64
 N_HEAD = 4

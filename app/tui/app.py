@@ -7,17 +7,27 @@ about 30 times a second, so a fast model costs one repaint per frame, not one pe
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from ponder.app.tui.blocks import AnswerBlock, DiffBlock, ReasoningBlock, ToolCard, UserBlock
+from ponder.app.tui.blocks import (
+    AnswerBlock,
+    ApprovalCard,
+    DiffBlock,
+    ReasoningBlock,
+    ToolCard,
+    UserBlock,
+)
 from ponder.app.tui.themes import load_themes
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import (
     ContentText,
     Emit,
@@ -33,6 +43,8 @@ from ponder.runtime.events import (
 )
 
 RunTask = Callable[[str, Emit], RunFinished]
+Command = Callable[[], str]
+"""A slash command: runs on the UI thread and returns what to show."""
 FRAME_S = 1 / 30
 
 
@@ -45,20 +57,28 @@ class PonderApp(App[RunFinished | None]):
 
     CSS_PATH = "ponder.tcss"
     TITLE = "ponder"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit"), Binding("q", "quit_if_idle", show=False)]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit"),
+        Binding("q", "quit_if_idle", show=False),
+        Binding("escape", "interrupt", "Interrupt", priority=True),
+    ]
 
     def __init__(
         self,
         run_task: RunTask,
         *,
         model: str,
+        interrupt: Callable[[], None] | None = None,
         task: str | None = None,
         interactive: bool = True,
         theme: str = "ponder-dark",
         user_themes: Path | None = None,
+        commands: dict[str, Command] | None = None,
     ) -> None:
         super().__init__()
         self._run_task = run_task
+        self._interrupt = interrupt
+        self._commands = commands or {}
         self._model = model
         self._first_task = task
         self._interactive = interactive
@@ -92,9 +112,48 @@ class PonderApp(App[RunFinished | None]):
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
         task = message.value.strip()
-        if task and not self._task_running:
-            message.input.value = ""
+        if not task or self._task_running:
+            return
+        message.input.value = ""
+        if task.startswith("/"):
+            self._command(task)
+        else:
             self._start(task)
+
+    def _command(self, text: str) -> None:
+        name = text[1:].split()[0] if len(text) > 1 else ""
+        if name == "quit":
+            self.exit(self._last)
+            return
+        command = self._commands.get(name)
+        if command is None:
+            known = ", ".join(f"/{n}" for n in [*self._commands, "quit"])
+            self._mount(Static(f"unknown command {text}; commands: {known}", classes="error"))
+            return
+        try:
+            shown = command()
+        except Exception as error:  # a command's failure is shown, not fatal
+            shown = f"/{name} failed: {error}"
+        self._mount(Static(Text(shown), classes="note"))
+
+    def action_interrupt(self) -> None:
+        if self._task_running and self._interrupt is not None:
+            self._interrupt()
+            self._status["state"] = "interrupting"
+            self._show_status()
+
+    def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer:
+        """Called from the agent's thread: show the request and wait for the person's answer."""
+        answered = threading.Event()
+        result: list[ApprovalAnswer] = []
+
+        def respond(answer: ApprovalAnswer) -> None:
+            result.append(answer)
+            answered.set()
+
+        self.call_from_thread(self._mount, ApprovalCard(request, respond))
+        answered.wait()
+        return result[0]
 
     def _start(self, task: str) -> None:
         self._task_running = True
@@ -167,7 +226,15 @@ class PonderApp(App[RunFinished | None]):
     def _finished(self, event: RunFinished) -> None:
         self._task_running = False
         self._last = event
-        state = {"answered": "done", "submitted": "submitted", "max_steps": "step limit"}
+        state = {
+            "answered": "done",
+            "submitted": "submitted",
+            "max_steps": "step limit",
+            "token_budget": "token budget used up",
+            "time_limit": "time limit",
+            "loop": "stopped: repeating itself",
+            "interrupted": "interrupted",
+        }
         self._status["state"] = state.get(event.reason, "error")
         if event.reason == "error":
             self._mount(Static(f"error: {event.error}", classes="error"))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Log, Markdown, Static
+from textual.widgets import Input, Log, Markdown, Static
 
 from ponder.app.line import describe_call
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import ToolCallFinished, ToolCallStarted
 
 
@@ -101,3 +104,54 @@ class DiffBlock(Static):
     def __init__(self, path: str, diff: str) -> None:
         super().__init__(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark"), classes="diff")
         self.border_title = f"edited {path}"
+
+
+class ApprovalCard(Vertical, can_focus=True):
+    """A call waiting for an answer: y once, a always, n deny, m deny with a message."""
+
+    BINDINGS = [
+        ("y", "answer('once')", "Allow once"),
+        ("a", "answer('always')", "Always allow"),
+        ("n", "answer('deny')", "Deny"),
+        ("m", "message", "Deny with a message"),
+    ]
+
+    def __init__(self, request: ApprovalRequest, respond: Callable[[ApprovalAnswer], None]) -> None:
+        super().__init__(classes="approval")
+        self.request = request
+        self._respond = respond
+        self.border_title = f"{request.tool} needs approval"
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(self.request.reason), classes="approval-reason")
+        yield Static(Text(self.request.summary), classes="approval-summary")
+        yield Static(
+            f"[y] allow once   [a] always allow `{self.request.prefix}`   [n] deny   "
+            "[m] deny with a message",
+            classes="approval-keys",
+        )
+
+    def on_mount(self) -> None:
+        self.focus()
+
+    def action_answer(self, decision: str) -> None:
+        if decision in ("once", "always", "deny"):
+            self._done(ApprovalAnswer(decision))  # type: ignore[arg-type]
+
+    def action_message(self) -> None:
+        field = Input(placeholder="Tell the model why (Enter sends)", classes="approval-message")
+        self.mount(field)
+        field.focus()
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        message.stop()
+        self._done(ApprovalAnswer("deny", message.value.strip() or None))
+
+    def _done(self, answer: ApprovalAnswer) -> None:
+        self._respond(answer)
+        labels = {"once": "allowed once", "always": "always allowed", "deny": "denied"}
+        self.remove_children()
+        self.mount(
+            Static(f"{labels[answer.decision]}{': ' + answer.message if answer.message else ''}")
+        )
+        self.add_class("answered")

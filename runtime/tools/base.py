@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ class ToolContext:
     emit: Emit
     call_id: str
     step: int
+    cancel: threading.Event | None = None
+    """Set when the user interrupts; long-running tools stop."""
 
 
 @dataclass(frozen=True, slots=True)

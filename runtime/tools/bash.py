@@ -42,6 +42,8 @@ def format_result(result: ExecResult, timeout: float) -> str:
     text = result.output.rstrip("\n") if result.output.strip() else "(no output)"
     if result.notice:
         text += f"\n[{result.notice}]"
+    if result.interrupted:
+        return f"{text}\n[the user interrupted the command]"
     if result.timed_out:
         return (
             f"{text}\n[the command was stopped after {timeout:g} s: it may have been waiting for "
@@ -64,7 +66,9 @@ class BashTool:
         def forward(text: str) -> None:
             context.emit(ToolOutput(call_id=context.call_id, text=text))
 
-        result = context.sandbox.exec(command, timeout=timeout, on_output=forward)
+        result = context.sandbox.exec(
+            command, timeout=timeout, on_output=forward, cancel=context.cancel
+        )
         return ToolOutcome(
             text=format_result(result, timeout),
             ok=result.exit_code == 0 and not result.timed_out,

@@ -1,0 +1,70 @@
+"""A session as Markdown: the task, the reasoning, each command with its output, each edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ponder.app.line import describe_call
+from ponder.runtime.events import (
+    ContentText,
+    Event,
+    FileEdited,
+    ReasoningText,
+    RunFinished,
+    RunStarted,
+    StepStarted,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+
+
+def _fence(text: str, language: str = "") -> str:
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}\n"
+
+
+def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
+    out = [f"# ponder session {header.get('id', '')}\n"]
+    out.append(
+        f"- started: {header.get('created', '')}\n- workspace: `{header.get('workspace', '')}`\n"
+    )
+    out.append(f"- model: `{header.get('model', '')}`\n")
+    reasoning: list[str] = []
+    content: list[str] = []
+    calls: dict[str, ToolCallStarted] = {}
+
+    def flush() -> None:
+        if reasoning:
+            quoted = "\n".join(f"> {line}" for line in "".join(reasoning).splitlines())
+            out.append(f"\n<details><summary>Reasoning</summary>\n\n{quoted}\n\n</details>\n")
+            reasoning.clear()
+        if content:
+            out.append("\n" + "".join(content).strip() + "\n")
+            content.clear()
+
+    for event in events:
+        if isinstance(event, RunStarted):
+            out.append(f"\n## Task\n\n{event.task}\n")
+        elif isinstance(event, StepStarted):
+            flush()
+            out.append(f"\n### Step {event.step}\n")
+        elif isinstance(event, ReasoningText):
+            reasoning.append(event.text)
+        elif isinstance(event, ContentText):
+            content.append(event.text)
+        elif isinstance(event, ToolCallStarted):
+            flush()
+            calls[event.call_id] = event
+            out.append(f"\n**{event.name}** `{describe_call(event.name, event.arguments)}`\n")
+        elif isinstance(event, ToolCallFinished):
+            out.append("\n" + _fence(event.result))
+        elif isinstance(event, FileEdited):
+            out.append(f"\nEdited `{event.path}`:\n\n" + _fence(event.diff, "diff"))
+        elif isinstance(event, RunFinished):
+            flush()
+            out.append(f"\n**Finished:** {event.reason} after {event.steps} steps")
+            out.append(f" ({event.error})\n" if event.error else "\n")
+    flush()
+    return "".join(out)

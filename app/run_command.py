@@ -1,0 +1,137 @@
+"""``ponder [PROMPT]``: run tasks in a session (TUI, line mode or headless), or heavy mode."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ponder.app.config import NO_MODEL_HELP, Config, config_file, load_config
+from ponder.app.frontends import ApprovalBridge, pick_frontend, run_line, run_tui
+from ponder.app.line import LinePrinter
+from ponder.app.session import UsageError, agent_settings, open_session
+from ponder.model.backend import ChatBackend, open_backend
+from ponder.runtime.approvals import PolicyApprover
+from ponder.runtime.checkpoints import Checkpoint
+from ponder.runtime.events import Event, RunFinished
+from ponder.runtime.heavy import CopySandbox, run_heavy
+from ponder.sandbox.docker_sandbox import DockerSandbox
+
+EXIT_CODES = {"answered": 0, "submitted": 0, "interrupted": 130}
+
+
+def exit_code(finished: RunFinished | None) -> int:
+    return 0 if finished is None else EXIT_CODES.get(finished.reason, 1)
+
+
+def run_tasks(
+    args: argparse.Namespace, flags: Callable[[argparse.Namespace], dict[str, Any]]
+) -> int:
+    config = load_config(flags(args))
+    if not config.model:
+        raise UsageError(NO_MODEL_HELP.format(config=config_file()))
+    workspace = args.workspace.resolve()
+    if not workspace.is_dir():
+        raise UsageError(f"workspace {args.workspace} is not a directory")
+    if args.heavy:
+        return _heavy(args, config, workspace)
+    unattended = PolicyApprover("once" if config.approve_unattended == "allow" else "deny")
+    bridge = ApprovalBridge(unattended)
+    with open_session(config, workspace, bridge, resume=args.resume) as session:
+        if pick_frontend(args.plain) == "line":
+            finished = run_line(
+                session.run, interrupt=session.interrupt, bridge=bridge, first_task=args.prompt
+            )
+        else:
+            finished = run_tui(
+                session.run,
+                interrupt=session.interrupt,
+                bridge=bridge,
+                model=session.agent.backend.name,
+                first_task=args.prompt,
+                theme=config.theme,
+                commands={
+                    "undo": lambda: describe_undo(session.checkpoints.undo()),
+                    "diff": lambda: session.checkpoints.diff() or "no changes yet",
+                },
+            )
+    return exit_code(finished)
+
+
+def describe_undo(checkpoint: Checkpoint) -> str:
+    files = ", ".join(checkpoint.files) or "no files"
+    return f"undone: back at checkpoint {checkpoint.commit[:8]} ({files} restored)"
+
+
+def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
+    if not args.prompt:
+        raise UsageError("--heavy needs the task on the command line")
+    assert config.model is not None
+    remote = config.model.startswith("openai:")
+
+    def new_backend() -> ChatBackend:
+        assert config.model is not None
+        return open_backend(
+            config.model, llama=config.llama.options(), openai=config.openai.options()
+        )
+
+    shared = new_backend()
+    backends: list[ChatBackend] = [shared]
+
+    def backend_for(number: int) -> ChatBackend:
+        if not remote or number == 0:
+            return shared
+        backend = new_backend()
+        backends.append(backend)
+        return backend
+
+    @contextmanager
+    def sandbox_for(number: int) -> Iterator[CopySandbox]:
+        with DockerSandbox(workspace, config.image, mode="copy", network=config.network) as box:
+            yield box
+
+    console = Console(highlight=False)
+    printers: dict[int | None, LinePrinter] = {}
+
+    def show(event: Event) -> None:
+        if event.trajectory not in printers:
+            printers[event.trajectory] = LinePrinter(console)
+        printers[event.trajectory](event)
+
+    try:
+        result = run_heavy(
+            args.prompt,
+            args.heavy,
+            backend_for=backend_for,
+            sandbox_for=sandbox_for,
+            emit=show,
+            settings=agent_settings(config),
+            concurrent=remote,
+            test_command=args.test_command,
+        )
+    finally:
+        for backend in backends:
+            backend.close()
+    console.print()
+    if result.chosen and result.diff:
+        applied = subprocess.run(
+            ["git", "apply", "--whitespace=nowarn", "-"],
+            input=result.diff,
+            text=True,
+            cwd=workspace,
+            capture_output=True,
+            check=False,
+        )
+        if applied.returncode != 0:
+            print(f"ponder: the chosen changes did not apply: {applied.stderr}", file=sys.stderr)
+            return 1
+        print(f"kept the changes of trajectory {result.chosen}", file=sys.stderr)
+    else:
+        print("no trajectory's changes were kept", file=sys.stderr)
+    return 0

@@ -1,0 +1,160 @@
+"""A session as the CLI runs it: backend, sandbox, agent, session file and checkpoints together.
+
+The frontends only display events and answer approvals; everything a session keeps (the
+conversation, the session file, the checkpoints) lives here, so the TUI, line mode and headless
+runs behave the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import git
+import platformdirs
+
+from ponder.app.config import Config
+from ponder.app.sandboxes import sandbox_session
+from ponder.model.backend import ChatBackend, open_backend
+from ponder.model.messages import Message
+from ponder.runtime.approvals import ApprovalPolicy, Approver
+from ponder.runtime.budgets import Budgets
+from ponder.runtime.checkpoints import Checkpoints
+from ponder.runtime.context import ContextSettings
+from ponder.runtime.events import Emit, Event, RunFinished
+from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.sessions import (
+    SessionRecorder,
+    find_session,
+    read_session,
+    restore_messages,
+    sessions_dir,
+)
+from ponder.sandbox.base import Sandbox
+
+
+class UsageError(Exception):
+    """The command line or configuration asks for something that cannot be done."""
+
+
+def agent_settings(config: Config) -> AgentSettings:
+    return AgentSettings(
+        budgets=Budgets(
+            max_steps=config.max_steps,
+            reasoning_tokens_per_step=config.max_reasoning_tokens,
+            total_tokens=config.max_tokens,
+            wall_clock_s=config.time_limit,
+        ),
+        generation=config.sampling.generation(),
+        context=ContextSettings(threshold=config.context_threshold),
+    )
+
+
+def approval_policy(config: Config, workspace: Path) -> ApprovalPolicy:
+    def dirty() -> bool:
+        try:
+            return git.Repo(workspace, search_parent_directories=True).is_dirty(
+                untracked_files=True
+            )
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            return True
+
+    return ApprovalPolicy(
+        mode=config.approval,
+        allow=list(config.allow),
+        deny=list(config.deny),
+        network=config.network,
+        workspace_dirty=dirty,
+    )
+
+
+def checkpoint_store() -> Path:
+    return platformdirs.user_data_path("ponder") / "checkpoints"
+
+
+class Session:
+    """One conversation in one workspace; :meth:`run` takes the next task."""
+
+    def __init__(
+        self,
+        config: Config,
+        workspace: Path,
+        backend: ChatBackend,
+        sandbox: Sandbox,
+        approver: Approver | None,
+        resume: str | None = None,
+    ) -> None:
+        messages: list[Message] = []
+        session_id = None
+        if resume is not None:
+            found = find_session(resume or None)
+            if found is None:
+                raise UsageError(
+                    f"no session {resume or '(none yet)'} to resume; see `ponder sessions`"
+                )
+            _, events = read_session(found.path)
+            messages = restore_messages(events)
+            session_id = found.id
+        self.workspace = workspace
+        self.recorder = SessionRecorder(
+            sessions_dir(),
+            {
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "workspace": str(workspace),
+                "model": backend.name,
+            },
+            session_id,
+        )
+        self.checkpoints = Checkpoints(workspace, self.recorder.id, checkpoint_store())
+        self.display: Emit = lambda event: None
+        self.agent = Agent(
+            backend,
+            sandbox,
+            self._emit,
+            settings=agent_settings(config),
+            policy=approval_policy(config, workspace),
+            approver=approver,
+            checkpoints=self.checkpoints,
+            messages=messages,
+        )
+
+    @property
+    def id(self) -> str:
+        return self.recorder.id
+
+    def _emit(self, event: Event) -> None:
+        self.recorder(event)
+        self.display(event)
+
+    def run(self, task: str, display: Emit) -> RunFinished:
+        self.display = display
+        return self.agent.run(task)
+
+    def interrupt(self) -> None:
+        self.agent.interrupt()
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
+@contextmanager
+def open_session(
+    config: Config, workspace: Path, approver: Approver | None, resume: str | None = None
+) -> Iterator[Session]:
+    """Backend, sandbox and session, all released when the block ends however it ends."""
+    if not config.model:
+        raise UsageError("no model configured")
+    backend = open_backend(
+        config.model, llama=config.llama.options(), openai=config.openai.options()
+    )
+    try:
+        with sandbox_session(config, workspace) as sandbox:
+            session = Session(config, workspace, backend, sandbox, approver, resume)
+            try:
+                yield session
+            finally:
+                session.close()
+    finally:
+        backend.close()

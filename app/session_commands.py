@@ -1,0 +1,96 @@
+"""``ponder sessions``, ``ponder export ID``, ``ponder undo`` and ``ponder diff``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ponder.app.export import to_markdown
+from ponder.app.run_command import describe_undo
+from ponder.app.session import UsageError, checkpoint_store
+from ponder.runtime.checkpoints import Checkpoints
+from ponder.runtime.events import event_to_json
+from ponder.runtime.sessions import SessionInfo, find_session, list_sessions, read_session
+
+
+def parser(command: str) -> argparse.ArgumentParser:
+    descriptions = {
+        "sessions": "List saved sessions, newest first.",
+        "export": "Print a session as Markdown or JSON.",
+        "undo": "Put the workspace back as it was before the last step that changed files.",
+        "diff": "Show everything a session changed in the workspace.",
+    }
+    parser = argparse.ArgumentParser(prog=f"ponder {command}", description=descriptions[command])
+    if command == "export":
+        parser.add_argument("id", help="session id (or its beginning)")
+        parser.add_argument("--format", choices=["md", "json"], default="md")
+    elif command in ("undo", "diff"):
+        parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+        parser.add_argument("--session", help="default: the latest session of the workspace")
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    command = argv[0]
+    args = parser(command).parse_args(argv[1:])
+    if command == "sessions":
+        return _list()
+    if command == "export":
+        return _export(args.id, args.format)
+    checkpoints = _checkpoints(args.workspace, args.session)
+    if command == "undo":
+        print(describe_undo(checkpoints.undo()))
+    else:
+        print(checkpoints.diff(), end="")
+    return 0
+
+
+def _list() -> int:
+    sessions = list_sessions()
+    if not sessions:
+        print("no sessions yet")
+        return 0
+    table = Table("id", "started", "status", "workspace", "task", box=None)
+    for info in sessions:
+        task = info.task if len(info.task) <= 60 else info.task[:57] + "..."
+        table.add_row(info.id, info.created, info.status, info.workspace, task)
+    Console(highlight=False).print(table)
+    return 0
+
+
+def _export(session_id: str, fmt: str) -> int:
+    info = find_session(session_id)
+    if info is None:
+        raise UsageError(f"no session matches {session_id!r}; see `ponder sessions`")
+    header, events = read_session(info.path)
+    if fmt == "json":
+        print(
+            json.dumps(
+                {"session": header, "events": [json.loads(event_to_json(e)) for e in events]}
+            )
+        )
+    else:
+        print(to_markdown(header, events), end="")
+    return 0
+
+
+def _session_for(workspace: Path, session_id: str | None) -> SessionInfo:
+    if session_id is not None:
+        info = find_session(session_id)
+        if info is None:
+            raise UsageError(f"no session matches {session_id!r}; see `ponder sessions`")
+        return info
+    for info in list_sessions():
+        if Path(info.workspace) == workspace:
+            return info
+    raise UsageError(f"no ponder session has worked in {workspace}")
+
+
+def _checkpoints(workspace: Path, session_id: str | None) -> Checkpoints:
+    workspace = workspace.resolve()
+    info = _session_for(workspace, session_id)
+    return Checkpoints(Path(info.workspace), info.id, checkpoint_store())

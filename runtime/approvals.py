@@ -1,0 +1,177 @@
+"""When to ask a person before a tool call runs, and what they may answer.
+
+Modes: ``ask`` asks before every action that changes something; ``auto`` (the default) lets
+everything run that stays inside a sandbox with the network off, and asks for what could reach
+out (a networked sandbox) or destroy work in a bind-mounted workspace (``git reset --hard``,
+``git clean``, ``git push``, a ``checkout`` over uncommitted changes); ``yolo`` never asks.
+Allow and deny rules are command prefixes, checked against every sub-command of a pipeline or a
+``&&``/``;`` chain; deny rules win in every mode. Headless runs answer with a policy instead of
+a person.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Mode = Literal["ask", "auto", "yolo"]
+Decision = Literal["once", "always", "deny"]
+
+READ_ONLY_TOOLS = frozenset({"view", "submit"})
+_SEPARATORS = frozenset({"|", "||", "&&", ";", "&", "\n", "(", ")", ";;", "|&"})
+NETWORK_COMMANDS = (
+    "curl",
+    "wget",
+    "ssh",
+    "scp",
+    "rsync",
+    "nc",
+    "ncat",
+    "apt",
+    "apt-get",
+    "npm",
+    "npx",
+    "yarn",
+    "pnpm",
+    "pip install",
+    "pip3 install",
+    "python -m pip install",
+    "python3 -m pip install",
+    "uv pip install",
+    "git clone",
+    "git fetch",
+    "git pull",
+    "git push",
+    "git submodule update",
+    "cargo install",
+    "go get",
+)
+DESTRUCTIVE_GIT = ("git reset --hard", "git clean", "git push", "git stash drop", "git stash clear")
+CHECKOUT_GIT = ("git checkout", "git switch", "git restore")
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    call_id: str
+    tool: str
+    summary: str
+    reason: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class ApprovalAnswer:
+    decision: Decision
+    message: str | None = None
+
+
+class Approver(Protocol):
+    """Answers a request; blocks until it has an answer (a person, or a policy)."""
+
+    def __call__(self, request: ApprovalRequest) -> ApprovalAnswer: ...
+
+
+@dataclass(frozen=True)
+class PolicyApprover:
+    """For headless runs: the same answer to every request."""
+
+    decision: Decision = "deny"
+
+    def __call__(self, request: ApprovalRequest) -> ApprovalAnswer:
+        message = None
+        if self.decision == "deny":
+            message = "This action needs approval, and this run has nobody to give it."
+        return ApprovalAnswer(self.decision, message)
+
+
+def split_commands(command: str) -> list[list[str]]:
+    """The words of each simple command in a pipeline or chain (best effort for odd shell)."""
+    lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    try:
+        for token in lexer:
+            if token in _SEPARATORS:
+                commands.append([])
+            else:
+                commands[-1].append(token)
+    except ValueError:  # unbalanced quotes: judge the text as one command
+        return [command.split()]
+    return [words for words in commands if words]
+
+
+def _strip_env(words: list[str]) -> list[str]:
+    """``FOO=1 sudo git push`` is judged as ``git push``."""
+    index = 0
+    while index < len(words) and ("=" in words[index] and not words[index].startswith("=")):
+        index += 1
+    rest = words[index:]
+    return rest[1:] if rest[:1] == ["sudo"] else rest
+
+
+def matches(words: list[str], prefix: str) -> bool:
+    wanted = prefix.split()
+    return bool(wanted) and words[: len(wanted)] == wanted
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Literal["allow", "deny", "ask"]
+    reason: str = ""
+    prefix: str = ""
+    """For ``ask``: the rule "always allow" would add."""
+
+
+@dataclass
+class ApprovalPolicy:
+    mode: Mode = "auto"
+    allow: list[str] = field(default_factory=list)
+    deny: list[str] = field(default_factory=list)
+    network: bool = False
+    """The sandbox can reach the network."""
+    bind_mounted: bool = True
+    """The workspace is the user's own directory (not a copy)."""
+    workspace_dirty: Callable[[], bool] = lambda: True
+    """Whether the workspace has uncommitted changes (a checkout could destroy them)."""
+
+    def check(self, tool: str, arguments: dict[str, Any]) -> Verdict:
+        if tool in READ_ONLY_TOOLS:
+            return Verdict("allow")
+        if tool != "bash":
+            if self.mode == "ask" and tool not in self.allow:
+                return Verdict("ask", f"{tool} changes a file", prefix=tool)
+            return Verdict("allow")
+        command = str(arguments.get("command", ""))
+        verdicts = [self._check_words(_strip_env(words)) for words in split_commands(command)]
+        for wanted in ("deny", "ask"):
+            for verdict in verdicts:
+                if verdict.action == wanted:
+                    return verdict
+        return Verdict("allow")
+
+    def _check_words(self, words: list[str]) -> Verdict:
+        text = " ".join(words)
+        for rule in self.deny:
+            if matches(words, rule):
+                return Verdict("deny", f"`{text}` matches the deny rule `{rule}`")
+        if self.mode == "yolo" or any(matches(words, rule) for rule in self.allow):
+            return Verdict("allow")
+        prefix = (
+            " ".join(words[:2]) if len(words) > 1 and not words[1].startswith("-") else words[0]
+        )
+        if self.mode == "ask":
+            return Verdict("ask", "every command is checked in ask mode", prefix)
+        if self.network:
+            for rule in NETWORK_COMMANDS:
+                if matches(words, rule):
+                    return Verdict("ask", f"`{rule}` may reach the network", rule)
+        if self.bind_mounted:
+            for rule in DESTRUCTIVE_GIT:
+                if matches(words, rule):
+                    return Verdict("ask", f"`{rule}` can destroy work in your repository", rule)
+            for rule in CHECKOUT_GIT:
+                if matches(words, rule) and self.workspace_dirty():
+                    return Verdict("ask", f"`{rule}` over uncommitted changes can lose them", rule)
+        return Verdict("allow")

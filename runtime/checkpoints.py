@@ -1,0 +1,145 @@
+"""Git checkpoints of the workspace, so anything the model did can be undone.
+
+After each step that changed files, the whole workspace (untracked files included, ignored ones
+not) is stored as a commit on a private ref, ``refs/ponder/checkpoints/<session>``. This uses a
+private index file, so the user's branch, index and stash are never touched. A workspace that is
+not a git repository gets a private repository outside it (in the user data directory) with the
+workspace as its work tree. Whether a step changed anything is decided from a cheap fingerprint
+of the tree (paths, sizes, modification times), so steps that change nothing cost no git calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+SKIPPED_DIRECTORIES = frozenset(
+    {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", "node_modules"}
+)
+REF_PREFIX = "refs/ponder/checkpoints"
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "ponder",
+    "GIT_AUTHOR_EMAIL": "ponder@localhost",
+    "GIT_COMMITTER_NAME": "ponder",
+    "GIT_COMMITTER_EMAIL": "ponder@localhost",
+}
+
+
+class CheckpointError(Exception):
+    pass
+
+
+def fingerprint(root: Path) -> str:
+    """A digest of every file's path, size and modification time (cache directories skipped)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES)
+        for name in sorted(files):
+            path = os.path.join(directory, name)  # noqa: PTH118 (a hot loop; Path is slower)
+            try:
+                stat = os.lstat(path)
+            except OSError:
+                continue
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    commit: str
+    files: list[str]
+    """Paths that changed since the previous checkpoint."""
+
+
+class Checkpoints:
+    def __init__(self, workspace: Path, session: str, store: Path) -> None:
+        self.workspace = workspace.resolve()
+        self.ref = f"{REF_PREFIX}/{session}"
+        try:
+            repository = git.Repo(self.workspace, search_parent_directories=True)
+            self.private = False
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            key = hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]
+            repository = git.Repo.init(store / f"{key}.git", bare=True)
+            self.private = True
+        self.repo = repository
+        self._index = Path(tempfile.mkdtemp(prefix="ponder-index-")) / "index"
+        self._env = {**IDENTITY, "GIT_INDEX_FILE": str(self._index)}
+        if self.private:
+            self._env.update(GIT_DIR=str(repository.git_dir), GIT_WORK_TREE=str(self.workspace))
+        self.base_commit = None if self.private else self._head()
+        self.dirty_at_start = (not self.private) and repository.is_dirty(untracked_files=True)
+        self._fingerprint = ""
+        self.checkpoint(force=True)  # the state the task starts from
+
+    def _git(self, *args: str) -> str:
+        command = self.repo.git
+        try:
+            output: str = command.execute(
+                ["git", *args], env={**os.environ, **self._env}, cwd=str(self.workspace)
+            )
+        except git.GitCommandError as exc:
+            raise CheckpointError(f"git {args[0]} failed: {exc.stderr.strip()}") from None
+        return output
+
+    def _head(self) -> str | None:
+        try:
+            return self.repo.head.commit.hexsha
+        except ValueError:  # a repository without commits
+            return None
+
+    def _snapshot(self) -> str:
+        """The workspace as a tree (in the private index)."""
+        self._git("add", "-A", "--", ".")
+        return self._git("write-tree")
+
+    def _tip(self) -> str | None:
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", self.ref) or None
+        except CheckpointError:
+            return None
+
+    def checkpoint(self, force: bool = False) -> Checkpoint | None:
+        """Store the workspace if it changed since the last checkpoint; None when it did not."""
+        current = fingerprint(self.workspace)
+        if current == self._fingerprint and not force:
+            return None
+        self._fingerprint = current
+        tree = self._snapshot()
+        parent = self._tip()
+        if parent is not None and self._git("rev-parse", f"{parent}^{{tree}}") == tree:
+            return None
+        args = ["commit-tree", tree, "-m", "ponder checkpoint"]
+        if parent:
+            args += ["-p", parent]
+        commit = self._git(*args)
+        self._git("update-ref", self.ref, commit)
+        changed = self._git("diff-tree", "-r", "--name-only", "--no-commit-id", "--root", commit)
+        return Checkpoint(commit, changed.splitlines())
+
+    def undo(self) -> Checkpoint:
+        """Put the workspace back as it was at the previous checkpoint; returns that one."""
+        self.checkpoint()
+        tip = self._tip()
+        parent = self._git("rev-parse", "--verify", "--quiet", f"{tip}^") if tip else ""
+        if not tip or not parent:
+            raise CheckpointError("there is no earlier checkpoint to go back to")
+        removed = self._git("diff", "--name-only", "--diff-filter=A", "--no-renames", parent, tip)
+        for name in removed.splitlines():
+            (self.workspace / name).unlink(missing_ok=True)
+        self._git("read-tree", parent)
+        self._git("checkout-index", "-a", "-f")
+        self._git("update-ref", self.ref, parent)
+        self._fingerprint = fingerprint(self.workspace)
+        changed = self._git("diff", "--name-only", "--no-renames", parent, tip)
+        return Checkpoint(parent, changed.splitlines())
+
+    def diff(self) -> str:
+        """Everything the session changed: the workspace now against how it started."""
+        start = self._git("rev-list", "--max-parents=0", self.ref).splitlines()[0]
+        return self._git("diff", "--binary", start, self._snapshot())

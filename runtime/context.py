@@ -1,0 +1,151 @@
+"""Keeping the conversation inside the model's context, without losing the task.
+
+Before each step the prompt is measured against the context. Past the threshold, older tool
+outputs are hidden first (their bodies replaced by a short marker), oldest first, the latest few
+kept whole. If that is not enough, older steps are summarised by the model, and the summary is
+given back together with a task state ponder keeps itself (the task, the files changed, the last
+failing command), so nothing that matters depends on the summary alone. The task text is never
+touched.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ponder.model.backend import ChatBackend, GenerationSettings
+from ponder.model.deltas import ContentDelta
+from ponder.model.messages import Message, ToolSchema
+
+HIDDEN_MARKER = (
+    "[output hidden to save context ({chars} characters); run the command again if needed]"
+)
+SUMMARY_REQUEST = (
+    "The conversation is about to outgrow the context. Summarise the work so far for yourself: "
+    "what you found, what you changed and why, what failed, and your plan for what is left. Be "
+    "specific (file names, function names, commands, error messages). Write only the summary."
+)
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    threshold: float = 0.85
+    """Share of the context the next prompt may fill before anything is shortened."""
+    keep_recent_outputs: int = 3
+    """The latest tool outputs that are never hidden."""
+    keep_recent_steps: int = 2
+    """The latest steps that are never summarised."""
+
+
+@dataclass
+class TaskState:
+    """What ponder itself knows about the run, carried verbatim through a summary."""
+
+    task: str = ""
+    files_changed: list[str] = field(default_factory=list)
+    last_failure: str = ""
+
+    def describe(self) -> str:
+        files = ", ".join(self.files_changed) if self.files_changed else "none yet"
+        lines = [f"Task: {self.task}", f"Files changed so far: {files}"]
+        if self.last_failure:
+            lines.append(f"Last failing command: {self.last_failure}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Compaction:
+    kind: str
+    tokens_before: int
+    tokens_after: int
+
+
+def _step_starts(messages: Sequence[Message]) -> list[int]:
+    return [i for i, m in enumerate(messages) if m.role == "assistant"]
+
+
+class ContextManager:
+    def __init__(self, settings: ContextSettings | None = None) -> None:
+        self.settings = settings or ContextSettings()
+
+    def fit(
+        self,
+        messages: list[Message],
+        tools: Sequence[ToolSchema],
+        backend: ChatBackend,
+        state: TaskState,
+        cancel: threading.Event | None = None,
+    ) -> list[Compaction]:
+        """Shorten ``messages`` in place until the prompt fits under the threshold."""
+        size = backend.context_size
+        if not size:
+            return []
+        limit = int(size * self.settings.threshold)
+        before = backend.count_tokens(messages, tools)
+        if before <= limit:
+            return []
+        done = []
+        if self._hide_outputs(messages):
+            after = backend.count_tokens(messages, tools)
+            done.append(Compaction("hide_outputs", before, after))
+            before = after
+        if before > limit and self._summarise(messages, tools, backend, state, cancel):
+            done.append(Compaction("summary", before, backend.count_tokens(messages, tools)))
+        return done
+
+    def _hide_outputs(self, messages: list[Message]) -> bool:
+        tool_indexes = [i for i, m in enumerate(messages) if m.role == "tool"]
+        keep = set(tool_indexes[-self.settings.keep_recent_outputs :])
+        changed = False
+        for index in tool_indexes:
+            message = messages[index]
+            if index in keep or message.content.startswith("[output hidden"):
+                continue
+            marker = HIDDEN_MARKER.format(chars=len(message.content))
+            if len(marker) < len(message.content):
+                messages[index] = message.model_copy(update={"content": marker})
+                changed = True
+        return changed
+
+    def _summarise(
+        self,
+        messages: list[Message],
+        tools: Sequence[ToolSchema],
+        backend: ChatBackend,
+        state: TaskState,
+        cancel: threading.Event | None,
+    ) -> bool:
+        starts = _step_starts(messages)
+        if len(starts) <= self.settings.keep_recent_steps:
+            return False
+        first_step = starts[0]
+        keep_from = starts[-self.settings.keep_recent_steps]
+        head, middle, tail = (
+            messages[:first_step],
+            messages[first_step:keep_from],
+            messages[keep_from:],
+        )
+        request = Message(role="user", content=SUMMARY_REQUEST)
+        size = backend.context_size or 0
+        # The summary request itself must fit: the oldest steps go unread if they do not.
+        while len(middle) > 1 and backend.count_tokens([*head, *middle, request], tools) > size:
+            later = [i for i, m in enumerate(middle) if m.role == "assistant" and i > 0]
+            middle = middle[later[0] :] if later else middle[1:]
+        summary = "".join(
+            delta.text
+            for delta in backend.stream(
+                [*head, *middle, request], tools, GenerationSettings(), cancel
+            )
+            if isinstance(delta, ContentDelta)
+        ).strip()
+        carried = Message(
+            role="user",
+            content=(
+                "[The earlier steps of this task were summarised to save context.]\n\n"
+                f"Summary:\n{summary or '(the summary came back empty)'}\n\n"
+                f"State kept by ponder:\n{state.describe()}"
+            ),
+        )
+        messages[:] = [*head, carried, *tail]
+        return True

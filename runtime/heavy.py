@@ -1,0 +1,139 @@
+"""Heavy mode: N independent trajectories, then one step that reads them all and decides.
+
+Each trajectory is a full agent run in its own copy-mode sandbox, so they cannot disturb each
+other or the user's files. On a remote backend they run at once; on one local model they run one
+after another (sharing the prompt prefix in the KV cache). The aggregation step reads every
+trajectory's answer, diff and (when a test command is known) test result, gives the final
+answer and names the trajectory whose changes to keep.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ponder.model.backend import ChatBackend, GenerationSettings
+from ponder.model.deltas import ContentDelta, ReasoningDelta
+from ponder.model.messages import Message
+from ponder.runtime.events import ContentText, Emit, Event, ReasoningText, RunFinished
+from ponder.runtime.loop import Agent, AgentSettings
+from ponder.sandbox.base import Sandbox
+
+DIFF_SHOWN = 20_000
+TESTS_SHOWN = 4_000
+_CHOSEN_RE = re.compile(r"^\s*CHOSEN:\s*(none|\d+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+class CopySandbox(Sandbox, Protocol):
+    def diff(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    number: int
+    finished: RunFinished
+    diff: str
+    tests: str | None
+
+
+@dataclass(frozen=True)
+class HeavyResult:
+    trajectories: list[Trajectory]
+    answer: str
+    chosen: int | None
+    """The trajectory whose changes to keep (None: none of them)."""
+    diff: str
+
+
+def _tagged(emit: Emit, number: int | None) -> Emit:
+    def forward(event: Event) -> None:
+        emit(event.model_copy(update={"trajectory": number}))
+
+    return forward
+
+
+def _run_one(
+    number: int,
+    task: str,
+    backend: ChatBackend,
+    sandbox_for: Callable[[int], AbstractContextManager[CopySandbox]],
+    emit: Emit,
+    settings: AgentSettings,
+    test_command: str | None,
+) -> Trajectory:
+    with sandbox_for(number) as sandbox:
+        finished = Agent(backend, sandbox, _tagged(emit, number), settings=settings).run(task)
+        tests = None
+        if test_command:
+            result = sandbox.exec(test_command, timeout=600)
+            tests = f"exit code {result.exit_code}\n{result.output[-TESTS_SHOWN:]}"
+        return Trajectory(number, finished, sandbox.diff(), tests)
+
+
+def aggregation_prompt(task: str, trajectories: list[Trajectory], test_command: str | None) -> str:
+    parts = [f"You made {len(trajectories)} independent attempts at this task.\n\nTask: {task}\n"]
+    for t in trajectories:
+        parts.append(
+            f"## Attempt {t.number}\nIt ended ({t.finished.reason}) after {t.finished.steps} "
+            f"steps.\nIts answer:\n{t.finished.answer or '(none)'}\n\nIts changes:\n```diff\n"
+            f"{t.diff[:DIFF_SHOWN] or '(no changes)'}\n```\n"
+        )
+        if t.tests is not None:
+            parts.append(f"The tests (`{test_command}`) after it: {t.tests}\n")
+    parts.append(
+        "Compare the attempts: which one solves the task best? Give the final answer to the "
+        "task, and end with one line `CHOSEN: N` naming the attempt whose changes should be "
+        "kept, or `CHOSEN: none` if none should."
+    )
+    return "\n".join(parts)
+
+
+def run_heavy(
+    task: str,
+    count: int,
+    *,
+    backend_for: Callable[[int], ChatBackend],
+    sandbox_for: Callable[[int], AbstractContextManager[CopySandbox]],
+    emit: Emit,
+    settings: AgentSettings | None = None,
+    concurrent: bool = False,
+    test_command: str | None = None,
+) -> HeavyResult:
+    """``backend_for(n)`` gives trajectory n's backend (0 is the aggregation's)."""
+    settings = settings or AgentSettings()
+
+    def one(number: int) -> Trajectory:
+        return _run_one(
+            number, task, backend_for(number), sandbox_for, emit, settings, test_command
+        )
+
+    numbers = range(1, count + 1)
+    if concurrent:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            trajectories = list(pool.map(one, numbers))
+    else:
+        trajectories = [one(number) for number in numbers]
+
+    messages = [
+        Message(role="system", content="You review attempts at a coding task and pick the best."),
+        Message(role="user", content=aggregation_prompt(task, trajectories, test_command)),
+    ]
+    text = ""
+    forward = _tagged(emit, None)
+    for delta in backend_for(0).stream(messages, [], GenerationSettings()):
+        if isinstance(delta, ReasoningDelta):
+            forward(ReasoningText(step=0, text=delta.text))
+        elif isinstance(delta, ContentDelta):
+            text += delta.text
+            forward(ContentText(step=0, text=delta.text))
+    match = _CHOSEN_RE.search(text)
+    chosen = int(match.group(1)) if match and match.group(1).isdigit() else None
+    if chosen is not None and not 1 <= chosen <= count:
+        chosen = None
+    answer = _CHOSEN_RE.sub("", text).strip()
+    diff = trajectories[chosen - 1].diff if chosen else ""
+    return HeavyResult(trajectories, answer, chosen, diff)
