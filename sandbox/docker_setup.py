@@ -186,19 +186,33 @@ def is_leftover(container_labels: dict[str, str], now: float | None = None) -> b
     return process_start_time(pid) != container_labels.get("io.ponder.owner_start", "")
 
 
+def managed_containers(client: docker.DockerClient) -> list[tuple[str, dict[str, str]]]:
+    """(name, labels) of every container ponder made.
+
+    Listed sparsely: a full listing inspects each container afterwards, which fails for one
+    being removed at that moment.
+    """
+    found = []
+    for container in client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL}=1"}):
+        names = container.attrs.get("Names") or [container.id or "?"]
+        found.append((str(names[0]).lstrip("/"), dict(container.attrs.get("Labels") or {})))
+    return found
+
+
 def reap_leftovers(client: docker.DockerClient) -> list[str]:
     """Remove ponder's leftover containers; returns their names."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-        if is_leftover(container.labels):
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                continue
-            except docker.errors.APIError as exc:
-                if "already in progress" not in str(exc):
-                    raise
-            removed.append(container.name or container.id or "?")
+    for name, container_labels in managed_containers(client):
+        if not is_leftover(container_labels):
+            continue
+        try:
+            client.api.remove_container(name, force=True, v=True)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+        removed.append(name)
     return removed
 
 

@@ -14,11 +14,11 @@ import pytest
 from conftest import PONDER
 
 from ponder.sandbox.docker_sandbox import DockerSandbox
-from ponder.sandbox.docker_setup import LABEL, is_leftover, labels, reap_leftovers
+from ponder.sandbox.docker_setup import is_leftover, labels, managed_containers, reap_leftovers
 
 
 def ours(client: docker.DockerClient) -> set[str]:
-    return {c.name or "" for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"})}
+    return {name for name, _ in managed_containers(client)}
 
 
 def test_copy_mode_leaves_the_host_alone_and_returns_a_diff(
