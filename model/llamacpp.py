@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,33 +232,36 @@ class LlamaCppBackend:
         self._cancel = cancel
         started = time.perf_counter()
         first = started
-        generation = self._llm.generate(
-            tokens,
-            temp=settings.temperature,
-            top_p=settings.top_p,
-            min_p=settings.min_p,
-            top_k=settings.top_k or 0,  # 0 turns top-k off
-            repeat_penalty=1.0,
-        )
-        insert: list[int] | None = None
+        history = list(tokens)
+
+        def generate() -> Generator[int, Any, None]:
+            # Each call continues from ``history``; the KV cache already holds all but its end.
+            return self._llm.generate(
+                history,
+                temp=settings.temperature,
+                top_p=settings.top_p,
+                min_p=settings.min_p,
+                top_k=settings.top_k or 0,  # 0 turns top-k off
+                repeat_penalty=1.0,
+            )
+
+        generation = generate()
         try:
             while True:
                 try:
-                    token = next(generation) if insert is None else generation.send(insert)
+                    token = next(generation)
                 except StopIteration:
                     break
-                except (
-                    RuntimeError
-                ) as exc:  # llama_decode returns 2 when the abort callback says so
+                except RuntimeError as exc:  # llama_decode returns 2 when told to abort
                     if cancel is not None and cancel.is_set():
                         reason = "cancelled"
                         break
                     raise BackendError(f"llama.cpp failed while generating: {exc}") from None
-                insert = None
                 if cancel is not None and cancel.is_set():
                     reason = "cancelled"
                     break
                 generated += 1
+                history.append(token)
                 if generated == 1:
                     first = time.perf_counter()
                 if self._is_eog(self._vocab, token):
@@ -270,15 +273,14 @@ class LlamaCppBackend:
                     break
                 if parser.in_reasoning:
                     reasoning += 1
-                    if (
-                        settings.reasoning_budget is not None
-                        and reasoning >= settings.reasoning_budget
-                    ):
-                        # Close the reasoning for the model: the marker is decoded next, so the
-                        # model continues from it and acts.
-                        insert = self._think_close
+                    budget = settings.reasoning_budget
+                    if budget is not None and reasoning >= budget:
+                        # Close the reasoning for the model and let it go on from there.
+                        generation.close()
+                        history.extend(self._think_close)
                         yield ReasoningCut(reasoning)
                         yield from parser.feed("</think>")
+                        generation = generate()
                 if generated >= limit:
                     break
         finally:
