@@ -111,6 +111,18 @@ def _strip_env(words: list[str]) -> list[str]:
     return rest[1:] if rest[:1] == ["sudo"] else rest
 
 
+SUBCOMMAND_TOOLS = frozenset(
+    {"git", "npm", "yarn", "pnpm", "pip", "pip3", "cargo", "go", "docker", "uv", "poetry", "apt"}
+)
+
+
+def _prefix(words: list[str]) -> str:
+    """What "always allow" covers: the program, with its subcommand for tools that have them."""
+    if words[0] in SUBCOMMAND_TOOLS and len(words) > 1 and not words[1].startswith("-"):
+        return " ".join(words[:2])
+    return words[0]
+
+
 def matches(words: list[str], prefix: str) -> bool:
     wanted = prefix.split()
     return bool(wanted) and words[: len(wanted)] == wanted
@@ -158,9 +170,7 @@ class ApprovalPolicy:
                 return Verdict("deny", f"`{text}` matches the deny rule `{rule}`")
         if self.mode == "yolo" or any(matches(words, rule) for rule in self.allow):
             return Verdict("allow")
-        prefix = (
-            " ".join(words[:2]) if len(words) > 1 and not words[1].startswith("-") else words[0]
-        )
+        prefix = _prefix(words)
         if self.mode == "ask":
             return Verdict("ask", "every command is checked in ask mode", prefix)
         if self.network:
