@@ -68,6 +68,7 @@ class Checkpoints:
             repository = git.Repo.init(store / f"{key}.git", bare=True)
             self.private = True
         self.repo = repository
+        self._command = git.Git(str(self.workspace))
         self._index = Path(tempfile.mkdtemp(prefix="ponder-index-")) / "index"
         self._env = {**IDENTITY, "GIT_INDEX_FILE": str(self._index)}
         if self.private:
@@ -78,11 +79,8 @@ class Checkpoints:
         self.checkpoint(force=True)  # the state the task starts from
 
     def _git(self, *args: str) -> str:
-        command = self.repo.git
         try:
-            output: str = command.execute(
-                ["git", *args], env={**os.environ, **self._env}, cwd=str(self.workspace)
-            )
+            output: str = self._command.execute(["git", *args], env={**os.environ, **self._env})
         except git.GitCommandError as exc:
             raise CheckpointError(f"git {args[0]} failed: {exc.stderr.strip()}") from None
         return output
@@ -126,7 +124,10 @@ class Checkpoints:
         """Put the workspace back as it was at the previous checkpoint; returns that one."""
         self.checkpoint()
         tip = self._tip()
-        parent = self._git("rev-parse", "--verify", "--quiet", f"{tip}^") if tip else ""
+        try:
+            parent = self._git("rev-parse", "--verify", "--quiet", f"{tip}^") if tip else ""
+        except CheckpointError:  # the first checkpoint has no parent
+            parent = ""
         if not tip or not parent:
             raise CheckpointError("there is no earlier checkpoint to go back to")
         removed = self._git("diff", "--name-only", "--diff-filter=A", "--no-renames", parent, tip)

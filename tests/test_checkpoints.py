@@ -1,0 +1,102 @@
+"""Git checkpoints on real repositories: undo anything, and never touch the user's git state."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import git
+import pytest
+
+from ponder.runtime.checkpoints import CheckpointError, Checkpoints
+
+
+def git_state(repo: Path) -> tuple[str, str, str, str]:
+    """HEAD, the branch, the index's tree and the stash list: what ponder must leave alone."""
+
+    def run(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True).stdout
+
+    return (
+        run("rev-parse", "HEAD"),
+        run("branch", "--show-current"),
+        run("write-tree"),
+        run("stash", "list"),
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    repository = git.Repo.init(path)
+    (path / "app.py").write_text("print('v1')\n")
+    (path / ".gitignore").write_text("*.log\n")
+    repository.index.add(["app.py", ".gitignore"])
+    repository.index.commit("first")
+    (path / "staged.py").write_text("x = 1\n")
+    repository.index.add(["staged.py"])  # the user's own staged change
+    return path
+
+
+def test_undo_restores_untracked_files_and_leaves_git_alone(repo: Path, tmp_path: Path) -> None:
+    before = git_state(repo)
+    checkpoints = Checkpoints(repo, "s1", tmp_path / "store")
+    assert checkpoints.base_commit == git.Repo(repo).head.commit.hexsha
+    assert checkpoints.dirty_at_start
+
+    (repo / "notes.txt").write_text("draft 1\n")  # a step makes an untracked file
+    first = checkpoints.checkpoint()
+    assert first is not None
+    assert first.files == ["notes.txt"]
+    assert checkpoints.checkpoint() is None  # nothing changed: no checkpoint
+
+    (repo / "notes.txt").write_text("draft 2\n")  # the next step changes it
+    (repo / "app.py").write_text("print('v2')\n")
+    (repo / "new.py").write_text("y = 2\n")
+    (repo / "debug.log").write_text("ignored\n")
+    second = checkpoints.checkpoint()
+    assert second is not None
+    assert sorted(second.files) == ["app.py", "new.py", "notes.txt"]
+
+    undone = checkpoints.undo()
+    assert undone.commit == first.commit
+    assert (repo / "notes.txt").read_text() == "draft 1\n"
+    assert (repo / "app.py").read_text() == "print('v1')\n"
+    assert not (repo / "new.py").exists()
+    assert (repo / "debug.log").exists()  # ignored files are not ponder's to touch
+    assert git_state(repo) == before
+
+    checkpoints.undo()
+    assert not (repo / "notes.txt").exists()  # back at the start: the file had not been made
+    with pytest.raises(CheckpointError, match="no earlier checkpoint"):
+        checkpoints.undo()
+    assert git_state(repo) == before
+    refs = git.Repo(repo).git.for_each_ref("--format=%(refname)")
+    assert "refs/ponder/checkpoints/s1" in refs
+    assert not git.Repo(repo).git.stash("list")
+
+
+def test_diff_shows_what_the_session_changed(repo: Path, tmp_path: Path) -> None:
+    checkpoints = Checkpoints(repo, "s2", tmp_path / "store")
+    (repo / "app.py").write_text("print('v2')\n")
+    (repo / "added.py").write_text("z = 3\n")
+    diff = checkpoints.diff()
+    assert "-print('v1')\n+print('v2')" in diff
+    assert "diff --git a/added.py b/added.py\nnew file mode" in diff
+    assert "staged.py" not in diff  # it was there before the session
+
+
+def test_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
+    workspace = tmp_path / "plain"
+    workspace.mkdir()
+    (workspace / "a.txt").write_text("one\n")
+    checkpoints = Checkpoints(workspace, "s3", tmp_path / "store")
+    assert checkpoints.private
+    assert not (workspace / ".git").exists()
+    (workspace / "a.txt").write_text("two\n")
+    (workspace / "b.txt").write_text("new\n")
+    assert checkpoints.checkpoint() is not None
+    checkpoints.undo()
+    assert (workspace / "a.txt").read_text() == "one\n"
+    assert not (workspace / "b.txt").exists()
+    assert not (workspace / ".git").exists()
