@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -54,10 +55,18 @@ def _list() -> int:
     if not sessions:
         print("no sessions yet")
         return 0
-    table = Table("id", "started", "status", "workspace", "task", box=None)
+    if not sys.stdout.isatty():  # for scripts: one tab-separated line per session
+        for info in sessions:
+            print("\t".join([info.id, info.created, info.status, info.workspace, info.task]))
+        return 0
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("workspace", overflow="ellipsis")
+    table.add_column("task", overflow="ellipsis", no_wrap=True)
     for info in sessions:
-        task = info.task if len(info.task) <= 60 else info.task[:57] + "..."
-        table.add_row(info.id, info.created, info.status, info.workspace, task)
+        table.add_row(info.id, info.created, info.status, info.workspace, info.task)
     Console(highlight=False).print(table)
     return 0
 

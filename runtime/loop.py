@@ -140,9 +140,6 @@ class Agent:
 
     def run(self, task: str) -> RunFinished:
         self.cancel.clear()
-        if not self.messages:
-            prompt = self.settings.system_prompt or system_prompt(self.sandbox.workdir)
-            self._add(Message(role="system", content=prompt))
         budgets = self.settings.budgets
         self.emit(
             RunStarted(
@@ -152,6 +149,9 @@ class Agent:
                 max_steps=budgets.max_steps,
             )
         )
+        if not self.messages:
+            prompt = self.settings.system_prompt or system_prompt(self.sandbox.workdir)
+            self._add(Message(role="system", content=prompt))
         self._add(Message(role="user", content=task))
         self.state.task = task
         tracker = BudgetTracker(budgets)

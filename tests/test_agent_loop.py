@@ -165,3 +165,24 @@ def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: DockerSandbox, workspace: Pa
     usages = [e for e in events if isinstance(e, UsageReported)]
     assert len(usages) == 2
     assert usages[1].cached_tokens >= usages[0].prompt_tokens
+
+
+def test_the_reasoning_budget_makes_a_local_model_act(
+    tiny_k2: Path, sandbox: DockerSandbox
+) -> None:
+    """Past its budget the reasoning is closed with </think>; the model goes on to act."""
+    from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+    from ponder.runtime.events import ReasoningBudgetReached
+
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=4096))
+    events: list[Event] = []
+    settings = AgentSettings(budgets=Budgets(max_steps=1, reasoning_tokens_per_step=2))
+    agent = Agent(backend, sandbox, events.append, settings=settings)
+    agent.run("what is here?")
+    backend.close()
+    assert [e.tokens for e in events if isinstance(e, ReasoningBudgetReached)] == [2]
+    (assistant,) = [m for m in agent.messages if m.role == "assistant"]
+    # Without the budget it would have been "Let me look. First, then act."
+    assert assistant.reasoning == "Let me look. First,"
+    assert assistant.content == "Looking."
+    assert [c.name for c in assistant.tool_calls] == ["bash"]

@@ -1,0 +1,166 @@
+"""What keeps a long run on track: budgets, the loop guard, context management, interrupts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from k2text import completion, tool_call
+
+from ponder.model.backend import ChatBackend
+from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.budgets import Budgets
+from ponder.runtime.context import ContextSettings
+from ponder.runtime.events import (
+    ContextCompacted,
+    Event,
+    LoopDetected,
+    ReasoningText,
+    RunFinished,
+    ToolCallFinished,
+)
+from ponder.runtime.loop import Agent, AgentSettings
+from ponder.sandbox.docker_sandbox import DockerSandbox
+
+
+def agent_for(
+    backend: ChatBackend, sandbox: DockerSandbox, events: list[Event], **settings: object
+) -> Agent:
+    return Agent(backend, sandbox, events.append, settings=AgentSettings(**settings))  # type: ignore[arg-type]
+
+
+def last(events: list[Event]) -> RunFinished:
+    finished = events[-1]
+    assert isinstance(finished, RunFinished)
+    return finished
+
+
+def steps(count: int, reasoning: str = "Next.", output: int = 10) -> list[str]:
+    """Steps that each run a different command printing ``output`` characters."""
+    return [
+        completion(
+            f"{reasoning} ({i})",
+            tool_call(
+                "bash",
+                i,
+                {"command": f"head -c {output} /dev/zero | tr '\\0' {chr(97 + i % 26)}; echo"},
+            ),
+        )
+        for i in range(count)
+    ]
+
+
+def test_token_and_time_budgets_end_the_run(sandbox: DockerSandbox) -> None:
+    events: list[Event] = []
+    agent = agent_for(
+        ScriptedBackend(steps(20)), sandbox, events, budgets=Budgets(total_tokens=200)
+    )
+    finished = agent.run("go")
+    assert finished.reason == "token_budget"
+    assert 1 < finished.steps < 20
+    events.clear()
+    agent = agent_for(ScriptedBackend(steps(50)), sandbox, events, budgets=Budgets(wall_clock_s=1))
+    finished = agent.run("go")
+    assert finished.reason == "time_limit"
+    # Everything done before the limit is kept.
+    assert len([m for m in agent.messages if m.role == "tool"]) == finished.steps
+
+
+def test_the_same_call_is_nudged_then_stopped(sandbox: DockerSandbox) -> None:
+    same = completion("Check again.", tool_call("bash", 0, {"command": "git status"}))
+    events: list[Event] = []
+    agent = agent_for(ScriptedBackend([same] * 10), sandbox, events)
+    assert agent.run("check").reason == "loop"
+    loops = [(e.kind, e.repeats, e.action) for e in events if isinstance(e, LoopDetected)]
+    assert loops == [("repeated_call", 3, "nudge"), ("repeated_call", 5, "stop")]
+    results = [m.content for m in agent.messages if m.role == "tool"]
+    assert "same call 3 times in a row" in results[2]
+    assert "same call" not in results[1]
+
+
+def test_repeating_reasoning_is_nudged(sandbox: DockerSandbox) -> None:
+    text = "I think the bug is in the parser, so I will look at the parser file again now."
+    lines = [completion(text, tool_call("bash", i, {"command": f"echo {i}"})) for i in range(3)] + [
+        completion("Done.", content="ok")
+    ]
+    events: list[Event] = []
+    agent_for(ScriptedBackend(lines), sandbox, events).run("debug")
+    assert [(e.kind, e.action) for e in events if isinstance(e, LoopDetected)] == [
+        ("repeated_reasoning", "nudge")
+    ]
+
+
+def test_old_tool_outputs_are_hidden_when_the_context_fills(sandbox: DockerSandbox) -> None:
+    events: list[Event] = []
+    backend = ScriptedBackend(
+        [*steps(8, output=3000), completion("Done.", content="ok")], context_size=6000
+    )
+    agent = agent_for(backend, sandbox, events, context=ContextSettings(keep_recent_outputs=2))
+    assert agent.run("read things").reason == "answered"
+    compactions = [e for e in events if isinstance(e, ContextCompacted)]
+    assert compactions
+    assert {c.kind for c in compactions} == {"hide_outputs"}
+    assert all(c.tokens_after <= 0.85 * 6000 for c in compactions)
+    outputs = [m.content for m in agent.messages if m.role == "tool"]
+    assert outputs[0].startswith("[output hidden to save context (3")
+    assert outputs[-1].startswith("h" * 3000)  # the latest outputs are kept whole
+    assert backend.count_tokens(agent.messages, agent.schemas) <= 6000
+
+
+def test_long_reasoning_is_summarised_and_the_task_kept(sandbox: DockerSandbox) -> None:
+    events: list[Event] = []
+    # Reasoning stays in the prompt within a tool loop, and hiding outputs cannot shrink it.
+    lines = steps(12, reasoning="Thinking about the next thing to try. " * 40)
+    backend = ScriptedBackend([*lines, completion("Done.", content="ok")], context_size=5000)
+    agent = agent_for(backend, sandbox, events)
+    finished = agent.run("THE-TASK: keep going")
+    summaries = [e for e in events if isinstance(e, ContextCompacted) and e.kind == "summary"]
+    assert summaries
+    # The summary is a model call of its own: it used one of the scripted completions.
+    assert (finished.reason, finished.steps) == ("answered", len(lines) + 1 - len(summaries))
+    after = summaries[0].messages
+    assert after[1] == {"role": "user", "content": "THE-TASK: keep going"}
+    carried = after[2]["content"]
+    assert "The earlier steps of this task were summarised" in carried
+    assert "Task: THE-TASK: keep going" in carried
+    assert summaries[0].tokens_after <= 0.85 * 5000
+
+
+def test_an_interrupt_stops_generation_and_the_session_goes_on(sandbox: DockerSandbox) -> None:
+    slow = completion(
+        "Thinking slowly " + "and carefully " * 200, tool_call("bash", 0, {"command": "ls"})
+    )
+    backend = ScriptedBackend(
+        [slow, completion("Resumed.", content="continuing")], chunk_delay=0.01
+    )
+    events: list[Event] = []
+    agent = agent_for(backend, sandbox, events)
+    threading.Timer(0.5, agent.interrupt).start()
+    started = time.monotonic()
+    finished = agent.run("think")
+    assert time.monotonic() - started < 2
+    assert finished.reason == "interrupted"
+    partial = "".join(e.text for e in events if isinstance(e, ReasoningText))
+    assert partial.startswith("Thinking slowly")
+    assistant = agent.messages[-1]
+    assert (assistant.role, assistant.reasoning, assistant.tool_calls) == ("assistant", partial, [])
+    assert agent.run("carry on").answer == "continuing"
+
+
+def test_an_interrupt_stops_a_running_command(sandbox: DockerSandbox, workspace: Path) -> None:
+    lines = [
+        completion("Wait.", tool_call("bash", 0, {"command": "echo begun; sleep 200"})),
+        completion("Then.", content="after"),
+    ]
+    events: list[Event] = []
+    agent = agent_for(ScriptedBackend(lines), sandbox, events)
+    threading.Timer(1.0, agent.interrupt).start()
+    started = time.monotonic()
+    assert agent.run("wait").reason == "interrupted"
+    assert time.monotonic() - started < 3
+    (done,) = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert done.result.startswith("begun\n")
+    assert done.result.endswith("[the user interrupted the command]")
+    left = sandbox.exec("ps -eo args | grep -c '^[s]leep 200' || true", 10).output.strip()
+    assert left == "0"

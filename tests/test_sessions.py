@@ -1,0 +1,152 @@
+"""Session files restore a run, even one killed mid-command; the session commands on top."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PONDER
+from k2text import completion, tool_call
+
+from ponder.model.messages import Message
+from ponder.runtime.events import MessageAdded, RunStarted, ToolOutput
+from ponder.runtime.sessions import (
+    INTERRUPTED_RESULT,
+    SessionRecorder,
+    list_sessions,
+    read_session,
+    restore_messages,
+)
+
+
+def test_a_session_file_restores_the_conversation(tmp_path: Path) -> None:
+    recorder = SessionRecorder(tmp_path, {"workspace": "/w", "model": "m"})
+    messages = [Message(role="system", content="sys"), Message(role="user", content="fix it")]
+    assistant = Message.from_openai(
+        {
+            "role": "assistant",
+            "content": "",
+            "reasoning_content": "Look first.",
+            "tool_calls": [
+                {
+                    "id": "functions.bash:0",
+                    "type": "function",
+                    "function": {"name": "bash", "arguments": '{"command": "ls"}'},
+                },
+                {
+                    "id": "functions.view:1",
+                    "type": "function",
+                    "function": {"name": "view", "arguments": '{"path": "."}'},
+                },
+            ],
+        }
+    )
+    messages.append(assistant)
+    messages.append(
+        Message(role="tool", content="a.py", tool_call_id="functions.bash:0", name="bash")
+    )
+    recorder(RunStarted(task="fix it", model="m", sandbox="s", max_steps=3))
+    for message in messages:
+        recorder(MessageAdded(message=message.to_openai()))
+    recorder(ToolOutput(call_id="functions.view:1", text="partial"))
+    recorder.close()
+    with recorder.path.open("a") as handle:
+        handle.write('{"type": "tool_out')  # a write a SIGKILL cut short
+
+    header, events = read_session(recorder.path)
+    assert header["workspace"] == "/w"
+    restored = restore_messages(events)
+    assert restored[:4] == messages
+    # The call the session died in is answered, so the conversation can go on.
+    assert restored[4] == Message(
+        role="tool", content=INTERRUPTED_RESULT, tool_call_id="functions.view:1", name="view"
+    )
+    (info,) = list_sessions(tmp_path)
+    assert (info.id, info.task, info.status) == (recorder.id, "fix it", "incomplete")
+
+
+def write_script(path: Path, *lines: str) -> Path:
+    path.write_text("".join(json.dumps({"completion": line}) + "\n" for line in lines))
+    return path
+
+
+def ponder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PONDER, *args], env=env, cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_resume_after_sigkill_then_export_undo_and_diff(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    first = write_script(
+        tmp_path / "first.jsonl",
+        completion("Note it.", tool_call("bash", 0, {"command": "echo one > one.txt"})),
+        completion("Wait.", tool_call("bash", 1, {"command": "sleep 120"})),
+    )
+    killed = subprocess.Popen(
+        [PONDER, "--plain", "--model", f"scripted:{first}", "first task"],
+        env=user_env,
+        cwd=workspace,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    data = Path(user_env["HOME"]) / ".local" / "share" / "ponder" / "sessions"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        files = list(data.glob("*.jsonl"))
+        if files and "sleep 120" in files[0].read_text():
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the session never reached the long command")
+    time.sleep(0.5)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert (workspace / "one.txt").read_text() == "one\n"
+
+    second = write_script(
+        tmp_path / "second.jsonl",
+        completion("Back.", tool_call("bash", 2, {"command": "echo two > two.txt && cat one.txt"})),
+        completion("Done.", content="resumed and finished"),
+    )
+    resumed = ponder(
+        "--plain",
+        "--resume",
+        "--model",
+        f"scripted:{second}",
+        "second task",
+        env=user_env,
+        cwd=workspace,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed and finished" in resumed.stdout
+
+    listing = ponder("sessions", env=user_env, cwd=workspace)
+    ((session_id, _, status, where, task),) = [
+        line.split("\t") for line in listing.stdout.splitlines()
+    ]
+    assert (status, where, task) == ("answered", str(workspace), "first task")
+    exported = json.loads(
+        ponder("export", session_id, "--format", "json", env=user_env, cwd=workspace).stdout
+    )
+    messages = [e["message"] for e in exported["events"] if e["type"] == "message_added"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["first task", "second task"]
+    assert exported["events"][0]["type"] == "run_started"
+    markdown = ponder("export", session_id, env=user_env, cwd=workspace).stdout
+    assert "## Task\n\nfirst task" in markdown
+    assert "echo two > two.txt" in markdown
+
+    diff = ponder("diff", env=user_env, cwd=workspace).stdout
+    assert "+one" in diff
+    assert "+two" in diff
+    undone = ponder("undo", env=user_env, cwd=workspace)
+    assert undone.returncode == 0, undone.stderr
+    assert not (workspace / "two.txt").exists()
+    assert (workspace / "one.txt").exists()
