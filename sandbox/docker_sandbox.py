@@ -48,7 +48,7 @@ FILE_OP_TIMEOUT_S = 60
 Mode = Literal["bind", "copy"]
 
 
-class DockerSandbox:
+class DockerSandbox(scripts.ScriptedFiles):
     """A container with the workspace at :attr:`workdir`; use it as a context manager."""
 
     def __init__(
@@ -296,32 +296,12 @@ class DockerSandbox:
             return f"stopped: the file size limit ({self.limits.file_size} bytes) was reached"
         return None
 
-    def _file_op(
-        self, script: str, path: str, data: bytes | None, *extra: str, check: bool = True
-    ) -> bytes:
+    def _run_file_script(self, argv: list[str], data: bytes | None, path: str) -> tuple[int, bytes]:
         received = bytearray()
-        argv = ["bash", "--noprofile", "--norc", "-c", script, "ponder-file", self._absolute(path)]
-        argv.extend(extra)
         raw = self._run(argv, data, FILE_OP_TIMEOUT_S, received.extend)
-        code = raw.exit_code
         if raw.deadline_passed:
             raise SandboxError(f"reading or writing {path} in the sandbox timed out")
-        if check:
-            scripts.check_file_op(code, path)
-        return bytes(received)
-
-    def _absolute(self, path: str) -> str:
-        return path if path.startswith("/") else f"{self._workdir}/{path}"
-
-    def read_file(self, path: str) -> bytes:
-        return self._file_op(scripts.read_script(self._workdir), path, None)
-
-    def write_file(self, path: str, data: bytes) -> None:
-        self._file_op(scripts.write_script(self._workdir), path, data)
-
-    def list_dir(self, path: str, depth: int) -> list[str]:
-        listing = self._file_op(scripts.list_script(self._workdir), path, None, str(depth))
-        return sorted(listing.decode("utf-8", errors="replace").splitlines())
+        return raw.exit_code, bytes(received)
 
     def diff(self) -> str:
         """Copy mode: the change to the workspace since the sandbox started, as a git diff."""

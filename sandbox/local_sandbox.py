@@ -35,7 +35,7 @@ WARNING = (
 )
 
 
-class LocalSandbox:
+class LocalSandbox(scripts.ScriptedFiles):
     def __init__(self, workspace: Path, environment: dict[str, str] | None = None) -> None:
         self.workspace = workspace.resolve()
         self._state: tempfile.TemporaryDirectory[str] | None = None
@@ -202,22 +202,9 @@ class LocalSandbox:
         capture.close()
         return result
 
-    def _file_op(self, script: str, path: str, data: bytes | None, *extra: str) -> bytes:
+    def _run_file_script(self, argv: list[str], data: bytes | None, path: str) -> tuple[int, bytes]:
         received = bytearray()
-        absolute = path if path.startswith("/") else f"{self.workdir}/{path}"
-        argv = ["bash", "--noprofile", "--norc", "-c", script, "ponder-file", absolute, *extra]
         code, abandoned, _ = self._run(argv, data, 60, received.extend)
         if abandoned:
             raise SandboxError(f"reading or writing {path} timed out")
-        scripts.check_file_op(code, path)
-        return bytes(received)
-
-    def read_file(self, path: str) -> bytes:
-        return self._file_op(scripts.read_script(self.workdir), path, None)
-
-    def write_file(self, path: str, data: bytes) -> None:
-        self._file_op(scripts.write_script(self.workdir), path, data)
-
-    def list_dir(self, path: str, depth: int) -> list[str]:
-        listing = self._file_op(scripts.list_script(self.workdir), path, None, str(depth))
-        return sorted(listing.decode("utf-8", errors="replace").splitlines())
+        return code, bytes(received)

@@ -8,6 +8,7 @@ the host) and the same code serves both backends.
 from __future__ import annotations
 
 import shlex
+from abc import ABC, abstractmethod
 
 from ponder.sandbox.base import (
     IS_DIRECTORY,
@@ -183,6 +184,37 @@ def list_script(workdir: str) -> str:
         'cd -- "$p" && exec find . -mindepth 1 -maxdepth "$2" '
         "-not -path '*/.*' -printf '%P\\n'\n"
     )
+
+
+class ScriptedFiles(ABC):
+    """A sandbox's file operations (read, write, list) done by the scripts above; a backend
+    says where its workspace is and how it runs a script."""
+
+    @property
+    @abstractmethod
+    def workdir(self) -> str: ...
+
+    @abstractmethod
+    def _run_file_script(self, argv: list[str], data: bytes | None, path: str) -> tuple[int, bytes]:
+        """Run ``argv`` with ``data`` as its stdin; its exit code and output. Raises
+        :class:`SandboxError` when it does not finish in time."""
+
+    def _file_op(self, script: str, path: str, data: bytes | None, *extra: str) -> bytes:
+        absolute = path if path.startswith("/") else f"{self.workdir}/{path}"
+        argv = ["bash", "--noprofile", "--norc", "-c", script, "ponder-file", absolute, *extra]
+        code, output = self._run_file_script(argv, data, path)
+        check_file_op(code, path)
+        return output
+
+    def read_file(self, path: str) -> bytes:
+        return self._file_op(read_script(self.workdir), path, None)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self._file_op(write_script(self.workdir), path, data)
+
+    def list_dir(self, path: str, depth: int) -> list[str]:
+        listing = self._file_op(list_script(self.workdir), path, None, str(depth))
+        return sorted(listing.decode("utf-8", errors="replace").splitlines())
 
 
 def save_log_script() -> str:
