@@ -11,7 +11,9 @@ Three runs on the same script, sandbox image and repository:
 2. ponder with no session file and no checkpoints;
 3. the peer, a minimal agent loop in a dozen lines (stream, run the call, append the result),
    which is the least any agent can do per step.
-Then the memory per step of run 1, traced with tracemalloc in a separate run.
+Then the memory per step of run 1, traced with tracemalloc in a separate run, and how long an
+interrupt takes to stop the run while the model generates and while a command runs (the target
+is under a second; there is no peer for this one).
 
 Run: .venv/bin/python bench/runtime_bench.py  (or bench/run for every benchmark)
 """
@@ -22,6 +24,7 @@ import gc
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -244,6 +247,31 @@ def minimal_run(sandbox: DockerSandbox) -> list[float]:
     return overheads
 
 
+def interrupt_latency(sandbox: DockerSandbox, during: str, rounds: int = 5) -> list[float]:
+    """Seconds from ``Agent.interrupt`` to ``Agent.run`` returning."""
+    slow = "<think>" + "Thinking it over. " * 2000 + "</think><|im_end|>"
+    command = (
+        "<think>Wait.</think><|tool_calls_section_begin|><|tool_call_begin|>functions.bash:0"
+        '<|tool_call_argument_begin|>{"command": "sleep 200"}<|tool_call_end|>'
+        "<|tool_calls_section_end|><|im_end|>"
+    )
+    latencies = []
+    asked = [0.0]
+    for _ in range(rounds):
+        completion = slow if during == "generation" else command
+        backend = ScriptedBackend([completion], chunk_delay=0.005)
+        agent = Agent(backend, sandbox, lambda event: None)
+
+        def interrupt(agent: Agent = agent) -> None:
+            asked[0] = time.monotonic()
+            agent.interrupt()
+
+        threading.Timer(1.0, interrupt).start()
+        assert agent.run("wait").reason == "interrupted"
+        latencies.append(time.monotonic() - asked[0])
+    return latencies
+
+
 def summary(overheads: list[float]) -> tuple[float, float]:
     ordered = sorted(overheads)
     return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
@@ -277,6 +305,13 @@ def main() -> None:
         make_repository(workspace)
         with DockerSandbox(workspace, DEFAULT_IMAGE, client=client) as sandbox:
             ponder_run(sandbox, workspace, data, full=True, memory=True)
+            for during in ("generation", "a command"):
+                latencies = interrupt_latency(sandbox, during)
+                median, worst = statistics.median(latencies), max(latencies)
+                print(
+                    f"   interrupt during {during:10}: median {median:.3f} s, "
+                    f"worst {worst:.3f} s of {len(latencies)}"
+                )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from k2text import completion, tool_call
@@ -128,21 +127,20 @@ def test_long_reasoning_is_summarised_and_the_task_kept(sandbox: DockerSandbox) 
 
 
 def test_an_interrupt_stops_generation_and_the_session_goes_on(sandbox: DockerSandbox) -> None:
-    slow = completion(
-        "Thinking slowly " + "and carefully " * 200, tool_call("bash", 0, {"command": "ls"})
-    )
+    thought = "Thinking slowly " + "and carefully " * 200
+    slow = completion(thought, tool_call("bash", 0, {"command": "ls"}))
     backend = ScriptedBackend(
         [slow, completion("Resumed.", content="continuing")], chunk_delay=0.01
     )
     events: list[Event] = []
     agent = agent_for(backend, sandbox, events)
     threading.Timer(0.5, agent.interrupt).start()
-    started = time.monotonic()
     finished = agent.run("think")
-    assert time.monotonic() - started < 2
     assert finished.reason == "interrupted"
     partial = "".join(e.text for e in events if isinstance(e, ReasoningText))
     assert partial.startswith("Thinking slowly")
+    assert len(partial) < len(thought)  # cut short, and the call after it never ran
+    assert not [e for e in events if isinstance(e, ToolCallFinished)]
     assistant = agent.messages[-1]
     assert (assistant.role, assistant.reasoning, assistant.tool_calls) == ("assistant", partial, [])
     assert agent.run("carry on").answer == "continuing"
@@ -156,9 +154,7 @@ def test_an_interrupt_stops_a_running_command(sandbox: DockerSandbox, workspace:
     events: list[Event] = []
     agent = agent_for(ScriptedBackend(lines), sandbox, events)
     threading.Timer(1.0, agent.interrupt).start()
-    started = time.monotonic()
     assert agent.run("wait").reason == "interrupted"
-    assert time.monotonic() - started < 3
     (done,) = [e for e in events if isinstance(e, ToolCallFinished)]
     assert done.result.startswith("begun\n")
     assert done.result.endswith("[the user interrupted the command]")
