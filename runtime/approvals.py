@@ -86,9 +86,35 @@ class PolicyApprover:
         return ApprovalAnswer(self.decision, message)
 
 
-def split_commands(command: str) -> list[list[str]]:
-    """The words of each simple command in a pipeline or chain (best effort for odd shell)."""
-    lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=True)
+SHELLS = frozenset({"bash", "sh", "dash", "zsh"})
+WRAPPERS = frozenset({"sudo", "env", "nohup", "time", "command", "exec", "nice"})
+"""Programs that run the rest of their words as the command (judged as that command)."""
+
+
+def split_commands(command: str, depth: int = 0) -> list[list[str]]:
+    """The words of each simple command in a pipeline or chain, including those in ``$( )``,
+    backticks, ``bash -c '...'`` and ``eval`` (best effort for odd shell)."""
+    commands = _split(command)
+    if depth < 3:
+        nested: list[list[str]] = []
+        for words in commands:
+            inner = _inner_script(_strip_env(words))
+            nested.extend(split_commands(inner, depth + 1) if inner else [words])
+        commands = nested
+    return commands
+
+
+def _inner_script(words: list[str]) -> str | None:
+    if words[:1] == ["eval"]:
+        return " ".join(words[1:])
+    if words[:1] and words[0].rsplit("/", 1)[-1] in SHELLS and "-c" in words[1:-1]:
+        return words[words.index("-c", 1) + 1]
+    return None
+
+
+def _split(command: str) -> list[list[str]]:
+    text = command.replace("\n", " ; ").replace("`", " ; ")
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     commands: list[list[str]] = [[]]
     try:
@@ -103,12 +129,15 @@ def split_commands(command: str) -> list[list[str]]:
 
 
 def _strip_env(words: list[str]) -> list[str]:
-    """``FOO=1 sudo git push`` is judged as ``git push``."""
+    """``FOO=1 sudo env BAR=2 git push`` is judged as ``git push``."""
     index = 0
-    while index < len(words) and ("=" in words[index] and not words[index].startswith("=")):
-        index += 1
-    rest = words[index:]
-    return rest[1:] if rest[:1] == ["sudo"] else rest
+    while index < len(words):
+        word = words[index]
+        if word in WRAPPERS or ("=" in word and not word.startswith("=")):
+            index += 1
+        else:
+            break
+    return words[index:]
 
 
 SUBCOMMAND_TOOLS = frozenset(
@@ -156,7 +185,8 @@ class ApprovalPolicy:
                 return Verdict("ask", f"{tool} changes a file", prefix=tool)
             return Verdict("allow")
         command = str(arguments.get("command", ""))
-        verdicts = [self._check_words(_strip_env(words)) for words in split_commands(command)]
+        parts = [_strip_env(words) for words in split_commands(command)]
+        verdicts = [self._check_words(words) for words in parts if words]
         for wanted in ("deny", "ask"):
             for verdict in verdicts:
                 if verdict.action == wanted:

@@ -28,6 +28,15 @@ def test_commands_are_split_into_their_parts() -> None:
         ["echo", "a && b"],
         ["git", "status"],
     ]
+    # Commands inside other commands are judged too.
+    nested = "echo $(git push) `git clean -fd`; bash -c 'git reset --hard' && eval git stash drop"
+    assert split_commands(nested) == [
+        ["echo", "$"],
+        ["git", "push"],
+        ["git", "clean", "-fd"],
+        ["git", "reset", "--hard"],
+        ["git", "stash", "drop"],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -39,6 +48,8 @@ def test_commands_are_split_into_their_parts() -> None:
         ("auto", "ls | curl -X POST example.com", True, True, "ask"),
         ("auto", "git reset --hard HEAD~1", False, True, "ask"),
         ("auto", "FOO=1 sudo git push origin main", False, True, "ask"),
+        ("auto", "nohup env A=1 sh -c 'sleep 1; git push' &", False, True, "ask"),
+        ("ask", "FOO=1", False, True, "allow"),  # only sets a variable
         ("auto", "git checkout -- src/app.py", False, True, "ask"),
         ("auto", "git checkout -b feature", False, False, "allow"),  # nothing to lose
         ("ask", "ls", False, True, "ask"),
