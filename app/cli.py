@@ -11,12 +11,11 @@ from types import FrameType
 from typing import Any
 
 from ponder.app.config import ConfigError, load_config
+from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_RETRYABLE, EXIT_USAGE
 from ponder.app.session import UsageError
 from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
 from ponder.runtime.checkpoints import CheckpointError
 from ponder.sandbox.base import SandboxError, SandboxUnavailable
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RETRYABLE, EXIT_INTERRUPTED = 0, 1, 2, 75, 130
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -24,18 +23,46 @@ def main_parser() -> argparse.ArgumentParser:
         prog="ponder",
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
-        epilog="Other commands: ponder demo (a full run without a model); ponder sessions, "
-        "export ID, undo, diff (sessions and their changes); ponder model render|parse|info|"
-        "plan (formats and GGUFs); ponder sandbox build|cleanup|exec|shell (sandboxes).",
+        epilog="Other commands: ponder exec (headless, for CI); ponder demo (a full run without "
+        "a model); ponder sessions, export ID, undo, diff (sessions and their changes); ponder "
+        "model render|parse|info|plan (formats and GGUFs); ponder sandbox "
+        "build|cleanup|exec|shell (sandboxes).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
-    parser.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:PATH")
+    parser.add_argument(
+        "-p", "--print", action="store_true", help="run the task, print only the answer"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="with -p: activity on stderr")
     parser.add_argument("--plain", action="store_true", help="line mode instead of the TUI")
-    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
-    parser.add_argument("--resume", nargs="?", const="", metavar="ID", help="continue a session")
     parser.add_argument("--heavy", type=int, metavar="N", help="N trajectories, then the best")
     parser.add_argument("--test-command", help="heavy mode: how to test each trajectory")
     parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")
+    add_run_options(parser)
+    return parser
+
+
+def exec_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ponder exec",
+        description="Run one task without a terminal (CI): the answer on stdout, or every event "
+        "as a JSON line with --json. Exit codes: 0 finished, 1 failed, 2 usage or configuration, "
+        "75 backend unreachable or rate-limited (retry later), 130 interrupted.",
+    )
+    parser.add_argument("prompt", help="the task; - reads it from stdin")
+    parser.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    parser.add_argument(
+        "--output-last-message", type=Path, metavar="FILE", help="also write the answer here"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="activity on stderr")
+    add_run_options(parser)
+    return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What every way of running a task shares: model, workspace, sandbox, approvals, budgets."""
+    parser.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:PATH")
+    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+    parser.add_argument("--resume", nargs="?", const="", metavar="ID", help="continue a session")
     sandbox = parser.add_argument_group("sandbox")
     sandbox.add_argument("--image", help="sandbox image (default: ponder's own)")
     sandbox.add_argument("--network", action="store_true", default=None, help="network on")
@@ -70,7 +97,6 @@ def main_parser() -> argparse.ArgumentParser:
     llama.add_argument("-ctv", "--cache-type-v", help="KV cache type for values")
     llama.add_argument("-t", "--threads", type=int, help="CPU threads")
     llama.add_argument("--no-mmap", action="store_false", dest="mmap", default=None)
-    return parser
 
 
 def flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -161,6 +187,10 @@ def _dispatch(argv: list[str]) -> int:
         from ponder.app import session_commands
 
         return session_commands.run(argv)
+    if command == "exec":
+        from ponder.app.run_command import run_exec
+
+        return run_exec(exec_parser().parse_args(argv[1:]), flags)
     from ponder.app.run_command import run_tasks
 
     return run_tasks(main_parser().parse_args(argv), flags)

@@ -88,9 +88,15 @@ class OpenAISettings(BaseModel):
     """The environment variable that holds the API key (e.g. MOONSHOT_API_KEY)."""
     context_size: int = 262_144
     """The served model's context in tokens."""
+    max_retries: int = 5
+    """Retries (with doubling backoff from 1 s) when the server is unreachable or busy."""
 
     def options(self) -> OpenAIOptions:
-        return OpenAIOptions(api_key_env=self.api_key_env, context_size=self.context_size)
+        return OpenAIOptions(
+            api_key_env=self.api_key_env,
+            context_size=self.context_size,
+            max_retries=self.max_retries,
+        )
 
 
 class Config(BaseModel):

@@ -17,10 +17,10 @@ from typing import Literal
 
 from rich.console import Console
 
-from ponder.app.config import config_dir
+from ponder.app.config import Config, config_dir
 from ponder.app.line import LinePrinter, ask_in_line_mode
 from ponder.app.tui.app import Command, PonderApp
-from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest, Approver
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest, Approver, PolicyApprover
 from ponder.runtime.events import Emit, RunFinished
 
 Frontend = Literal["tui", "line"]
@@ -31,6 +31,11 @@ def pick_frontend(plain: bool) -> Frontend:
     if plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
         return "line"
     return "tui"
+
+
+def unattended_approver(config: Config) -> Approver:
+    """Who answers when nobody can: the ``approve_unattended`` policy."""
+    return PolicyApprover("once" if config.approve_unattended == "allow" else "deny")
 
 
 class ApprovalBridge:

@@ -13,36 +13,59 @@ from typing import Any
 from rich.console import Console
 
 from ponder.app.config import NO_MODEL_HELP, Config, config_file, load_config
-from ponder.app.frontends import ApprovalBridge, pick_frontend, run_line, run_tui
+from ponder.app.exit_codes import exit_code
+from ponder.app.frontends import (
+    ApprovalBridge,
+    pick_frontend,
+    run_line,
+    run_tui,
+    unattended_approver,
+)
+from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.line import LinePrinter
 from ponder.app.session import UsageError, agent_settings, open_session
 from ponder.model.backend import ChatBackend, open_backend
-from ponder.runtime.approvals import PolicyApprover
 from ponder.runtime.checkpoints import Checkpoint
-from ponder.runtime.events import Event, RunFinished
+from ponder.runtime.events import Event
 from ponder.runtime.heavy import CopySandbox, run_heavy
 from ponder.sandbox.docker_sandbox import DockerSandbox
 
-EXIT_CODES = {"answered": 0, "submitted": 0, "interrupted": 130}
+Flags = Callable[[argparse.Namespace], dict[str, Any]]
 
 
-def exit_code(finished: RunFinished | None) -> int:
-    return 0 if finished is None else EXIT_CODES.get(finished.reason, 1)
-
-
-def run_tasks(
-    args: argparse.Namespace, flags: Callable[[argparse.Namespace], dict[str, Any]]
-) -> int:
+def _setup(args: argparse.Namespace, flags: Flags) -> tuple[Config, Path]:
     config = load_config(flags(args))
     if not config.model:
         raise UsageError(NO_MODEL_HELP.format(config=config_file()))
     workspace = args.workspace.resolve()
     if not workspace.is_dir():
         raise UsageError(f"workspace {args.workspace} is not a directory")
+    return config, workspace
+
+
+def run_exec(args: argparse.Namespace, flags: Flags) -> int:
+    """``ponder exec``: stdin is the task when the prompt is ``-``, and is read for nothing else."""
+    config, workspace = _setup(args, flags)
+    task = sys.stdin.read() if args.prompt == "-" else args.prompt
+    return run_unattended(
+        config,
+        workspace,
+        task,
+        json_events=args.json,
+        verbose=args.verbose,
+        last_message=args.output_last_message,
+        resume=args.resume,
+    )
+
+
+def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
+    config, workspace = _setup(args, flags)
     if args.heavy:
         return _heavy(args, config, workspace)
-    unattended = PolicyApprover("once" if config.approve_unattended == "allow" else "deny")
-    bridge = ApprovalBridge(unattended)
+    if args.print:
+        task = with_piped_input(args.prompt or "", read_piped_input())
+        return run_unattended(config, workspace, task, verbose=args.verbose, resume=args.resume)
+    bridge = ApprovalBridge(unattended_approver(config))
     with open_session(config, workspace, bridge, resume=args.resume) as session:
         if pick_frontend(args.plain) == "line":
             finished = run_line(

@@ -197,6 +197,8 @@ class RunFinished(_Event):
     """The final answer (or the submit summary); empty when the run did not get that far."""
     steps: int
     error: str | None = None
+    retryable: bool | None = None
+    """With an error: true when trying again later may work (backend unreachable, rate limit)."""
 
 
 Event = Annotated[

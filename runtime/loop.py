@@ -13,7 +13,12 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from ponder.model.backend import BackendError, ChatBackend, GenerationSettings
+from ponder.model.backend import (
+    BackendError,
+    BackendUnavailable,
+    ChatBackend,
+    GenerationSettings,
+)
 from ponder.model.deltas import (
     ContentDelta,
     Finished,
@@ -168,12 +173,20 @@ class Agent:
                 if finished is not None:
                     return finished
         except (BackendError, SandboxError, CheckpointError) as error:
-            return self._finish("error", "", step, error=str(error))
+            retryable = isinstance(error, BackendUnavailable) or None
+            return self._finish("error", "", step, error=str(error), retryable=retryable)
 
     def _finish(
-        self, reason: FinishReason, answer: str, steps: int, error: str | None = None
+        self,
+        reason: FinishReason,
+        answer: str,
+        steps: int,
+        error: str | None = None,
+        retryable: bool | None = None,
     ) -> RunFinished:
-        finished = RunFinished(reason=reason, answer=answer, steps=steps, error=error)
+        finished = RunFinished(
+            reason=reason, answer=answer, steps=steps, error=error, retryable=retryable
+        )
         self.emit(finished)
         return finished
 

@@ -1,0 +1,148 @@
+"""Runs with nobody watching: one-liners (``ponder -p``) and CI (``ponder exec``).
+
+``ponder -p PROMPT`` prints only the final answer on stdout, so it fits a pipeline; ``-v`` shows
+the activity on stderr. Input piped into it is read and given to the model with the prompt; a
+terminal or a closed stdin is never read. ``ponder exec`` is for CI: with ``--json`` every event
+goes to stdout as one JSON line (docs/events.md), and stdin is read only when the prompt is
+``-``. Both answer approvals by policy (``--approve-unattended``, deny by default) and exit with
+the codes in :mod:`ponder.app.exit_codes`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+from ponder.app.config import Config
+from ponder.app.exit_codes import exit_code
+from ponder.app.frontends import ctrl_c_interrupts, unattended_approver
+from ponder.app.line import STOPPED, LinePrinter
+from ponder.app.session import UsageError, open_session
+from ponder.runtime.events import Emit, Event, RunFinished, event_to_json
+
+STDIN_HINT_AFTER_S = 3.0
+"""How long a silent pipe is waited on before saying so on stderr."""
+MAX_STDIN_CHARS = 200_000
+"""Piped input beyond this keeps its beginning and end (the model's context is finite)."""
+
+
+def read_piped_input(hint_after: float = STDIN_HINT_AFTER_S) -> str | None:
+    """What a pipe or file on stdin holds; None for a terminal or a closed stdin."""
+    try:
+        fd = sys.stdin.fileno()
+        os.fstat(fd)
+    except (AttributeError, ValueError, OSError):  # no stdin at all, or a closed one
+        return None
+    if os.isatty(fd):
+        return None
+    ready, _, _ = select.select([fd], [], [], hint_after)
+    if not ready:
+        print(
+            "ponder: waiting for input on stdin (give it </dev/null if there is none)",
+            file=sys.stderr,
+            flush=True,
+        )
+    data = sys.stdin.buffer.read()
+    return data.decode("utf-8", errors="replace") if data else None
+
+
+def with_piped_input(prompt: str, piped: str | None) -> str:
+    """The task: the prompt, then the piped input (cut in the middle when very long)."""
+    if piped is None:
+        return prompt
+    if len(piped) > MAX_STDIN_CHARS:
+        half = MAX_STDIN_CHARS // 2
+        left_out = len(piped) - 2 * half
+        piped = f"{piped[:half]}\n[... {left_out} characters left out ...]\n{piped[-half:]}"
+    if not prompt:
+        return piped
+    return f"{prompt}\n\nThe input piped to this task:\n<stdin>\n{piped.rstrip()}\n</stdin>"
+
+
+class JsonLines:
+    """Writes each event as one JSON line on stdout; if the reader goes away, stops the run.
+
+    A reader can leave while nothing is written (``| head -1`` during a long command), so a
+    thread waits on stdout for the error a pipe reports once its reader is gone.
+    """
+
+    def __init__(self, on_closed: Callable[[], None]) -> None:
+        self._on_closed = on_closed
+        self._closed = False
+        threading.Thread(target=self._watch, daemon=True, name="stdout-watch").start()
+
+    def _watch(self) -> None:
+        try:
+            poller = select.poll()
+            poller.register(sys.stdout.fileno(), 0)  # only errors and hang-ups wake it
+        except (AttributeError, ValueError, OSError):
+            return
+        if poller.poll():
+            self._on_closed()
+
+    def __call__(self, event: Event) -> None:
+        if self._closed:
+            return
+        try:
+            sys.stdout.write(event_to_json(event) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Python's advice: point stdout at devnull so the exit does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            self._closed = True
+            self._on_closed()
+
+
+def run_unattended(
+    config: Config,
+    workspace: Path,
+    task: str,
+    *,
+    json_events: bool = False,
+    verbose: bool = False,
+    last_message: Path | None = None,
+    resume: str | None = None,
+) -> int:
+    """Run one task to its end; the answer goes to stdout unless events do."""
+    if not task.strip():
+        raise UsageError("no task: give a prompt (or pipe one in)")
+    with open_session(config, workspace, unattended_approver(config), resume=resume) as session:
+        display: Emit
+        if json_events:
+            display = JsonLines(session.interrupt)
+        elif verbose:
+            display = LinePrinter(Console(stderr=True, highlight=False))
+        else:
+            display = _quiet
+        with ctrl_c_interrupts(session.interrupt):
+            finished = session.run(task, display)
+    if last_message is not None:
+        last_message.write_text(finished.answer + ("\n" if finished.answer else ""))
+    if not json_events:
+        if finished.answer and finished.reason in ("answered", "submitted"):
+            print(finished.answer, flush=True)
+        if not verbose:
+            _explain(finished)
+    return exit_code(finished)
+
+
+def _quiet(event: Event) -> None:
+    pass
+
+
+def _explain(finished: RunFinished) -> None:
+    """Why the run ended, on stderr, when it did not end with an answer."""
+    if finished.reason == "error":
+        print(f"ponder: error: {finished.error}", file=sys.stderr)
+    elif finished.reason == "interrupted":
+        print("ponder: interrupted", file=sys.stderr)
+    elif finished.reason == "max_steps":
+        print(f"ponder: stopped after {finished.steps} steps (--max-steps)", file=sys.stderr)
+    elif finished.reason in STOPPED:
+        print(f"ponder: stopped: {STOPPED[finished.reason]}", file=sys.stderr)

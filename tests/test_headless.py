@@ -1,0 +1,253 @@
+"""One-liners and CI: ``ponder -p`` and ``ponder exec``, run as the installed command through
+plain pipes and a real terminal (pexpect), with a real Docker sandbox."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import PONDER
+from k2text import completion, tool_call
+
+from ponder.runtime.events import (
+    ApprovalResolved,
+    MessageAdded,
+    RunFinished,
+    ToolCallFinished,
+    event_from_json,
+)
+from ponder.runtime.sessions import list_sessions, read_session
+
+pytestmark = pytest.mark.usefixtures("sandbox_image")
+
+ANSWER = "The log shows **one** failure."
+LOOK_THEN_ANSWER = [
+    completion("Look first.", tool_call("bash", 0, {"command": "echo looked"})),
+    completion("Seen enough.", content=ANSWER),
+]
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "script.jsonl"
+    path.write_text("".join(json.dumps({"completion": c}) + "\n" for c in LOOK_THEN_ANSWER))
+    return path
+
+
+def run(
+    *args: str, env: dict[str, str], cwd: Path, stdin: int | str | None = None
+) -> subprocess.CompletedProcess[str]:
+    text = stdin if isinstance(stdin, str) else None
+    return subprocess.run(
+        [PONDER, *args],
+        input=text,
+        stdin=None if text is not None else stdin,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def session_task(env: dict[str, str]) -> str:
+    """The user message of the only session recorded under this test's HOME."""
+    directory = Path(env["HOME"]) / ".local" / "share" / "ponder" / "sessions"
+    (info,) = list_sessions(directory)
+    _, events = read_session(info.path)
+    (user,) = [
+        e.message["content"]
+        for e in events
+        if isinstance(e, MessageAdded) and e.message["role"] == "user"
+    ]
+    return str(user)
+
+
+def test_print_mode_answers_on_stdout_and_reads_piped_input(
+    script: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    piped = "FAILED tests/test_x.py::test_one\n1 failed, 3 passed\n"
+    result = run(
+        "-p", "why did it fail?", "--model", f"scripted:{script}",
+        env=user_env, cwd=workspace, stdin=piped,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ANSWER + "\n"
+    assert result.stderr == ""
+    task = session_task(user_env)
+    assert task.startswith("why did it fail?\n")
+    assert piped.rstrip() in task
+
+
+def test_print_mode_verbose_shows_the_work_on_stderr(
+    script: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    result = run(
+        "-p", "-v", "look", "--model", f"scripted:{script}",
+        env=user_env, cwd=workspace, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ANSWER + "\n"
+    assert "$ echo looked" in result.stderr
+    assert "Look first." in result.stderr
+
+
+def test_print_mode_never_waits_on_a_terminal_or_a_closed_stdin(
+    script: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    # A terminal on stdin: nothing is typed, and ponder must not wait for it.
+    child = pexpect.spawn(
+        PONDER,
+        ["-p", "look", "--model", f"scripted:{script}"],
+        env=user_env,
+        cwd=str(workspace),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact(ANSWER)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    # No stdin at all (closed before ponder starts).
+    closed = subprocess.run(
+        f"exec 0<&- && {PONDER} -p look --model scripted:{script}",
+        shell=True,
+        env=user_env,
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert closed.returncode == 0, closed.stderr
+    assert closed.stdout == ANSWER + "\n"
+
+
+def test_exec_json_is_the_event_stream(
+    script: Path, workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    last = tmp_path / "last.md"
+    result = run(
+        "exec", "--json", "--output-last-message", str(last), "look",
+        "--model", f"scripted:{script}", env=user_env, cwd=workspace, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [event_from_json(line) for line in result.stdout.splitlines()]
+    assert events[0].type == "run_started"
+    assert events[-1] == RunFinished(reason="answered", answer=ANSWER, steps=2)
+    (call,) = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert call.result.startswith("looked\n")
+    assert last.read_text() == ANSWER + "\n"
+
+
+def test_exec_reads_the_task_from_stdin_only_when_asked(
+    script: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    result = run(
+        "exec", "-", "--model", f"scripted:{script}",
+        env=user_env, cwd=workspace, stdin="the task, from a file\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ANSWER + "\n"
+    assert session_task(user_env) == "the task, from a file\n"
+
+
+def test_exec_exit_codes(
+    script: Path, workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    model = ["--model", f"scripted:{script}"]
+    # 1: the task did not finish (the step limit came first).
+    stopped = run("exec", "look", "--max-steps", "1", *model, env=user_env, cwd=workspace)
+    assert stopped.returncode == 1
+    assert stopped.stdout == ""
+    assert "stopped after 1 steps" in stopped.stderr
+    # 2: a usage error.
+    assert run("exec", env=user_env, cwd=workspace).returncode == 2
+    missing = run("exec", "look", "--model", "scripted:/nope.jsonl", env=user_env, cwd=workspace)
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+    # 75: the backend cannot be reached (a closed port on this machine), so retry later.
+    config = Path(user_env["XDG_CONFIG_HOME"]) / "ponder" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[openai]\nmax_retries = 0\n")
+    unreachable = run(
+        "exec", "--json", "look", "--model", "openai:http://127.0.0.1:9/v1#m",
+        env=user_env, cwd=workspace,
+    )  # fmt: skip
+    assert unreachable.returncode == 75, unreachable.stderr
+    finished = event_from_json(unreachable.stdout.splitlines()[-1])
+    assert isinstance(finished, RunFinished)
+    assert (finished.reason, finished.retryable) == ("error", True)
+
+
+def test_exec_interrupted_by_ctrl_c_exits_130(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "slow.jsonl"
+    slow = completion("Wait.", tool_call("bash", 0, {"command": "echo started; sleep 300"}))
+    script.write_text(json.dumps({"completion": slow}) + "\n")
+    child = subprocess.Popen(
+        [PONDER, "exec", "--json", "wait", "--model", f"scripted:{script}"],
+        env=user_env,
+        cwd=workspace,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if '"tool_output"' in line:
+            break
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=30)
+    assert child.returncode == 130
+    finished = event_from_json(out.splitlines()[-1])
+    assert isinstance(finished, RunFinished)
+    assert finished.reason == "interrupted"
+
+
+def test_exec_denies_what_needs_a_person(workspace: Path, user_env: dict[str, str]) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    script = workspace.parent / "push.jsonl"
+    lines = [
+        completion("Publish.", tool_call("bash", 0, {"command": "git push origin main"})),
+        completion("Cannot.", content="Not allowed to push."),
+    ]
+    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
+    result = run(
+        "exec", "--json", "push it", "--model", f"scripted:{script}",
+        env=user_env, cwd=workspace, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [event_from_json(line) for line in result.stdout.splitlines()]
+    (resolved,) = [e for e in events if isinstance(e, ApprovalResolved)]
+    assert (resolved.decision, resolved.by) == ("deny", "policy")
+    (call,) = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert not call.ok
+
+
+def test_a_reader_that_goes_away_stops_the_run(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "long.jsonl"
+    slow = completion("Wait.", tool_call("bash", 0, {"command": "sleep 300"}))
+    script.write_text(json.dumps({"completion": slow}) + "\n")
+    shell = f"{PONDER} exec --json wait --model scripted:{script} </dev/null | head -1"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell],
+        env=user_env,
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=120,  # far less than the command would take: the run must stop by itself
+        check=False,
+    )
+    assert json.loads(result.stdout)["type"] == "run_started"
+    assert "Traceback" not in result.stderr
