@@ -34,6 +34,9 @@ def main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="with -p: activity on stderr")
     parser.add_argument("--plain", action="store_true", help="line mode instead of the TUI")
+    parser.add_argument(
+        "--inline", action="store_true", help="TUI below the prompt, keeping the scrollback"
+    )
     parser.add_argument("--heavy", type=int, metavar="N", help="N trajectories, then the best")
     parser.add_argument("--test-command", help="heavy mode: how to test each trajectory")
     parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")

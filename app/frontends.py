@@ -12,13 +12,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Literal
 
 from rich.console import Console
 
+from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
 from ponder.app.line import LinePrinter, ask_in_line_mode
+from ponder.app.line_prompt import LinePrompt
+from ponder.app.slash_commands import SLOW
 from ponder.app.tui.app import Command, PonderApp
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest, Approver, PolicyApprover
 from ponder.runtime.events import Emit, RunFinished
@@ -82,6 +86,8 @@ def run_tui(
     interactive: bool = True,
     theme: str = "ponder-dark",
     commands: dict[str, Command] | None = None,
+    workspace: Path | None = None,
+    inline: bool = False,
 ) -> RunFinished | None:
     app = PonderApp(
         run_task,
@@ -92,10 +98,13 @@ def run_tui(
         theme=theme,
         user_themes=config_dir() / "themes",
         commands=commands,
+        slow_commands=SLOW,
+        files=(lambda: workspace_files(workspace)) if workspace else list,
+        history=history_file(),
     )
     if bridge is not None:
         bridge.handler = app.ask_approval
-    return app.run()
+    return app.run(inline=inline)
 
 
 def run_line(
@@ -104,6 +113,8 @@ def run_line(
     interrupt: Callable[[], None],
     bridge: ApprovalBridge | None,
     first_task: str | None,
+    commands: dict[str, Command] | None = None,
+    workspace: Path | None = None,
 ) -> RunFinished | None:
     """One task when given one (a one-liner), else a prompt loop until end of input."""
     console = Console(highlight=False)
@@ -117,14 +128,17 @@ def run_line(
 
     if first_task is not None:
         return one(first_task)
-    from prompt_toolkit import PromptSession
-
-    session: PromptSession[str] = PromptSession()
+    prompt = LinePrompt(commands or {}, workspace)
     last: RunFinished | None = None
     while True:
         try:
-            task = session.prompt("› ").strip()
+            text = prompt.read()
         except EOFError:
             return last
-        if task:
-            last = one(task)
+        except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line, like a shell
+            continue
+        if text.startswith("/"):
+            if prompt.command(text, console) == "quit":
+                return last
+        elif text:
+            last = one(text)

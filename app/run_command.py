@@ -24,8 +24,8 @@ from ponder.app.frontends import (
 from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.line import LinePrinter
 from ponder.app.session import UsageError, agent_settings, open_session
+from ponder.app.slash_commands import SessionCommands
 from ponder.model.backend import ChatBackend, open_backend
-from ponder.runtime.checkpoints import Checkpoint
 from ponder.runtime.events import Event
 from ponder.runtime.heavy import CopySandbox, run_heavy
 from ponder.sandbox.docker_sandbox import DockerSandbox
@@ -67,9 +67,15 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
         return run_unattended(config, workspace, task, verbose=args.verbose, resume=args.resume)
     bridge = ApprovalBridge(unattended_approver(config))
     with open_session(config, workspace, bridge, resume=args.resume) as session:
+        commands = SessionCommands(session).commands
         if pick_frontend(args.plain) == "line":
             finished = run_line(
-                session.run, interrupt=session.interrupt, bridge=bridge, first_task=args.prompt
+                session.run,
+                interrupt=session.interrupt,
+                bridge=bridge,
+                first_task=args.prompt,
+                commands=commands,
+                workspace=workspace,
             )
         else:
             finished = run_tui(
@@ -79,17 +85,11 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 model=session.agent.backend.name,
                 first_task=args.prompt,
                 theme=config.theme,
-                commands={
-                    "undo": lambda: describe_undo(session.checkpoints.undo()),
-                    "diff": lambda: session.checkpoints.diff() or "no changes yet",
-                },
+                commands=commands,
+                workspace=workspace,
+                inline=args.inline,
             )
     return exit_code(finished)
-
-
-def describe_undo(checkpoint: Checkpoint) -> str:
-    files = ", ".join(checkpoint.files) or "no files"
-    return f"undone: back at checkpoint {checkpoint.commit[:8]} ({files} restored)"
 
 
 def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:

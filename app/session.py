@@ -98,6 +98,7 @@ class Session:
             messages = restore_messages(events)
             session_id = found.id
         self.workspace = workspace
+        self.config = config
         self.recorder = SessionRecorder(
             sessions_dir(),
             {
@@ -127,6 +128,14 @@ class Session:
     def _emit(self, event: Event) -> None:
         self.recorder(event)
         self.display(event)
+
+    def switch_model(self, spec: str) -> None:
+        """Go on with another model (the conversation is kept)."""
+        backend = open_backend(
+            spec, llama=self.config.llama.options(), openai=self.config.openai.options()
+        )
+        old, self.agent.backend = self.agent.backend, backend
+        old.close()
 
     def run(self, task: str, display: Emit) -> RunFinished:
         self.display = display

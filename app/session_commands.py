@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ponder.app.export import to_markdown
-from ponder.app.run_command import describe_undo
 from ponder.app.session import UsageError, checkpoint_store
+from ponder.app.slash_commands import describe_undo
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import event_to_json
 from ponder.runtime.sessions import SessionInfo, find_session, list_sessions, read_session

@@ -76,12 +76,14 @@ class ContextManager:
         backend: ChatBackend,
         state: TaskState,
         cancel: threading.Event | None = None,
+        force: bool = False,
     ) -> list[Compaction]:
-        """Shorten ``messages`` in place until the prompt fits under the threshold."""
+        """Shorten ``messages`` in place until the prompt fits under the threshold; with
+        ``force`` (the user's /compact), hide old outputs and summarise regardless."""
         size = backend.context_size
-        if not size:
+        if not size and not force:
             return []
-        limit = int(size * self.settings.threshold)
+        limit = 0 if force else int((size or 0) * self.settings.threshold)
         before = backend.count_tokens(messages, tools)
         if before <= limit:
             return []
@@ -129,7 +131,11 @@ class ContextManager:
         request = Message(role="user", content=SUMMARY_REQUEST)
         size = backend.context_size or 0
         # The summary request itself must fit: the oldest steps go unread if they do not.
-        while len(middle) > 1 and backend.count_tokens([*head, *middle, request], tools) > size:
+        while (
+            size
+            and len(middle) > 1
+            and backend.count_tokens([*head, *middle, request], tools) > size
+        ):
             later = [i for i, m in enumerate(middle) if m.role == "assistant" and i > 0]
             middle = middle[later[0] :] if later else middle[1:]
         summary = "".join(

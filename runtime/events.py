@@ -31,6 +31,10 @@ class RunStarted(_Event):
     model: str
     sandbox: str
     max_steps: int
+    max_tokens: int | None = None
+    """The task's token budget, when it has one."""
+    time_limit_s: float | None = None
+    """The task's wall-clock limit, when it has one."""
 
 
 class MessageAdded(_Event):
@@ -144,7 +148,7 @@ class ContextCompacted(_Event):
     """Older parts of the conversation were shortened so the next prompt fits."""
 
     type: Literal["context_compacted"] = "context_compacted"
-    kind: Literal["hide_outputs", "summary"]
+    kind: Literal["hide_outputs", "summary", "cleared"]
     tokens_before: int
     tokens_after: int
     messages: list[dict[str, Any]]

@@ -152,6 +152,8 @@ class Agent:
                 model=self.backend.name,
                 sandbox=self.sandbox.description,
                 max_steps=budgets.max_steps,
+                max_tokens=budgets.total_tokens,
+                time_limit_s=budgets.wall_clock_s,
             )
         )
         if not self.messages:
@@ -280,18 +282,32 @@ class Agent:
         result.seconds = time.monotonic() - started
         return result
 
-    def _fit_context(self) -> None:
+    def compact(self) -> int:
+        """Shorten the conversation now (the user's /compact); the number of actions taken."""
+        self.cancel.clear()
+        return self._fit_context(force=True)
+
+    def clear(self) -> None:
+        """Start the conversation afresh (the user's /clear); the session file goes on."""
+        self.messages.clear()
+        self.state = TaskState()
+        self._prompt_tokens = None
+        self._chars_since_count = 0
+        self.emit(ContextCompacted(kind="cleared", tokens_before=0, tokens_after=0, messages=[]))
+
+    def _fit_context(self, force: bool = False) -> int:
         size = self.backend.context_size
-        if not size:
-            return
-        if self._prompt_tokens is not None:
+        if not size and not force:
+            return 0
+        if self._prompt_tokens is not None and size and not force:
             # From the last step's usage and what was added since: count exactly only when near.
             estimate = self._prompt_tokens + self._chars_since_count // 3
             if estimate < size * self.settings.context.threshold * 0.9:
-                return
-        for done in self._context.fit(
-            self.messages, self.schemas, self.backend, self.state, self.cancel
-        ):
+                return 0
+        done_list = self._context.fit(
+            self.messages, self.schemas, self.backend, self.state, self.cancel, force=force
+        )
+        for done in done_list:
             self._prompt_tokens = done.tokens_after
             self._chars_since_count = 0
             self.emit(
@@ -302,6 +318,7 @@ class Agent:
                     messages=[m.to_openai() for m in self.messages],
                 )
             )
+        return len(done_list)
 
     def _guard(
         self,

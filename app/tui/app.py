@@ -1,7 +1,9 @@
 """The Textual app: a streaming transcript of the run, a status line, and a prompt.
 
 The agent runs in a worker thread and hands its events over through a queue; the UI drains it
-about 30 times a second, so a fast model costs one repaint per frame, not one per token.
+about 30 times a second and merges runs of streamed text, so a fast model costs one repaint per
+frame, not one per token. A long session keeps the newest :attr:`PonderApp.MAX_BLOCKS` blocks
+on screen; the session file keeps everything.
 """
 
 from __future__ import annotations
@@ -11,31 +13,38 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
+from ponder.app.slash_commands import HELP, help_text
 from ponder.app.tui.blocks import (
     AnswerBlock,
     ApprovalCard,
     DiffBlock,
     ReasoningBlock,
+    TextBlock,
     ToolCard,
-    UserBlock,
 )
+from ponder.app.tui.prompt import PromptArea
+from ponder.app.tui.status import Status
 from ponder.app.tui.themes import load_themes
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import (
+    ApprovalResolved,
+    Checkpointed,
     ContentText,
+    ContextCompacted,
     Emit,
     Event,
     FileEdited,
+    LoopDetected,
+    ReasoningBudgetReached,
     ReasoningText,
     RunFinished,
-    RunStarted,
     StepStarted,
     ToolCallFinished,
     ToolCallStarted,
@@ -43,9 +52,10 @@ from ponder.runtime.events import (
 )
 
 RunTask = Callable[[str, Emit], RunFinished]
-Command = Callable[[], str]
-"""A slash command: runs on the UI thread and returns what to show."""
+Command = Callable[[str], str]
+"""A slash command: takes the text after its name, returns what to show."""
 FRAME_S = 1 / 30
+BUILT_IN = ("help", "theme", "clear", "quit")
 
 
 class PonderApp(App[RunFinished | None]):
@@ -62,6 +72,9 @@ class PonderApp(App[RunFinished | None]):
         Binding("q", "quit_if_idle", show=False),
         Binding("escape", "interrupt", "Interrupt", priority=True),
     ]
+    COALESCE = True
+    """Merge streamed text that arrives within one frame (off only to measure what it saves)."""
+    MAX_BLOCKS = 600
 
     def __init__(
         self,
@@ -74,28 +87,35 @@ class PonderApp(App[RunFinished | None]):
         theme: str = "ponder-dark",
         user_themes: Path | None = None,
         commands: dict[str, Command] | None = None,
+        slow_commands: frozenset[str] = frozenset(),
+        files: Callable[[], list[str]] = list,
+        history: Path | None = None,
     ) -> None:
         super().__init__()
         self._run_task = run_task
         self._interrupt = interrupt
         self._commands = commands or {}
-        self._model = model
+        self._slow = slow_commands
+        self._files = files
+        self._history = history
         self._first_task = task
         self._interactive = interactive
         self._theme_name = theme
         self._user_themes = user_themes
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Event | _Note] = queue.SimpleQueue()
         self._task_running = False
         self._last: RunFinished | None = None
         self._reasoning: ReasoningBlock | None = None
         self._answer: AnswerBlock | None = None
         self._cards: dict[str, ToolCard] = {}
-        self._status = {"model": model, "step": "", "sandbox": "", "state": "ready"}
+        self._frame = 0
+        self.status = Status(model=model)
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="transcript")
         if self._interactive:
-            yield Input(placeholder="Ask ponder to do something…", id="prompt")
+            yield Static(id="hint")
+            yield PromptArea(self._history, self.command_names, self._files)
         yield Static(id="status")
 
     def on_mount(self) -> None:
@@ -106,41 +126,83 @@ class PonderApp(App[RunFinished | None]):
         )
         self.query_one("#transcript", VerticalScroll).anchor()
         self.set_interval(FRAME_S, self._drain)
+        self.set_interval(0.1, self._spin)
         self._show_status()
+        if self._interactive:
+            self.query_one(PromptArea).focus()
         if self._first_task:
             self._start(self._first_task)
 
-    def on_input_submitted(self, message: Input.Submitted) -> None:
-        task = message.value.strip()
-        if not task or self._task_running:
-            return
-        message.input.value = ""
-        if task.startswith("/"):
-            self._command(task)
+    # --- input
+
+    def command_names(self) -> list[str]:
+        return [name for name in HELP if name in self._commands or name in BUILT_IN]
+
+    def on_prompt_area_submitted(self, message: PromptArea.Submitted) -> None:
+        if message.text.startswith("/"):
+            self._command(message.text)
+        elif self._task_running:
+            self.notify("ponder is still working (Esc interrupts it)", severity="warning")
         else:
-            self._start(task)
+            self._start(message.text)
+
+    def on_prompt_area_completions(self, message: PromptArea.Completions) -> None:
+        hint = self.query_one("#hint", Static)
+        hint.update(Content("  ".join(message.options[:40])))
+        hint.display = bool(message.options)
 
     def _command(self, text: str) -> None:
-        name = text[1:].split()[0] if len(text) > 1 else ""
+        name, _, argument = text[1:].partition(" ")
         if name == "quit":
             self.exit(self._last)
-            return
-        command = self._commands.get(name)
-        if command is None:
-            known = ", ".join(f"/{n}" for n in [*self._commands, "quit"])
-            self._mount(Static(f"unknown command {text}; commands: {known}", classes="error"))
-            return
-        try:
-            shown = command()
-        except Exception as error:  # a command's failure is shown, not fatal
-            shown = f"/{name} failed: {error}"
-        self._mount(Static(Text(shown), classes="note"))
+        elif name == "help":
+            self._note(help_text(self.command_names()))
+        elif name == "theme":
+            self._switch_theme(argument.strip())
+        elif name not in self._commands:
+            self._note(f"unknown command /{name}; /help lists them", error=True)
+        elif self._task_running and name != "diff":
+            self.notify(f"/{name} waits until the task is done (Esc interrupts it)")
+        else:
+            if name == "clear":
+                self.query_one("#transcript", VerticalScroll).remove_children()
+            self._run_command(name, argument)
+
+    def _run_command(self, name: str, argument: str) -> None:
+        command = self._commands[name]
+
+        def run() -> None:
+            try:
+                shown, failed = command(argument), False
+            except Exception as error:  # a command's failure is shown, not fatal
+                shown, failed = f"/{name} failed: {error}", True
+            self._events.put(_Note(shown, failed))
+
+        if name in self._slow:
+            self._note(f"/{name}…")
+            self.run_worker(run, thread=True, group="command", exit_on_error=False)
+        else:
+            run()
+
+    def _switch_theme(self, name: str) -> None:
+        names = sorted(self.available_themes, key=lambda n: (not n.startswith("ponder"), n))
+        if not name:
+            self._note(f"theme: {self.theme}\nthemes: {', '.join(names)}")
+        elif name in self.available_themes:
+            self.theme = name
+            self._note(f"theme: {name}")
+        else:
+            self._note(f"no theme {name}; themes: {', '.join(names)}", error=True)
 
     def action_interrupt(self) -> None:
         if self._task_running and self._interrupt is not None:
             self._interrupt()
-            self._status["state"] = "interrupting"
+            self.status.state = "interrupting"
             self._show_status()
+
+    def action_quit_if_idle(self) -> None:
+        if not self._interactive and not self._task_running:
+            self.exit(self._last)
 
     def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer:
         """Called from the agent's thread: show the request and wait for the person's answer."""
@@ -150,15 +212,19 @@ class PonderApp(App[RunFinished | None]):
         def respond(answer: ApprovalAnswer) -> None:
             result.append(answer)
             answered.set()
+            if self._interactive:
+                self.query_one(PromptArea).focus()
 
         self.call_from_thread(self._mount, ApprovalCard(request, respond))
         answered.wait()
         return result[0]
 
+    # --- running a task
+
     def _start(self, task: str) -> None:
         self._task_running = True
-        self._mount(UserBlock(task))
-        self._status["state"] = "running"
+        self._mount(TextBlock(task, classes="user"))
+        self.status.state = "starting"
         self._show_status()
 
         def work() -> None:
@@ -170,77 +236,122 @@ class PonderApp(App[RunFinished | None]):
 
         self.run_worker(work, thread=True, group="agent", exit_on_error=False)
 
-    def action_quit_if_idle(self) -> None:
-        if not self._interactive and not self._task_running:
-            self.exit(self._last)
-
     def _mount(self, widget: Widget) -> None:
-        self.query_one("#transcript", VerticalScroll).mount(widget)
+        transcript = self.query_one("#transcript", VerticalScroll)
+        transcript.mount(widget)
+        excess = len(transcript.children) - self.MAX_BLOCKS
+        if excess > 0:
+            for old in transcript.children[:excess]:
+                old.remove()
+
+    def _note(self, text: str, error: bool = False) -> None:
+        self._mount(TextBlock(text, classes="error" if error else "note"))
 
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
-        batch: list[Event] = []
+        batch: list[Event | _Note] = []
         while True:
             try:
                 event = self._events.get_nowait()
             except queue.Empty:
                 break
             last = batch[-1] if batch else None
-            if isinstance(event, ReasoningText | ContentText) and type(last) is type(event):
+            if (
+                self.COALESCE
+                and isinstance(event, ReasoningText | ContentText)
+                and type(last) is type(event)
+            ):
                 assert isinstance(last, ReasoningText | ContentText)
                 batch[-1] = last.model_copy(update={"text": last.text + event.text})
             else:
                 batch.append(event)
         for event in batch:
-            self._apply(event)
+            if isinstance(event, _Note):
+                self._note(event.text, event.failed)
+            else:
+                self.status.apply(event)
+                self._apply(event)
+        if batch:
+            self._show_status()
+
+    def _end_reasoning(self) -> None:
+        if self._reasoning is not None:
+            self._reasoning.finish()
 
     def _apply(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._status["sandbox"] = event.sandbox
-        elif isinstance(event, StepStarted):
+        if isinstance(event, StepStarted):
+            self._end_reasoning()
             self._reasoning = self._answer = None
-            self._status["step"] = f"step {event.step}/{event.max_steps}"
         elif isinstance(event, ReasoningText):
             if self._reasoning is None:
                 self._reasoning = ReasoningBlock()
                 self._mount(self._reasoning)
             self._reasoning.add_text(event.text)
         elif isinstance(event, ContentText):
+            self._end_reasoning()
             if self._answer is None:
                 self._answer = AnswerBlock()
                 self._mount(self._answer)
             self._answer.add_text(event.text)
         elif isinstance(event, ToolCallStarted):
+            self._end_reasoning()
             card = self._cards[event.call_id] = ToolCard(event)
             self._mount(card)
         elif isinstance(event, ToolOutput):
             self._cards[event.call_id].write(event.text)
         elif isinstance(event, ToolCallFinished):
-            self._cards[event.call_id].finish(event)
+            self._cards.pop(event.call_id).finish(event)
         elif isinstance(event, FileEdited):
             self._mount(DiffBlock(event.path, event.diff))
         elif isinstance(event, RunFinished):
             self._finished(event)
-        self._show_status()
+        else:
+            self._note_for(event)
+
+    def _note_for(self, event: Event) -> None:
+        if isinstance(event, ReasoningBudgetReached):
+            self._note(
+                f"reasoning budget reached after {event.tokens:,} tokens; the model acts now"
+            )
+        elif isinstance(event, ContextCompacted):
+            what = {
+                "hide_outputs": "older tool outputs hidden",
+                "summary": "older steps summarised",
+                "cleared": "conversation cleared",
+            }[event.kind]
+            self._note(f"context: {what} ({event.tokens_before:,} → {event.tokens_after:,} tokens)")
+        elif isinstance(event, LoopDetected):
+            repeated = event.kind.replace("_", " ")
+            self._note(f"loop guard: {repeated} ×{event.repeats}, {event.action}")
+        elif isinstance(event, Checkpointed):
+            self._note(f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])} (/undo)")
+        elif isinstance(event, ApprovalResolved) and event.by == "policy":
+            self._note(f"{event.call_id}: {event.decision} by policy")
 
     def _finished(self, event: RunFinished) -> None:
+        self._end_reasoning()
         self._task_running = False
         self._last = event
-        state = {
-            "answered": "done",
-            "submitted": "submitted",
-            "max_steps": "step limit",
-            "token_budget": "token budget used up",
-            "time_limit": "time limit",
-            "loop": "stopped: repeating itself",
-            "interrupted": "interrupted",
-        }
-        self._status["state"] = state.get(event.reason, "error")
+        for card in self._cards.values():
+            card.remove_class("running")
+        self._cards.clear()
         if event.reason == "error":
-            self._mount(Static(f"error: {event.error}", classes="error"))
+            self._note(f"error: {event.error}", error=True)
         if not self._interactive:
-            self._status["state"] += " · press q to quit"
+            self.status.state += " · press q to quit"
+
+    def _spin(self) -> None:
+        self._frame += 1
+        for card in self._cards.values():
+            card.spin(self._frame)
 
     def _show_status(self) -> None:
-        parts = [self._status[key] for key in ("model", "step", "sandbox", "state")]
-        self.query_one("#status", Static).update(" · ".join(p for p in parts if p))
+        self.query_one("#status", Static).update(self.status.render())
+
+
+class _Note:
+    """A slash command's result, handed to the UI thread through the event queue."""
+
+    def __init__(self, text: str, failed: bool) -> None:
+        self.text = text
+        self.failed = failed

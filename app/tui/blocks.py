@@ -1,36 +1,142 @@
-"""The blocks of the transcript: a user message, reasoning, an answer, a tool call, a diff."""
+"""The blocks of the transcript: a user message, reasoning, an answer, a tool call, a diff, an
+approval and notes.
+
+Every block can take the focus (Tab and shift+Tab walk the transcript); Enter opens or closes
+what a block folds away, and ``c`` copies the block's text to the clipboard (OSC 52).
+Colours come from theme variables only, so /theme repaints everything.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from rich.syntax import Syntax
-from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Input, Log, Markdown, Static
 
 from ponder.app.line import describe_call
+from ponder.model.backend import estimate_tokens
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import ToolCallFinished, ToolCallStarted
 
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+CHUNK_CHARS = 4000
+"""Streamed reasoning is kept in pieces of about this size, so a frame re-renders one piece."""
 
-class UserBlock(Static):
-    def __init__(self, text: str) -> None:
-        super().__init__(Text(text), classes="user")
+
+class Block(Widget, can_focus=True):
+    """Something in the transcript a person can focus, fold and copy."""
+
+    BINDINGS = [
+        Binding("enter", "fold", "Open/close", show=False),
+        Binding("c", "copy", "Copy", show=False),
+    ]
+
+    def copy_text(self) -> str:
+        return ""
+
+    def action_copy(self) -> None:
+        text = self.copy_text()
+        self.app.copy_to_clipboard(text)
+        self.notify(f"copied {len(text):,} characters", timeout=2)
+
+    def action_fold(self) -> None:
+        self.toggle_class("open")
+
+    def on_click(self) -> None:
+        self.action_fold()
 
 
-class ReasoningBlock(Static):
-    """The model's reasoning for one step, growing as it streams."""
+class TextBlock(Block):
+    """A block of plain text: the user's message, or a note."""
+
+    DEFAULT_CSS = "TextBlock { height: auto; }"
+
+    def __init__(self, text: str, classes: str) -> None:
+        super().__init__(classes=classes)
+        self.text = text
+
+    def render(self) -> Content:
+        return Content(self.text)
+
+    def copy_text(self) -> str:
+        return self.text
+
+
+class ReasoningBlock(Block):
+    """The model's reasoning for one step: live while it streams, then folded to one line
+    ("Thought for 12 s, ~834 tokens") that Enter opens again."""
 
     def __init__(self) -> None:
-        super().__init__("", classes="reasoning")
-        self.border_title = "thinking"
-        self.text = ""
+        super().__init__(classes="reasoning live")
+        self._pieces: list[str] = [""]
+        self._shown: list[Static] = []
+        self._started = time.monotonic()
+        self._seconds: float | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content.styled("thinking…", "$secondary italic"), classes="block-title")
+        yield Vertical(classes="reasoning-body")
+
+    def on_mount(self) -> None:
+        self._sync()
+        if self._seconds is not None:
+            self._show_summary()
+
+    @property
+    def text(self) -> str:
+        return "".join(self._pieces)
 
     def add_text(self, text: str) -> None:
-        self.text += text
-        self.update(Text(self.text))
+        pieces = self._pieces
+        pieces[-1] += text
+        if len(pieces[-1]) > CHUNK_CHARS and "\n" in pieces[-1][CHUNK_CHARS // 2 :]:
+            # Close this piece at a line end; the rest starts the next one.
+            cut = pieces[-1].rindex("\n") + 1
+            pieces[-1:] = [pieces[-1][:cut], pieces[-1][cut:]]
+        if self.is_mounted:
+            self._sync()
+
+    def _sync(self) -> None:
+        """Show the pieces: the last shown one may have grown, later ones are new."""
+        if self._shown:
+            self._shown[-1].update(Content(self._pieces[len(self._shown) - 1]))
+        new = [
+            Static(Content(piece), classes="reasoning-text")
+            for piece in self._pieces[len(self._shown) :]
+        ]
+        if new:
+            self._shown.extend(new)
+            self.query_one(".reasoning-body", Vertical).mount_all(new)
+
+    def finish(self) -> None:
+        """The reasoning is over: fold it to its summary line."""
+        if self._seconds is not None:
+            return
+        self._seconds = time.monotonic() - self._started
+        self.remove_class("live")
+        if self.is_mounted:
+            self._show_summary()
+
+    def _show_summary(self) -> None:
+        tokens = estimate_tokens(self.text)
+        title = self.query_one(".block-title", Static)
+        title.update(
+            Content.assemble(
+                ("▸ ", "$secondary"),
+                (
+                    f"Thought for {self._seconds or 0:.0f} s, ~{tokens:,} tokens",
+                    "$text-muted italic",
+                ),
+            )
+        )
+
+    def copy_text(self) -> str:
+        return self.text
 
 
 class AnswerBlock(Markdown):
@@ -40,6 +146,9 @@ class AnswerBlock(Markdown):
     across two fragments (seen with Textual 8.2.8), so the full text is parsed each time.
     """
 
+    can_focus = True
+    BINDINGS = [Binding("c", "copy", "Copy", show=False)]
+
     def __init__(self) -> None:
         super().__init__(classes="answer")
         self.text = ""
@@ -48,27 +157,37 @@ class AnswerBlock(Markdown):
         self.text += text
         self.update(self.text)
 
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.notify(f"copied {len(self.text):,} characters", timeout=2)
 
-class ToolCard(Vertical):
+
+class ToolCard(Block):
     """One tool call: what was called, its live output, then how it ended.
 
     Output and the end can arrive in the same frame as the call itself, before the card's
-    children exist, so they are kept until the card is mounted.
+    children exist, so they are kept until the card is mounted. The output log is capped;
+    Enter shows all of what it holds.
     """
 
     def __init__(self, event: ToolCallStarted) -> None:
         super().__init__(classes="tool")
         self.call_id = event.call_id
-        self._header = Text.assemble(
-            ("▶ ", "bold"), (f"{event.name} ", "bold"), describe_call(event.name, event.arguments)
-        )
+        self.summary = describe_call(event.name, event.arguments)
+        self._name = event.name
         self._pending: list[str] = []
         self._finished: ToolCallFinished | None = None
+        self._output: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(self._header, classes="tool-header")
+        yield Static(self._header(SPINNER[0]), classes="block-title")
         yield Log(max_lines=2000, classes="tool-output", auto_scroll=True)
-        yield Static("running…", classes="tool-status")
+        yield Static(Content.styled("running…", "$text-muted"), classes="tool-status")
+
+    def _header(self, mark: str) -> Content:
+        return Content.assemble(
+            (f"{mark} ", "$primary bold"), (f"{self._name} ", "bold"), self.summary
+        )
 
     def on_mount(self) -> None:
         pending, self._pending = self._pending, []
@@ -77,33 +196,76 @@ class ToolCard(Vertical):
         if self._finished is not None:
             self.finish(self._finished)
 
+    @property
+    def running(self) -> bool:
+        return self._finished is None
+
+    def spin(self, frame: int) -> None:
+        if self.is_mounted and self.running:
+            self.query_one(".block-title", Static).update(self._header(SPINNER[frame % 10]))
+
     def write(self, text: str) -> None:
         if not self.is_mounted:
             self._pending.append(text)
             return
+        self._output.append(text)
         log = self.query_one(Log)
         log.display = True
         log.write(text)
 
     def finish(self, event: ToolCallFinished) -> None:
+        self._finished = event
         if not self.is_mounted:
-            self._finished = event
             return
-        status = self.query_one(".tool-status", Static)
         if event.timed_out:
             detail = "timed out"
         elif event.exit_code is not None:
             detail = f"exit {event.exit_code}"
         else:
             detail = "done" if event.ok else event.result.splitlines()[0][:160]
-        status.update(f"{'✓' if event.ok else '✗'} {detail} · {event.elapsed:.1f}s")
+        mark, style = ("✓", "$success") if event.ok else ("✗", "$error")
+        self.query_one(".block-title", Static).update(self._header("▶"))
+        self.query_one(".tool-status", Static).update(
+            Content.assemble(
+                (f"{mark} {detail}", style), (f" · {event.elapsed:.1f}s", "$text-muted")
+            )
+        )
         self.add_class("ok" if event.ok else "failed")
 
+    def copy_text(self) -> str:
+        return f"{self.summary}\n{''.join(self._output)}"
 
-class DiffBlock(Static):
+
+def diff_content(diff: str) -> Content:
+    """A unified diff coloured with the theme: additions, removals, hunk headers."""
+    parts: list[str | tuple[str, str]] = []
+    for line in diff.rstrip("\n").split("\n"):
+        if line.startswith(("+++", "---")):
+            style = "$text-muted bold"
+        elif line.startswith("+"):
+            style = "$text-success on $success-muted"
+        elif line.startswith("-"):
+            style = "$text-error on $error-muted"
+        elif line.startswith("@@"):
+            style = "$accent"
+        else:
+            style = ""
+        parts.append((line, style) if style else line)
+        parts.append("\n")
+    return Content.assemble(*parts[:-1])
+
+
+class DiffBlock(Block):
     def __init__(self, path: str, diff: str) -> None:
-        super().__init__(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark"), classes="diff")
+        super().__init__(classes="diff")
+        self.diff = diff
         self.border_title = f"edited {path}"
+
+    def compose(self) -> ComposeResult:
+        yield Static(diff_content(self.diff))
+
+    def copy_text(self) -> str:
+        return self.diff
 
 
 class ApprovalCard(Vertical, can_focus=True):
@@ -120,14 +282,27 @@ class ApprovalCard(Vertical, can_focus=True):
         super().__init__(classes="approval")
         self.request = request
         self._respond = respond
+        self._answered = False
         self.border_title = f"{request.tool} needs approval"
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(self.request.reason), classes="approval-reason")
-        yield Static(Text(self.request.summary), classes="approval-summary")
+        yield Static(Content(self.request.reason), classes="approval-reason")
+        summary = self.request.summary
         yield Static(
-            f"[y] allow once   [a] always allow `{self.request.prefix}`   [n] deny   "
-            "[m] deny with a message",
+            diff_content(summary) if summary.startswith("---") else Content(summary),
+            classes="approval-summary",
+        )
+        yield Static(
+            Content.assemble(
+                ("[y]", "$warning bold"),
+                " allow once   ",
+                ("[a]", "$warning bold"),
+                f" always allow `{self.request.prefix}`   ",
+                ("[n]", "$warning bold"),
+                " deny   ",
+                ("[m]", "$warning bold"),
+                " deny with a message",
+            ),
             classes="approval-keys",
         )
 
@@ -148,6 +323,9 @@ class ApprovalCard(Vertical, can_focus=True):
         self._done(ApprovalAnswer("deny", message.value.strip() or None))
 
     def _done(self, answer: ApprovalAnswer) -> None:
+        if self._answered:
+            return
+        self._answered = True
         self._respond(answer)
         labels = {"once": "allowed once", "always": "always allowed", "deny": "denied"}
         self.remove_children()

@@ -1,0 +1,106 @@
+"""The slash commands of an interactive session, shared by the TUI and line mode.
+
+Each command takes the text after its name and returns what to show. Commands that only make
+sense in one frontend (/theme, /quit, clearing the screen) are that frontend's own; the rest
+act on the :class:`~ponder.app.session.Session` and live here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from ponder.app.export import to_markdown
+from ponder.app.session import Session, UsageError
+from ponder.runtime.checkpoints import Checkpoint
+from ponder.runtime.events import event_to_json
+from ponder.runtime.sessions import list_sessions, read_session
+
+HELP = {
+    "help": "this list",
+    "undo": "put the files back as they were before the last change",
+    "diff": "everything this session changed",
+    "compact": "shorten the conversation now (hide old outputs, summarise old steps)",
+    "model": "show the model; /model SPEC switches to another",
+    "approvals": "show the approval mode and rules; /approvals ask|auto|yolo switches",
+    "theme": "show the themes; /theme NAME switches",
+    "sessions": "the latest sessions",
+    "export": "write this session to a file: /export [md|json] [PATH]",
+    "clear": "start the conversation afresh (the session file keeps everything)",
+    "quit": "leave ponder",
+}
+SLOW = frozenset({"compact", "model"})
+"""Commands that may take a while (a model call, loading a model): run them off the UI thread."""
+
+
+def describe_undo(checkpoint: Checkpoint) -> str:
+    files = ", ".join(checkpoint.files) or "no files"
+    return f"undone: back at checkpoint {checkpoint.commit[:8]} ({files} restored)"
+
+
+def help_text(names: list[str]) -> str:
+    width = max(len(name) for name in names) + 2
+    return "\n".join(f"/{name:<{width}}{HELP[name]}" for name in names)
+
+
+class SessionCommands:
+    """The session's slash commands: ``commands[name](argument) -> text to show``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.commands: dict[str, Callable[[str], str]] = {
+            "undo": lambda _: describe_undo(session.checkpoints.undo()),
+            "diff": lambda _: session.checkpoints.diff() or "no changes yet",
+            "compact": self._compact,
+            "model": self._model,
+            "approvals": self._approvals,
+            "sessions": self._sessions,
+            "export": self._export,
+            "clear": self._clear,
+        }
+
+    def _compact(self, _: str) -> str:
+        done = self.session.agent.compact()
+        return "compacted" if done else "nothing to compact yet"
+
+    def _model(self, spec: str) -> str:
+        if spec.strip():
+            self.session.switch_model(spec.strip())
+        backend = self.session.agent.backend
+        size = f", context {backend.context_size:,} tokens" if backend.context_size else ""
+        return f"model: {backend.name}{size}"
+
+    def _approvals(self, mode: str) -> str:
+        policy = self.session.agent.policy
+        if policy is None:
+            return "approvals are off in this session"
+        if mode.strip():
+            if mode.strip() not in ("ask", "auto", "yolo"):
+                raise UsageError("the modes are ask, auto and yolo")
+            policy.mode = mode.strip()  # type: ignore[assignment]
+        rules = [f"allow {rule}" for rule in policy.allow] + [f"deny {r}" for r in policy.deny]
+        return f"approval mode: {policy.mode}" + "".join(f"\n  {rule}" for rule in rules)
+
+    def _sessions(self, _: str) -> str:
+        rows = [f"{info.id}  {info.status:<12} {info.task[:60]}" for info in list_sessions()[:15]]
+        return "\n".join(rows) or "no sessions yet"
+
+    def _export(self, argument: str) -> str:
+        words = argument.split()
+        fmt = words.pop(0) if words and words[0] in ("md", "json") else "md"
+        path = Path(words[0]) if words else Path(f"ponder-{self.session.id}.{fmt}")
+        header, events = read_session(self.session.recorder.path)
+        if fmt == "json":
+            text = json.dumps(
+                {"session": header, "events": [json.loads(event_to_json(e)) for e in events]}
+            )
+        else:
+            text = to_markdown(header, events)
+        target = path if path.is_absolute() else self.session.workspace / path
+        target.write_text(text, encoding="utf-8")
+        return f"exported to {target}"
+
+    def _clear(self, _: str) -> str:
+        self.session.agent.clear()
+        return "a fresh conversation; the session file keeps the old one"

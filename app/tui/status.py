@@ -1,0 +1,133 @@
+"""The status line: model, speed, context, step, budget left, sandbox and what is happening.
+
+It is fed the same events as the transcript and renders one line of theme-coloured content.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from textual.content import Content
+
+from ponder.runtime.events import (
+    ContentText,
+    Event,
+    ReasoningText,
+    RunFinished,
+    RunStarted,
+    StepStarted,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReported,
+)
+
+ENDINGS = {
+    "answered": "done",
+    "submitted": "submitted",
+    "max_steps": "step limit reached",
+    "token_budget": "token budget used up",
+    "time_limit": "time limit reached",
+    "loop": "stopped: repeating itself",
+    "interrupted": "interrupted",
+    "error": "error",
+}
+
+
+CHARS_PER_TOKEN = 3.5
+
+
+def _count(tokens: float) -> str:
+    return f"{tokens / 1000:.1f}K" if tokens >= 1000 else f"{tokens:.0f}"
+
+
+@dataclass
+class Status:
+    model: str
+    sandbox: str = ""
+    state: str = "ready"
+    step: int = 0
+    max_steps: int = 0
+    prefill: float | None = None
+    decode: float | None = None
+    context_used: int | None = None
+    context_size: int | None = None
+    tokens_used: int = 0
+    max_tokens: int | None = None
+    deadline: float | None = None
+    _step_started: float = 0.0
+    _step_chars: int = 0
+    _running_tools: set[str] = field(default_factory=set)
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            # "docker ponder-1a2b3c, bind mode, network off" without the container's name
+            kind, *details = event.sandbox.split(", ")
+            self.sandbox = ", ".join([kind.split(" ")[0], *details])
+            self.max_steps = event.max_steps
+            self.max_tokens = event.max_tokens
+            self.tokens_used = 0
+            self.deadline = time.monotonic() + event.time_limit_s if event.time_limit_s else None
+            self.state = "starting"
+        elif isinstance(event, StepStarted):
+            self.step = event.step
+            self._step_started = time.monotonic()
+            self._step_chars = 0
+            self.state = "waiting for the model"
+        elif isinstance(event, ReasoningText | ContentText):
+            self.state = "thinking" if isinstance(event, ReasoningText) else "answering"
+            self._step_chars += len(event.text)
+            elapsed = time.monotonic() - self._step_started
+            if elapsed > 0.5:  # a live estimate until the backend reports the real figure
+                self.decode = self._step_chars / CHARS_PER_TOKEN / elapsed
+        elif isinstance(event, UsageReported):
+            self.prefill = event.prefill_tokens_per_s or self.prefill
+            self.decode = event.decode_tokens_per_s or self.decode
+            self.context_used = event.prompt_tokens + event.completion_tokens
+            self.context_size = event.context_size
+            self.tokens_used += event.completion_tokens
+        elif isinstance(event, ToolCallStarted):
+            self._running_tools.add(event.call_id)
+            self.state = f"running {event.name}"
+        elif isinstance(event, ToolCallFinished):
+            self._running_tools.discard(event.call_id)
+        elif isinstance(event, RunFinished):
+            self._running_tools.clear()
+            self.state = ENDINGS.get(event.reason, event.reason)
+
+    def render(self) -> Content:
+        parts: list[Content] = [Content.styled(self.model, "$primary bold")]
+        speed = []
+        if self.prefill:
+            speed.append(f"prefill {self.prefill:,.0f} t/s")
+        if self.decode:
+            speed.append(f"decode {self.decode:,.1f} t/s")
+        if speed:
+            parts.append(Content(" ".join(speed)))
+        if self.context_used is not None and self.context_size:
+            share = self.context_used / self.context_size
+            style = "$error" if share > 0.85 else "$warning" if share > 0.6 else ""
+            parts.append(
+                Content.styled(
+                    f"context {share:.0%} ({_count(self.context_used)}/"
+                    f"{_count(self.context_size)})",
+                    style,
+                )
+            )
+        if self.step:
+            parts.append(Content(f"step {self.step}/{self.max_steps}"))
+        left = self._budget_left()
+        if left:
+            parts.append(Content(left))
+        if self.sandbox:
+            parts.append(Content.styled(self.sandbox, "$text-muted"))
+        parts.append(Content.styled(self.state, "$accent"))
+        return Content(" · ").join(parts)
+
+    def _budget_left(self) -> str:
+        left = []
+        if self.max_tokens:
+            left.append(f"{_count(max(0, self.max_tokens - self.tokens_used))} tokens")
+        if self.deadline is not None:
+            left.append(f"{max(0.0, self.deadline - time.monotonic()):.0f} s")
+        return " and ".join(left) + " left" if left else ""
