@@ -65,7 +65,7 @@ class PonderApp(App[RunFinished | None]):
     (the demo) and ``q`` quits once the run is over.
     """
 
-    CSS_PATH = "ponder.tcss"
+    CSS_PATH = Path(__file__).parent / "ponder.tcss"  # absolute, so subclasses find it too
     TITLE = "ponder"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit"),
@@ -102,13 +102,14 @@ class PonderApp(App[RunFinished | None]):
         self._interactive = interactive
         self._theme_name = theme
         self._user_themes = user_themes
-        self._events: queue.SimpleQueue[Event | _Note] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Event | _Note | ApprovalCard] = queue.SimpleQueue()
         self._task_running = False
         self._last: RunFinished | None = None
         self._reasoning: ReasoningBlock | None = None
         self._answer: AnswerBlock | None = None
         self._cards: dict[str, ToolCard] = {}
         self._frame = 0
+        self._waiting: list[Callable[[ApprovalAnswer], None]] = []
         self.status = Status(model=model)
 
     def compose(self) -> ComposeResult:
@@ -210,14 +211,28 @@ class PonderApp(App[RunFinished | None]):
         result: list[ApprovalAnswer] = []
 
         def respond(answer: ApprovalAnswer) -> None:
+            if answered.is_set():
+                return
             result.append(answer)
             answered.set()
-            if self._interactive:
+            if self._interactive and self.is_running:
                 self.query_one(PromptArea).focus()
 
-        self.call_from_thread(self._mount, ApprovalCard(request, respond))
+        self._waiting.append(respond)
+        if not self.is_running:
+            respond(ApprovalAnswer("deny", "The user left ponder."))
+        # Through the event queue, so the card comes after everything the run showed before.
+        self._events.put(ApprovalCard(request, respond))
         answered.wait()
+        self._waiting.remove(respond)
         return result[0]
+
+    def on_unmount(self) -> None:
+        """Leaving while the agent works: stop it, so its thread ends and ponder can exit."""
+        if self._task_running and self._interrupt is not None:
+            self._interrupt()
+        for respond in list(self._waiting):
+            respond(ApprovalAnswer("deny", "The user left ponder."))
 
     # --- running a task
 
@@ -249,7 +264,7 @@ class PonderApp(App[RunFinished | None]):
 
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
-        batch: list[Event | _Note] = []
+        batch: list[Event | _Note | ApprovalCard] = []
         while True:
             try:
                 event = self._events.get_nowait()
@@ -268,6 +283,9 @@ class PonderApp(App[RunFinished | None]):
         for event in batch:
             if isinstance(event, _Note):
                 self._note(event.text, event.failed)
+            elif isinstance(event, ApprovalCard):
+                self._end_reasoning()
+                self._mount(event)
             else:
                 self.status.apply(event)
                 self._apply(event)

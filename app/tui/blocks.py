@@ -75,6 +75,7 @@ class ReasoningBlock(Block):
         super().__init__(classes="reasoning live")
         self._pieces: list[str] = [""]
         self._shown: list[Static] = []
+        self._ready = False
         self._started = time.monotonic()
         self._seconds: float | None = None
 
@@ -83,6 +84,7 @@ class ReasoningBlock(Block):
         yield Vertical(classes="reasoning-body")
 
     def on_mount(self) -> None:
+        self._ready = True
         self._sync()
         if self._seconds is not None:
             self._show_summary()
@@ -98,7 +100,7 @@ class ReasoningBlock(Block):
             # Close this piece at a line end; the rest starts the next one.
             cut = pieces[-1].rindex("\n") + 1
             pieces[-1:] = [pieces[-1][:cut], pieces[-1][cut:]]
-        if self.is_mounted:
+        if self._ready:
             self._sync()
 
     def _sync(self) -> None:
@@ -119,7 +121,7 @@ class ReasoningBlock(Block):
             return
         self._seconds = time.monotonic() - self._started
         self.remove_class("live")
-        if self.is_mounted:
+        if self._ready:
             self._show_summary()
 
     def _show_summary(self) -> None:
@@ -178,6 +180,7 @@ class ToolCard(Block):
         self._pending: list[str] = []
         self._finished: ToolCallFinished | None = None
         self._output: list[str] = []
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(SPINNER[0]), classes="block-title")
@@ -190,6 +193,7 @@ class ToolCard(Block):
         )
 
     def on_mount(self) -> None:
+        self._ready = True
         pending, self._pending = self._pending, []
         for text in pending:
             self.write(text)
@@ -201,11 +205,11 @@ class ToolCard(Block):
         return self._finished is None
 
     def spin(self, frame: int) -> None:
-        if self.is_mounted and self.running:
+        if self._ready and self.running:
             self.query_one(".block-title", Static).update(self._header(SPINNER[frame % 10]))
 
     def write(self, text: str) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             self._pending.append(text)
             return
         self._output.append(text)
@@ -215,7 +219,7 @@ class ToolCard(Block):
 
     def finish(self, event: ToolCallFinished) -> None:
         self._finished = event
-        if not self.is_mounted:
+        if not self._ready:
             return
         if event.timed_out:
             detail = "timed out"

@@ -96,7 +96,9 @@ class Status:
             self.state = ENDINGS.get(event.reason, event.reason)
 
     def render(self) -> Content:
-        parts: list[Content] = [Content.styled(self.model, "$primary bold")]
+        parts = [Content.styled(self.model, "$primary bold"), Content.styled(self.state, "$accent")]
+        if self.step:
+            parts.append(Content(f"step {self.step}/{self.max_steps}"))
         speed = []
         if self.prefill:
             speed.append(f"prefill {self.prefill:,.0f} t/s")
@@ -114,14 +116,11 @@ class Status:
                     style,
                 )
             )
-        if self.step:
-            parts.append(Content(f"step {self.step}/{self.max_steps}"))
         left = self._budget_left()
         if left:
             parts.append(Content(left))
         if self.sandbox:
             parts.append(Content.styled(self.sandbox, "$text-muted"))
-        parts.append(Content.styled(self.state, "$accent"))
         return Content(" · ").join(parts)
 
     def _budget_left(self) -> str:

@@ -1,0 +1,125 @@
+"""Line mode: the prompt-toolkit prompt fed through a pipe, then `ponder --plain` in a real
+terminal (pexpect) with a real sandbox, its slash commands and an approval prompt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import PONDER
+from k2text import completion, tool_call
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from ponder.app.line_prompt import LinePrompt
+
+ENTER = "\r"  # what the Enter key sends; "\n" is ctrl+j, a new line in the prompt
+
+
+@pytest.fixture
+def user_home(user_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("HOME", user_env["HOME"])  # the history file goes to the test's HOME
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    return
+
+
+def type_slowly(pipe: PipeInput, *keys: str) -> threading.Thread:
+    def type_keys() -> None:
+        for key in keys:
+            time.sleep(0.3)
+            pipe.send_text(key)
+
+    thread = threading.Thread(target=type_keys)
+    thread.start()
+    return thread
+
+
+@pytest.mark.usefixtures("user_home")
+def test_the_prompt_sends_lines_keeps_new_lines_and_completes(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "stats.py").write_text("")
+    with create_pipe_input() as pipe:
+        prompt = LinePrompt({"diff": lambda _: ""}, tmp_path, input=pipe, output=DummyOutput())
+        pipe.send_text("fix the bug" + ENTER)
+        assert prompt.read() == "fix the bug"
+        pipe.send_text("first line\x1b" + ENTER + "second line" + ENTER)  # alt+enter
+        assert prompt.read() == "first line\nsecond line"
+        # Completion happens between keys, so these are typed with pauses, like a person would.
+        typing = type_slowly(pipe, "look at @sr", "\t", "\t", ENTER)
+        assert prompt.read() == "look at @src/stats.py"
+        typing.join()
+        typing = type_slowly(pipe, "/di", "\t", ENTER)
+        assert prompt.read() == "/diff"
+        typing.join()
+        pipe.send_text("\x1b[A" + ENTER)  # up: the last entry again
+        assert prompt.read() == "/diff"
+
+
+def test_slash_commands_print_their_result(tmp_path: Path) -> None:
+    console = Console(record=True, width=100)
+    prompt = LinePrompt(
+        {"diff": lambda _: "no changes yet", "undo": lambda _: 1 / 0},  # type: ignore[dict-item, misc]
+        tmp_path,
+        input=None,
+    )
+    assert prompt.command("/diff", console) is None
+    assert prompt.command("/undo", console) is None
+    assert prompt.command("/nope", console) is None
+    assert prompt.command("/help", console) is None
+    assert prompt.command("/quit", console) == "quit"
+    printed = console.export_text()
+    assert "no changes yet" in printed
+    assert "/undo failed: division by zero" in printed
+    assert "unknown command /nope" in printed
+    assert "/diff" in printed
+    assert "/quit" in printed
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_a_plain_session_in_a_terminal(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    script = tmp_path / "script.jsonl"
+    lines = [
+        completion("Write it.", tool_call("bash", 0, {"command": "echo hello > note.txt"})),
+        completion("Done.", content="Wrote note.txt."),
+        completion("Publish.", tool_call("bash", 1, {"command": "git push origin main"})),
+        completion("Denied.", content="I did not push."),
+    ]
+    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
+    child = pexpect.spawn(
+        PONDER,
+        ["--plain", "--model", f"scripted:{script}"],
+        env={**user_env, "TERM": "xterm-256color"},
+        cwd=str(workspace),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    child.expect_exact("›")
+    child.send("write a note" + ENTER)
+    child.expect_exact("Wrote note.txt.")
+    child.expect_exact("›")
+    child.send("/diff" + ENTER)
+    child.expect_exact("+hello")
+    child.expect_exact("›")
+    child.send("now push it" + ENTER)
+    child.expect_exact("[y]es / [a]lways allow `git push` / [n]o / [m]essage:")
+    child.send("m" + ENTER)
+    child.expect_exact("message to the model:")
+    child.send("not today" + ENTER)
+    child.expect_exact("I did not push.")
+    child.expect_exact("›")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (workspace / "note.txt").read_text() == "hello\n"

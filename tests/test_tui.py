@@ -1,0 +1,233 @@
+"""The TUI driven by Textual's pilot: what a person sees and what their keys do.
+
+The agent is replaced by :class:`tui_script.FakeRun`, which emits the events a run would; the
+agent itself is tested against a real sandbox elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from prompt_toolkit.history import FileHistory
+from textual.pilot import Pilot
+from textual.widgets import Static
+from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
+
+from ponder.app.tui.app import PonderApp
+from ponder.app.tui.blocks import ApprovalCard, DiffBlock, ReasoningBlock, TextBlock, ToolCard
+from ponder.app.tui.prompt import PromptArea
+from ponder.runtime.approvals import ApprovalRequest
+from ponder.runtime.events import Event, ReasoningText
+
+SIZE = (100, 40)
+
+
+def make_app(run: FakeRun, **options: object) -> PonderApp:
+    app = PonderApp(run, model="scripted:test", interrupt=run.interrupt, **options)  # type: ignore[arg-type]
+    run.ask = app.ask_approval
+    return app
+
+
+async def settle(pilot: Pilot[object], frames: int = 3) -> None:
+    for _ in range(frames):
+        await pilot.pause(0.05)
+
+
+def status(app: PonderApp) -> str:
+    return str(app.query_one("#status", Static).render())
+
+
+async def test_reasoning_streams_live_then_folds_to_one_line() -> None:
+    run = FakeRun([*started(), *reasoning(1, "First I read stats.py. ")])
+    app = make_app(run, task="fix it")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        (block,) = app.query(ReasoningBlock)
+        assert block.has_class("live")
+        assert block.text == "First I read stats.py. "
+        body = block.query_one(".reasoning-body")
+        assert body.display
+        # The model moves on to a tool: the reasoning folds to its summary line.
+        app._events.put(command(1, 0, "3 passed\n", 0)[0])
+        await settle(pilot)
+        assert not block.has_class("live")
+        assert not body.display
+        title = str(block.query_one(".block-title", Static).render())
+        assert title.startswith("▸ Thought for")
+        assert "tokens" in title
+        block.focus()
+        await pilot.press("enter")  # Enter opens it again
+        assert body.display
+        run.release()
+
+
+async def test_text_arriving_faster_than_frames_is_merged() -> None:
+    pieces = [ReasoningText(step=1, text=f"t{i} ") for i in range(3000)]
+    run = FakeRun([*started(), *reasoning(1, ""), *pieces])
+    app = make_app(run, task="go")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, 6)
+        (block,) = app.query(ReasoningBlock)
+        assert block.text == "".join(p.text for p in pieces)
+        run.release()
+
+
+async def test_a_tool_card_shows_output_then_how_it_ended() -> None:
+    running = command(1, 0, "collecting tests\n", None)
+    run = FakeRun([*started(), *reasoning(1, "Run the tests."), *running])
+    app = make_app(run, task="test")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        (card,) = app.query(ToolCard)
+        assert card.running
+        assert "$ python3 -m pytest -q" in str(card.query_one(".block-title", Static).render())
+        assert "running" in str(card.query_one(".tool-status", Static).render())
+        assert "running bash" in status(app)
+        app._events.put(command(1, 0, "", 1)[-1])
+        await settle(pilot)
+        assert not card.running
+        assert card.has_class("failed")
+        assert str(card.query_one(".tool-status", Static).render()) == "✗ exit 1 · 1.2s"
+        card.focus()
+        await pilot.press("c")
+        assert app.clipboard == "$ python3 -m pytest -q\ncollecting tests\n"
+        run.release()
+
+
+async def test_an_edit_shows_as_a_diff() -> None:
+    run = FakeRun([*started(), *reasoning(1, "Fix."), *edit(1, 0)])
+    app = make_app(run, task="fix")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        (diff,) = app.query(DiffBlock)
+        assert diff.border_title == "edited stats.py"
+        shown = str(diff.query_one(Static).render())
+        assert "+        return (ordered[middle - 1] + ordered[middle]) / 2" in shown
+        run.release()
+
+
+async def test_the_status_line_shows_speed_context_step_budget_and_sandbox() -> None:
+    run = FakeRun([*started(), *reasoning(3, "Think."), usage(3)])
+    app = make_app(run, task="go")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        line = status(app)
+        for part in (
+            "scripted:test",
+            "prefill 410 t/s decode 14.2 t/s",
+            "context 37% (48.9K/131.1K)",
+            "step 3/300",
+            "49.1K tokens left",
+            "docker, bind mode, network off",
+        ):
+            assert part in line, line
+        run.release()
+
+
+async def test_approvals_take_a_key_or_a_message() -> None:
+    request = ApprovalRequest(
+        call_id="functions.bash:0",
+        tool="bash",
+        summary="git push origin main",
+        reason="`git push` can destroy work in your repository",
+        prefix="git push",
+    )
+    run = FakeRun([*started(), *reasoning(1, "Push.")], approval=request)
+    app = make_app(run, task="push")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        card = app.query_one(ApprovalCard)
+        assert app.focused is card
+        await pilot.press("m")
+        await pilot.press(*"not yet", "enter")
+        await settle(pilot)
+        assert run.answers[0].decision == "deny"
+        assert run.answers[0].message == "not yet"
+        assert card.has_class("answered")
+        assert isinstance(app.focused, PromptArea)  # back to typing
+        run.release()
+
+
+async def test_the_prompt_sends_keeps_history_and_completes(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    history = tmp_path / "history"
+    run = FakeRun(answer(1, "done"), hold=False)
+    app = make_app(
+        run,
+        history=history,
+        files=lambda: ["src/", "src/stats.py", "README.md"],
+        commands={"diff": lambda _: "no changes yet"},
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = app.query_one(PromptArea)
+        await pilot.press(*"fix", "ctrl+j", *"the bug", "enter")
+        await settle(pilot)
+        assert run.tasks == ["fix\nthe bug"]
+        assert prompt.text == ""
+        await pilot.press("up")
+        assert prompt.text == "fix\nthe bug"
+        prompt.clear()
+        await pilot.press(*"look at @s", "tab")
+        assert prompt.text == "look at @src/"
+        await pilot.press("tab")
+        assert prompt.text == "look at @src/stats.py "
+        prompt.clear()
+        await pilot.press(*"/di", "tab", "enter")
+        await settle(pilot)
+        notes = [str(b.render()) for b in app.query(TextBlock).filter(".note")]
+        assert notes[-1] == "no changes yet"
+    # Line mode (prompt-toolkit) reads the same history.
+    assert list(FileHistory(str(history)).load_history_strings())[:2] == ["/diff", "fix\nthe bug"]
+
+
+async def test_slash_commands_help_theme_clear_and_unknown() -> None:
+    cleared: list[str] = []
+    run = FakeRun(answer(1, "done"), hold=False)
+    app = make_app(run, commands={"clear": lambda _: cleared.append("x") or "fresh"})
+    async with app.run_test(size=SIZE) as pilot:
+        for text in ("/help", "/theme ponder-light", "/nope"):
+            app.query_one(PromptArea).load_text(text)
+            await pilot.press("enter")
+        await settle(pilot)
+        shown = [str(b.render()) for b in app.query(TextBlock)]
+        assert shown[0].startswith("/help")
+        assert "/clear" in shown[0]
+        assert app.theme == "ponder-light"
+        assert shown[-1] == "unknown command /nope; /help lists them"
+        app.query_one(PromptArea).load_text("/clear")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert cleared == ["x"]
+        assert [str(b.render()) for b in app.query(TextBlock)] == ["fresh"]
+
+
+async def test_escape_interrupts_a_running_task() -> None:
+    run = FakeRun([*started(), *reasoning(1, "Thinking a long time.")])
+    app = make_app(run, task="go")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert run.interrupted.is_set()
+        assert "interrupted" in status(app)
+
+
+async def test_a_300_step_session_keeps_a_bounded_screen() -> None:
+    events: list[Event] = list(started())
+    for step in range(1, 301):
+        events += reasoning(step, f"Step {step}: look again.\n")
+        events += command(step, step, f"line {step}\n", 0)
+    run = FakeRun(events)
+    app = make_app(run, task="long")
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if len(app.query(ToolCard)) and "line 300" in app.query(ToolCard).last().copy_text():
+                break
+        transcript = app.query_one("#transcript")
+        assert len(transcript.children) <= PonderApp.MAX_BLOCKS
+        assert "step 300/300" in status(app)
+        # Still answering keys at once.
+        await asyncio.wait_for(pilot.press("escape"), 5)
+        run.release()
