@@ -1,21 +1,32 @@
-"""The ``ponder`` command: parsing and dispatch; exit codes for every outcome."""
+"""The ``ponder`` command: parsing and dispatch; exit codes for every outcome.
+
+Everything heavy (Textual, the docker SDK, llama.cpp, pydantic) is imported only once the
+command line has been read, so ``ponder --help`` and usage errors answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ponder.app.config import ConfigError, load_config
 from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_RETRYABLE, EXIT_USAGE
-from ponder.app.session import UsageError
-from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
-from ponder.runtime.checkpoints import CheckpointError
-from ponder.sandbox.base import SandboxError, SandboxUnavailable
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from importlib.metadata import version
+
+        print(f"ponder {version('ponder')}")
+        parser.exit()
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -39,7 +50,7 @@ def main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--heavy", type=int, metavar="N", help="N trajectories, then the best")
     parser.add_argument("--test-command", help="heavy mode: how to test each trajectory")
-    parser.add_argument("--version", action="version", version=f"ponder {version('ponder')}")
+    parser.add_argument("--version", action=_Version)
     add_run_options(parser)
     return parser
 
@@ -160,18 +171,35 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _raise_exit)
     try:
         return _dispatch(argv)
-    except (UsageError, ConfigError, ConfigurationError, SandboxUnavailable) as error:
-        print(f"ponder: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except BackendUnavailable as error:
-        print(f"ponder: {error}", file=sys.stderr)
-        return EXIT_RETRYABLE
-    except (BackendError, SandboxError, CheckpointError) as error:
-        print(f"ponder: {error}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print("ponder: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:
+        code = _explained(error)
+        if code is None:
+            raise  # a bug: the traceback is what a report needs
+        print(f"ponder: {error}", file=sys.stderr)
+        return code
+
+
+def _explained(error: Exception) -> int | None:
+    """The exit code for an error whose message says what to do; None for anything else.
+
+    Imported here, not at the top: an error of one of these kinds means its module is loaded.
+    """
+    from ponder.app.config import ConfigError
+    from ponder.app.session import UsageError
+    from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
+    from ponder.runtime.checkpoints import CheckpointError
+    from ponder.sandbox.base import SandboxError, SandboxUnavailable
+
+    if isinstance(error, UsageError | ConfigError | ConfigurationError | SandboxUnavailable):
+        return EXIT_USAGE
+    if isinstance(error, BackendUnavailable):
+        return EXIT_RETRYABLE
+    if isinstance(error, BackendError | SandboxError | CheckpointError):
+        return EXIT_FAILED
+    return None
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -191,15 +219,18 @@ def _dispatch(argv: list[str]) -> int:
 
         return session_commands.run(argv)
     if command == "exec":
+        exec_args = exec_parser().parse_args(argv[1:])
         from ponder.app.run_command import run_exec
 
-        return run_exec(exec_parser().parse_args(argv[1:]), flags)
+        return run_exec(exec_args, flags)
+    args = main_parser().parse_args(argv)
     from ponder.app.run_command import run_tasks
 
-    return run_tasks(main_parser().parse_args(argv), flags)
+    return run_tasks(args, flags)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from ponder.app.config import load_config
     from ponder.app.demo import run_demo
     from ponder.app.frontends import pick_frontend
 

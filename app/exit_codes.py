@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ponder.runtime.events import RunFinished
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ponder.runtime.events import RunFinished
 
 EXIT_OK = 0
 """The task finished: the model answered or submitted."""

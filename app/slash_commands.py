@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ponder.app.export import to_markdown
-from ponder.app.session import Session, UsageError
-from ponder.runtime.checkpoints import Checkpoint
-from ponder.runtime.events import event_to_json
-from ponder.runtime.sessions import list_sessions, read_session
+if TYPE_CHECKING:  # the TUI imports this module for HELP; it must not pull in the session
+    from ponder.app.session import Session
+    from ponder.runtime.checkpoints import Checkpoint
 
 HELP = {
     "help": "this list",
@@ -77,16 +76,22 @@ class SessionCommands:
             return "approvals are off in this session"
         if mode.strip():
             if mode.strip() not in ("ask", "auto", "yolo"):
-                raise UsageError("the modes are ask, auto and yolo")
+                return "the modes are ask, auto and yolo"
             policy.mode = mode.strip()  # type: ignore[assignment]
         rules = [f"allow {rule}" for rule in policy.allow] + [f"deny {r}" for r in policy.deny]
         return f"approval mode: {policy.mode}" + "".join(f"\n  {rule}" for rule in rules)
 
     def _sessions(self, _: str) -> str:
+        from ponder.runtime.sessions import list_sessions
+
         rows = [f"{info.id}  {info.status:<12} {info.task[:60]}" for info in list_sessions()[:15]]
         return "\n".join(rows) or "no sessions yet"
 
     def _export(self, argument: str) -> str:
+        from ponder.app.export import to_markdown
+        from ponder.runtime.events import event_to_json
+        from ponder.runtime.sessions import read_session
+
         words = argument.split()
         fmt = words.pop(0) if words and words[0] in ("md", "json") else "md"
         path = Path(words[0]) if words else Path(f"ponder-{self.session.id}.{fmt}")

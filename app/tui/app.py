@@ -8,6 +8,7 @@ on screen; the session file keeps everything.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -244,7 +245,7 @@ class PonderApp(App[RunFinished | None]):
 
         def work() -> None:
             try:
-                self._run_task(task, self._events.put)
+                self._run_task(task, self._events.put if self.COALESCE else self._take_now)
             except Exception as error:  # a bug must not leave the UI waiting forever
                 message = f"{type(error).__name__}: {error}"
                 self._events.put(RunFinished(reason="error", answer="", steps=0, error=message))
@@ -265,32 +266,51 @@ class PonderApp(App[RunFinished | None]):
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
         batch: list[Event | _Note | ApprovalCard] = []
+        texts: list[str] = []  # the run of streamed text at the end of ``batch``
         while True:
             try:
                 event = self._events.get_nowait()
             except queue.Empty:
                 break
-            last = batch[-1] if batch else None
-            if (
-                self.COALESCE
-                and isinstance(event, ReasoningText | ContentText)
-                and type(last) is type(event)
+            if isinstance(event, ReasoningText | ContentText) and type(event) is type(
+                batch[-1] if batch else None
             ):
-                assert isinstance(last, ReasoningText | ContentText)
-                batch[-1] = last.model_copy(update={"text": last.text + event.text})
-            else:
-                batch.append(event)
-        for event in batch:
-            if isinstance(event, _Note):
-                self._note(event.text, event.failed)
-            elif isinstance(event, ApprovalCard):
-                self._end_reasoning()
-                self._mount(event)
-            else:
-                self.status.apply(event)
-                self._apply(event)
+                texts.append(event.text)
+                continue
+            self._merge(batch, texts)
+            batch.append(event)
+            texts = [event.text] if isinstance(event, ReasoningText | ContentText) else []
+        self._merge(batch, texts)
+        for item in batch:
+            self._take(item)
         if batch:
             self._show_status()
+
+    @staticmethod
+    def _merge(batch: list[Event | _Note | ApprovalCard], texts: list[str]) -> None:
+        if len(texts) > 1:
+            last = batch[-1]
+            assert isinstance(last, ReasoningText | ContentText)
+            batch[-1] = type(last)(step=last.step, text="".join(texts))
+
+    def _take(self, item: Event | _Note | ApprovalCard) -> None:
+        if isinstance(item, _Note):
+            self._note(item.text, item.failed)
+        elif isinstance(item, ApprovalCard):
+            self._end_reasoning()
+            self._mount(item)
+        else:
+            self.status.apply(item)
+            self._apply(item)
+
+    def _take_now(self, event: Event) -> None:
+        """Without coalescing: the agent's thread hands over each event and waits for the UI."""
+        with contextlib.suppress(RuntimeError):  # the app has closed
+            self.call_from_thread(self._take_and_show, event)
+
+    def _take_and_show(self, event: Event) -> None:
+        self._take(event)
+        self._show_status()
 
     def _end_reasoning(self) -> None:
         if self._reasoning is not None:
