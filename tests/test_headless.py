@@ -251,3 +251,22 @@ def test_a_reader_that_goes_away_stops_the_run(
     )
     assert json.loads(result.stdout)["type"] == "run_started"
     assert "Traceback" not in result.stderr
+
+
+def test_exec_json_on_a_terminal_is_still_plain_json(
+    script: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    child = pexpect.spawn(
+        PONDER,
+        ["exec", "--json", "look", "--model", f"scripted:{script}"],
+        env={**user_env, "TERM": "xterm-256color"},
+        cwd=str(workspace),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    lines = child.before.replace("\r\n", "\n").strip().split("\n")
+    assert "\x1b" not in child.before  # no colours or cursor codes in the event stream
+    assert event_from_json(lines[-1]) == RunFinished(reason="answered", answer=ANSWER, steps=2)

@@ -15,7 +15,14 @@ from textual.widgets import Static
 from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
 from ponder.app.tui.app import PonderApp
-from ponder.app.tui.blocks import ApprovalCard, DiffBlock, ReasoningBlock, TextBlock, ToolCard
+from ponder.app.tui.blocks import (
+    AnswerBlock,
+    ApprovalCard,
+    DiffBlock,
+    ReasoningBlock,
+    TextBlock,
+    ToolCard,
+)
 from ponder.app.tui.prompt import PromptArea
 from ponder.runtime.approvals import ApprovalRequest
 from ponder.runtime.events import Event, ReasoningText
@@ -231,3 +238,15 @@ async def test_a_300_step_session_keeps_a_bounded_screen() -> None:
         # Still answering keys at once.
         await asyncio.wait_for(pilot.press("escape"), 5)
         run.release()
+
+
+async def test_the_answer_shows_as_markdown() -> None:
+    run = FakeRun([*started(), *reasoning(1, "Done."), *answer(2, "Fixed **median()**.")])
+    app = make_app(run, task="go")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        (block,) = app.query(AnswerBlock)
+        assert block.size.height > 0
+        (paragraph,) = block.children
+        assert str(paragraph.render()) == "Fixed median()."  # Markdown: the bold is a style
+        assert "done" in status(app)

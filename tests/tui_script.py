@@ -140,10 +140,10 @@ class FakeRun:
             emit(event)
         if self.approval is not None and callable(self.ask):
             self.answers.append(self.ask(self.approval))
-        self._released.wait(60)
-        reason = "interrupted" if self.interrupted.is_set() else "answered"
         if self.events and isinstance(self.events[-1], RunFinished):
             return self.events[-1]
+        self._released.wait(60)
+        reason = "interrupted" if self.interrupted.is_set() else "answered"
         finished = RunFinished(reason=reason, answer="", steps=1)
         emit(finished)
         return finished

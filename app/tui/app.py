@@ -328,9 +328,10 @@ class PonderApp(App[RunFinished | None]):
         elif isinstance(event, ContentText):
             self._end_reasoning()
             if self._answer is None:
-                self._answer = AnswerBlock()
+                self._answer = AnswerBlock(event.text)
                 self._mount(self._answer)
-            self._answer.add_text(event.text)
+            else:
+                self._answer.add_text(event.text)
         elif isinstance(event, ToolCallStarted):
             self._end_reasoning()
             card = self._cards[event.call_id] = ToolCard(event)

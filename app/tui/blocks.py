@@ -151,13 +151,23 @@ class AnswerBlock(Markdown):
     can_focus = True
     BINDINGS = [Binding("c", "copy", "Copy", show=False)]
 
-    def __init__(self) -> None:
-        super().__init__(classes="answer")
-        self.text = ""
+    def __init__(self, text: str) -> None:
+        super().__init__(text, classes="answer")
+        self.text = text
+        self._ready = False
+
+    def on_mount(self) -> None:
+        # Markdown renders its initial text when mounted; text that came meanwhile follows.
+        self._ready = True
+        if self.text != self._markdown:
+            self.update(self.text)
 
     def add_text(self, text: str) -> None:
         self.text += text
-        self.update(self.text)
+        if self._ready:
+            self.update(self.text)
+        else:
+            self._initial_markdown = self.text
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.text)

@@ -1,0 +1,43 @@
+"""`ponder` in a real terminal (tmux) with a real sandbox: a task, an approval answered with a
+key, a slash command, and leaving with ctrl+q."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PONDER
+from k2text import completion, tool_call
+from tmux import terminal
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_a_task_with_an_approval_in_the_tui(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    script = tmp_path / "script.jsonl"
+    lines = [
+        completion("Write it down.", tool_call("bash", 0, {"command": "echo hi > note.txt"})),
+        completion("Then publish.", tool_call("bash", 1, {"command": "git push origin main"})),
+        completion("Denied, so stop.", content="Wrote note.txt; did not push."),
+    ]
+    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
+    env = {**user_env, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    command = [PONDER, "--model", f"scripted:{script}", "--workspace", str(workspace)]
+    with terminal(command, env) as pane:
+        pane.wait_for("scripted:script.jsonl")
+        pane.send("write a note then push", "Enter")
+        pane.wait_for("bash needs approval")
+        screen = pane.wait_for("[n] deny")
+        assert "git push origin main" in screen
+        pane.send("n")
+        screen = pane.wait_for("Wrote note.txt; did not push.")
+        assert "denied" in screen
+        pane.send("/diff", "Enter")
+        pane.wait_for("+hi")
+        pane.send("C-q")
+        pane.wait_for("EXIT=0", timeout=30)
+    assert (workspace / "note.txt").read_text() == "hi\n"
