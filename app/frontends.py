@@ -104,7 +104,7 @@ def run_tui(
     )
     if bridge is not None:
         bridge.handler = app.ask_approval
-    return app.run(inline=inline)
+    return app.run(inline=inline, inline_no_clear=inline)  # what it showed stays on screen
 
 
 def run_line(

@@ -41,3 +41,18 @@ def test_a_task_with_an_approval_in_the_tui(
         pane.send("C-q")
         pane.wait_for("EXIT=0", timeout=30)
     assert (workspace / "note.txt").read_text() == "hi\n"
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_inline_mode_leaves_the_transcript_in_the_terminal(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "script.jsonl"
+    script.write_text(json.dumps({"completion": completion("Easy.", content="It is 42.")}) + "\n")
+    env = {**user_env, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    command = [PONDER, "--inline", "--model", f"scripted:{script}", "what is it?"]
+    with terminal(command, env, height=30) as pane:
+        pane.wait_for("It is 42.")
+        pane.send("C-q")
+        screen = pane.wait_for("EXIT=0", timeout=30)
+        assert "It is 42." in screen  # still there after ponder left
