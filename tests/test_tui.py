@@ -250,3 +250,15 @@ async def test_the_answer_shows_as_markdown() -> None:
         (paragraph,) = block.children
         assert str(paragraph.render()) == "Fixed median()."  # Markdown: the bold is a style
         assert "done" in status(app)
+
+
+async def test_user_themes_load_and_a_broken_one_is_named(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text('name = "mine"\nprimary = "#ff0000"\ndark = true\n')
+    (tmp_path / "broken.toml").write_text('name = "broken"\nprimary = [\n')
+    run = FakeRun(answer(1, "done"), hold=False)
+    app = make_app(run, user_themes=tmp_path, theme="mine")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.theme == "mine"
+        (problem,) = [str(b.render()) for b in app.query(TextBlock).filter(".error")]
+        assert problem.startswith(f"theme skipped: {tmp_path / 'broken.toml'}")

@@ -121,8 +121,11 @@ class PonderApp(App[RunFinished | None]):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        for theme in load_themes(self._user_themes):
+        themes, problems = load_themes(self._user_themes)
+        for theme in themes:
             self.register_theme(theme)
+        for problem in problems:
+            self._note(problem, error=True)
         self.theme = (
             self._theme_name if self._theme_name in self.available_themes else "ponder-dark"
         )

@@ -47,16 +47,19 @@ def theme_from_toml(text: str, source: str) -> Theme:
         raise ThemeError(f"{source}: {exc}") from None
 
 
-def load_themes(user_dir: Path | None) -> list[Theme]:
-    """Shipped themes first, then ``*.toml`` in ``user_dir`` (a user theme can replace one)."""
+def load_themes(user_dir: Path | None) -> tuple[list[Theme], list[str]]:
+    """Shipped themes first, then ``*.toml`` in ``user_dir`` (a user theme can replace one);
+    and what was wrong with the user's files that could not be read (they are skipped)."""
     themes = [
         theme_from_toml(entry.read_text(encoding="utf-8"), entry.name)
         for entry in sorted(resources.files("ponder.themes").iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".toml")
     ]
+    problems = []
     if user_dir is not None and user_dir.is_dir():
-        themes += [
-            theme_from_toml(path.read_text(encoding="utf-8"), str(path))
-            for path in sorted(user_dir.glob("*.toml"))
-        ]
-    return themes
+        for path in sorted(user_dir.glob("*.toml")):
+            try:
+                themes.append(theme_from_toml(path.read_text(encoding="utf-8"), str(path)))
+            except (ThemeError, OSError, UnicodeDecodeError) as error:
+                problems.append(f"theme skipped: {error}")
+    return themes, problems
