@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -42,6 +43,8 @@ def terminal(
 ) -> Iterator[Pane]:
     """Run ``command`` in a fresh tmux session; the pane stays open after it exits."""
     if shutil.which("tmux") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but tmux is not installed (install.sh --dev installs it)")
         pytest.skip("tmux is not installed")
     session = f"ponder-test-{uuid.uuid4().hex[:8]}"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
