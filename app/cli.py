@@ -34,7 +34,8 @@ def main_parser() -> argparse.ArgumentParser:
         prog="ponder",
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
-        epilog="Other commands: ponder exec (headless, for CI); ponder demo (a full run without "
+        epilog="Other commands: ponder exec (headless, for CI); ponder swebench [eval] (batches "
+        "of SWE-bench tasks); ponder demo (a full run without "
         "a model); ponder sessions, export ID, undo, diff (sessions and their changes); ponder "
         "model render|parse|info|plan (formats and GGUFs); ponder sandbox "
         "build|cleanup|exec|shell (sandboxes).",
@@ -214,6 +215,10 @@ def _dispatch(argv: list[str]) -> int:
         from ponder.app import model_commands
 
         return model_commands.run(argv[1:])
+    if command == "swebench":
+        from ponder.app import swebench_command
+
+        return swebench_command.run(argv[1:])
     if command in ("sessions", "export", "undo", "diff"):
         from ponder.app import session_commands
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import docker
+
 from ponder.app.config import Config
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.docker_sandbox import DockerSandbox
@@ -21,6 +23,15 @@ def _progress(line: str) -> None:
     print(f"[sandbox image] {line}", file=sys.stderr, flush=True)
 
 
+def prepared_engine(image: str) -> docker.DockerClient:
+    """The Docker engine, with leftovers of dead runs reaped and ponder's image built if needed."""
+    client = connect()
+    reap_leftovers(client)
+    if image == DEFAULT_IMAGE:
+        build_default_image(client, tag=image, log=_progress)
+    return client
+
+
 @contextmanager
 def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
     """A started sandbox on ``workspace``, removed when the block ends however it ends."""
@@ -30,10 +41,7 @@ def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
         print(f"warning: {WARNING}", file=sys.stderr)
         sandbox = LocalSandbox(workspace, environment)
     else:
-        client = connect()
-        reap_leftovers(client)
-        if config.image == DEFAULT_IMAGE:
-            build_default_image(client, tag=config.image, log=_progress)
+        client = prepared_engine(config.image)
         sandbox = DockerSandbox(
             workspace, config.image, client=client, network=config.network, environment=environment
         )

@@ -17,8 +17,14 @@ from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import is_leftover, labels, managed_containers, reap_leftovers
 
 
-def ours(client: docker.DockerClient) -> set[str]:
-    return {name for name, _ in managed_containers(client)}
+def ours(client: docker.DockerClient, workspace: Path | None = None) -> set[str]:
+    """ponder's containers; with ``workspace``, only those working on it (so containers of
+    anything else running on this engine at the same time do not count)."""
+    return {
+        name
+        for name, labels in managed_containers(client)
+        if workspace is None or labels.get("io.ponder.workspace") == str(workspace.resolve())
+    }
 
 
 def test_copy_mode_leaves_the_host_alone_and_returns_a_diff(
@@ -95,7 +101,7 @@ def test_sigkill_mid_command_leaves_nothing_after_cleanup(
     workspace: Path,
     user_env: dict[str, str],
 ) -> None:
-    before = ours(docker_client)
+    before = ours(docker_client, workspace)
     process = subprocess.Popen(
         [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "sleep 300"],
         env=user_env,
@@ -103,20 +109,20 @@ def test_sigkill_mid_command_leaves_nothing_after_cleanup(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while not ours(docker_client) - before and time.monotonic() < deadline:
+    while not ours(docker_client, workspace) - before and time.monotonic() < deadline:
         time.sleep(0.2)
-    started = ours(docker_client) - before
+    started = ours(docker_client, workspace) - before
     assert started, "the sandbox never appeared"
     time.sleep(1)  # the command is running inside
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert started <= ours(docker_client)  # SIGKILL gives ponder no chance to clean up
+    assert started <= ours(docker_client, workspace)  # SIGKILL gives ponder no chance to clean up
     result = subprocess.run(
         [PONDER, "sandbox", "cleanup"], env=user_env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0
     assert "removed" in result.stdout
-    assert not started & ours(docker_client)
+    assert not started & ours(docker_client, workspace)
 
 
 def test_sigterm_removes_the_sandbox(
@@ -125,7 +131,7 @@ def test_sigterm_removes_the_sandbox(
     workspace: Path,
     user_env: dict[str, str],
 ) -> None:
-    before = ours(docker_client)
+    before = ours(docker_client, workspace)
     process = subprocess.Popen(
         [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "sleep 300"],
         env=user_env,
@@ -133,12 +139,12 @@ def test_sigterm_removes_the_sandbox(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while not ours(docker_client) - before and time.monotonic() < deadline:
+    while not ours(docker_client, workspace) - before and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(1)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 128 + signal.SIGTERM
-    assert ours(docker_client) == before
+    assert ours(docker_client, workspace) == before
 
 
 def test_sandbox_exec_json(workspace: Path, user_env: dict[str, str], sandbox_image: str) -> None:
@@ -198,14 +204,14 @@ def test_a_missing_image_says_how_to_get_one(workspace: Path, user_env: dict[str
 def test_no_container_outlives_a_normal_run(
     docker_client: docker.DockerClient, workspace: Path, user_env: dict[str, str]
 ) -> None:
-    before = ours(docker_client)
+    before = ours(docker_client, workspace)
     subprocess.run(
         [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "true"],
         env=user_env,
         check=True,
         capture_output=True,
     )
-    assert ours(docker_client) == before
+    assert ours(docker_client, workspace) == before
 
 
 @pytest.mark.usefixtures("sandbox_image")
@@ -214,7 +220,7 @@ def test_an_interactive_shell_in_the_sandbox(
 ) -> None:
     from tmux import terminal
 
-    before = ours(docker_client)
+    before = ours(docker_client, workspace)
     command = [PONDER, "sandbox", "shell", "--workspace", str(workspace)]
     with terminal(command, {**user_env, "TERM": "xterm-256color"}) as pane:
         pane.wait_for("removed when this shell exits", timeout=60)
@@ -222,4 +228,4 @@ def test_an_interactive_shell_in_the_sandbox(
         pane.wait_for("inside-42 /workspace lo", timeout=30)
         pane.send("exit", "Enter")
         pane.wait_for("EXIT=0", timeout=30)
-    assert ours(docker_client) == before
+    assert ours(docker_client, workspace) == before

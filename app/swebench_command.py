@@ -1,0 +1,254 @@
+"""``ponder swebench``: run the agent over SWE-bench instances; ``ponder swebench eval``: grade.
+
+The model is named as anywhere else (``--model`` or the config). ``scripted:DIR`` replays a
+recorded trajectory per instance, ``DIR/<instance_id>.jsonl`` (with ``--heavy N``:
+``<instance_id>.<n>.jsonl`` for each trajectory and ``.0`` for the aggregation step). A local
+GGUF is loaded once and serves one instance at a time; an OpenAI-compatible server (vLLM,
+SGLang) serves every worker. ``DOCKER_HOST`` picks the engine the sandboxes run on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ponder.app.config import Config, load_config
+from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from ponder.app.sandboxes import prepared_engine
+from ponder.app.session import UsageError, agent_settings
+from ponder.model.backend import ChatBackend, open_backend
+from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.swe.grader import Report, grade_all
+from ponder.runtime.swe.instances import Instance, InstanceError, load_instances, load_predictions
+from ponder.runtime.swe.runner import (
+    BackendFor,
+    BatchRunner,
+    BatchSettings,
+    InstanceResult,
+    worker_limit,
+)
+from ponder.sandbox.docker_setup import Limits
+
+MARKS = {
+    "submitted": "✓",
+    "finished": "✓",
+    "empty": "∅",
+    "timed_out": "⏱",
+    "stopped": "■",
+    "error": "✗",
+}
+
+
+def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    run = argparse.ArgumentParser(
+        prog="ponder swebench",
+        description="Run ponder on SWE-bench instances, one sandbox each; write predictions.",
+        epilog="Grade them with: ponder swebench eval --instances FILE --predictions FILE",
+    )
+    run.add_argument("--instances", type=Path, required=True, help="SWE-bench .jsonl or .json")
+    run.add_argument("--ids", nargs="+", metavar="ID", help="only these instances")
+    run.add_argument("--workers", type=int, default=1, help="sandboxes at once (default 1)")
+    run.add_argument("--out", type=Path, default=Path("preds.jsonl"), help="predictions file")
+    run.add_argument("--logs", type=Path, help="per-instance logs (default: OUT's name + .logs)")
+    run.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:DIR")
+    run.add_argument("--heavy", type=int, metavar="N", help="N trajectories per instance")
+    run.add_argument("--timeout", type=float, default=1800, help="seconds per instance")
+    run.add_argument("--max-steps", type=int, help="steps per instance (default 300)")
+    run.add_argument("--redo", action="store_true", help="run instances that have a prediction")
+    run.add_argument("--image", help="image for instances without their own")
+    grade = argparse.ArgumentParser(
+        prog="ponder swebench eval",
+        description="Grade predictions offline with SWE-bench's rules; per-instance report.json "
+        "and a summary in SWE-bench's format.",
+    )
+    grade.add_argument("--instances", type=Path, required=True)
+    grade.add_argument("--predictions", type=Path, required=True)
+    grade.add_argument("--workers", type=int, default=1)
+    grade.add_argument("--timeout", type=float, default=1800, help="seconds for the tests")
+    grade.add_argument("--report-dir", type=Path, help="default: PREDICTIONS' name + .eval")
+    grade.add_argument("--image", help="image for instances without their own")
+    return run, grade
+
+
+def run(argv: list[str]) -> int:
+    run_parser, grade_parser = parsers()
+    if argv[:1] == ["eval"]:
+        return _grade(grade_parser.parse_args(argv[1:]))
+    return _run(run_parser.parse_args(argv))
+
+
+def _instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
+    try:
+        return load_instances(path, ids)
+    except InstanceError as error:
+        raise UsageError(str(error)) from None
+
+
+def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
+    """How each instance gets its model, and whether instances can run at once."""
+    spec = config.model
+    if not spec:
+        raise UsageError("no model: give --model (scripted:DIR for recorded trajectories)")
+    if spec.startswith("scripted:") and Path(spec.split(":", 1)[1]).is_dir():
+        directory = Path(spec.split(":", 1)[1])
+
+        @contextmanager
+        def scripted(instance: Instance, number: int) -> Iterator[ChatBackend]:
+            name = f"{instance.instance_id}.{number}" if heavy else instance.instance_id
+            path = directory / f"{name}.jsonl"
+            if not path.exists():
+                raise UsageError(f"no recorded trajectory {path}")
+            yield ScriptedBackend.from_file(path)
+
+        return scripted, True
+    options = {"llama": config.llama.options(), "openai": config.openai.options()}
+    if spec.startswith("llamacpp:"):
+        shared = open_backend(spec, **options)  # type: ignore[arg-type]
+
+        def local(instance: Instance, number: int) -> AbstractContextManager[ChatBackend]:
+            return nullcontext(shared)
+
+        return local, False
+
+    @contextmanager
+    def remote(instance: Instance, number: int) -> Iterator[ChatBackend]:
+        backend = open_backend(spec, **options)  # type: ignore[arg-type]
+        try:
+            yield backend
+        finally:
+            backend.close()
+
+    return remote, True
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config({"model": args.model, "image": args.image, "max_steps": args.max_steps})
+    instances = _instances(args.instances, args.ids)
+    backend_for, parallel = backend_factory(config, heavy=bool(args.heavy))
+    limits = Limits()
+    workers = worker_limit(args.workers, limits) if parallel else 1
+    console = Console(stderr=True, highlight=False)
+    if workers < args.workers:
+        why = "a local model serves one at a time" if not parallel else "CPUs and memory"
+        console.print(f"running {workers} at a time, not {args.workers} ({why})")
+    settings = BatchSettings(
+        predictions=args.out,
+        logs=args.logs or args.out.with_name(args.out.stem + ".logs"),
+        model_name=f"ponder:{config.model}",
+        default_image=config.image,
+        workers=workers,
+        timeout_s=args.timeout,
+        redo=args.redo,
+        heavy=args.heavy,
+        limits=limits,
+        agent=agent_settings(config),
+    )
+    client = prepared_engine(config.image)
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def started(instance: Instance) -> None:
+        console.print(f"… {instance.instance_id}")
+
+    def finished(result: InstanceResult) -> None:
+        with lock:
+            counts[result.status] = counts.get(result.status, 0) + 1
+            done = sum(counts.values())
+            tally = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
+        console.print(
+            f"{MARKS[result.status]} {result.instance_id}: {result.status} ({result.reason}, "
+            f"{result.steps} steps, {result.seconds:.0f} s) · {done} done: {tally}"
+        )
+
+    runner = BatchRunner(
+        instances, settings, backend_for, client=client, on_start=started, on_result=finished
+    )
+    summary, stopped = _until_stopped(runner.run, runner.stop)
+    assert summary is not None
+    console.print(
+        f"{len(summary.results)} run, {len(summary.skipped)} already done; predictions in "
+        f"{settings.predictions}, summary in {settings.predictions.with_suffix('.summary.json')}"
+    )
+    if stopped:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary.ids("error") else EXIT_OK
+
+
+def _until_stopped(work: Callable[[], Any], stop: Callable[[], None]) -> tuple[Any, bool]:
+    """Run ``work`` in a thread; Ctrl-C or SIGTERM calls ``stop`` and waits for it to wind up,
+    so the results so far are written and every sandbox is removed."""
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+    # An Event, not Thread.join: a join cut short by the signal's exception can leave the thread
+    # marked as finished while it still runs (CPython 3.11).
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as error:  # handed to the main thread
+            failure.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="swebench").start()
+    stopped = False
+    while not done.is_set():
+        try:
+            done.wait(0.2)
+        except (KeyboardInterrupt, SystemExit):
+            stopped = True
+            print("ponder: stopping; finishing what is running…", file=sys.stderr, flush=True)
+            stop()
+    if failure:
+        raise failure[0]
+    return (outcome[0] if outcome else None), stopped
+
+
+def _grade(args: argparse.Namespace) -> int:
+    config = load_config({"image": args.image})
+    instances = _instances(args.instances)
+    try:
+        predictions = load_predictions(args.predictions)
+    except InstanceError as error:
+        raise UsageError(str(error)) from None
+    if not args.predictions.exists():
+        raise UsageError(f"no predictions file {args.predictions}")
+    report_dir = args.report_dir or args.predictions.with_name(args.predictions.stem + ".eval")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True, highlight=False)
+
+    def reported(report: Report) -> None:
+        if report.error:
+            verdict = f"error: {report.error}"
+        elif report.resolved:
+            verdict = "resolved"
+        elif report.patch_exists and not report.patch_successfully_applied:
+            verdict = "unresolved (the patch does not apply)"
+        else:
+            verdict = "unresolved" if report.patch_exists else "empty patch"
+        console.print(f"{'✓' if report.resolved else '✗'} {report.instance_id}: {verdict}")
+
+    client = prepared_engine(config.image)
+    summary = grade_all(
+        instances,
+        predictions,
+        client=client,
+        default_image=config.image,
+        timeout_s=args.timeout,
+        report_dir=report_dir,
+        workers=max(1, args.workers),
+        on_report=reported,
+    )
+    console.print(
+        f"resolved {summary['resolved_instances']} of {summary['submitted_instances']} "
+        f"submitted ({summary['error_instances']} errors); {report_dir / 'summary.json'}"
+    )
+    return EXIT_OK

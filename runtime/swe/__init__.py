@@ -1,0 +1,1 @@
+"""The SWE batch runner: SWE-bench instances in, predictions and graded reports out."""

@@ -1,0 +1,157 @@
+"""SWE-bench task instances and predictions, in SWE-bench's own file formats.
+
+Instances come as JSONL or JSON (a list); ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` may be lists or
+JSON-encoded strings, as in the published datasets. Besides SWE-bench's columns ponder reads
+``image_name``/``docker_image`` (an image holding the repository at ``/testbed``), ``repo_path``
+and ``repo_bundle`` (a local repository or git bundle to check out), and ``test_cmd``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class InstanceError(Exception):
+    """An instances or predictions file that cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    problem_statement: str
+    repo: str = ""
+    base_commit: str = ""
+    patch: str = ""
+    test_patch: str = ""
+    fail_to_pass: list[str] = field(default_factory=list)
+    pass_to_pass: list[str] = field(default_factory=list)
+    image: str | None = None
+    repo_path: str | None = None
+    repo_bundle: str | None = None
+    test_cmd: str | None = None
+    source: Path | None = None
+    """The file the instance came from (relative repository paths are relative to it)."""
+
+    def local_repository(self) -> Path | None:
+        """``repo_path`` or ``repo_bundle``, resolved against the instances file."""
+        named = self.repo_path or self.repo_bundle
+        if not named:
+            return None
+        path = Path(named).expanduser()
+        if not path.is_absolute() and self.source is not None:
+            path = self.source.parent / path
+        return path
+
+
+def swebench_image_name(instance_id: str) -> str:
+    """SWE-bench's published evaluation image for an instance (``__`` is not allowed in names)."""
+    return f"swebench/sweb.eval.x86_64.{instance_id.replace('__', '_1776_')}:latest".lower()
+
+
+def _tests(value: Any, key: str, instance_id: str) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InstanceError(f"{instance_id}: {key} is not a JSON list") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InstanceError(f"{instance_id}: {key} must be a list of test names")
+    return value
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InstanceError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InstanceError(f"{path} is not valid JSON: {error}") from None
+    if isinstance(data, dict):  # SWE-agent's {instance_id: record} form
+        return list(data.values())
+    if not isinstance(data, list):
+        raise InstanceError(f"{path} must hold a list of objects")
+    return data
+
+
+def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
+    """The instances in ``path`` (``.jsonl`` or ``.json``), only ``ids`` when given, in order."""
+    instances = []
+    for number, record in enumerate(_records(path), 1):
+        if not isinstance(record, dict):
+            raise InstanceError(f"{path}: entry {number} is not an object")
+        iid = record.get("instance_id")
+        if not isinstance(iid, str) or not iid:
+            raise InstanceError(f"{path}: entry {number} has no instance_id")
+        if not isinstance(record.get("problem_statement"), str):
+            raise InstanceError(f"{iid}: no problem_statement")
+        instances.append(
+            Instance(
+                instance_id=iid,
+                problem_statement=record["problem_statement"],
+                repo=str(record.get("repo") or ""),
+                base_commit=str(record.get("base_commit") or ""),
+                patch=str(record.get("patch") or ""),
+                test_patch=str(record.get("test_patch") or ""),
+                fail_to_pass=_tests(record.get("FAIL_TO_PASS"), "FAIL_TO_PASS", iid),
+                pass_to_pass=_tests(record.get("PASS_TO_PASS"), "PASS_TO_PASS", iid),
+                image=record.get("image_name") or record.get("docker_image") or None,
+                repo_path=record.get("repo_path") or None,
+                repo_bundle=record.get("repo_bundle") or None,
+                test_cmd=record.get("test_cmd") or None,
+                source=path,
+            )
+        )
+    if ids:
+        known = {i.instance_id for i in instances}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise InstanceError(f"not in {path}: {', '.join(missing)}")
+        instances = [i for i in instances if i.instance_id in set(ids)]
+    counts = Counter(i.instance_id for i in instances)
+    duplicates = sorted(iid for iid, count in counts.items() if count > 1)
+    if duplicates:
+        raise InstanceError(f"{path}: instance ids appear twice: {', '.join(duplicates)}")
+    return instances
+
+
+@dataclass(frozen=True)
+class Prediction:
+    instance_id: str
+    model_name_or_path: str
+    model_patch: str | None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "instance_id": self.instance_id,
+                "model_name_or_path": self.model_name_or_path,
+                "model_patch": self.model_patch,
+            }
+        )
+
+
+def load_predictions(path: Path) -> dict[str, Prediction]:
+    """Predictions by instance id (JSONL or JSON; a later line for an id wins)."""
+    if not path.exists():
+        return {}
+    found = {}
+    for record in _records(path):
+        if not isinstance(record, dict) or not isinstance(record.get("instance_id"), str):
+            raise InstanceError(f"{path}: every prediction needs an instance_id")
+        patch = record.get("model_patch")
+        found[record["instance_id"]] = Prediction(
+            record["instance_id"],
+            str(record.get("model_name_or_path", "")),
+            patch if isinstance(patch, str) else None,
+        )
+    return found

@@ -1,0 +1,258 @@
+"""`ponder swebench` and `ponder swebench eval` as a user runs them: real sandboxes, real git
+repositories with a real bug, recorded trajectories for the model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import venv
+from pathlib import Path
+
+import docker
+import pytest
+from conftest import PONDER
+from swe_tasks import TEST_PATCH, write_task_set
+
+from ponder.runtime.swe.grader import parse_pytest_log
+from ponder.runtime.swe.patches import filter_patch
+from ponder.sandbox.docker_setup import LABEL
+
+pytestmark = pytest.mark.usefixtures("sandbox_image")
+
+
+def ponder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PONDER, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def containers_of(client: docker.DockerClient, pid: int) -> list[str]:
+    """ponder's containers still there that the process ``pid`` made."""
+    found = client.containers.list(
+        all=True, sparse=True, filters={"label": [f"{LABEL}=1", f"io.ponder.owner_pid={pid}"]}
+    )
+    return [c.id or "" for c in found]
+
+
+def lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_batch_runs_grades_and_resumes(
+    tmp_path: Path, user_env: dict[str, str], docker_client: docker.DockerClient
+) -> None:
+    instances, scripts = write_task_set(tmp_path, ["fix", "wrong", "endless", "hang"])
+    preds = tmp_path / "preds.jsonl"
+    common = ["--instances", str(instances), "--out", str(preds)]
+    batch = subprocess.Popen(
+        [PONDER, "swebench", *common, "--model", f"scripted:{scripts}", "--workers", "2",
+         "--timeout", "15"],
+        env=user_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _, err = batch.communicate(timeout=600)
+    assert batch.returncode == 0, err
+    assert containers_of(docker_client, batch.pid) == []
+
+    predictions = {p["instance_id"]: p for p in lines(preds)}
+    assert set(predictions) == {"calc__fix-1", "calc__wrong-2", "calc__endless-3", "calc__hang-4"}
+    fix = str(predictions["calc__fix-1"]["model_patch"])
+    assert "-    return a - b\n+    return a + b" in fix
+    assert "test_mine.py" not in fix  # the agent's own test file stays out
+    assert predictions["calc__endless-3"]["model_patch"] == ""
+    summary = json.loads((tmp_path / "preds.summary.json").read_text())
+    assert summary["timed_out_ids"] == ["calc__endless-3"]
+    assert summary["error_ids"] == []
+    session = tmp_path / "preds.logs" / "calc__fix-1" / "session.jsonl"
+    assert '"type":"run_finished","reason":"submitted"' in session.read_text()
+
+    graded = ponder(
+        "swebench", "eval", "--instances", str(instances), "--predictions", str(preds),
+        "--workers", "2", "--timeout", "20", env=user_env, cwd=tmp_path,
+    )  # fmt: skip
+    assert graded.returncode == 0, graded.stderr
+    report_dir = tmp_path / "preds.eval"
+    result = json.loads((report_dir / "summary.json").read_text())
+    assert result["resolved_ids"] == ["calc__fix-1"]
+    assert result["unresolved_ids"] == ["calc__wrong-2"]
+    assert result["empty_patch_ids"] == ["calc__endless-3"]
+    assert result["error_ids"] == result["timed_out_ids"] == ["calc__hang-4"]
+    assert result["schema_version"] == 2
+    report = json.loads((report_dir / "calc__fix-1" / "report.json").read_text())["calc__fix-1"]
+    assert report["resolved"]
+    assert report["patch_successfully_applied"]
+    assert report["tests_status"]["FAIL_TO_PASS"]["success"] == ["tests/test_calc.py::test_add"]
+    wrong = json.loads((report_dir / "calc__wrong-2" / "report.json").read_text())
+    assert wrong["calc__wrong-2"]["tests_status"]["FAIL_TO_PASS"]["failure"] == [
+        "tests/test_calc.py::test_add"
+    ]
+
+    # A second run skips what has a prediction; --redo runs it again.
+    again = ponder(
+        *["swebench", *common, "--model", f"scripted:{scripts}"], env=user_env, cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert "0 run, 4 already done" in again.stderr
+    model = ["--model", f"scripted:{scripts}"]
+    redo = ponder(
+        "swebench", *common, *model, "--ids", "calc__wrong-2", "--redo", env=user_env, cwd=tmp_path
+    )
+    assert "1 run, 0 already done" in redo.stderr
+    assert [p["instance_id"] for p in lines(preds)][-1] == "calc__wrong-2"
+
+
+def test_sigterm_keeps_what_finished_and_leaves_no_container(
+    tmp_path: Path, user_env: dict[str, str], docker_client: docker.DockerClient
+) -> None:
+    instances, scripts = write_task_set(tmp_path, ["fix", "endless", "endless", "fix"])
+    preds = tmp_path / "preds.jsonl"
+    batch = subprocess.Popen(
+        [PONDER, "swebench", "--instances", str(instances), "--out", str(preds),
+         "--model", f"scripted:{scripts}", "--workers", "2", "--timeout", "600"],
+        env=user_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if preds.exists() and "calc__fix-1" in preds.read_text():
+            break
+        time.sleep(0.5)
+    time.sleep(2)  # the endless instance is running its command now
+    batch.send_signal(signal.SIGTERM)
+    _, err = batch.communicate(timeout=120)
+    assert batch.returncode == 130, err
+    assert containers_of(docker_client, batch.pid) == []
+    done = [p["instance_id"] for p in lines(preds)]
+    assert "calc__fix-1" in done
+    assert (
+        "calc__endless-2" not in done
+    )  # stopped instances get no prediction: the next run retries
+    summary = json.loads((tmp_path / "preds.summary.json").read_text())
+    assert "calc__endless-2" in summary["stopped_ids"]
+
+
+def test_sigkill_then_cleanup_leaves_no_container(
+    tmp_path: Path, user_env: dict[str, str], docker_client: docker.DockerClient
+) -> None:
+    instances, scripts = write_task_set(tmp_path, ["endless", "endless"])
+    batch = subprocess.Popen(
+        [PONDER, "swebench", "--instances", str(instances), "--out", str(tmp_path / "p.jsonl"),
+         "--model", f"scripted:{scripts}", "--workers", "2", "--timeout", "600"],
+        env=user_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(containers_of(docker_client, batch.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(containers_of(docker_client, batch.pid)) == 2
+    batch.kill()
+    batch.wait()
+    assert ponder("sandbox", "cleanup", env=user_env, cwd=tmp_path).returncode == 0
+    assert containers_of(docker_client, batch.pid) == []
+
+
+def test_an_instance_whose_image_holds_the_repository(
+    tmp_path: Path,
+    user_env: dict[str, str],
+    docker_client: docker.DockerClient,
+    sandbox_image: str,
+) -> None:
+    instances, scripts = write_task_set(tmp_path, ["fix"])
+    (tmp_path / "Dockerfile").write_text(f"FROM {sandbox_image}\nCOPY calc-repo /testbed\n")
+    tag = "ponder-test-calc:latest"
+    docker_client.images.build(path=str(tmp_path), tag=tag, rm=True)
+    try:
+        record = lines(instances)[0]
+        del record["repo_path"]
+        record["image_name"] = tag
+        missing = dict(record, instance_id="calc__missing-2", image_name="ponder-test-nope:1")
+        instances.write_text(json.dumps(record) + "\n" + json.dumps(missing) + "\n")
+        (scripts / "calc__missing-2.jsonl").write_text((scripts / "calc__fix-1.jsonl").read_text())
+        preds = tmp_path / "preds.jsonl"
+        batch = ponder(
+            "swebench", "--instances", str(instances), "--out", str(preds),
+            "--model", f"scripted:{scripts}", env=user_env, cwd=tmp_path,
+        )  # fmt: skip
+        assert batch.returncode == 1  # an infrastructure error
+        assert "calc__missing-2: error (image ponder-test-nope:1 is not on this Docker engine" in (
+            batch.stderr
+        )
+        assert [p["instance_id"] for p in lines(preds)] == ["calc__fix-1"]  # none for the error
+        graded = ponder(
+            "swebench", "eval", "--instances", str(instances), "--predictions", str(preds),
+            env=user_env, cwd=tmp_path,
+        )  # fmt: skip
+        result = json.loads((tmp_path / "preds.eval" / "summary.json").read_text())
+        assert result["resolved_ids"] == ["calc__fix-1"], graded.stderr
+        assert result["incomplete_ids"] == ["calc__missing-2"]
+    finally:
+        docker_client.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def swebench_python() -> Path:
+    """A Python with the swebench package, in its own environment (its dependencies are heavy
+    and not ponder's); built once and kept in the user's cache."""
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    target = home / "ponder-tests" / "swebench-5.0.2"
+    python = target / "bin" / "python"
+    if not python.exists():
+        venv.create(target, with_pip=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "swebench==5.0.2"], check=True, timeout=900
+        )
+    return python
+
+
+def test_predictions_load_with_swebench_itself(
+    tmp_path: Path, user_env: dict[str, str], swebench_python: Path
+) -> None:
+    instances, scripts = write_task_set(tmp_path, ["fix", "wrong"])
+    preds = tmp_path / "preds.jsonl"
+    batch = ponder(
+        "swebench", "--instances", str(instances), "--out", str(preds),
+        "--model", f"scripted:{scripts}", env=user_env, cwd=tmp_path,
+    )  # fmt: skip
+    assert batch.returncode == 0, batch.stderr
+    check = (
+        "import sys\n"
+        "from swebench.harness.utils import get_predictions_from_file\n"
+        "preds = get_predictions_from_file(sys.argv[1], 'unused', 'test')\n"
+        "print(sorted((p['instance_id'], bool(p['model_patch']), p['model_name_or_path'])"
+        " for p in preds))\n"
+    )
+    loaded = subprocess.run(
+        [str(swebench_python), "-c", check, str(preds)],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert loaded.stdout.strip() == str(
+        [("calc__fix-1", True, f"ponder:scripted:{scripts}"),
+         ("calc__wrong-2", True, f"ponder:scripted:{scripts}")]
+    )  # fmt: skip
+
+
+def test_pytest_summary_lines_are_read_like_swebench() -> None:
+    log = (
+        "PASSED tests/test_calc.py::test_sub\n"
+        "FAILED tests/test_calc.py::test_add - assert -1 == 5\n"
+        "ERROR tests/test_io.py::test_read[a - b] - OSError\n"
+        "XFAIL tests/test_calc.py::test_later\n"
+        "=== 1 failed, 1 passed in 0.01s ===\n"
+    )
+    assert parse_pytest_log(log) == {
+        "tests/test_calc.py::test_sub": "PASSED",
+        "tests/test_calc.py::test_add": "FAILED",
+        "tests/test_io.py::test_read[a": "ERROR",
+        "tests/test_calc.py::test_later": "XFAIL",
+    }
+
+
+def test_patches_leave_out_debris_and_new_tests() -> None:
+    fix = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b\n"
+    new_test = (
+        "diff --git a/test_mine.py b/test_mine.py\nnew file mode 100644\n--- /dev/null\n"
+        "+++ b/test_mine.py\n@@ -0,0 +1 @@\n+x\n"
+    )
+    pyc = "diff --git a/__pycache__/calc.pyc b/__pycache__/calc.pyc\nBinary files differ\n"
+    assert filter_patch(fix + new_test + pyc) == fix
+    assert filter_patch(TEST_PATCH) == TEST_PATCH  # changing an existing test is kept
