@@ -49,6 +49,30 @@ def describe_call(name: str, arguments: dict[str, object] | None) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in arguments.items())[:200]
 
 
+COMPACTIONS = {
+    "hide_outputs": "older tool outputs hidden",
+    "summary": "older steps summarised",
+    "cleared": "conversation cleared",
+}
+
+
+def describe_note(event: Event) -> str | None:
+    """The line a person reads when a safety net acts (a budget, the context, the loop guard,
+    a checkpoint, a policy's answer); None for every other event."""
+    if isinstance(event, ReasoningBudgetReached):
+        return f"reasoning budget reached after {event.tokens:,} tokens; the model acts now"
+    if isinstance(event, ContextCompacted):
+        before, after = event.tokens_before, event.tokens_after
+        return f"context: {COMPACTIONS[event.kind]} ({before:,} → {after:,} tokens)"
+    if isinstance(event, LoopDetected):
+        return f"loop guard: {event.kind.replace('_', ' ')} ×{event.repeats}, {event.action}"
+    if isinstance(event, Checkpointed):
+        return f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])} (undo with /undo)"
+    if isinstance(event, ApprovalResolved) and event.by == "policy":
+        return f"{event.call_id}: {event.decision} by policy"
+    return None
+
+
 class LinePrinter:
     """Prints events to ``console``; call it with each event in order."""
 
@@ -101,21 +125,8 @@ class LinePrinter:
         elif isinstance(event, RunFinished):
             self._end_stream()
             self._print_run_finished(event)
-        elif isinstance(event, ReasoningBudgetReached):
-            self._note(f"reasoning budget reached after {event.tokens} tokens; the model acts now")
-        elif isinstance(event, ContextCompacted):
-            what = (
-                "older tool outputs hidden"
-                if event.kind == "hide_outputs"
-                else "older steps summarised"
-            )
-            self._note(f"context: {what} ({event.tokens_before} -> {event.tokens_after} tokens)")
-        elif isinstance(event, LoopDetected):
-            self._note(f"loop: {event.kind.replace('_', ' ')} x{event.repeats}, {event.action}")
-        elif isinstance(event, Checkpointed):
-            self._note(f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])}")
-        elif isinstance(event, ApprovalResolved) and event.by == "policy":
-            self._note(f"approval {event.decision} by policy")
+        elif (note := describe_note(event)) is not None:
+            self._note(note)
 
     def _note(self, text: str) -> None:
         self._end_stream()

@@ -21,6 +21,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from ponder.app.line import describe_note
 from ponder.app.slash_commands import HELP, help_text
 from ponder.app.tui.blocks import (
     AnswerBlock,
@@ -35,15 +36,10 @@ from ponder.app.tui.status import Status
 from ponder.app.tui.themes import load_themes
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import (
-    ApprovalResolved,
-    Checkpointed,
     ContentText,
-    ContextCompacted,
     Emit,
     Event,
     FileEdited,
-    LoopDetected,
-    ReasoningBudgetReached,
     ReasoningText,
     RunFinished,
     StepStarted,
@@ -351,24 +347,9 @@ class PonderApp(App[RunFinished | None]):
             self._note_for(event)
 
     def _note_for(self, event: Event) -> None:
-        if isinstance(event, ReasoningBudgetReached):
-            self._note(
-                f"reasoning budget reached after {event.tokens:,} tokens; the model acts now"
-            )
-        elif isinstance(event, ContextCompacted):
-            what = {
-                "hide_outputs": "older tool outputs hidden",
-                "summary": "older steps summarised",
-                "cleared": "conversation cleared",
-            }[event.kind]
-            self._note(f"context: {what} ({event.tokens_before:,} → {event.tokens_after:,} tokens)")
-        elif isinstance(event, LoopDetected):
-            repeated = event.kind.replace("_", " ")
-            self._note(f"loop guard: {repeated} ×{event.repeats}, {event.action}")
-        elif isinstance(event, Checkpointed):
-            self._note(f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])} (/undo)")
-        elif isinstance(event, ApprovalResolved) and event.by == "policy":
-            self._note(f"{event.call_id}: {event.decision} by policy")
+        note = describe_note(event)
+        if note is not None:
+            self._note(note)
 
     def _finished(self, event: RunFinished) -> None:
         self._end_reasoning()
