@@ -215,12 +215,12 @@ def _until_stopped(work: Callable[[], Any], stop: Callable[[], None]) -> tuple[A
 def _grade(args: argparse.Namespace) -> int:
     config = load_config({"image": args.image})
     instances = _instances(args.instances)
+    if not args.predictions.exists():
+        raise UsageError(f"no predictions file {args.predictions}")
     try:
         predictions = load_predictions(args.predictions)
     except InstanceError as error:
         raise UsageError(str(error)) from None
-    if not args.predictions.exists():
-        raise UsageError(f"no predictions file {args.predictions}")
     report_dir = args.report_dir or args.predictions.with_name(args.predictions.stem + ".eval")
     report_dir.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, highlight=False)
