@@ -56,6 +56,17 @@ COMPACTIONS = {
 }
 
 
+def describe_ending(event: ToolCallFinished) -> str | None:
+    """How a command ended, in the words both frontends show; None for tools without an exit."""
+    if event.interrupted:
+        return "interrupted"
+    if event.timed_out:
+        return "timed out"
+    if event.exit_code is not None:
+        return f"exit {event.exit_code}"
+    return None
+
+
 def describe_note(event: Event) -> str | None:
     """The line a person reads when a safety net acts (a budget, the context, the loop guard,
     a checkpoint, a policy's answer); None for every other event."""
@@ -135,9 +146,7 @@ class LinePrinter:
     def _print_finished(self, event: ToolCallFinished) -> None:
         self._end_stream()
         mark, style = ("✓", "green") if event.ok else ("✗", "red")
-        detail = f"exit {event.exit_code}" if event.exit_code is not None else event.name
-        if event.timed_out:
-            detail = "timed out"
+        detail = describe_ending(event) or event.name
         self.console.print(Text(f"{mark} {detail} · {event.elapsed:.1f}s", style=style))
         if event.exit_code is None and event.name != "submit":
             lines = event.result.rstrip("\n").split("\n")

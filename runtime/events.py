@@ -123,6 +123,8 @@ class ToolCallFinished(_Event):
     """What the model is shown."""
     exit_code: int | None = None
     timed_out: bool = False
+    interrupted: bool = False
+    """The user stopped the command; ``exit_code`` is then whatever the kill left."""
     elapsed: float
 
 

@@ -92,6 +92,7 @@ class ToolRunner:
                 result=outcome.text,
                 exit_code=outcome.exit_code,
                 timed_out=outcome.timed_out,
+                interrupted=outcome.interrupted,
                 elapsed=time.monotonic() - started,
             )
         )

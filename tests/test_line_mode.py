@@ -123,3 +123,38 @@ def test_a_plain_session_in_a_terminal(
     child.close()
     assert child.exitstatus == 0
     assert (workspace / "note.txt").read_text() == "hello\n"
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_ctrl_c_stops_a_running_command_and_the_session_goes_on(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "script.jsonl"
+    lines = [
+        completion("Wait for it.", tool_call("bash", 0, {"command": "sleep 300"})),
+        completion("Fine.", content="Stopped waiting."),
+    ]
+    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
+    child = pexpect.spawn(
+        PONDER,
+        ["--plain", "--model", f"scripted:{script}"],
+        env={**user_env, "TERM": "xterm-256color"},
+        cwd=str(workspace),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    child.expect_exact("›")
+    child.send("wait a while" + ENTER)
+    child.expect_exact("sleep 300")
+    child.sendintr()
+    child.expect_exact("✗ interrupted", timeout=15)  # not the command's 300 s
+    child.expect_exact("interrupted; the session goes on with the next message")
+    child.expect_exact("›")
+    child.send("carry on" + ENTER)
+    child.expect_exact("Stopped waiting.")
+    child.expect_exact("›")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

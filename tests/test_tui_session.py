@@ -56,3 +56,28 @@ def test_inline_mode_leaves_the_transcript_in_the_terminal(
         pane.send("C-q")
         screen = pane.wait_for("EXIT=0", timeout=30)
         assert "It is 42." in screen  # still there after ponder left
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_esc_stops_a_running_command_and_the_session_goes_on(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "script.jsonl"
+    lines = [
+        completion("Wait for it.", tool_call("bash", 0, {"command": "sleep 300"})),
+        completion("Fine.", content="Stopped waiting."),
+    ]
+    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
+    env = {**user_env, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    command = [PONDER, "--model", f"scripted:{script}", "--workspace", str(workspace)]
+    with terminal(command, env) as pane:
+        pane.wait_for("scripted:script.jsonl")
+        pane.send("wait a while", "Enter")
+        pane.wait_for("sleep 300")
+        pane.send("Escape")
+        pane.wait_for("✗ interrupted", timeout=15)  # not the command's 300 s
+        pane.wait_for("scripted:script.jsonl · interrupted")
+        pane.send("carry on", "Enter")
+        pane.wait_for("Stopped waiting.")
+        pane.send("C-q")
+        pane.wait_for("EXIT=0", timeout=30)

@@ -18,7 +18,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Input, Log, Markdown, Static
 
-from ponder.app.line import describe_call
+from ponder.app.line import describe_call, describe_ending
 from ponder.model.backend import estimate_tokens
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import ToolCallFinished, ToolCallStarted
@@ -231,11 +231,8 @@ class ToolCard(Block):
         self._finished = event
         if not self._ready:
             return
-        if event.timed_out:
-            detail = "timed out"
-        elif event.exit_code is not None:
-            detail = f"exit {event.exit_code}"
-        else:
+        detail = describe_ending(event)
+        if detail is None:
             detail = "done" if event.ok else event.result.splitlines()[0][:160]
         mark, style = ("✓", "$success") if event.ok else ("✗", "$error")
         self.query_one(".block-title", Static).update(self._header("▶"))

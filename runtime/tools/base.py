@@ -29,6 +29,7 @@ class ToolOutcome:
     ok: bool = True
     exit_code: int | None = None
     timed_out: bool = False
+    interrupted: bool = False
     ends_run: bool = False
     """The run ends after this call (``submit``)."""
 

@@ -74,4 +74,5 @@ class BashTool:
             ok=result.exit_code == 0 and not result.timed_out,
             exit_code=result.exit_code,
             timed_out=result.timed_out,
+            interrupted=result.interrupted,
         )
