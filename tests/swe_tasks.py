@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from k2text import completion, tool_call
+from k2text import completion, tool_call, write_script
 
 BUGGY = '''"""Tiny arithmetic."""
 
@@ -138,8 +138,7 @@ def write_task_set(root: Path, kinds: list[str], **extra: object) -> tuple[Path,
     for number, kind in enumerate(kinds, 1):
         iid = f"calc__{kind}-{number}"
         records.append(instance(iid, repo, base, **extra))
-        lines = [json.dumps({"completion": c}) for c in TRAJECTORIES[kind]]
-        (scripts / f"{iid}.jsonl").write_text("\n".join(lines) + "\n")
+        write_script(scripts / f"{iid}.jsonl", *TRAJECTORIES[kind])
     instances = root / "instances.jsonl"
     instances.write_text("".join(json.dumps(r) + "\n" for r in records))
     return instances, scripts

@@ -11,7 +11,7 @@ from pathlib import Path
 import pexpect
 import pytest
 from conftest import PONDER
-from k2text import completion, tool_call
+from k2text import completion, tool_call, write_script
 
 from ponder.runtime.events import (
     ApprovalResolved,
@@ -34,7 +34,7 @@ LOOK_THEN_ANSWER = [
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
     path = tmp_path / "script.jsonl"
-    path.write_text("".join(json.dumps({"completion": c}) + "\n" for c in LOOK_THEN_ANSWER))
+    write_script(path, *LOOK_THEN_ANSWER)
     return path
 
 
@@ -191,7 +191,7 @@ def test_exec_interrupted_by_ctrl_c_exits_130(
 ) -> None:
     script = tmp_path / "slow.jsonl"
     slow = completion("Wait.", tool_call("bash", 0, {"command": "echo started; sleep 300"}))
-    script.write_text(json.dumps({"completion": slow}) + "\n")
+    write_script(script, slow)
     child = subprocess.Popen(
         [PONDER, "exec", "--json", "wait", "--model", f"scripted:{script}"],
         env=user_env,
@@ -220,7 +220,7 @@ def test_exec_denies_what_needs_a_person(workspace: Path, user_env: dict[str, st
         completion("Publish.", tool_call("bash", 0, {"command": "git push origin main"})),
         completion("Cannot.", content="Not allowed to push."),
     ]
-    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
+    write_script(script, *lines)
     result = run(
         "exec", "--json", "push it", "--model", f"scripted:{script}",
         env=user_env, cwd=workspace, stdin=subprocess.DEVNULL,
@@ -238,7 +238,7 @@ def test_a_reader_that_goes_away_stops_the_run(
 ) -> None:
     script = tmp_path / "long.jsonl"
     slow = completion("Wait.", tool_call("bash", 0, {"command": "sleep 300"}))
-    script.write_text(json.dumps({"completion": slow}) + "\n")
+    write_script(script, slow)
     shell = f"{PONDER} exec --json wait --model scripted:{script} </dev/null | head -1"
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", shell],

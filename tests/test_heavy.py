@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,7 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 from conftest import PONDER
-from k2text import completion, tool_call
+from k2text import completion, tool_call, write_script
 
 from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import Delta
@@ -102,9 +101,7 @@ def test_heavy_on_the_command_line_keeps_the_chosen_changes(
 ) -> None:
     (workspace / "calc.py").write_text(BUGGY)
     script = tmp_path / "heavy.jsonl"
-    script.write_text(
-        "".join(json.dumps({"completion": c}) + "\n" for c in [*TRAJECTORIES, AGGREGATION])
-    )
+    write_script(script, *TRAJECTORIES, AGGREGATION)
     result = subprocess.run(
         [PONDER, "--plain", "--heavy", "3", "--model", f"scripted:{script}", "fix add()"],
         env=user_env,

@@ -3,7 +3,6 @@ terminal (pexpect) with a real sandbox, its slash commands and an approval promp
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 from conftest import PONDER
-from k2text import completion, tool_call
+from k2text import SLEEP_THEN_ANSWER, completion, tool_call, write_script
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
@@ -82,6 +81,19 @@ def test_slash_commands_print_their_result(tmp_path: Path) -> None:
     assert "/quit" in printed
 
 
+def plain_session(script: Path, workspace: Path, user_env: dict[str, str]) -> pexpect.spawn:
+    """`ponder --plain` in a real terminal (a pty), on a scripted model, in ``workspace``."""
+    return pexpect.spawn(
+        PONDER,
+        ["--plain", "--model", f"scripted:{script}"],
+        env={**user_env, "TERM": "xterm-256color"},
+        cwd=str(workspace),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+
+
 @pytest.mark.usefixtures("sandbox_image")
 def test_a_plain_session_in_a_terminal(
     workspace: Path, user_env: dict[str, str], tmp_path: Path
@@ -94,16 +106,8 @@ def test_a_plain_session_in_a_terminal(
         completion("Publish.", tool_call("bash", 1, {"command": "git push origin main"})),
         completion("Denied.", content="I did not push."),
     ]
-    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
-    child = pexpect.spawn(
-        PONDER,
-        ["--plain", "--model", f"scripted:{script}"],
-        env={**user_env, "TERM": "xterm-256color"},
-        cwd=str(workspace),
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 120),
-    )
+    write_script(script, *lines)
+    child = plain_session(script, workspace, user_env)
     child.expect_exact("›")
     child.send("write a note" + ENTER)
     child.expect_exact("Wrote note.txt.")
@@ -129,21 +133,8 @@ def test_a_plain_session_in_a_terminal(
 def test_ctrl_c_stops_a_running_command_and_the_session_goes_on(
     workspace: Path, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    script = tmp_path / "script.jsonl"
-    lines = [
-        completion("Wait for it.", tool_call("bash", 0, {"command": "sleep 300"})),
-        completion("Fine.", content="Stopped waiting."),
-    ]
-    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
-    child = pexpect.spawn(
-        PONDER,
-        ["--plain", "--model", f"scripted:{script}"],
-        env={**user_env, "TERM": "xterm-256color"},
-        cwd=str(workspace),
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 120),
-    )
+    script = write_script(tmp_path / "script.jsonl", *SLEEP_THEN_ANSWER)
+    child = plain_session(script, workspace, user_env)
     child.expect_exact("›")
     child.send("wait a while" + ENTER)
     child.expect_exact("sleep 300")

@@ -27,6 +27,27 @@ def ours(client: docker.DockerClient, workspace: Path | None = None) -> set[str]
     }
 
 
+def sleep_in_a_sandbox(
+    client: docker.DockerClient, workspace: Path, user_env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], set[str]]:
+    """Start `ponder sandbox exec -- sleep 300`; return once its command runs, with the names
+    of the containers it started."""
+    before = ours(client, workspace)
+    process = subprocess.Popen(
+        [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "sleep 300"],
+        env=user_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not ours(client, workspace) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    started = ours(client, workspace) - before
+    assert started, "the sandbox never appeared"
+    time.sleep(1)  # the command is running inside
+    return process, started
+
+
 def test_copy_mode_leaves_the_host_alone_and_returns_a_diff(
     sandbox_image: str, docker_client: docker.DockerClient, workspace: Path
 ) -> None:
@@ -101,19 +122,7 @@ def test_sigkill_mid_command_leaves_nothing_after_cleanup(
     workspace: Path,
     user_env: dict[str, str],
 ) -> None:
-    before = ours(docker_client, workspace)
-    process = subprocess.Popen(
-        [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "sleep 300"],
-        env=user_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not ours(docker_client, workspace) - before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    started = ours(docker_client, workspace) - before
-    assert started, "the sandbox never appeared"
-    time.sleep(1)  # the command is running inside
+    process, started = sleep_in_a_sandbox(docker_client, workspace, user_env)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert started <= ours(docker_client, workspace)  # SIGKILL gives ponder no chance to clean up
@@ -132,16 +141,7 @@ def test_sigterm_removes_the_sandbox(
     user_env: dict[str, str],
 ) -> None:
     before = ours(docker_client, workspace)
-    process = subprocess.Popen(
-        [PONDER, "sandbox", "exec", "--workspace", str(workspace), "--", "sleep 300"],
-        env=user_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not ours(docker_client, workspace) - before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1)
+    process, _ = sleep_in_a_sandbox(docker_client, workspace, user_env)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 128 + signal.SIGTERM
     assert ours(docker_client, workspace) == before

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from k2text import write_script
 
 from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings, open_backend
 from ponder.model.deltas import ContentDelta, Finished, ReasoningDelta, ToolCallEnd
-
-
-def write_script(path: Path, *completions: str) -> Path:
-    path.write_text("".join(json.dumps({"completion": c}) + "\n" for c in completions))
-    return path
 
 
 def test_each_step_replays_the_next_completion(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PONDER
-from k2text import completion, tool_call
+from k2text import completion, tool_call, write_script
 
 from ponder.model.messages import Message
 from ponder.runtime.events import MessageAdded, RunStarted, ToolOutput
@@ -68,11 +68,6 @@ def test_a_session_file_restores_the_conversation(tmp_path: Path) -> None:
     )
     (info,) = list_sessions(tmp_path)
     assert (info.id, info.task, info.status) == (recorder.id, "fix it", "incomplete")
-
-
-def write_script(path: Path, *lines: str) -> Path:
-    path.write_text("".join(json.dumps({"completion": line}) + "\n" for line in lines))
-    return path
 
 
 def ponder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

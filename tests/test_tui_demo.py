@@ -9,8 +9,7 @@ from tmux import terminal
 
 @pytest.mark.usefixtures("sandbox_image")
 def test_demo_plays_in_the_tui(user_env: dict[str, str]) -> None:
-    env = {**user_env, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
-    with terminal([PONDER, "demo"], env) as pane:
+    with terminal([PONDER, "demo"], user_env) as pane:
         screen = pane.wait_for("press q to quit", timeout=90)
         assert "Thought for" in screen  # each step's reasoning, folded once it is over
         assert "3 passed" in screen

@@ -3,13 +3,12 @@ key, a slash command, and leaving with ctrl+q."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import PONDER
-from k2text import completion, tool_call
+from k2text import SLEEP_THEN_ANSWER, completion, tool_call, write_script
 from tmux import terminal
 
 
@@ -24,10 +23,9 @@ def test_a_task_with_an_approval_in_the_tui(
         completion("Then publish.", tool_call("bash", 1, {"command": "git push origin main"})),
         completion("Denied, so stop.", content="Wrote note.txt; did not push."),
     ]
-    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
-    env = {**user_env, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    write_script(script, *lines)
     command = [PONDER, "--model", f"scripted:{script}", "--workspace", str(workspace)]
-    with terminal(command, env) as pane:
+    with terminal(command, user_env) as pane:
         pane.wait_for("scripted:script.jsonl")
         pane.send("write a note then push", "Enter")
         pane.wait_for("bash needs approval")
@@ -48,10 +46,9 @@ def test_inline_mode_leaves_the_transcript_in_the_terminal(
     workspace: Path, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     script = tmp_path / "script.jsonl"
-    script.write_text(json.dumps({"completion": completion("Easy.", content="It is 42.")}) + "\n")
-    env = {**user_env, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    write_script(script, completion("Easy.", content="It is 42."))
     command = [PONDER, "--inline", "--model", f"scripted:{script}", "what is it?"]
-    with terminal(command, env, height=30) as pane:
+    with terminal(command, user_env, height=30) as pane:
         pane.wait_for("It is 42.")
         pane.send("C-q")
         screen = pane.wait_for("EXIT=0", timeout=30)
@@ -62,15 +59,9 @@ def test_inline_mode_leaves_the_transcript_in_the_terminal(
 def test_esc_stops_a_running_command_and_the_session_goes_on(
     workspace: Path, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    script = tmp_path / "script.jsonl"
-    lines = [
-        completion("Wait for it.", tool_call("bash", 0, {"command": "sleep 300"})),
-        completion("Fine.", content="Stopped waiting."),
-    ]
-    script.write_text("".join(json.dumps({"completion": c}) + "\n" for c in lines))
-    env = {**user_env, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    script = write_script(tmp_path / "script.jsonl", *SLEEP_THEN_ANSWER)
     command = [PONDER, "--model", f"scripted:{script}", "--workspace", str(workspace)]
-    with terminal(command, env) as pane:
+    with terminal(command, user_env) as pane:
         pane.wait_for("scripted:script.jsonl")
         pane.send("wait a while", "Enter")
         pane.wait_for("sleep 300")

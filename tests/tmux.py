@@ -41,7 +41,11 @@ class Pane:
 def terminal(
     command: list[str], env: dict[str, str], width: int = 120, height: int = 40
 ) -> Iterator[Pane]:
-    """Run ``command`` in a fresh tmux session; the pane stays open after it exits."""
+    """Run ``command`` in a fresh tmux session; the pane stays open after it exits.
+
+    ``env`` is the whole environment, plus a 256-colour TERM and Textual without animations
+    unless it says otherwise."""
+    env = {"TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none", **env}
     if shutil.which("tmux") is None:
         if os.environ.get("CI"):
             pytest.fail("CI is set but tmux is not installed (install.sh --dev installs it)")
