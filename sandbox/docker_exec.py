@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import docker.errors
 from docker import APIClient
@@ -46,11 +46,28 @@ class RawExec:
     outside its process group, they kept it open past the end (the caller sweeps those)."""
 
 
-def _raw_socket(handle: Any) -> socket.socket:
-    sock = getattr(handle, "_sock", handle)
-    if not isinstance(sock, socket.socket):
-        raise SandboxError(f"unsupported Docker transport for exec ({type(handle).__name__})")
-    return sock
+class _Stream(Protocol):
+    """The exec's hijacked connection: a socket, or a paramiko channel on ``ssh://`` hosts."""
+
+    def fileno(self) -> int: ...
+    def recv(self, size: int, /) -> bytes: ...
+    def sendall(self, data: bytes, /) -> Any: ...
+    def close(self) -> None: ...
+
+
+def _exec_stream(handle: Any) -> _Stream:
+    stream = getattr(handle, "_sock", handle)
+    if isinstance(stream, socket.socket) or hasattr(stream, "shutdown_write"):
+        return cast(_Stream, stream)
+    raise SandboxError(f"unsupported Docker transport for exec ({type(handle).__name__})")
+
+
+def _end_input(stream: _Stream) -> None:
+    """Half-close: the command sees the end of its stdin while its output still comes back."""
+    if isinstance(stream, socket.socket):
+        stream.shutdown(socket.SHUT_WR)
+    else:
+        stream.shutdown_write()  # type: ignore[attr-defined]  # paramiko.Channel
 
 
 def run_exec(
@@ -88,11 +105,11 @@ def run_exec(
         if exc.status_code == 409:  # "container ... is not running"
             raise ContainerGone(f"the sandbox container stopped ({exc.explanation})") from None
         raise SandboxError(f"docker exec failed: {exc.explanation or exc}") from None
-    sock = _raw_socket(handle)
+    sock = _exec_stream(handle)
     try:
         if stdin is not None:
             sock.sendall(stdin)
-            sock.shutdown(socket.SHUT_WR)
+            _end_input(sock)
         frames = _Frames(deadline, on_output, cancel)
         ended = frames.read(sock)
     finally:
@@ -136,7 +153,7 @@ class _Frames:
         self.cancelled = False
         self.report = ExitReport()
 
-    def read(self, sock: socket.socket) -> bool:
+    def read(self, sock: _Stream) -> bool:
         """Read until EOF (True) or the deadline (False)."""
         buffer = bytearray()
         while True:

@@ -9,6 +9,7 @@ whose time is up is a leftover: :func:`reap_leftovers` removes those, at start-u
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tarfile
 import tempfile
@@ -50,21 +51,47 @@ def connect() -> docker.DockerClient:
     try:
         client = docker.from_env()
         client.ping()
-    except docker.errors.DockerException as exc:
-        text = str(exc)
-        if "Permission denied" in text:
-            raise SandboxUnavailable(
-                f"this user may not use the Docker engine at {where}. Add it to the docker "
-                "group (`sudo usermod -aG docker $USER`, then log in again), or run without "
-                "isolation with --sandbox local."
-            ) from None
-        reason = text.split(": ", 1)[-1][:200] if "Connection" in text else text[:200]
+    except (docker.errors.DockerException, OSError) as exc:
+        raise SandboxUnavailable(_unreachable(where, str(exc))) from None
+    except _ssh_errors() as exc:  # ssh:// hosts: an unknown host key, a refused login
         raise SandboxUnavailable(
-            f"cannot reach a Docker engine at {where} ({reason}). Start it "
-            "(`sudo systemctl start docker`, or `sudo dockerd &`), or run ./install.sh, which "
-            "installs and starts one; --sandbox local runs without isolation."
+            f"SSH to the Docker host {where} failed: {exc}. ponder signs in with "
+            "~/.ssh/config, ~/.ssh/known_hosts, your keys and ssh-agent: connect once with ssh "
+            f"to accept the host key, and check that `docker -H {where} version` works."
         ) from None
     return client
+
+
+def _unreachable(where: str, text: str) -> str:
+    if "Permission denied" in text:
+        return (
+            f"this user may not use the Docker engine at {where}. Add it to the docker group "
+            "(`sudo usermod -aG docker $USER`, then log in again), or run without isolation "
+            "with --sandbox local."
+        )
+    errno = re.search(r"\[Errno [^\]]+\] ([^'\"()]+)", text)  # under requests' and urllib3's words
+    reason = errno.group(1).strip() if errno else text[:200]
+    if where.startswith("unix://"):
+        fix = (
+            "Start it (`sudo systemctl start docker`, or `sudo dockerd &`), or run ./install.sh, "
+            "which installs and starts one; --sandbox local runs without isolation."
+        )
+    else:
+        fix = (
+            f"Check that the host is up and `docker -H {where} version` works, or unset "
+            "DOCKER_HOST to use this machine's engine."
+        )
+    return f"cannot reach a Docker engine at {where} ({reason}). {fix}"
+
+
+def _ssh_errors() -> tuple[type[Exception], ...]:
+    """paramiko's errors, which the docker SDK lets through on ``ssh://`` hosts (imported only
+    when something went wrong, so a local engine never loads paramiko)."""
+    try:
+        import paramiko
+    except ImportError:
+        return ()
+    return (paramiko.SSHException,)
 
 
 def process_start_time(pid: int) -> str:

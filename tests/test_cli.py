@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import paramiko
 import pytest
 from conftest import PONDER
+from docker_hosts import ssh_docker_host
 
 
 def ponder(
@@ -67,6 +69,26 @@ def test_no_docker_engine_is_a_clear_error(user_env: dict[str, str]) -> None:
     assert result.returncode == 2
     assert "cannot reach a Docker engine at unix:///nonexistent/docker.sock" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_ssh_docker_host_that_fails_is_a_clear_error(user_env: dict[str, str]) -> None:
+    home = Path(user_env["HOME"])
+    with ssh_docker_host(home) as host:
+        known_hosts = home / ".ssh" / "known_hosts"
+        trusted = known_hosts.read_text()
+        known_hosts.unlink()
+        unknown = ponder("sandbox", "exec", "--", "true", env={**user_env, "DOCKER_HOST": host})
+        known_hosts.write_text(trusted)
+        paramiko.RSAKey.generate(2048).write_private_key_file(str(home / ".ssh" / "id_rsa"))
+        wrong_key = ponder("sandbox", "exec", "--", "true", env={**user_env, "DOCKER_HOST": host})
+    gone = ponder("sandbox", "exec", "--", "true", env={**user_env, "DOCKER_HOST": host})
+    for result in unknown, wrong_key, gone:
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert f"docker -H {host} version" in result.stderr  # the command to check it with
+    assert "not found in known_hosts" in unknown.stderr
+    assert "Authentication failed" in wrong_key.stderr
+    assert f"cannot reach a Docker engine at {host} (Unable to connect to port" in gone.stderr
 
 
 @pytest.mark.usefixtures("sandbox_image")

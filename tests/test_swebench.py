@@ -3,22 +3,18 @@ repositories with a real bug, recorded trajectories for the model."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 import venv
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import docker
 import pytest
 from conftest import PONDER
+from docker_hosts import ENGINE_SOCKET, ssh_docker_host, tcp_docker_host
 from swe_tasks import TEST_PATCH, write_task_set
 
 from ponder.runtime.swe.grader import parse_pytest_log
@@ -263,53 +259,24 @@ def test_patches_leave_out_debris_and_new_tests() -> None:
     assert filter_patch(TEST_PATCH) == TEST_PATCH  # changing an existing test is kept
 
 
-@contextmanager
-def tcp_to_docker_socket() -> Iterator[int]:
-    """A port on 127.0.0.1 that forwards to the local engine's socket, standing in for a Docker
-    host reached over TCP."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def pipe(source: socket.socket, target: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                target.sendall(data)
-        with contextlib.suppress(OSError):
-            target.shutdown(socket.SHUT_WR)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except TimeoutError:
-                continue
-            engine = socket.socket(socket.AF_UNIX)
-            engine.connect("/var/run/docker.sock")
-            for a, b in ((client, engine), (engine, client)):
-                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
-
-
-def test_docker_host_over_tcp_is_honoured(tmp_path: Path, user_env: dict[str, str]) -> None:
-    if not Path("/var/run/docker.sock").exists():
+@pytest.mark.parametrize("transport", ["tcp", "ssh"])
+def test_sandboxes_on_a_docker_host_over_tcp_and_ssh(
+    transport: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    if not Path(ENGINE_SOCKET).exists():
         pytest.skip("the engine is not on the default socket")
     instances, scripts = write_task_set(tmp_path, ["fix"])
-    with tcp_to_docker_socket() as port:
+    host = tcp_docker_host() if transport == "tcp" else ssh_docker_host(Path(user_env["HOME"]))
+    with host as docker_host:
+        env = {**user_env, "DOCKER_HOST": docker_host}
+        one = ponder(
+            "sandbox", "exec", "--json", "--", "read x; echo hi; exit 3", env=env, cwd=tmp_path
+        )
         batch = ponder(
             "swebench", "--instances", str(instances), "--out", str(tmp_path / "preds.jsonl"),
-            "--model", f"scripted:{scripts}",
-            env={**user_env, "DOCKER_HOST": f"tcp://127.0.0.1:{port}"}, cwd=tmp_path,
+            "--model", f"scripted:{scripts}", env=env, cwd=tmp_path,
         )  # fmt: skip
+    assert one.returncode == 3, one.stderr
+    assert json.loads(one.stdout)["output"] == "hi\n"  # stdin closed, output and exit code exact
     assert batch.returncode == 0, batch.stderr
     assert "calc__fix-1: submitted" in batch.stderr
