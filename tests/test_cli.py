@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -69,6 +71,26 @@ def test_no_docker_engine_is_a_clear_error(user_env: dict[str, str]) -> None:
     assert result.returncode == 2
     assert "cannot reach a Docker engine at unix:///nonexistent/docker.sock" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_docker_socket_this_user_may_not_use_is_a_clear_error(
+    user_env: dict[str, str], tmp_path: Path
+) -> None:
+    engine = socket.socket(socket.AF_UNIX)  # stands in for the engine; never gets that far
+    engine.bind(str(tmp_path / "docker.sock"))
+    engine.listen()
+    (tmp_path / "docker.sock").chmod(0)
+    command = [PONDER, "sandbox", "exec", "--", "true"]
+    if os.geteuid() == 0:  # root reads anything: run it without capabilities, like a user
+        command = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", *command]
+    env = {**user_env, "DOCKER_HOST": f"unix://{tmp_path}/docker.sock"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    engine.close()
+    assert result.returncode == 2
+    assert f"this user may not use the Docker engine at unix://{tmp_path}/docker.sock" in (
+        result.stderr
+    )
+    assert "sudo usermod -aG docker $USER" in result.stderr
 
 
 def test_an_ssh_docker_host_that_fails_is_a_clear_error(user_env: dict[str, str]) -> None:
