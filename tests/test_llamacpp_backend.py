@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from conftest import PONDER
 from tiny_models import REASONING, SCRIPT, SCRIPT_TEXT, write_tiny_k2
 
 from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings, open_backend
-from ponder.model.deltas import Delta, Finished, ToolCallEnd, Usage
+from ponder.model.deltas import Delta, Finished, ReasoningDelta, ToolCallEnd, Usage
 from ponder.model.k2_parser import parse_completion
 from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
 from ponder.model.messages import Message, ToolCall
@@ -64,6 +65,30 @@ def test_the_next_step_prefills_only_the_new_tokens(tiny_k2: Path) -> None:
     # The whole first prompt (and more) came from the KV cache.
     assert second.cached_tokens >= first.prompt_tokens
     assert second.prompt_tokens - second.cached_tokens < second.prompt_tokens - first.prompt_tokens
+    backend.close()
+
+
+def test_an_interrupt_stops_prefill_and_decode_and_the_next_step_is_whole(tiny_k2: Path) -> None:
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=2048, n_batch=64))
+    messages = [Message(role="user", content="list the files " * 100)]  # several micro-batches
+    cancel = threading.Event()
+    cancel.set()  # llama.cpp's abort callback stops the prefill
+    prefill = list(backend.stream(messages, [], SETTINGS, cancel))
+    assert prefill[-1] == Finished("cancelled")
+    assert usage(prefill).completion_tokens == 0
+    cancel = threading.Event()
+    decode: list[Delta] = []
+    for delta in backend.stream(messages, [], SETTINGS, cancel):
+        decode.append(delta)
+        if isinstance(delta, ReasoningDelta):
+            cancel.set()  # as Esc does, from another thread, while tokens come
+    assert decode[-1] == Finished("cancelled")
+    assert 0 < usage(decode).completion_tokens < len(SCRIPT)
+    # Whatever the aborted decodes left in the KV cache does not leak into the next step.
+    after = one_step(backend, messages)
+    (end,) = [d for d in after if isinstance(d, ToolCallEnd)]
+    assert end.call == parse_completion(SCRIPT_TEXT).tool_calls[0]
+    assert usage(after).completion_tokens == len(SCRIPT)
     backend.close()
 
 
