@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import re
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,29 +127,66 @@ def placement_overrides(overrides: Sequence[tuple[str, str]]) -> Iterator[None]:
             api.llama_model_default_params = original
 
 
+class _Log:
+    """llama.cpp's log, kept off the terminal once ponder loads a model.
+
+    llama-cpp-python's own handler prints errors to stderr, where they would break the TUI's
+    screen and a one-liner's output; llama.cpp logs every interrupted decode as an error. Here
+    the lines of a load go to whoever captures it, and error lines to a short record that a
+    failure can quote.
+    """
+
+    _ERROR, _CONTINUED = 3, 5  # enum ggml_log_level: NONE, INFO, WARN, ERROR, DEBUG, CONT
+
+    def __init__(self) -> None:
+        self.capture: list[str] | None = None
+        self.errors: deque[str] = deque(maxlen=8)
+        self._pending: list[str] = []
+        self._level = 0
+        self._callback: Any = None  # the ctypes callback must outlive its use by llama.cpp
+
+    def install(self) -> None:
+        if self._callback is None:
+            import llama_cpp
+
+            self._callback = llama_cpp.llama_log_callback(self._feed)
+            llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def _feed(self, level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if level != self._CONTINUED:
+            self._level = level
+        self._pending.append(text.decode("utf-8", errors="replace"))
+        if not self._pending[-1].endswith("\n"):
+            return
+        for line in "".join(self._pending).splitlines():
+            if self.capture is not None:
+                self.capture.append(line)
+            if self._level == self._ERROR:
+                self.errors.append(line)
+        self._pending.clear()
+
+
+_log = _Log()
+
+
 @contextmanager
 def captured_log() -> Iterator[list[str]]:
-    """Collect llama.cpp's log lines (all levels) instead of printing them."""
-    import llama_cpp
-    from llama_cpp import _logger
-
+    """Collect llama.cpp's log lines (all levels) while the block runs; none are printed, then
+    or later."""
+    _log.install()
     lines: list[str] = []
-    pending: list[str] = []
-
-    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
-    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        pending.append(text.decode("utf-8", errors="replace"))
-        if pending[-1].endswith("\n"):
-            lines.extend("".join(pending).splitlines())
-            pending.clear()
-
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    _log.capture = lines
     try:
         yield lines
     finally:
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
-        if pending:
-            lines.extend("".join(pending).splitlines())
+        _log.capture = None
+
+
+def logged_errors() -> list[str]:
+    """The error lines llama.cpp logged since the last call."""
+    errors = list(_log.errors)
+    _log.errors.clear()
+    return errors
 
 
 def overridden_tensors(log: list[str]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from ponder.model.k2_parser import K2OutputParser
 from ponder.model.llama_glue import (
     captured_log,
     devices,
+    logged_errors,
     overridden_tensors,
     placement_overrides,
 )
@@ -233,6 +234,7 @@ class LlamaCppBackend:
         started = time.perf_counter()
         first = started
         history = list(tokens)
+        logged_errors()  # what an earlier step left, interrupts included
 
         def generate() -> Generator[int, Any, None]:
             # Each call continues from ``history``; the KV cache already holds all but its end.
@@ -256,7 +258,11 @@ class LlamaCppBackend:
                     if cancel is not None and cancel.is_set():
                         reason = "cancelled"
                         break
-                    raise BackendError(f"llama.cpp failed while generating: {exc}") from None
+                    said = "; ".join(logged_errors())
+                    raise BackendError(
+                        f"llama.cpp failed while generating: {exc}"
+                        + (f" (llama.cpp: {said})" if said else "")
+                    ) from None
                 if cancel is not None and cancel.is_set():
                     reason = "cancelled"
                     break
