@@ -9,6 +9,8 @@
    each step.
 3. Parser throughput: the K2 parser on a long completion in token-sized pieces, against the
    fastest decode rate measured in (1).
+4. Interrupt latency on real weights: from the cancel event (Esc, Ctrl-C) to the end of the
+   stream, during the prefill and during decoding, against one micro-batch and one token.
 
 Run: .venv/bin/python bench/model_bench.py  (bench/run installs what it needs first)
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from llama_cpp import Llama
 from tiny_models import REASONING, write_tiny_k2
 
 from ponder.model.backend import GenerationSettings
-from ponder.model.deltas import ToolCallEnd, Usage
+from ponder.model.deltas import ContentDelta, ReasoningDelta, ToolCallEnd, Usage
 from ponder.model.k2_parser import K2OutputParser
 from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
 from ponder.model.messages import Message, ToolCall
@@ -185,10 +188,74 @@ def parser_throughput(fastest_decode: float) -> None:
     )
 
 
+def _set_later(cancel: threading.Event, seconds: float) -> list[float]:
+    """Set ``cancel`` from another thread after ``seconds``, as Esc does; the list gets the
+    moment it was set."""
+    when: list[float] = []
+
+    def fire() -> None:
+        when.append(time.perf_counter())
+        cancel.set()
+
+    threading.Timer(seconds, fire).start()
+    return when
+
+
+def interrupt_latency() -> None:
+    """From the cancel event to the end of the stream, during the prefill and during decoding,
+    against the time one prefill micro-batch and one decoded token take."""
+    options = LlamaOptions(n_ctx=4096, n_batch=512, n_threads=2, auto_placement=False)
+    backend = LlamaCppBackend(_gemma_path(), options)
+    settings = GenerationSettings(temperature=0.0, max_tokens=2000)
+    long_prompt = PROMPT * 4  # seconds of prefill on two cores
+    whole = next(
+        d
+        for d in backend.stream(
+            [Message(role="user", content=long_prompt)], [], GenerationSettings(max_tokens=64)
+        )
+        if isinstance(d, Usage)
+    )
+    micro_batch_s = 512 / (whole.prefill_tokens_per_s or 1.0)
+    token_s = 1 / (whole.decode_tokens_per_s or 1.0)
+    latencies: dict[str, list[float]] = {"prefill": [], "decode": []}
+    for round_number in range(ROUNDS):
+        messages = [Message(role="user", content=f"Round {round_number}. {long_prompt}")]
+        cancel = threading.Event()
+        when = _set_later(cancel, 0.5)
+        deltas = list(backend.stream(messages, [], settings, cancel))
+        ended = time.perf_counter()
+        if next(d for d in deltas if isinstance(d, Usage)).completion_tokens:
+            sys.exit("bench: the prefill ended before the interrupt")
+        latencies["prefill"].append(ended - when[0])
+
+        messages = [Message(role="user", content=f"Round {round_number}. {PROMPT}")]
+        cancel = threading.Event()
+        timer_started = False
+        for delta in backend.stream(messages, [], settings, cancel):
+            if not timer_started and isinstance(delta, ContentDelta | ReasoningDelta):
+                when = _set_later(cancel, 0.5)
+                timer_started = True
+        latencies["decode"].append(time.perf_counter() - when[0])
+    backend.close()
+    prefill_ms = statistics.median(latencies["prefill"]) * 1000
+    decode_ms = statistics.median(latencies["decode"]) * 1000
+    print("4. Interrupt latency, Gemma 3 270M: from the cancel event to the end of the stream,")
+    print(f"   median of {ROUNDS}")
+    print(
+        f"   during prefill   {prefill_ms:7.1f} ms   one 512-token micro-batch "
+        f"{micro_batch_s * 1000:7.1f} ms   ratio {prefill_ms / (micro_batch_s * 1000):.2f}"
+    )
+    print(
+        f"   during decoding  {decode_ms:7.1f} ms   one decoded token "
+        f"{token_s * 1000:7.1f} ms   ratio {decode_ms / (token_s * 1000):.2f}"
+    )
+
+
 def main() -> None:
     fastest = throughput()
     prefix_reuse()
     parser_throughput(fastest)
+    interrupt_latency()
 
 
 if __name__ == "__main__":
