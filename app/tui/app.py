@@ -126,6 +126,7 @@ class PonderApp(App[RunFinished | None]):
             self._theme_name if self._theme_name in self.available_themes else "ponder-dark"
         )
         self.query_one("#transcript", VerticalScroll).anchor()
+        self._status_line = self.query_one("#status", Static)
         self.set_interval(FRAME_S, self._drain)
         self.set_interval(0.1, self._spin)
         self._show_status()
@@ -264,6 +265,8 @@ class PonderApp(App[RunFinished | None]):
 
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
+        if not self._status_line.is_attached:  # the app is closing: its widgets are gone
+            return
         batch: list[Event | _Note | ApprovalCard] = []
         texts: list[str] = []  # the run of streamed text at the end of ``batch``
         while True:
@@ -369,7 +372,7 @@ class PonderApp(App[RunFinished | None]):
             card.spin(self._frame)
 
     def _show_status(self) -> None:
-        self.query_one("#status", Static).update(self.status.render())
+        self._status_line.update(self.status.render())
 
 
 class _Note:
