@@ -24,6 +24,7 @@ from ponder.app.tui.blocks import (
     ToolCard,
 )
 from ponder.app.tui.prompt import PromptArea
+from ponder.app.tui.status import StatusLine
 from ponder.runtime.approvals import ApprovalRequest
 from ponder.runtime.events import Event, ReasoningText
 
@@ -42,7 +43,7 @@ async def settle(pilot: Pilot[object], frames: int = 3) -> None:
 
 
 def status(app: PonderApp) -> str:
-    return str(app.query_one("#status", Static).render())
+    return str(app.query_one(StatusLine).render())
 
 
 async def test_reasoning_streams_live_then_folds_to_one_line() -> None:
@@ -129,6 +130,20 @@ async def test_the_status_line_shows_speed_context_step_budget_and_sandbox() -> 
             "docker, bind mode, network off",
         ):
             assert part in line, line
+        run.release()
+
+
+async def test_a_narrow_status_line_keeps_state_step_and_context() -> None:
+    run = FakeRun([*started(), *reasoning(3, "Think."), usage(3)])
+    app = make_app(run, task="go")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await settle(pilot)
+        line = status(app)
+        assert line.startswith("thinking · step 3/300 · context 37% (48.9K/131.1K)"), line
+        assert len(line) <= 58  # what fits inside the padding; the sandbox and model went first
+        await pilot.resize_terminal(160, 40)
+        await settle(pilot)
+        assert "docker, bind mode, network off" in status(app)  # back once there is room
         run.release()
 
 

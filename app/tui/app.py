@@ -32,7 +32,7 @@ from ponder.app.tui.blocks import (
     ToolCard,
 )
 from ponder.app.tui.prompt import PromptArea
-from ponder.app.tui.status import Status
+from ponder.app.tui.status import Status, StatusLine
 from ponder.app.tui.themes import load_themes
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import (
@@ -114,7 +114,7 @@ class PonderApp(App[RunFinished | None]):
         if self._interactive:
             yield Static(id="hint")
             yield PromptArea(self._history, self.command_names, self._files)
-        yield Static(id="status")
+        yield StatusLine(self.status, id="status")
 
     def on_mount(self) -> None:
         themes, problems = load_themes(self._user_themes)
@@ -126,7 +126,7 @@ class PonderApp(App[RunFinished | None]):
             self._theme_name if self._theme_name in self.available_themes else "ponder-dark"
         )
         self.query_one("#transcript", VerticalScroll).anchor()
-        self._status_line = self.query_one("#status", Static)
+        self._status_line = self.query_one(StatusLine)
         self.set_interval(FRAME_S, self._drain)
         self.set_interval(0.1, self._spin)
         self._show_status()
@@ -372,7 +372,7 @@ class PonderApp(App[RunFinished | None]):
             card.spin(self._frame)
 
     def _show_status(self) -> None:
-        self._status_line.update(self.status.render())
+        self._status_line.refresh()
 
 
 class _Note:

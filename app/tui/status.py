@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from textual.content import Content
+from textual.widget import Widget
 
 from ponder.runtime.events import (
     ContentText,
@@ -39,6 +40,10 @@ CHARS_PER_TOKEN = 3.5
 
 def _count(tokens: float) -> str:
     return f"{tokens / 1000:.1f}K" if tokens >= 1000 else f"{tokens:.0f}"
+
+
+def _joined(parts: list[tuple[int, Content]], chosen: set[int]) -> Content:
+    return Content(" · ").join(text for index, (_, text) in enumerate(parts) if index in chosen)
 
 
 @dataclass
@@ -95,33 +100,41 @@ class Status:
             self._running_tools.clear()
             self.state = ENDINGS.get(event.reason, event.reason)
 
-    def render(self) -> Content:
-        parts = [Content.styled(self.model, "$primary bold"), Content.styled(self.state, "$accent")]
+    def render(self, width: int | None = None) -> Content:
+        """The parts that fit in ``width`` cells, taken by rank: the state always, then step,
+        context, budget left, speed, model and sandbox, each where it still fits."""
+        parts = self._parts()
+        chosen: set[int] = set()
+        for index in sorted(range(len(parts)), key=lambda i: parts[i][0]):
+            trial = chosen | {index}
+            if not width or parts[index][0] == 0 or _joined(parts, trial).cell_length <= width:
+                chosen = trial
+        return _joined(parts, chosen)
+
+    def _parts(self) -> list[tuple[int, Content]]:
+        """(rank, text) in display order; a higher rank is dropped sooner."""
+        parts = [(5, Content.styled(self.model, "$primary bold"))]
+        parts.append((0, Content.styled(self.state, "$accent")))
         if self.step:
-            parts.append(Content(f"step {self.step}/{self.max_steps}"))
+            parts.append((1, Content(f"step {self.step}/{self.max_steps}")))
         speed = []
         if self.prefill:
             speed.append(f"prefill {self.prefill:,.0f} t/s")
         if self.decode:
             speed.append(f"decode {self.decode:,.1f} t/s")
         if speed:
-            parts.append(Content(" ".join(speed)))
+            parts.append((4, Content(" ".join(speed))))
         if self.context_used is not None and self.context_size:
             share = self.context_used / self.context_size
             style = "$error" if share > 0.85 else "$warning" if share > 0.6 else ""
-            parts.append(
-                Content.styled(
-                    f"context {share:.0%} ({_count(self.context_used)}/"
-                    f"{_count(self.context_size)})",
-                    style,
-                )
-            )
+            used, size = _count(self.context_used), _count(self.context_size)
+            parts.append((2, Content.styled(f"context {share:.0%} ({used}/{size})", style)))
         left = self._budget_left()
         if left:
-            parts.append(Content(left))
+            parts.append((3, Content(left)))
         if self.sandbox:
-            parts.append(Content.styled(self.sandbox, "$text-muted"))
-        return Content(" · ").join(parts)
+            parts.append((6, Content.styled(self.sandbox, "$text-muted")))
+        return parts
 
     def _budget_left(self) -> str:
         left = []
@@ -130,3 +143,14 @@ class Status:
         if self.deadline is not None:
             left.append(f"{max(0.0, self.deadline - time.monotonic()):.0f} s")
         return " and ".join(left) + " left" if left else ""
+
+
+class StatusLine(Widget):
+    """Renders :class:`Status` at the width it has, so a narrow terminal keeps what matters."""
+
+    def __init__(self, status: Status, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.status = status
+
+    def render(self) -> Content:
+        return self.status.render(self.content_size.width)
