@@ -14,6 +14,7 @@ from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import (
     ApprovalResolved,
     Checkpointed,
+    CheckpointsOff,
     ContentText,
     ContextCompacted,
     Event,
@@ -77,6 +78,8 @@ def describe_note(event: Event) -> str | None:
         return f"context: {COMPACTIONS[event.kind]} ({before:,} → {after:,} tokens)"
     if isinstance(event, LoopDetected):
         return f"loop guard: {event.kind.replace('_', ' ')} ×{event.repeats}, {event.action}"
+    if isinstance(event, CheckpointsOff):
+        return f"checkpoints are off: {event.reason}; /undo and /diff will not work"
     if isinstance(event, Checkpointed):
         return f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])} (undo with /undo)"
     if isinstance(event, ApprovalResolved) and event.by == "policy":

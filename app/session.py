@@ -21,9 +21,9 @@ from ponder.model.backend import ChatBackend, open_backend
 from ponder.model.messages import Message
 from ponder.runtime.approvals import ApprovalPolicy, Approver
 from ponder.runtime.budgets import Budgets
-from ponder.runtime.checkpoints import Checkpoints
+from ponder.runtime.checkpoints import CheckpointError, Checkpoints
 from ponder.runtime.context import ContextSettings
-from ponder.runtime.events import Emit, Event, RunFinished
+from ponder.runtime.events import CheckpointsOff, Emit, Event, RunFinished
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.runtime.sessions import (
     SessionRecorder,
@@ -108,7 +108,14 @@ class Session:
             },
             session_id,
         )
-        self.checkpoints = Checkpoints(workspace, self.recorder.id, checkpoint_store())
+        checkpoints: Checkpoints | None = None
+        self.checkpoints_off: str | None = None
+        """Why this session has no checkpoints (None while it has them)."""
+        try:
+            checkpoints = Checkpoints(workspace, self.recorder.id, checkpoint_store())
+        except CheckpointError as error:  # the session goes on without them, and says so
+            self.checkpoints_off = str(error)
+        self._announce_checkpoints_off = self.checkpoints_off is not None
         self.display: Emit = lambda event: None
         self.agent = Agent(
             backend,
@@ -117,7 +124,7 @@ class Session:
             settings=agent_settings(config),
             policy=approval_policy(config, workspace),
             approver=approver,
-            checkpoints=self.checkpoints,
+            checkpoints=checkpoints,
             messages=messages,
         )
 
@@ -126,6 +133,8 @@ class Session:
         return self.recorder.id
 
     def _emit(self, event: Event) -> None:
+        if isinstance(event, CheckpointsOff):
+            self.checkpoints_off = event.reason
         self.recorder(event)
         self.display(event)
 
@@ -139,6 +148,9 @@ class Session:
 
     def run(self, task: str, display: Emit) -> RunFinished:
         self.display = display
+        if self._announce_checkpoints_off and self.checkpoints_off is not None:
+            self._emit(CheckpointsOff(reason=self.checkpoints_off))  # told once, at the first task
+            self._announce_checkpoints_off = False
         return self.agent.run(task)
 
     def interrupt(self) -> None:

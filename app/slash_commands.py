@@ -49,8 +49,8 @@ class SessionCommands:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.commands: dict[str, Callable[[str], str]] = {
-            "undo": lambda _: describe_undo(session.checkpoints.undo()),
-            "diff": lambda _: session.checkpoints.diff() or "no changes yet",
+            "undo": self._undo,
+            "diff": self._diff,
             "compact": self._compact,
             "model": self._model,
             "approvals": self._approvals,
@@ -58,6 +58,18 @@ class SessionCommands:
             "export": self._export,
             "clear": self._clear,
         }
+
+    def _undo(self, _: str) -> str:
+        checkpoints = self.session.agent.checkpoints
+        if checkpoints is None:
+            return f"nothing to undo with: checkpoints are off ({self.session.checkpoints_off})"
+        return describe_undo(checkpoints.undo())
+
+    def _diff(self, _: str) -> str:
+        checkpoints = self.session.agent.checkpoints
+        if checkpoints is None:
+            return f"no diff to show: checkpoints are off ({self.session.checkpoints_off})"
+        return checkpoints.diff() or "no changes yet"
 
     def _compact(self, _: str) -> str:
         done = self.session.agent.compact()

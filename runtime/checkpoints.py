@@ -4,8 +4,11 @@ After each step that changed files, the whole workspace (untracked files include
 not) is stored as a commit on a private ref, ``refs/ponder/checkpoints/<session>``. This uses a
 private index file, so the user's branch, index and stash are never touched. A workspace that is
 not a git repository gets a private repository outside it (in the user data directory) with the
-workspace as its work tree. Whether a step changed anything is decided from a cheap fingerprint
-of the tree (paths, sizes, modification times), so steps that change nothing cost no git calls.
+workspace as its work tree; past :data:`PRIVATE_FILE_LIMIT` files or :data:`PRIVATE_BYTE_LIMIT`
+bytes such a folder (a home directory, /tmp) is not copied and checkpoints are off. Nested git
+repositories (clones, submodules) are left out: they keep their own history. Whether a step
+changed anything is decided from a cheap fingerprint of the tree (paths, sizes, modification
+times), so steps that change nothing cost no git calls.
 """
 
 from __future__ import annotations
@@ -30,23 +33,50 @@ IDENTITY = {
 }
 
 
+PRIVATE_FILE_LIMIT = 20_000
+PRIVATE_BYTE_LIMIT = 1024**3
+
+
 class CheckpointError(Exception):
     pass
 
 
-def fingerprint(root: Path) -> str:
-    """A digest of every file's path, size and modification time (cache directories skipped)."""
+@dataclass(frozen=True)
+class Scan:
+    digest: str
+    """Every file's path, size and modification time, hashed."""
+    files: int
+    size: int
+    nested: list[str]
+    """Nested git repositories, relative to the root."""
+    too_big: bool = False
+    """The walk stopped at the limits it was given."""
+
+
+def scan(root: Path, limits: tuple[int, int] | None = None) -> Scan:
+    """Walk the workspace (cache directories and nested repositories skipped), stopping once
+    it has seen more than ``limits`` (files, bytes)."""
     digest = hashlib.blake2b(digest_size=16)
-    for directory, subdirectories, files in os.walk(root):
+    files = size = 0
+    nested: list[str] = []
+    for directory, subdirectories, names in os.walk(root):
+        if directory != str(root) and ".git" in subdirectories + names:
+            nested.append(os.path.relpath(directory, root))
+            subdirectories.clear()
+            continue
         subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES)
-        for name in sorted(files):
+        for name in sorted(names):
             path = os.path.join(directory, name)  # noqa: PTH118 (a hot loop; Path is slower)
             try:
                 stat = os.lstat(path)
             except OSError:
                 continue
+            files += 1
+            size += stat.st_size
             digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+            if limits is not None and (files > limits[0] or size > limits[1]):
+                return Scan(digest.hexdigest(), files, size, nested, too_big=True)
+    return Scan(digest.hexdigest(), files, size, nested)
 
 
 @dataclass(frozen=True)
@@ -76,13 +106,14 @@ class Checkpoints:
         self.base_commit = None if self.private else self._head()
         self.dirty_at_start = (not self.private) and repository.is_dirty(untracked_files=True)
         self._fingerprint = ""
+        self._nested: list[str] = []
         self.checkpoint(force=True)  # the state the task starts from
 
     def _git(self, *args: str) -> str:
         try:
             output: str = self._command.execute(["git", *args], env={**os.environ, **self._env})
         except git.GitCommandError as exc:
-            raise CheckpointError(f"git {args[0]} failed: {exc.stderr.strip()}") from None
+            raise CheckpointError(f"git {args[0]} failed: {_gist(str(exc.stderr))}") from None
         return output
 
     def _head(self) -> str | None:
@@ -93,7 +124,7 @@ class Checkpoints:
 
     def _snapshot(self) -> str:
         """The workspace as a tree (in the private index)."""
-        self._git("add", "-A", "--", ".")
+        self._git("add", "-A", "--", ".", *(f":(exclude,literal){path}" for path in self._nested))
         return self._git("write-tree")
 
     def _tip(self) -> str | None:
@@ -104,10 +135,19 @@ class Checkpoints:
 
     def checkpoint(self, force: bool = False) -> Checkpoint | None:
         """Store the workspace if it changed since the last checkpoint; None when it did not."""
-        current = fingerprint(self.workspace)
-        if current == self._fingerprint and not force:
+        current = scan(
+            self.workspace, (PRIVATE_FILE_LIMIT, PRIVATE_BYTE_LIMIT) if self.private else None
+        )
+        if current.too_big:
+            raise CheckpointError(
+                f"{self.workspace} is not a git repository and holds more than "
+                f"{PRIVATE_FILE_LIMIT:,} files or {PRIVATE_BYTE_LIMIT // 1024**3} GB, too much to "
+                "copy at every step. Run ponder in a project's folder, or make it one with "
+                "`git init`"
+            )
+        if current.digest == self._fingerprint and not force:
             return None
-        self._fingerprint = current
+        self._fingerprint, self._nested = current.digest, current.nested
         tree = self._snapshot()
         parent = self._tip()
         if parent is not None and self._git("rev-parse", f"{parent}^{{tree}}") == tree:
@@ -136,7 +176,7 @@ class Checkpoints:
         self._git("read-tree", parent)
         self._git("checkout-index", "-a", "-f")
         self._git("update-ref", self.ref, parent)
-        self._fingerprint = fingerprint(self.workspace)
+        self._fingerprint = scan(self.workspace).digest
         changed = self._git("diff", "--name-only", "--no-renames", parent, tip)
         return Checkpoint(parent, changed.splitlines())
 
@@ -144,3 +184,11 @@ class Checkpoints:
         """Everything the session changed: the workspace now against how it started."""
         start = self._git("rev-list", "--max-parents=0", self.ref).splitlines()[0]
         return self._git("diff", "--binary", start, self._snapshot())
+
+
+def _gist(stderr: str) -> str:
+    """What git's error output says, without its hints and warnings."""
+    text = stderr.strip().removeprefix("stderr:").strip(" '\"\n")
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    return " ".join(errors or lines[-1:])[:300]

@@ -174,6 +174,14 @@ class Checkpointed(_Event):
     files: list[str]
 
 
+class CheckpointsOff(_Event):
+    """Checkpoints could not be taken (a folder too big, git failing); the session goes on
+    without them, and ``/undo`` and ``/diff`` say why."""
+
+    type: Literal["checkpoints_off"] = "checkpoints_off"
+    reason: str
+
+
 class StepFinished(_Event):
     type: Literal["step_finished"] = "step_finished"
     step: int
@@ -224,6 +232,7 @@ Event = Annotated[
     | ContextCompacted
     | LoopDetected
     | Checkpointed
+    | CheckpointsOff
     | StepFinished
     | RunFinished,
     Field(discriminator="type"),

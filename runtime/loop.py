@@ -4,7 +4,8 @@ One :class:`Agent` holds one conversation. :meth:`Agent.run` takes a task and go
 model answers without calling a tool, calls ``submit``, a budget runs out, the loop guard stops
 it, or the user interrupts. Every change to the conversation is an event, so the session file
 can restore it. Nothing the model does (bad arguments, unknown tools, failing commands) stops a
-run; backend, sandbox and checkpoint failures end it with reason ``error``.
+run; backend and sandbox failures end it with reason ``error``. A checkpoint failure turns
+checkpoints off (an event says why) and the run goes on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ponder.runtime.checkpoints import CheckpointError, Checkpoints
 from ponder.runtime.context import ContextManager, ContextSettings, TaskState
 from ponder.runtime.events import (
     Checkpointed,
+    CheckpointsOff,
     ContentText,
     ContextCompacted,
     Emit,
@@ -174,9 +176,20 @@ class Agent:
                 finished = self._step(step, tracker)
                 if finished is not None:
                     return finished
-        except (BackendError, SandboxError, CheckpointError) as error:
+        except (BackendError, SandboxError) as error:
             retryable = isinstance(error, BackendUnavailable) or None
             return self._finish("error", "", step, error=str(error), retryable=retryable)
+
+    def _checkpoint(self, step: int) -> None:
+        assert self.checkpoints is not None
+        try:
+            checkpoint = self.checkpoints.checkpoint()
+        except CheckpointError as error:  # the safety net failed; the work itself did not
+            self.checkpoints = None
+            self.emit(CheckpointsOff(reason=str(error)))
+            return
+        if checkpoint is not None:
+            self.emit(Checkpointed(step=step, commit=checkpoint.commit, files=checkpoint.files))
 
     def _finish(
         self,
@@ -223,9 +236,7 @@ class Agent:
                 Message(role="tool", content=outcome.text, tool_call_id=call.id, name=call.name)
             )
         if calls and self.checkpoints is not None:
-            checkpoint = self.checkpoints.checkpoint()
-            if checkpoint is not None:
-                self.emit(Checkpointed(step=step, commit=checkpoint.commit, files=checkpoint.files))
+            self._checkpoint(step)
         self.emit(
             StepFinished(
                 step=step,

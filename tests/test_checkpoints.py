@@ -8,7 +8,7 @@ from pathlib import Path
 import git
 import pytest
 
-from ponder.runtime.checkpoints import CheckpointError, Checkpoints
+from ponder.runtime.checkpoints import PRIVATE_FILE_LIMIT, CheckpointError, Checkpoints
 
 
 def git_state(repo: Path) -> tuple[str, str, str, str]:
@@ -100,3 +100,33 @@ def test_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
     assert (workspace / "a.txt").read_text() == "one\n"
     assert not (workspace / "b.txt").exists()
     assert not (workspace / ".git").exists()
+
+
+def test_nested_repositories_are_left_out(tmp_path: Path) -> None:
+    workspace = tmp_path / "projects"
+    (workspace / "empty").mkdir(parents=True)
+    git.Repo.init(workspace / "empty")  # no commit yet: git cannot add it at all
+    clone = git.Repo.init(workspace / "clone")
+    (workspace / "clone" / "x.py").write_text("x = 1\n")
+    clone.index.add(["x.py"])
+    clone.index.commit("first")
+    (workspace / "notes.txt").write_text("one\n")
+    checkpoints = Checkpoints(workspace, "s4", tmp_path / "store")
+    (workspace / "notes.txt").write_text("two\n")
+    (workspace / "clone" / "x.py").write_text("x = 2\n")  # its own history keeps this
+    changed = checkpoints.checkpoint()
+    assert changed is not None
+    assert changed.files == ["notes.txt"]
+    checkpoints.undo()
+    assert (workspace / "notes.txt").read_text() == "one\n"
+    assert (workspace / "clone" / "x.py").read_text() == "x = 2\n"
+
+
+def test_a_folder_too_big_to_copy_is_refused_with_the_reason(tmp_path: Path) -> None:
+    workspace = tmp_path / "home"
+    workspace.mkdir()
+    for index in range(PRIVATE_FILE_LIMIT + 1):  # a home directory, say
+        (workspace / f"f{index}").touch()
+    with pytest.raises(CheckpointError, match="is not a git repository and holds more than"):
+        Checkpoints(workspace, "s5", tmp_path / "store")
+    assert not list((tmp_path / "store").glob("*/objects/??"))  # nothing was copied

@@ -13,8 +13,10 @@ import pytest
 from conftest import PONDER
 from k2text import completion, tool_call, write_script
 
+from ponder.runtime.checkpoints import PRIVATE_FILE_LIMIT
 from ponder.runtime.events import (
     ApprovalResolved,
+    CheckpointsOff,
     MessageAdded,
     RunFinished,
     ToolCallFinished,
@@ -270,3 +272,41 @@ def test_exec_json_on_a_terminal_is_still_plain_json(
     lines = child.before.replace("\r\n", "\n").strip().split("\n")
     assert "\x1b" not in child.before  # no colours or cursor codes in the event stream
     assert event_from_json(lines[-1]) == RunFinished(reason="answered", answer=ANSWER, steps=2)
+
+
+def test_without_checkpoints_the_task_goes_on_and_says_why(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """Checkpoints are a safety net: a folder too big to copy, or git failing mid-task, turns
+    them off with a reason, and the task still runs to its end."""
+    big = tmp_path / "big"  # a home directory, say
+    big.mkdir()
+    for index in range(PRIVATE_FILE_LIMIT + 1):
+        (big / f"f{index}").touch()
+    answer = write_script(tmp_path / "a.jsonl", completion("Easy.", content="42"))
+    at_start = run(
+        "exec", "--json", "--model", f"scripted:{answer}", "what?", env=user_env, cwd=big
+    )
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    breaks_git = write_script(
+        tmp_path / "b.jsonl",
+        completion("Oops.", tool_call("bash", 0, {"command": "rm -rf .git && echo x > f.txt"})),
+        completion("Done anyway.", content="Wrote f.txt."),
+    )
+    mid_task = run(
+        "exec",
+        "--json",
+        "--model",
+        f"scripted:{breaks_git}",
+        "write f",
+        env=user_env,
+        cwd=workspace,
+    )
+    for result, why in ((at_start, "more than 20,000 files"), (mid_task, "git add failed")):
+        assert result.returncode == 0, result.stderr
+        events = [event_from_json(line) for line in result.stdout.splitlines()]
+        (off,) = [e for e in events if isinstance(e, CheckpointsOff)]
+        assert why in off.reason
+        assert isinstance(events[-1], RunFinished)
+        assert events[-1].reason == "answered"
+    assert (workspace / "f.txt").read_text() == "x\n"
