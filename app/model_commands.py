@@ -47,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="GPU/CPU placement of a GGUF and its decode bound")
     plan.add_argument("path", type=Path)
-    plan.add_argument("--gpu-mem", default="0", help="GPU memory, e.g. 141G (0: no GPU)")
+    plan.add_argument(
+        "--gpu-mem",
+        default="0",
+        help="GPU memory: 141G, 80GB, 141GiB; a plain number is GB (0: no GPU)",
+    )
     plan.add_argument("--ctx", type=int, default=131072, help="context tokens for the KV cache")
     plan.add_argument("--gpu-bw", type=float, default=4800.0, help="GPU memory bandwidth, GB/s")
     plan.add_argument("--cpu-bw", type=float, default=200.0, help="CPU memory bandwidth, GB/s")

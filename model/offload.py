@@ -22,12 +22,13 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECAS
 
 
 def parse_size(text: str) -> int:
-    """Bytes in ``24G``, ``80GB`` (powers of 1000), ``141GiB`` (powers of 1024), or plain bytes."""
+    """Bytes in ``24G``, ``80GB`` (powers of 1000) or ``141GiB`` (powers of 1024); a plain
+    number is gigabytes, since no GPU has a few bytes of memory."""
     match = _SIZE_RE.match(text)
     if match is None:
         raise ConfigurationError(f"not a size: {text!r} (write it like 24G, 80GB or 141GiB)")
     number, unit, binary = float(match.group(1)), match.group(2).lower(), match.group(3)
-    power = " kmgt".index(unit) if unit else 0
+    power = " kmgt".index(unit or "g")
     return int(number * (1024 if binary else 1000) ** power)
 
 

@@ -90,6 +90,8 @@ def test_sizes_and_overrides_parse_like_llama_cpp() -> None:
     assert parse_size("141GiB") == 141 * 2**30
     assert parse_size("80GB") == 80 * GB
     assert parse_size("24G") == 24 * GB
+    assert parse_size("24") == 24 * GB  # what someone typing --gpu-mem 24 means
+    assert parse_size("0") == 0
     assert parse_override(r"blk\.[0-9]\.ffn_.*_exps=CPU") == (r"blk\.[0-9]\.ffn_.*_exps", "CPU")
     with pytest.raises(ConfigurationError):
         parse_size("lots")
