@@ -7,6 +7,7 @@ command line has been read, so ``ponder --help`` and usage errors answer at once
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -175,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ponder: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader left (`ponder sessions | head`): stop quietly, like
+        # a Unix tool stopped by SIGPIPE, and keep Python from failing on the final flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except Exception as error:
         code = _explained(error)
         if code is None:

@@ -64,7 +64,8 @@ def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
             out.append(f"\nEdited `{event.path}`:\n\n" + _fence(event.diff, "diff"))
         elif isinstance(event, RunFinished):
             flush()
-            out.append(f"\n**Finished:** {event.reason} after {event.steps} steps")
+            steps = f"{event.steps} step{'s' if event.steps != 1 else ''}"
+            out.append(f"\n**Finished:** {event.reason} after {steps}")
             out.append(f" ({event.error})\n" if event.error else "\n")
     flush()
     return "".join(out)

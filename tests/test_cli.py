@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -127,3 +128,15 @@ def test_demo_in_line_mode(user_env: dict[str, str]) -> None:
     assert "-        return ordered[middle]\n+        return (ordered[middle - 1]" in out
     fixed = Path(out.split("The fixed copy is at ")[1].strip())
     assert "(ordered[middle - 1] + ordered[middle]) / 2" in (fixed / "stats.py").read_text()
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(user_env: dict[str, str]) -> None:
+    """`ponder sessions | head -1` and friends: ponder stops quietly, as `yes | head` does."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before ponder writes a byte
+    result = subprocess.run(
+        [PONDER, "sessions"], env=user_env, stdout=write_end, stderr=subprocess.PIPE, text=True
+    )
+    os.close(write_end)
+    assert result.returncode == 128 + signal.SIGPIPE
+    assert result.stderr == ""
