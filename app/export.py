@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ponder.app.line import describe_call
+from ponder.app.line import counted, describe_call
 from ponder.runtime.events import (
     ContentText,
     Event,
@@ -64,8 +64,7 @@ def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
             out.append(f"\nEdited `{event.path}`:\n\n" + _fence(event.diff, "diff"))
         elif isinstance(event, RunFinished):
             flush()
-            steps = f"{event.steps} step{'s' if event.steps != 1 else ''}"
-            out.append(f"\n**Finished:** {event.reason} after {steps}")
+            out.append(f"\n**Finished:** {event.reason} after {counted(event.steps, 'step')}")
             out.append(f" ({event.error})\n" if event.error else "\n")
     flush()
     return "".join(out)

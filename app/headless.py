@@ -22,7 +22,7 @@ from rich.console import Console
 from ponder.app.config import Config
 from ponder.app.exit_codes import exit_code
 from ponder.app.frontends import ctrl_c_interrupts, unattended_approver
-from ponder.app.line import STOPPED, LinePrinter
+from ponder.app.line import STOPPED, LinePrinter, counted
 from ponder.app.session import UsageError, open_session
 from ponder.runtime.events import Emit, Event, RunFinished, event_to_json
 
@@ -143,6 +143,7 @@ def _explain(finished: RunFinished) -> None:
     elif finished.reason == "interrupted":
         print("ponder: interrupted", file=sys.stderr)
     elif finished.reason == "max_steps":
-        print(f"ponder: stopped after {finished.steps} steps (--max-steps)", file=sys.stderr)
+        steps = counted(finished.steps, "step")
+        print(f"ponder: stopped after {steps} (--max-steps)", file=sys.stderr)
     elif finished.reason in STOPPED:
         print(f"ponder: stopped: {STOPPED[finished.reason]}", file=sys.stderr)

@@ -57,6 +57,11 @@ COMPACTIONS = {
 }
 
 
+def counted(number: int, noun: str) -> str:
+    """``1 step``, ``3 steps``."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def describe_ending(event: ToolCallFinished) -> str | None:
     """How a command ended, in the words both frontends show; None for tools without an exit."""
     if event.interrupted:
@@ -162,7 +167,9 @@ class LinePrinter:
         if event.reason == "error":
             self.console.print(Text(f"error: {event.error}", style="bold red"))
         elif event.reason == "max_steps":
-            self.console.print(Text(f"stopped: reached {event.steps} steps", style="yellow"))
+            self.console.print(
+                Text(f"stopped: reached {counted(event.steps, 'step')}", style="yellow")
+            )
         elif event.reason in STOPPED:
             self.console.print(Text(f"stopped: {STOPPED[event.reason]}", style="yellow"))
         elif event.reason == "submitted":

@@ -168,7 +168,7 @@ def test_exec_exit_codes(
     stopped = run("exec", "look", "--max-steps", "1", *model, env=user_env, cwd=workspace)
     assert stopped.returncode == 1
     assert stopped.stdout == ""
-    assert "stopped after 1 steps" in stopped.stderr
+    assert "stopped after 1 step (--max-steps)" in stopped.stderr
     # 2: a usage error.
     assert run("exec", env=user_env, cwd=workspace).returncode == 2
     missing = run("exec", "look", "--model", "scripted:/nope.jsonl", env=user_env, cwd=workspace)
