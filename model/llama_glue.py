@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -180,6 +181,41 @@ def captured_log() -> Iterator[list[str]]:
         yield lines
     finally:
         _log.capture = None
+
+
+class CallbackExceptions:
+    """Exceptions raised inside llama.cpp's abort callback, kept instead of printed.
+
+    A signal handler that raises (SIGTERM's SystemExit, Ctrl-C's KeyboardInterrupt) runs where
+    Python code runs next, which can be that callback. ctypes cannot pass an exception back
+    through C: it would print a traceback and drop it, and the decode would fail as if
+    llama.cpp had. While :meth:`watching`, such an exception is kept here instead; the abort
+    callback then stops the decode, and the caller raises it once the decode has returned.
+    """
+
+    def __init__(self) -> None:
+        self.pending: BaseException | None = None
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        previous = sys.unraisablehook
+
+        def keep(args: Any) -> None:
+            if isinstance(args.exc_value, KeyboardInterrupt | SystemExit):
+                self.pending = self.pending or args.exc_value
+            else:
+                previous(args)
+
+        sys.unraisablehook = keep
+        try:
+            yield
+        finally:
+            sys.unraisablehook = previous
+
+    def raise_pending(self) -> None:
+        if self.pending is not None:
+            error, self.pending = self.pending, None
+            raise error
 
 
 def logged_errors() -> list[str]:

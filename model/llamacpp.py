@@ -24,6 +24,7 @@ from ponder.model.deltas import Delta, Finished, ReasoningCut, StopReason, Usage
 from ponder.model.gguf_file import GGUFModel, read_gguf
 from ponder.model.k2_parser import K2OutputParser
 from ponder.model.llama_glue import (
+    CallbackExceptions,
     captured_log,
     devices,
     logged_errors,
@@ -174,8 +175,12 @@ class LlamaCppBackend:
         self._think_close = self.tokenize("</think>")
         # llama.cpp asks this between compute steps (prefill included); True aborts the decode.
         self._cancel: threading.Event | None = None
+        self._signals = CallbackExceptions()
         self._abort = llama_cpp.ggml_abort_callback(
-            lambda _data: self._cancel is not None and self._cancel.is_set()
+            lambda _data: (
+                self._signals.pending is not None
+                or (self._cancel is not None and self._cancel.is_set())
+            )
         )
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort, None)
         embedded = self.model_file.chat_template
@@ -251,10 +256,12 @@ class LlamaCppBackend:
         try:
             while True:
                 try:
-                    token = next(generation)
+                    with self._signals.watching():
+                        token = next(generation)
                 except StopIteration:
                     break
                 except RuntimeError as exc:  # llama_decode returns 2 when told to abort
+                    self._signals.raise_pending()
                     if cancel is not None and cancel.is_set():
                         reason = "cancelled"
                         break
@@ -263,6 +270,7 @@ class LlamaCppBackend:
                         f"llama.cpp failed while generating: {exc}"
                         + (f" (llama.cpp: {said})" if said else "")
                     ) from None
+                self._signals.raise_pending()
                 if cancel is not None and cancel.is_set():
                     reason = "cancelled"
                     break

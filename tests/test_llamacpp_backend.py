@@ -96,6 +96,36 @@ def test_an_interrupt_stops_prefill_and_decode_and_the_next_step_is_whole(
     assert capfd.readouterr().err == ""
 
 
+class SignalInsideTheDecode(threading.Event):
+    """Raises SystemExit the first time llama.cpp's abort callback asks it: what happens when
+    SIGTERM's handler (ponder's raises SystemExit) runs while llama.cpp is decoding, since the
+    handler runs wherever Python code runs next. A real signal cannot be aimed at that moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def is_set(self) -> bool:
+        self.asked += 1
+        if self.asked == 1:
+            raise SystemExit(143)
+        return super().is_set()
+
+
+def test_a_signal_during_the_decode_ends_the_step_quietly(
+    tiny_k2: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=2048))
+    messages = [Message(role="user", content="list the files")]
+    with pytest.raises(SystemExit) as stopped:
+        list(backend.stream(messages, [], SETTINGS, SignalInsideTheDecode()))
+    assert stopped.value.code == 143  # raised again once the decode stopped, so ponder exits
+    assert capfd.readouterr().err == ""  # no traceback printed by ctypes, no llama.cpp error
+    after = one_step(backend, messages)
+    assert after[-1] == Finished("stop")
+    backend.close()
+
+
 @pytest.mark.parametrize(
     ("options", "blocks"),
     [(LlamaOptions(cpu_moe=True), {1, 2}), (LlamaOptions(n_cpu_moe=2), {1})],
