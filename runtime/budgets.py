@@ -30,15 +30,27 @@ class BudgetTracker:
     def add_tokens(self, generated: int) -> None:
         self.tokens += generated
 
+    def tokens_left(self, step_limit: int | None) -> int | None:
+        """What one step may generate: its own limit, within what the run's budget has left
+        (a model that never stops must not run past the budget inside one step)."""
+        if self.budgets.total_tokens is None:
+            return step_limit
+        left = max(1, self.budgets.total_tokens - self.tokens)
+        return left if step_limit is None else min(step_limit, left)
+
     def exceeded(self, steps_done: int) -> FinishReason | None:
         budgets = self.budgets
         if steps_done >= budgets.max_steps:
             return "max_steps"
-        if budgets.total_tokens is not None and self.tokens >= budgets.total_tokens:
+        if self.out_of_tokens:
             return "token_budget"
         if budgets.wall_clock_s is not None and self.elapsed >= budgets.wall_clock_s:
             return "time_limit"
         return None
+
+    @property
+    def out_of_tokens(self) -> bool:
+        return self.budgets.total_tokens is not None and self.tokens >= self.budgets.total_tokens
 
     @property
     def elapsed(self) -> float:

@@ -91,6 +91,8 @@ class _Generated:
     completion_tokens: int = 0
     prompt_tokens: int | None = None
     cancelled: bool = False
+    cut: bool = False
+    """Stopped at the step's token limit."""
     seconds: float = 0.0
 
 
@@ -116,6 +118,7 @@ class Agent:
         self.tools = {tool.schema.name: tool for tool in (tools or default_tools())}
         self.schemas = [tool.schema for tool in self.tools.values()]
         self.cancel = threading.Event()
+        self._time_up = threading.Event()
         self.policy = policy
         self.approver = approver
         self.checkpoints = checkpoints
@@ -165,6 +168,7 @@ class Agent:
         self.state.task = task
         tracker = BudgetTracker(budgets)
         step = 0
+        clock = self._start_clock(budgets.wall_clock_s)
         try:
             while True:
                 limit = tracker.exceeded(step)
@@ -179,6 +183,24 @@ class Agent:
         except (BackendError, SandboxError) as error:
             retryable = isinstance(error, BackendUnavailable) or None
             return self._finish("error", "", step, error=str(error), retryable=retryable)
+        finally:
+            if clock is not None:
+                clock.cancel()
+
+    def _start_clock(self, seconds: float | None) -> threading.Timer | None:
+        """The run's wall clock, which also stops a generation or a command that runs past it."""
+        self._time_up.clear()
+        if seconds is None:
+            return None
+
+        def time_up() -> None:
+            self._time_up.set()
+            self.cancel.set()
+
+        clock = threading.Timer(seconds, time_up)
+        clock.daemon = True
+        clock.start()
+        return clock
 
     def _checkpoint(self, step: int) -> None:
         assert self.checkpoints is not None
@@ -199,6 +221,8 @@ class Agent:
         error: str | None = None,
         retryable: bool | None = None,
     ) -> RunFinished:
+        if reason == "interrupted" and self._time_up.is_set():
+            reason = "time_limit"
         finished = RunFinished(
             reason=reason, answer=answer, steps=steps, error=error, retryable=retryable
         )
@@ -209,9 +233,10 @@ class Agent:
         started = time.monotonic()
         self._fit_context()
         self.emit(StepStarted(step=step, max_steps=tracker.budgets.max_steps))
-        generated = self._generate(step, tracker.budgets)
+        generated = self._generate(step, tracker)
         tracker.add_tokens(generated.completion_tokens)
-        calls = [] if generated.cancelled else generated.calls
+        out_of_tokens = generated.cut and tracker.out_of_tokens  # the budget ran out mid-step
+        calls = [] if generated.cancelled or out_of_tokens else generated.calls
         self._add(
             Message(
                 role="assistant",
@@ -247,6 +272,8 @@ class Agent:
         )
         if generated.cancelled or self.cancel.is_set():
             return self._finish("interrupted", generated.content, step)
+        if out_of_tokens:
+            return self._finish("token_budget", "", step)
         if not calls:
             return self._finish("answered", generated.content, step)
         if verdict == "stop":
@@ -256,10 +283,12 @@ class Agent:
             return self._finish("submitted", submitted.text, step)
         return None
 
-    def _generate(self, step: int, budgets: Budgets) -> _Generated:
+    def _generate(self, step: int, tracker: BudgetTracker) -> _Generated:
         result = _Generated()
         settings = replace(
-            self.settings.generation, reasoning_budget=budgets.reasoning_tokens_per_step
+            self.settings.generation,
+            reasoning_budget=tracker.budgets.reasoning_tokens_per_step,
+            max_tokens=tracker.tokens_left(self.settings.generation.max_tokens),
         )
         started = time.monotonic()
         for delta in self.backend.stream(self.messages, self.schemas, settings, self.cancel):
@@ -290,6 +319,7 @@ class Agent:
                 )
             elif isinstance(delta, Finished):
                 result.cancelled = delta.reason == "cancelled"
+                result.cut = delta.reason == "length"
         result.seconds = time.monotonic() - started
         return result
 

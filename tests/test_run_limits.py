@@ -8,6 +8,7 @@ from pathlib import Path
 from k2text import completion, tool_call
 
 from ponder.model.backend import ChatBackend
+from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.context import ContextSettings
@@ -18,6 +19,7 @@ from ponder.runtime.events import (
     ReasoningText,
     RunFinished,
     ToolCallFinished,
+    UsageReported,
 )
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.sandbox.docker_sandbox import DockerSandbox
@@ -64,6 +66,26 @@ def test_token_and_time_budgets_end_the_run(sandbox: DockerSandbox) -> None:
     assert finished.reason == "time_limit"
     # Everything done before the limit is kept.
     assert len([m for m in agent.messages if m.role == "tool"]) == finished.steps
+
+
+def test_budgets_hold_inside_one_step(sandbox: DockerSandbox, tiny_k2: Path) -> None:
+    """A command that runs for minutes, or a model that never stops talking, cannot carry a
+    run past its wall clock or its token budget."""
+    events: list[Event] = []
+    waits = completion("Wait.", tool_call("bash", 0, {"command": "sleep 300"}))
+    agent = agent_for(ScriptedBackend([waits]), sandbox, events, budgets=Budgets(wall_clock_s=1))
+    assert agent.run("go").reason == "time_limit"  # after about a second, not 300
+    (done,) = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert done.interrupted
+
+    events.clear()
+    model = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=8192))
+    agent = agent_for(model, sandbox, events, budgets=Budgets(total_tokens=5))
+    finished = agent.run("list the files")
+    (usage,) = [e for e in events if isinstance(e, UsageReported)]
+    assert usage.completion_tokens == 5  # the step stopped at the budget, mid-answer
+    assert finished.reason == "token_budget"
+    model.close()
 
 
 def test_the_same_call_is_nudged_then_stopped(sandbox: DockerSandbox) -> None:

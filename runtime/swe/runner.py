@@ -189,7 +189,7 @@ class BatchRunner:
     ) -> InstanceResult:
         status: Status
         if finished.reason == "interrupted":
-            status = "stopped" if self._stopping.is_set() else "timed_out"
+            status = "stopped"
         elif finished.reason == "time_limit":
             status = "timed_out"
         elif not patch.strip():
@@ -239,21 +239,14 @@ class BatchRunner:
             recorder.close()
 
     def _watched(self, instance: Instance, agent: Agent) -> RunFinished:
-        """Run the agent; past the wall clock it is interrupted (a command may be running)."""
+        """Run the agent where :meth:`stop` can reach it (its wall clock is its own budget)."""
         with self._lock:
             self._agents[instance.instance_id] = agent
             if self._stopping.is_set():
                 agent.interrupt()
-        timer = None
-        if self.settings.timeout_s:
-            timer = threading.Timer(self.settings.timeout_s, agent.interrupt)
-            timer.daemon = True
-            timer.start()
         try:
             return agent.run(task_prompt(instance))
         finally:
-            if timer is not None:
-                timer.cancel()
             with self._lock:
                 self._agents.pop(instance.instance_id, None)
 
