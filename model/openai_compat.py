@@ -15,9 +15,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import httpx
@@ -230,7 +231,8 @@ class OpenAICompatBackend:
                     if response.status_code >= 400:
                         delay = self._failed(response, attempt)
                     else:
-                        for delta in self._read(response):
+                        prompt = partial(self.count_tokens, messages, tools)
+                        for delta in self._read(response, prompt):
                             streamed = True
                             yield delta
                         return
@@ -270,12 +272,17 @@ class OpenAICompatBackend:
             )
         raise BackendError(f"{self.base_url} rejected the request ({status}: {message})")
 
-    def _read(self, response: httpx.Response) -> Iterator[Delta]:
+    def _read(self, response: httpx.Response, prompt_tokens: Callable[[], int]) -> Iterator[Delta]:
+        """The server's events as deltas. Servers that send no usage while streaming (llama-cpp-
+        python's) get one estimated: a streamed piece is a token, the prompt is counted here.
+        The decode rate, which servers do not send, is timed from the pieces."""
         parser = K2OutputParser()
         indexes = _Indexes()
         calls = _Calls(indexes)
         usage: Usage | None = None
         reason: StopReason = "stop"
+        pieces = 0
+        first = 0.0
         for line in response.iter_lines():
             if not line.startswith("data:"):
                 continue
@@ -296,7 +303,10 @@ class OpenAICompatBackend:
                 usage = _usage(chunk["usage"])
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                if delta.get("content") or delta.get("tool_calls") or _reasoning(delta):
+                    pieces += 1
+                    first = first or time.perf_counter()
+                reasoning = _reasoning(delta)
                 if reasoning:
                     yield ReasoningDelta(reasoning)
                 if delta.get("content"):
@@ -309,8 +319,14 @@ class OpenAICompatBackend:
         for item in parser.close():
             yield _renumbered(item, indexes)
         yield from calls.finish()
-        if usage is not None:
-            yield usage
+        ended = time.perf_counter()
+        if usage is None:
+            usage = Usage(prompt_tokens=prompt_tokens(), cached_tokens=0, completion_tokens=pieces)
+        if usage.decode_tokens_per_s is None and usage.completion_tokens > 1 and ended > first > 0:
+            usage = replace(
+                usage, decode_tokens_per_s=(usage.completion_tokens - 1) / (ended - first)
+            )
+        yield usage
         yield Finished(reason)
 
     def close(self) -> None:
@@ -351,6 +367,10 @@ def _renumbered(delta: Delta, indexes: _Indexes) -> Delta:
     if isinstance(delta, ToolCallEnd):
         return ToolCallEnd(replace(delta.call, index=mapping[delta.call.index]))
     return delta
+
+
+def _reasoning(delta: dict[str, Any]) -> str:
+    return str(delta.get("reasoning_content") or delta.get("reasoning") or "")
 
 
 def _usage(data: dict[str, Any]) -> Usage:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_openai import Reply, delta_chunk, fake_openai
-from tiny_models import REASONING
+from tiny_models import REASONING, SCRIPT
 
 from ponder.model.backend import (
     BackendError,
@@ -81,7 +81,9 @@ def test_streams_reasoning_content_and_tool_calls() -> None:
     assert len([d for d in deltas if isinstance(d, ToolCallArgumentsDelta)]) == 2
     (end,) = [d for d in deltas if isinstance(d, ToolCallEnd)]
     assert end.call.arguments == {"command": "ls"}
-    assert Usage(prompt_tokens=120, cached_tokens=100, completion_tokens=9) in deltas
+    (usage,) = [d for d in deltas if isinstance(d, Usage)]
+    assert (usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens) == (120, 100, 9)
+    assert usage.decode_tokens_per_s  # timed here: servers do not send it
     assert deltas[-1] == Finished("stop")
 
 
@@ -233,4 +235,8 @@ def test_against_llama_cpp_pythons_own_server(tiny_k2: Path, tmp_path: Path) -> 
     content = "".join(d.text for d in deltas if isinstance(d, ContentDelta))
     assert content == REASONING + 'Looking.functions.bash:0{"command": "ls"}'
     assert not [d for d in deltas if isinstance(d, ToolCallEnd)]
+    # It sends no usage while streaming; one is estimated, so budgets and the status line work.
+    (usage,) = [d for d in deltas if isinstance(d, Usage)]
+    assert 0 < usage.completion_tokens <= len(SCRIPT)
+    assert usage.prompt_tokens > 0
     assert deltas[-1] == Finished("stop")
