@@ -194,7 +194,7 @@ def _explained(error: Exception) -> int | None:
     Imported here, not at the top: an error of one of these kinds means its module is loaded.
     """
     from ponder.app.config import ConfigError
-    from ponder.app.session import UsageError
+    from ponder.app.exit_codes import UsageError
     from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
     from ponder.runtime.checkpoints import CheckpointError
     from ponder.sandbox.base import SandboxError, SandboxUnavailable

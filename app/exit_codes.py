@@ -7,6 +7,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ponder.runtime.events import RunFinished
 
+
+class UsageError(Exception):
+    """The command line or configuration asks for something that cannot be done (exits 2)."""
+
+
 EXIT_OK = 0
 """The task finished: the model answered or submitted."""
 EXIT_FAILED = 1

@@ -20,10 +20,10 @@ from pathlib import Path
 from rich.console import Console
 
 from ponder.app.config import Config
-from ponder.app.exit_codes import exit_code
+from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import ctrl_c_interrupts, unattended_approver
 from ponder.app.line import STOPPED, LinePrinter, counted
-from ponder.app.session import UsageError, open_session
+from ponder.app.session import open_session
 from ponder.runtime.events import Emit, Event, RunFinished, event_to_json
 
 STDIN_HINT_AFTER_S = 3.0

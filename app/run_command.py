@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from ponder.app.config import NO_MODEL_HELP, Config, config_file, load_config
-from ponder.app.exit_codes import exit_code
+from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import (
     ApprovalBridge,
     pick_frontend,
@@ -23,7 +23,7 @@ from ponder.app.frontends import (
 )
 from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.line import LinePrinter
-from ponder.app.session import UsageError, agent_settings, open_session
+from ponder.app.session import agent_settings, open_session
 from ponder.app.slash_commands import SessionCommands
 from ponder.model.backend import ChatBackend, open_backend
 from ponder.runtime.events import Event

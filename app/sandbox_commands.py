@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from ponder.app.config import Config, load_config
+from ponder.app.exit_codes import UsageError
 from ponder.app.sandboxes import sandbox_session
-from ponder.sandbox.base import SandboxError, SandboxUnavailable
+from ponder.sandbox.base import SandboxUnavailable
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import connect, reap_leftovers
 from ponder.sandbox.image import build_default_image
@@ -53,7 +54,7 @@ def run(argv: list[str]) -> int:
         return 0
     config = load_config({"image": args.image, "network": args.network, "sandbox": args.sandbox})
     if not args.workspace.is_dir():
-        raise SandboxError(f"workspace {args.workspace} is not a directory")
+        raise UsageError(f"workspace {args.workspace} is not a directory")
     if args.action == "exec":
         return _exec(args, config)
     return _shell(args, config)
@@ -75,7 +76,7 @@ def _build(args: argparse.Namespace) -> int:
 def _exec(args: argparse.Namespace, config: Config) -> int:
     words = args.words[1:] if args.words[:1] == ["--"] else args.words
     if not words:
-        raise SandboxError("give the command after --, e.g. ponder sandbox exec -- ls -la")
+        raise UsageError("give the command after --, e.g. ponder sandbox exec -- ls -la")
     command = " ".join(words) if len(words) > 1 else words[0]
 
     def live(text: str) -> None:
@@ -105,7 +106,10 @@ def _exec(args: argparse.Namespace, config: Config) -> int:
 
 def _shell(args: argparse.Namespace, config: Config) -> int:
     if not sys.stdin.isatty():
-        raise SandboxError("ponder sandbox shell needs a terminal")
+        raise UsageError(
+            "`sandbox shell` is interactive: run it in a terminal "
+            "(for one command: ponder sandbox exec -- COMMAND)"
+        )
     with sandbox_session(config, args.workspace) as sandbox:
         if not isinstance(sandbox, DockerSandbox):
             return subprocess.call(["bash"], cwd=sandbox.workdir)

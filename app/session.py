@@ -16,6 +16,7 @@ import git
 import platformdirs
 
 from ponder.app.config import Config
+from ponder.app.exit_codes import UsageError
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.backend import ChatBackend, open_backend
 from ponder.model.messages import Message
@@ -33,10 +34,6 @@ from ponder.runtime.sessions import (
     sessions_dir,
 )
 from ponder.sandbox.base import Sandbox
-
-
-class UsageError(Exception):
-    """The command line or configuration asks for something that cannot be done."""
 
 
 def agent_settings(config: Config) -> AgentSettings:

@@ -10,8 +10,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ponder.app.exit_codes import UsageError
 from ponder.app.export import to_markdown
-from ponder.app.session import UsageError, checkpoint_store
+from ponder.app.session import checkpoint_store
 from ponder.app.slash_commands import describe_undo
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import event_to_json

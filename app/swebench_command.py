@@ -20,9 +20,9 @@ from typing import Any
 from rich.console import Console
 
 from ponder.app.config import Config, load_config
-from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ponder.app.sandboxes import prepared_engine
-from ponder.app.session import UsageError, agent_settings
+from ponder.app.session import agent_settings
 from ponder.model.backend import ChatBackend, open_backend
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.swe.grader import Report, grade_all
