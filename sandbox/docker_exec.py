@@ -20,7 +20,7 @@ import docker.errors
 from docker import APIClient
 
 from ponder.sandbox.base import ContainerGone, SandboxError
-from ponder.sandbox.scripts import ExitReport
+from ponder.sandbox.scripts import ExitReport, OutputEnd
 
 _HEADER = struct.Struct(">BxxxL")
 
@@ -110,7 +110,7 @@ def run_exec(
         if stdin is not None:
             sock.sendall(stdin)
             _end_input(sock)
-        frames = _Frames(deadline, on_output, cancel)
+        frames = Frames(deadline, on_output, cancel)
         ended = frames.read(sock)
     finally:
         sock.close()
@@ -137,9 +137,11 @@ def _exit_code(api: APIClient, exec_id: str) -> int:
     raise SandboxError("docker did not report the command's exit code")
 
 
-class _Frames:
+class Frames:
     """Docker's multiplexed stream: stdout goes to ``on_output``; stderr is watched for the
-    runner's exit marker, after which output gets :data:`BACKGROUND_GRACE_S` to close."""
+    runner's exit marker. Once the marker and the end of the output (:data:`END_OF_OUTPUT`,
+    which can come after the marker) are both in, output gets :data:`BACKGROUND_GRACE_S` to
+    close."""
 
     def __init__(
         self,
@@ -148,13 +150,23 @@ class _Frames:
         cancel: threading.Event | None,
     ) -> None:
         self.deadline = deadline
-        self.on_output = on_output
+        self.output = OutputEnd(on_output)
         self.cancel = cancel
         self.cancelled = False
         self.report = ExitReport()
 
+    @property
+    def ended(self) -> bool:
+        return self.report.exit_code is not None and self.output.seen
+
     def read(self, sock: _Stream) -> bool:
         """Read until EOF (True) or the deadline (False)."""
+        try:
+            return self._read(sock)
+        finally:
+            self.output.close()
+
+    def _read(self, sock: _Stream) -> bool:
         buffer = bytearray()
         while True:
             remaining = self.deadline - time.monotonic()
@@ -163,7 +175,7 @@ class _Frames:
             if self.cancel is not None and self.cancel.is_set():
                 self.cancelled = True
                 return False
-            ended = self.report.exit_code is not None
+            ended = self.ended
             wait = QUIET_AFTER_EXIT_S if ended else 0.2
             ready, _, _ = select.select([sock], [], [], min(remaining, wait))
             if not ready:
@@ -181,10 +193,10 @@ class _Frames:
                 payload = bytes(buffer[_HEADER.size : _HEADER.size + size])
                 del buffer[: _HEADER.size + size]
                 if stream == 2:
-                    self._on_error(payload)
+                    if self.report.exit_code is None:
+                        self.report.feed(payload)
                 elif payload:
-                    self.on_output(payload)
-
-    def _on_error(self, payload: bytes) -> None:
-        if self.report.exit_code is None and self.report.feed(payload):
-            self.deadline = min(self.deadline, time.monotonic() + BACKGROUND_GRACE_S)
+                    self.output.feed(payload)
+                if ended != self.ended:  # both ends are in: background output gets a grace
+                    ended = True
+                    self.deadline = min(self.deadline, time.monotonic() + BACKGROUND_GRACE_S)

@@ -111,13 +111,14 @@ class LocalSandbox(scripts.ScriptedFiles):
         process.stdin.close()
         deadline = time.monotonic() + timeout + scripts.KILL_GRACE_S + 5
         report = scripts.ExitReport()
+        output = scripts.OutputEnd(sink)
         open_pipes = {process.stdout.fileno(), process.stderr.fileno()}
         with selectors.DefaultSelector() as selector:
             for pipe in (process.stdout, process.stderr):
                 selector.register(pipe, selectors.EVENT_READ)
             while process.stdout.fileno() in open_pipes:
                 remaining = deadline - time.monotonic()
-                ended = report.exit_code is not None
+                ended = report.exit_code is not None and output.seen
                 if remaining <= 0 or (cancel is not None and cancel.is_set()):
                     break
                 events = selector.select(min(remaining, 0.1 if ended else 0.2))
@@ -129,9 +130,13 @@ class LocalSandbox(scripts.ScriptedFiles):
                         selector.unregister(key.fileobj)
                         open_pipes.discard(key.fd)
                     elif key.fd == process.stdout.fileno():
-                        sink(data)
-                    elif report.exit_code is None and report.feed(data):
+                        output.feed(data)
+                    elif report.exit_code is None:
+                        report.feed(data)
+                    if not ended and report.exit_code is not None and output.seen:
+                        ended = True  # background output gets a second to close
                         deadline = min(deadline, time.monotonic() + 1.0)
+        output.close()
         stdout_open = process.stdout.fileno() in open_pipes
         abandoned = report.exit_code is None and stdout_open
         if abandoned:

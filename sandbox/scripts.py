@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from ponder.sandbox.base import (
     IS_DIRECTORY,
@@ -54,6 +55,10 @@ def check_file_op(code: int, path: str) -> None:
 
 
 EXIT_MARKER = b"PONDER_EXIT "
+END_OF_OUTPUT = b"\x00\x1bPONDER_END\x00"
+"""The runner's last bytes on stdout, written just before the exit marker on stderr. The two
+streams travel apart (Docker copies each in its own goroutine), so the marker can arrive before
+the end of the output; this says the output is complete."""
 HELD_OPEN_NOTICE = (
     "the command ended, but processes it started in the background still held its output, so "
     "they were stopped; start background jobs with their output redirected "
@@ -92,8 +97,48 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
         "  done\n"
         '  [ "$left" = 2 ] && { kill -9 -- "-$t"; kill -9 -- "-$t"; } 2>/dev/null\n'
         "fi\n"
+        "printf '\\000\\033PONDER_END\\000'\n"
         f'printf \'{marker}%d %d\\n\' "$rc" "$left" >&2; exit "$rc"\n'
     )
+
+
+class OutputEnd:
+    """Passes the runner's stdout on without :data:`END_OF_OUTPUT`, and notes when it passed.
+
+    The few bytes that could be the start of it are held back until the next piece (or
+    :meth:`close`) shows whether they are.
+    """
+
+    def __init__(self, forward: Callable[[bytes], None]) -> None:
+        self.forward = forward
+        self.seen = False
+        self._held = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.seen:
+            self.forward(data)
+            return
+        data = self._held + data
+        at = data.find(END_OF_OUTPUT)
+        if at >= 0:
+            self.seen, self._held = True, b""
+            for piece in (data[:at], data[at + len(END_OF_OUTPUT) :]):
+                if piece:
+                    self.forward(piece)
+            return
+        keep = next(
+            (n for n in range(min(len(data), len(END_OF_OUTPUT) - 1), 0, -1)
+             if END_OF_OUTPUT.startswith(data[-n:])),
+            0,
+        )  # fmt: skip
+        self._held = data[len(data) - keep :]
+        if len(data) > keep:
+            self.forward(data[: len(data) - keep])
+
+    def close(self) -> None:
+        if self._held:
+            self.forward(self._held)
+            self._held = b""
 
 
 class ExitReport:

@@ -1,0 +1,53 @@
+"""Reading an exec's multiplexed stream when Docker delivers its two halves out of order.
+
+Docker copies a command's stdout and stderr in two goroutines, so under load the runner's exit
+marker (stderr) can arrive before the last of the output (stdout); seen once in the full suite,
+where a SWE diff came back empty. A socket pair stands in for the daemon so that order can be
+produced on purpose; everything else here is the real reader.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+from ponder.sandbox.docker_exec import Frames
+from ponder.sandbox.scripts import END_OF_OUTPUT, EXIT_MARKER, OutputEnd
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+def test_output_arriving_after_the_exit_marker_is_kept() -> None:
+    daemon, ponder = socket.socketpair()
+    diff = b"diff --git a/calc.py b/calc.py\n" * 2000
+
+    def send_out_of_order() -> None:
+        daemon.sendall(frame(2, EXIT_MARKER + b"0 0\n"))
+        time.sleep(0.5)  # longer than the quiet period that once ended the read
+        daemon.sendall(frame(1, diff[:1000]) + frame(1, diff[1000:] + END_OF_OUTPUT[:3]))
+        daemon.sendall(frame(1, END_OF_OUTPUT[3:]))
+        daemon.close()
+
+    threading.Thread(target=send_out_of_order).start()
+    received: list[bytes] = []
+    frames = Frames(time.monotonic() + 10, received.append, None)
+    frames.read(ponder)
+    ponder.close()
+    assert b"".join(received) == diff  # all of it, and none of the end marker
+    assert frames.report.exit_code == 0
+
+
+def test_the_end_marker_is_found_however_the_output_is_cut() -> None:
+    text = b"ok\n" + END_OF_OUTPUT + b"late\n"
+    for cut in range(len(text)):
+        received: list[bytes] = []
+        end = OutputEnd(received.append)
+        end.feed(text[:cut])
+        end.feed(text[cut:])
+        end.close()
+        assert b"".join(received) == b"ok\nlate\n"
+        assert end.seen
