@@ -7,6 +7,7 @@ multiplexed frames until the process ends or the deadline passes.
 
 from __future__ import annotations
 
+import io
 import select
 import socket
 import struct
@@ -62,6 +63,32 @@ def _exec_stream(handle: Any) -> _Stream:
     raise SandboxError(f"unsupported Docker transport for exec ({type(handle).__name__})")
 
 
+def _read_ahead(handle: Any, stream: _Stream) -> bytes:
+    """The start of the exec's output that the HTTP client read along with the response
+    headers (docker-py then hands over the bare connection, and those bytes would be lost).
+
+    It happens when the headers and the first output arrive together: over TCP and SSH links,
+    or a busy engine. The client's buffered reader holds them: an ``io.BufferedReader`` over
+    the socket (unix, tcp), or paramiko's channel file (ssh).
+    """
+    reader = getattr(getattr(getattr(handle, "_response", None), "raw", None), "_fp", None)
+    reader = getattr(reader, "fp", None)
+    if isinstance(reader, io.BufferedReader) and isinstance(stream, socket.socket):
+        timeout = stream.gettimeout()
+        stream.settimeout(0)  # take what is buffered; wait for nothing more
+        try:
+            return reader.read1(1 << 20) or b""
+        except BlockingIOError:
+            return b""
+        finally:
+            stream.settimeout(timeout)
+    held = getattr(reader, "_rbuffer", None)  # paramiko.file.BufferedFile
+    if isinstance(held, bytes) and held:
+        reader._rbuffer = b""  # type: ignore[union-attr]
+        return held
+    return b""
+
+
 def _end_input(stream: _Stream) -> None:
     """Half-close: the command sees the end of its stdin while its output still comes back."""
     if isinstance(stream, socket.socket):
@@ -106,12 +133,13 @@ def run_exec(
             raise ContainerGone(f"the sandbox container stopped ({exc.explanation})") from None
         raise SandboxError(f"docker exec failed: {exc.explanation or exc}") from None
     sock = _exec_stream(handle)
+    early = _read_ahead(handle, sock)
     try:
         if stdin is not None:
             sock.sendall(stdin)
             _end_input(sock)
         frames = Frames(deadline, on_output, cancel)
-        ended = frames.read(sock)
+        ended = frames.read(sock, early)
     finally:
         sock.close()
         if hasattr(handle, "close"):
@@ -159,15 +187,16 @@ class Frames:
     def ended(self) -> bool:
         return self.report.exit_code is not None and self.output.seen
 
-    def read(self, sock: _Stream) -> bool:
-        """Read until EOF (True) or the deadline (False)."""
+    def read(self, sock: _Stream, early: bytes = b"") -> bool:
+        """Read until EOF (True) or the deadline (False); ``early`` is what was read already."""
         try:
-            return self._read(sock)
+            return self._read(sock, early)
         finally:
             self.output.close()
 
-    def _read(self, sock: _Stream) -> bool:
+    def _read(self, sock: _Stream, early: bytes) -> bool:
         buffer = bytearray()
+        self._take(buffer, early)
         while True:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
@@ -185,18 +214,22 @@ class Frames:
             data = sock.recv(65536)
             if not data:
                 return True
-            buffer += data
-            while len(buffer) >= _HEADER.size:
-                stream, size = _HEADER.unpack_from(buffer)
-                if len(buffer) < _HEADER.size + size:
-                    break
-                payload = bytes(buffer[_HEADER.size : _HEADER.size + size])
-                del buffer[: _HEADER.size + size]
-                if stream == 2:
-                    if self.report.exit_code is None:
-                        self.report.feed(payload)
-                elif payload:
-                    self.output.feed(payload)
-                if ended != self.ended:  # both ends are in: background output gets a grace
-                    ended = True
-                    self.deadline = min(self.deadline, time.monotonic() + BACKGROUND_GRACE_S)
+            self._take(buffer, data)
+
+    def _take(self, buffer: bytearray, data: bytes) -> None:
+        """Add ``data`` to ``buffer`` and hand on every whole frame in it."""
+        ended = self.ended
+        buffer += data
+        while len(buffer) >= _HEADER.size:
+            stream, size = _HEADER.unpack_from(buffer)
+            if len(buffer) < _HEADER.size + size:
+                break
+            payload = bytes(buffer[_HEADER.size : _HEADER.size + size])
+            del buffer[: _HEADER.size + size]
+            if stream == 2:
+                if self.report.exit_code is None:
+                    self.report.feed(payload)
+            elif payload:
+                self.output.feed(payload)
+        if not ended and self.ended:  # both ends are in: background output gets a grace
+            self.deadline = min(self.deadline, time.monotonic() + BACKGROUND_GRACE_S)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +20,24 @@ import paramiko
 ENGINE_SOCKET = "/var/run/docker.sock"
 
 
+LINK_DELAY_S = 0.05
+"""Before each read from the engine, as a slow link would: what the engine wrote meanwhile
+(an exec's response headers and its first output) then travels as one piece, which an HTTP
+client reading the headers can swallow."""
+
+
 def _pipe(
-    recv: Callable[[int], bytes], send: Callable[[bytes], Any], eof: Callable[[], Any]
+    recv: Callable[[int], bytes],
+    send: Callable[[bytes], Any],
+    eof: Callable[[], Any],
+    delay: float = 0.0,
 ) -> None:
     with contextlib.suppress(OSError, EOFError):
-        while data := recv(65536):
+        while True:
+            time.sleep(delay)
+            data = recv(65536)
+            if not data:
+                break
             send(data)
     with contextlib.suppress(OSError, EOFError):
         eof()
@@ -40,7 +54,7 @@ def _to_engine(
         args=(recv, engine.sendall, lambda: engine.shutdown(socket.SHUT_WR)),
         daemon=True,
     ).start()
-    threading.Thread(target=_pipe, args=(engine.recv, send, eof), daemon=True).start()
+    threading.Thread(target=_pipe, args=(engine.recv, send, eof, LINK_DELAY_S), daemon=True).start()
 
 
 @contextmanager
