@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ponder.app.for_display import for_display
 from ponder.app.line import counted, describe_call
 from ponder.runtime.events import (
     ContentText,
@@ -16,6 +17,7 @@ from ponder.runtime.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from ponder.sandbox.safe_text import safe_text
 
 
 def _fence(text: str, language: str = "") -> str:
@@ -26,6 +28,8 @@ def _fence(text: str, language: str = "") -> str:
 
 
 def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
+    """The session as Markdown; its texts are made safe to print on a terminal."""
+    header = {key: safe_text(str(value)) for key, value in header.items()}
     out = [f"# ponder session {header.get('id', '')}\n"]
     out.append(
         f"- started: {header.get('created', '')}\n- workspace: `{header.get('workspace', '')}`\n"
@@ -44,7 +48,7 @@ def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
             out.append("\n" + "".join(content).strip() + "\n")
             content.clear()
 
-    for event in events:
+    for event in map(for_display, events):
         if isinstance(event, RunStarted):
             out.append(f"\n## Task\n\n{event.task}\n")
         elif isinstance(event, StepStarted):

@@ -25,6 +25,7 @@ from ponder.app.frontends import ctrl_c_interrupts, unattended_approver
 from ponder.app.line import STOPPED, LinePrinter, counted
 from ponder.app.session import open_session
 from ponder.runtime.events import Emit, Event, RunFinished, event_to_json
+from ponder.sandbox.safe_text import safe_text
 
 STDIN_HINT_AFTER_S = 3.0
 """How long a silent pipe is waited on before saying so on stderr."""
@@ -126,7 +127,7 @@ def run_unattended(
         last_message.write_text(finished.answer + ("\n" if finished.answer else ""))
     if not json_events:
         if finished.answer and finished.reason in ("answered", "submitted"):
-            print(finished.answer, flush=True)
+            print(safe_text(finished.answer), flush=True)
         if not verbose:
             _explain(finished)
     return exit_code(finished)

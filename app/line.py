@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 
+from ponder.app.for_display import for_display, request_for_display
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
 from ponder.runtime.events import (
     ApprovalResolved,
@@ -115,6 +116,7 @@ class LinePrinter:
         self.console.print(Text(text, style=style), end="", soft_wrap=True)
 
     def __call__(self, event: Event) -> None:
+        event = for_display(event)
         out = self.console
         if isinstance(event, RunStarted):
             out.print(Text(f"ponder · {event.model} · {event.sandbox}", style="bold"))
@@ -178,6 +180,7 @@ class LinePrinter:
 
 def ask_in_line_mode(console: Console, request: ApprovalRequest) -> ApprovalAnswer:
     """Ask at the terminal: [y]es once, [a]lways for the prefix, [n]o, or no with a message."""
+    request = request_for_display(request)
     console.print(Text(f"? {request.tool} needs approval: {request.reason}", style="bold yellow"))
     console.print(Text(request.summary))
     choices = f"[y]es / [a]lways allow `{request.prefix}` / [n]o / [m]essage: "

@@ -24,6 +24,7 @@ from rich.text import Text
 
 from ponder.app.completion import candidates, current_word, history_file, workspace_files
 from ponder.app.slash_commands import HELP, help_text
+from ponder.sandbox.safe_text import safe_text
 
 FILES_FRESH_S = 5.0
 
@@ -107,5 +108,5 @@ class LinePrompt:
                 shown = self.commands[name](argument)
             except Exception as error:  # a command's failure is shown, not fatal
                 shown = f"/{name} failed: {error}"
-        console.print(Text(shown, style="yellow"))
+        console.print(Text(safe_text(shown), style="yellow"))
         return None

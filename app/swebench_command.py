@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from ponder.app.config import Config, load_config
 from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -35,6 +36,7 @@ from ponder.runtime.swe.runner import (
     worker_limit,
 )
 from ponder.sandbox.docker_setup import Limits
+from ponder.sandbox.safe_text import safe_text
 
 MARKS = {
     "submitted": "✓",
@@ -163,8 +165,11 @@ def _run(args: argparse.Namespace) -> int:
             done = sum(counts.values())
             tally = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
         console.print(
-            f"{MARKS[result.status]} {result.instance_id}: {result.status} ({result.reason}, "
-            f"{result.steps} steps, {result.seconds:.0f} s) · {done} done: {tally}"
+            Text(
+                f"{MARKS[result.status]} {result.instance_id}: {result.status} "
+                f"({safe_text(result.reason)}, {result.steps} steps, {result.seconds:.0f} s) · "
+                f"{done} done: {tally}"
+            )
         )
 
     runner = BatchRunner(
@@ -234,7 +239,8 @@ def _grade(args: argparse.Namespace) -> int:
             verdict = "unresolved (the patch does not apply)"
         else:
             verdict = "unresolved" if report.patch_exists else "empty patch"
-        console.print(f"{'✓' if report.resolved else '✗'} {report.instance_id}: {verdict}")
+        mark = "✓" if report.resolved else "✗"
+        console.print(Text(f"{mark} {report.instance_id}: {safe_text(verdict)}"))
 
     client = prepared_engine(config.image)
     summary = grade_all(

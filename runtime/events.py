@@ -9,10 +9,13 @@ session file alone is enough to resume a run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from ponder.sandbox.safe_text import BIDI_CONTROLS
 
 SCHEMA_VERSION = 1
 """Raised when an event changes in a way older readers would misread."""
@@ -242,8 +245,15 @@ Emit = Callable[[Event], None]
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029" + BIDI_CONTROLS + "]")
+"""Characters JSON lets through unescaped that a terminal (C1 controls) or a reader (line and
+bidirectional-text separators) would act on; they can only occur inside strings."""
+
+
 def event_to_json(event: Event) -> str:
-    return event.model_dump_json(exclude_none=True)
+    """One line of JSON; no control character in it is left unescaped."""
+    text = event.model_dump_json(exclude_none=True)
+    return _RAW_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def event_from_json(text: str) -> Event:

@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import re
 import tempfile
 from collections.abc import Callable
+
+from ponder.sandbox.safe_text import last_line_state, safe_text, unfinished_escape
 
 MODEL_VIEW_BYTES = 10_000
 MODEL_VIEW_LINES = 256
 LOG_BYTES = 64 * 1024 * 1024
 """Most output kept for the full log; past it the log says it is partial."""
 
-_ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CONTROL = set(range(32)) - {9, 10, 13, 27}
 
 
 def clean_text(text: str) -> str:
-    """Strip terminal escape sequences and NULs; keep the text after the last ``\\r`` of a line."""
-    text = _ANSI_RE.sub("", text).replace("\x00", "")
-    if "\r" in text:
-        lines = text.replace("\r\n", "\n").split("\n")
-        text = "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
-    return text
+    """Command output as the model reads it and a person watches it: each line as a terminal
+    leaves it, with no escape sequence or control character left (:mod:`safe_text`)."""
+    return safe_text(last_line_state(text))
 
 
 def _utf8_start(data: bytes) -> int:
@@ -159,10 +156,15 @@ class LiveCapture(OutputCapture):
 
 
 class StreamDecoder:
-    """Decodes a byte stream into text pieces for live display, whole characters only."""
+    """Decodes a byte stream into text pieces for live display, whole characters and whole
+    escape sequences only (a sequence split between two pieces is held back until complete)."""
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._held = ""
 
     def decode(self, data: bytes, final: bool = False) -> str:
-        return clean_text(self._decoder.decode(data, final))
+        text = self._held + self._decoder.decode(data, final)
+        cut = len(text) if final else unfinished_escape(text)
+        text, self._held = text[:cut], text[cut:]
+        return clean_text(text)

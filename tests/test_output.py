@@ -67,8 +67,14 @@ def test_mostly_text_with_stray_bytes_stays_text() -> None:
     assert capture(b"caf\xe9 ok\n").text() == "caf\ufffd ok\n"
 
 
-def test_escape_codes_and_carriage_return_redraws_are_cleaned() -> None:
-    assert clean_text("\x1b[31mred\x1b[0m\n50%\r100%\n\x00") == "red\n100%\n"
+def test_colours_and_carriage_return_redraws_are_cleaned() -> None:
+    assert clean_text("\x1b[31mred\x1b[0m\n50%\r100%\n\x00") == "red\n100%\n␀"
+
+
+def test_the_live_stream_cleans_whole_escape_sequences() -> None:
+    decoder = StreamDecoder()
+    pieces = [b"ok \x1b[3", b"1mred\x1b", b"[0m \x1b]0;", b"title\x07\n"]
+    assert "".join(decoder.decode(piece) for piece in pieces) == "ok red ␛]0;title␇\n"
 
 
 def test_stream_decoder_waits_for_whole_characters() -> None:

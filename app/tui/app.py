@@ -21,6 +21,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from ponder.app.for_display import for_display, request_for_display
 from ponder.app.line import describe_note
 from ponder.app.slash_commands import HELP, help_text
 from ponder.app.tui.blocks import (
@@ -47,6 +48,7 @@ from ponder.runtime.events import (
     ToolCallStarted,
     ToolOutput,
 )
+from ponder.sandbox.safe_text import safe_text
 
 RunTask = Callable[[str, Emit], RunFinished]
 Command = Callable[[str], str]
@@ -223,7 +225,7 @@ class PonderApp(App[RunFinished | None]):
         if not self.is_running:
             respond(ApprovalAnswer("deny", "The user left ponder."))
         # Through the event queue, so the card comes after everything the run showed before.
-        self._events.put(ApprovalCard(request, respond))
+        self._events.put(ApprovalCard(request_for_display(request), respond))
         answered.wait()
         self._waiting.remove(respond)
         return result[0]
@@ -239,7 +241,7 @@ class PonderApp(App[RunFinished | None]):
 
     def _start(self, task: str) -> None:
         self._task_running = True
-        self._mount(TextBlock(task, classes="user"))
+        self._mount(TextBlock(safe_text(task), classes="user"))
         self.status.state = "starting"
         self._show_status()
 
@@ -261,7 +263,7 @@ class PonderApp(App[RunFinished | None]):
                 old.remove()
 
     def _note(self, text: str, error: bool = False) -> None:
-        self._mount(TextBlock(text, classes="error" if error else "note"))
+        self._mount(TextBlock(safe_text(text), classes="error" if error else "note"))
 
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
@@ -302,6 +304,7 @@ class PonderApp(App[RunFinished | None]):
             self._end_reasoning()
             self._mount(item)
         else:
+            item = for_display(item)
             self.status.apply(item)
             self._apply(item)
 
