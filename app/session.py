@@ -32,6 +32,7 @@ from ponder.runtime.sessions import (
     read_session,
     restore_messages,
     sessions_dir,
+    skipped_warning,
 )
 from ponder.sandbox.base import Sandbox
 
@@ -91,7 +92,9 @@ class Session:
                 raise UsageError(
                     f"no session {resume or '(none yet)'} to resume; see `ponder sessions`"
                 )
-            _, events = read_session(found.path)
+            _, events, skipped = read_session(found.path)
+            if skipped:
+                print(f"ponder: warning: {skipped_warning(found.path, skipped)}", file=sys.stderr)
             messages = restore_messages(events)
             session_id = found.id
         self.workspace = workspace

@@ -16,7 +16,14 @@ from ponder.app.session import checkpoint_store
 from ponder.app.slash_commands import describe_undo
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import event_to_json
-from ponder.runtime.sessions import SessionInfo, find_session, list_sessions, read_session
+from ponder.runtime.sessions import (
+    SessionInfo,
+    find_session,
+    list_sessions,
+    read_session,
+    skipped_warning,
+)
+from ponder.sandbox.safe_text import safe_text
 
 
 def parser(command: str) -> argparse.ArgumentParser:
@@ -76,7 +83,9 @@ def _export(session_id: str, fmt: str) -> int:
     info = find_session(session_id)
     if info is None:
         raise UsageError(f"no session matches {session_id!r}; see `ponder sessions`")
-    header, events = read_session(info.path)
+    header, events, skipped = read_session(info.path)
+    if skipped:
+        print(f"ponder: warning: {skipped_warning(info.path, skipped)}", file=sys.stderr)
     if fmt == "json":
         print(
             json.dumps(

@@ -107,7 +107,7 @@ class SessionCommands:
         words = argument.split()
         fmt = words.pop(0) if words and words[0] in ("md", "json") else "md"
         path = Path(words[0]) if words else Path(f"ponder-{self.session.id}.{fmt}")
-        header, events = read_session(self.session.recorder.path)
+        header, events, _ = read_session(self.session.recorder.path)
         if fmt == "json":
             text = json.dumps(
                 {"session": header, "events": [json.loads(event_to_json(e)) for e in events]}

@@ -3,16 +3,23 @@
 The first line describes the session; the rest are events. Because the conversation travels as
 events too (``message_added``, ``context_compacted``), a session file alone restores a run: a
 SIGKILL loses at most the line being written. Files live in the user data directory.
+
+Files are only ever appended to. A line a crash tore is sealed with a newline before anything is
+appended after it, and a line that cannot be read (torn, garbage, from a newer ponder) is
+skipped and counted: it never hides the rest of its session, and a bad file never hides the
+others.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import platformdirs
 
@@ -39,15 +46,28 @@ def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_session_id(session_id: str) -> str:
+    """``session_id`` when it can name a file of the sessions directory; ValueError otherwise."""
+    if not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
+        raise ValueError(f"{session_id!r} is not a session id")
+    return session_id
+
+
 class SessionRecorder:
     """Appends events to ``<directory>/<id>.jsonl``; call it with each event."""
 
     def __init__(self, directory: Path, header: dict[str, Any], session_id: str | None = None):
         directory.mkdir(parents=True, exist_ok=True)
-        self.id = session_id or new_session_id()
+        self.id = check_session_id(session_id or new_session_id())
         self.path = directory / f"{self.id}.jsonl"
+        torn = _ends_torn(self.path)
         resuming = self.path.exists()
         self._file: IO[str] = self.path.open("a", encoding="utf-8")
+        if torn:  # seal the line a crash cut off, so the next event starts a line of its own
+            self._write("")
         if not resuming:
             first = {"type": "session", "version": SCHEMA_VERSION, "id": self.id, **header}
             self._write(json.dumps(first, ensure_ascii=False))
@@ -63,6 +83,19 @@ class SessionRecorder:
         self._file.close()
 
 
+def _ends_torn(path: Path) -> bool:
+    """Whether the file's last line lacks its newline (a write a crash interrupted)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     id: str
@@ -75,34 +108,56 @@ class SessionInfo:
     """How the last run ended, or ``incomplete``."""
 
 
-def read_session(path: Path) -> tuple[dict[str, Any], list[Event]]:
-    """The header and the events; a torn last line (a crash mid-write) is skipped."""
+class SessionFile(NamedTuple):
+    header: dict[str, Any]
+    """The first line: id, creation time, workspace, model ({} when it is unreadable)."""
+    events: list[Event]
+    skipped: int
+    """Lines that could not be read (torn by a crash, damaged, from a newer ponder)."""
+
+
+def read_session(path: Path) -> SessionFile:
+    """Everything readable in a session file; raises only OSError (the file itself)."""
     header: dict[str, Any] = {}
     events: list[Event] = []
-    with path.open(encoding="utf-8") as handle:
+    skipped = 0
+    with path.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle):
-            if not line.endswith("\n"):
-                break  # the write a crash interrupted
-            if number == 0:
-                header = json.loads(line)
-                continue
-            events.append(event_from_json(line))
-    return header, events
+            if not line.strip():
+                continue  # the newline that sealed a torn line
+            try:
+                if number == 0:
+                    first = json.loads(line)
+                    if not isinstance(first, dict) or first.get("type") != "session":
+                        raise ValueError("not a session header")
+                    header = first
+                else:
+                    events.append(event_from_json(line))
+            except ValueError:  # JSON or pydantic validation errors, a line cut short
+                skipped += 1
+    return SessionFile(header, events, skipped)
+
+
+def skipped_warning(path: Path, skipped: int) -> str:
+    lines = "line" if skipped == 1 else "lines"
+    return f"{skipped} unreadable {lines} of {path} skipped (a crash or damage); the rest is used"
 
 
 def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
     found = []
     for path in sorted((directory or sessions_dir()).glob("*.jsonl"), reverse=True):
+        if not _SESSION_ID.fullmatch(path.stem):
+            continue  # not a file ponder wrote
         try:
-            header, events = read_session(path)
-        except (OSError, ValueError):
+            header, events, _ = read_session(path)
+        except OSError:
             continue
         task = next((e.task for e in events if isinstance(e, RunStarted)), "")
         ends = [e.reason for e in events if isinstance(e, RunFinished)]
         status = ends[-1] if ends and isinstance(events[-1], RunFinished) else "incomplete"
         found.append(
             SessionInfo(
-                id=str(header.get("id", path.stem)),
+                id=path.stem,
                 path=path,
                 created=str(header.get("created", "")),
                 workspace=str(header.get("workspace", "")),

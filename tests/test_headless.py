@@ -61,7 +61,7 @@ def session_task(env: dict[str, str]) -> str:
     """The user message of the only session recorded under this test's HOME."""
     directory = Path(env["HOME"]) / ".local" / "share" / "ponder" / "sessions"
     (info,) = list_sessions(directory)
-    _, events = read_session(info.path)
+    _, events, _ = read_session(info.path)
     (user,) = [
         e.message["content"]
         for e in events

@@ -58,7 +58,7 @@ def test_a_session_file_restores_the_conversation(tmp_path: Path) -> None:
     with recorder.path.open("a") as handle:
         handle.write('{"type": "tool_out')  # a write a SIGKILL cut short
 
-    header, events = read_session(recorder.path)
+    header, events, _ = read_session(recorder.path)
     assert header["workspace"] == "/w"
     restored = restore_messages(events)
     assert restored[:4] == messages
@@ -68,6 +68,52 @@ def test_a_session_file_restores_the_conversation(tmp_path: Path) -> None:
     )
     (info,) = list_sessions(tmp_path)
     assert (info.id, info.task, info.status) == (recorder.id, "fix it", "incomplete")
+
+
+def test_a_torn_session_resumes_with_everything_before_the_damage(tmp_path: Path) -> None:
+    recorder = SessionRecorder(tmp_path, {"workspace": "/w", "model": "m"})
+    recorder(RunStarted(task="fix it", model="m", sandbox="s", max_steps=3))
+    recorder(MessageAdded(message={"role": "user", "content": "fix it"}))
+    recorder.close()
+    with recorder.path.open("a") as handle:
+        handle.write('{"type": "message_added", "message": {"role": "assis')  # SIGKILL here
+
+    resumed = SessionRecorder(tmp_path, {}, recorder.id)  # what --resume does
+    resumed(MessageAdded(message={"role": "user", "content": "go on"}))
+    resumed.close()
+    with recorder.path.open("a") as handle:
+        handle.write("garbage \x00 that is not JSON\n[1, 2]\n")
+    resumed = SessionRecorder(tmp_path, {}, recorder.id)
+    resumed(MessageAdded(message={"role": "user", "content": "and finish"}))
+    resumed.close()
+
+    header, events, skipped = read_session(recorder.path)
+    assert header["workspace"] == "/w"
+    assert skipped == 3  # the torn line, the garbage line and the list
+    contents = [m.content for m in restore_messages(events)]
+    assert contents == ["fix it", "go on", "and finish"]
+    (info,) = list_sessions(tmp_path)
+    assert (info.id, info.task) == (recorder.id, "fix it")
+
+
+def test_one_bad_file_never_hides_the_other_sessions(tmp_path: Path) -> None:
+    good = SessionRecorder(tmp_path, {"workspace": "/w", "model": "m"}, "20260101-000000-aaaaaa")
+    good(RunStarted(task="the good one", model="m", sandbox="s", max_steps=3))
+    good.close()
+    (tmp_path / "20260102-000000-bbbbbb.jsonl").write_text("[1,2]\n")
+    (tmp_path / "20260103-000000-cccccc.jsonl").write_bytes(b"\xff\xfe\x00garbage")
+    (tmp_path / "20260104-000000-dddddd.jsonl").write_text('{"type": "session", "id": "../../x"}\n')
+
+    listed = {info.id: info for info in list_sessions(tmp_path)}
+    assert listed["20260101-000000-aaaaaa"].task == "the good one"
+    assert set(listed) == {
+        "20260101-000000-aaaaaa",
+        "20260102-000000-bbbbbb",
+        "20260103-000000-cccccc",
+        "20260104-000000-dddddd",  # named by its file, never by the id written inside it
+    }
+    with pytest.raises(ValueError, match="not a session id"):
+        SessionRecorder(tmp_path, {}, "../../x")
 
 
 def ponder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

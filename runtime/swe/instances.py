@@ -9,6 +9,7 @@ and ``repo_bundle`` (a local repository or git bundle to check out), and ``test_
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,22 @@ class Instance:
         if not path.is_absolute() and self.source is not None:
             path = self.source.parent / path
         return path
+
+
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+_COMMIT = re.compile(r"[0-9a-fA-F]{4,64}")
+
+
+def check_instance_id(instance_id: object, where: str) -> str:
+    """An instance id that can name a folder of its own (logs, reports); InstanceError else."""
+    if not isinstance(instance_id, str) or not instance_id:
+        raise InstanceError(f"{where} has no instance_id")
+    if not _INSTANCE_ID.fullmatch(instance_id) or ".." in instance_id:
+        raise InstanceError(
+            f"{where}: instance_id {instance_id!r} cannot name a folder (letters, digits and "
+            "._+- only, not starting with a dot)"
+        )
+    return instance_id
 
 
 def swebench_image_name(instance_id: str) -> str:
@@ -89,17 +106,18 @@ def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
     for number, record in enumerate(_records(path), 1):
         if not isinstance(record, dict):
             raise InstanceError(f"{path}: entry {number} is not an object")
-        iid = record.get("instance_id")
-        if not isinstance(iid, str) or not iid:
-            raise InstanceError(f"{path}: entry {number} has no instance_id")
+        iid = check_instance_id(record.get("instance_id"), f"{path}: entry {number}")
         if not isinstance(record.get("problem_statement"), str):
             raise InstanceError(f"{iid}: no problem_statement")
+        base_commit = str(record.get("base_commit") or "")
+        if base_commit and not _COMMIT.fullmatch(base_commit):
+            raise InstanceError(f"{iid}: base_commit {base_commit!r} is not a commit id")
         instances.append(
             Instance(
                 instance_id=iid,
                 problem_statement=record["problem_statement"],
                 repo=str(record.get("repo") or ""),
-                base_commit=str(record.get("base_commit") or ""),
+                base_commit=base_commit,
                 patch=str(record.get("patch") or ""),
                 test_patch=str(record.get("test_patch") or ""),
                 fail_to_pass=_tests(record.get("FAIL_TO_PASS"), "FAIL_TO_PASS", iid),
@@ -145,9 +163,10 @@ def load_predictions(path: Path) -> dict[str, Prediction]:
     if not path.exists():
         return {}
     found = {}
-    for record in _records(path):
-        if not isinstance(record, dict) or not isinstance(record.get("instance_id"), str):
-            raise InstanceError(f"{path}: every prediction needs an instance_id")
+    for number, record in enumerate(_records(path), 1):
+        if not isinstance(record, dict):
+            raise InstanceError(f"{path}: prediction {number} is not an object")
+        check_instance_id(record.get("instance_id"), f"{path}: prediction {number}")
         patch = record.get("model_patch")
         found[record["instance_id"]] = Prediction(
             record["instance_id"],
