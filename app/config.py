@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ponder.model.backend import GenerationSettings
+from ponder.model.backend import ConfigurationError, GenerationSettings
 from ponder.model.llamacpp import LlamaOptions
+from ponder.model.offload import parse_size
 from ponder.model.openai_compat import OpenAIOptions
+from ponder.sandbox.disk_guard import DiskLimits
 from ponder.sandbox.image import DEFAULT_IMAGE
 
 
@@ -99,6 +101,36 @@ class OpenAISettings(BaseModel):
         )
 
 
+class DiskSettings(BaseModel):
+    """``[disk]``: how much a session may write into the workspace (bind mode and local).
+    Sizes like ``5G``, ``500MB``, ``2GiB``; a plain number is GB."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_growth: str | int = "5GiB"
+    """How much the workspace may grow in one session before a command is stopped."""
+    max_new_files: int = 250_000
+    """How many files and directories the workspace may gain in one session."""
+    min_free: str | int = "1GiB"
+    """Free space a command may not take the workspace's disk below."""
+
+    @field_validator("max_growth", "min_free")
+    @classmethod
+    def _size(cls, value: str | int) -> str | int:
+        try:
+            parse_size(str(value))
+        except ConfigurationError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    def limits(self) -> DiskLimits:
+        return DiskLimits(
+            max_growth=parse_size(str(self.max_growth)),
+            max_new_files=self.max_new_files,
+            min_free=parse_size(str(self.min_free)),
+        )
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -135,6 +167,7 @@ class Config(BaseModel):
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     llama: LlamaSettings = Field(default_factory=LlamaSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    disk: DiskSettings = Field(default_factory=DiskSettings)
 
 
 def config_dir() -> Path:
@@ -157,7 +190,7 @@ def _from_file(path: Path) -> dict[str, Any]:
 def _from_environment() -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, field in Config.model_fields.items():
-        if field.annotation in (SamplingSettings, LlamaSettings, OpenAISettings):
+        if field.annotation in (SamplingSettings, LlamaSettings, OpenAISettings, DiskSettings):
             continue  # tables are set in the file or with flags
         value = os.environ.get(f"PONDER_{name.upper()}")
         if value is not None:

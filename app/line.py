@@ -158,6 +158,8 @@ class LinePrinter:
         mark, style = ("✓", "green") if event.ok else ("✗", "red")
         detail = describe_ending(event) or event.name
         self.console.print(Text(f"{mark} {detail} · {event.elapsed:.1f}s", style=style))
+        if event.notice:
+            self.console.print(Text(f"  {event.notice}", style="yellow"))
         if event.exit_code is None and event.name != "submit":
             lines = event.result.rstrip("\n").split("\n")
             preview = "\n".join(lines[:RESULT_PREVIEW_LINES])

@@ -39,11 +39,16 @@ def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
     sandbox: DockerSandbox | LocalSandbox
     if config.sandbox == "local":
         print(f"warning: {WARNING}", file=sys.stderr)
-        sandbox = LocalSandbox(workspace, environment)
+        sandbox = LocalSandbox(workspace, environment, disk=config.disk.limits())
     else:
         client = prepared_engine(config.image)
         sandbox = DockerSandbox(
-            workspace, config.image, client=client, network=config.network, environment=environment
+            workspace,
+            config.image,
+            client=client,
+            network=config.network,
+            environment=environment,
+            disk=config.disk.limits(),
         )
     with sandbox:
         yield sandbox

@@ -128,6 +128,9 @@ class ToolCallFinished(_Event):
     timed_out: bool = False
     interrupted: bool = False
     """The user stopped the command; ``exit_code`` is then whatever the kill left."""
+    notice: str | None = None
+    """How the sandbox ended or treated the command, when it says something: stopped by the
+    disk guard, killed out of memory, a fork bomb stopped."""
     elapsed: float
 
 

@@ -93,6 +93,7 @@ class ToolRunner:
                 exit_code=outcome.exit_code,
                 timed_out=outcome.timed_out,
                 interrupted=outcome.interrupted,
+                notice=outcome.notice,
                 elapsed=time.monotonic() - started,
             )
         )

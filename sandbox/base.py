@@ -61,6 +61,22 @@ class ExecResult:
 OutputCallback = Callable[[str], None]
 
 
+class Halt(Protocol):
+    """What tells a running command to stop: a ``threading.Event``, or :class:`AnyOf` them."""
+
+    def is_set(self) -> bool: ...
+
+
+class AnyOf:
+    """Set as soon as any of its events is (the user's interrupt, or a guard's stop)."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self.events = [event for event in events if event is not None]
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
+
+
 class Sandbox(Protocol):
     """One isolated place to run commands, with the workspace at :attr:`workdir`."""
 

@@ -11,7 +11,6 @@ import io
 import select
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any, Protocol, cast
 import docker.errors
 from docker import APIClient
 
-from ponder.sandbox.base import ContainerGone, SandboxError
+from ponder.sandbox.base import ContainerGone, Halt, SandboxError
 from ponder.sandbox.scripts import ExitReport, OutputEnd
 
 _HEADER = struct.Struct(">BxxxL")
@@ -42,9 +41,9 @@ class RawExec:
     """The host-side deadline passed before the command ended."""
     cancelled: bool = False
     """The caller's cancel event stopped the reading; the command is still to be swept."""
-    held_open: bool = False
-    """Background processes the command started held its output: the runner stopped them, or,
-    outside its process group, they kept it open past the end (the caller sweeps those)."""
+    runaways: bool = False
+    """The command left so many processes behind (a fork bomb) that the runner killed its
+    process group; the caller sweeps those that left the group."""
 
 
 class _Stream(Protocol):
@@ -107,7 +106,7 @@ def run_exec(
     on_output: Callable[[bytes], None],
     environment: dict[str, str] | None = None,
     user: str = "",
-    cancel: threading.Event | None = None,
+    cancel: Halt | None = None,
 ) -> RawExec:
     """Run ``argv`` in the container; output bytes (stdout and stderr) go to ``on_output``.
 
@@ -148,8 +147,7 @@ def run_exec(
     if frames.cancelled:
         return RawExec(exit_code=-1, deadline_passed=False, cancelled=True)
     if report.exit_code is not None:
-        held = report.killed_holders or (not ended and report.left_running)
-        return RawExec(report.exit_code, deadline_passed=False, held_open=held)
+        return RawExec(report.exit_code, deadline_passed=False, runaways=report.killed_runaways)
     if not ended:
         return RawExec(exit_code=-1, deadline_passed=True)
     return RawExec(exit_code=_exit_code(api, created["Id"]), deadline_passed=False)
@@ -175,7 +173,7 @@ class Frames:
         self,
         deadline: float,
         on_output: Callable[[bytes], None],
-        cancel: threading.Event | None,
+        cancel: Halt | None,
     ) -> None:
         self.deadline = deadline
         self.output = OutputEnd(on_output)

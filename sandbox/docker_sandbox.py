@@ -28,9 +28,11 @@ from ponder.sandbox.base import (
     WORKDIR,
     ContainerGone,
     ExecResult,
+    Halt,
     OutputCallback,
     SandboxError,
 )
+from ponder.sandbox.disk_guard import DiskGuard, DiskLimits, guarded
 from ponder.sandbox.docker_exec import RawExec, run_exec
 from ponder.sandbox.docker_setup import (
     Limits,
@@ -64,7 +66,9 @@ class DockerSandbox(scripts.ScriptedFiles):
         environment: dict[str, str] | None = None,
         lifetime_s: int = 24 * 3600,
         name: str | None = None,
+        disk: DiskLimits | None = None,
     ) -> None:
+        """``disk``: limits on how much a bind-mounted workspace may grow (none when unset)."""
         if mode == "bind" and workspace is None:
             raise SandboxError("bind mode needs a workspace directory")
         self.workspace = workspace.resolve() if workspace else None
@@ -82,6 +86,8 @@ class DockerSandbox(scripts.ScriptedFiles):
         self._user = f"{os.getuid()}:{os.getgid()}" if mode == "bind" else "0:0"
         self._oom_kills = 0
         self._log_writers: list[threading.Thread] = []
+        self._disk = disk
+        self._disk_guard: DiskGuard | None = None
 
     @property
     def description(self) -> str:
@@ -117,6 +123,9 @@ class DockerSandbox(scripts.ScriptedFiles):
         )
         self._container = create(self._client, self.image, options)
         self.name = self._container.name or self.name
+        if self.mode == "bind" and self._disk is not None and self._disk_guard is None:
+            assert self.workspace is not None
+            self._disk_guard = DiskGuard(self.workspace, self._disk)
         atexit.register(self.stop)
         try:
             self._prepare()
@@ -163,7 +172,7 @@ class DockerSandbox(scripts.ScriptedFiles):
         sink: Callable[[bytes], None],
         environment: dict[str, str] | None = None,
         settle: bool = True,
-        cancel: threading.Event | None = None,
+        cancel: Halt | None = None,
     ) -> RawExec:
         """Run ``argv`` as the sandbox's command user, output bytes to ``sink``."""
         if settle:
@@ -223,20 +232,22 @@ class DockerSandbox(scripts.ScriptedFiles):
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
         started = time.monotonic()
-        raw = self._run(
-            ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout)],
-            scripts.command_script(command, self._workdir).encode(),
-            timeout,
-            capture.add,
-            environment={scripts.EXEC_ID_VARIABLE: exec_id},
-            cancel=cancel,
-        )
-        code = raw.exit_code
+        with guarded(self._disk_guard, cancel) as (halt, stopped):
+            raw = self._run(
+                ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout)],
+                scripts.command_script(command, self._workdir).encode(),
+                timeout,
+                capture.add,
+                environment={scripts.EXEC_ID_VARIABLE: exec_id},
+                cancel=halt,
+            )
+        code = raw.exit_code if not stopped else 137
         elapsed = time.monotonic() - started
-        timed_out = raw.deadline_passed or (code in (124, 137) and elapsed >= timeout - 0.5)
-        if timed_out or raw.held_open or raw.cancelled:
+        ended_by_timeout = code in (124, 137) and elapsed >= timeout - 0.5 and not stopped
+        timed_out = raw.deadline_passed or ended_by_timeout
+        if timed_out or raw.runaways or raw.cancelled:
             self._sweep(exec_id)
-        notice = notice or self._notice(code, timed_out, raw.held_open)
+        notice = notice or (stopped[0] if stopped else self._notice(code, timed_out, raw.runaways))
         log_path = None
         if capture.truncated:
             log_path = f"{scripts.LOG_DIR}/{exec_id}.log"
@@ -250,7 +261,7 @@ class DockerSandbox(scripts.ScriptedFiles):
             truncated=capture.truncated,
             log_path=log_path,
             notice=notice,
-            interrupted=raw.cancelled,
+            interrupted=raw.cancelled and not stopped,
         )
         capture.close()
         return result
@@ -284,9 +295,9 @@ class DockerSandbox(scripts.ScriptedFiles):
         result = self._script(scripts.oom_count_script(), 30)
         return int(result.output.strip() or 0) if result.output.strip().isdigit() else 0
 
-    def _notice(self, code: int, timed_out: bool, held_open: bool) -> str | None:
-        if held_open:
-            return scripts.HELD_OPEN_NOTICE
+    def _notice(self, code: int, timed_out: bool, runaways: bool) -> str | None:
+        if runaways:
+            return scripts.RUNAWAY_NOTICE.format(n=scripts.RUNAWAY_PROCESSES)
         if code == 137 and not timed_out:
             count = self._oom_count()
             if count > self._oom_kills:

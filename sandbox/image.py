@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import docker
 import docker.errors
 
 from ponder.sandbox.base import SandboxError
+from ponder.sandbox.leftovers import private_tempdir
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -137,8 +137,9 @@ def _build_on_base(client: docker.DockerClient, base: str, tag: str, log: Log) -
 
 
 def _build_with_debootstrap(client: docker.DockerClient, tag: str, mirror: str, log: Log) -> None:
-    with tempfile.TemporaryDirectory(prefix="ponder-rootfs-") as tmp:
-        root = Path(tmp) / "rootfs"
+    tmp = private_tempdir("ponder-rootfs-")
+    try:
+        root = tmp / "rootfs"
         command = [
             "debootstrap",
             "--variant=minbase",
@@ -160,6 +161,8 @@ def _build_with_debootstrap(client: docker.DockerClient, tag: str, mirror: str, 
                     entry.unlink()
         log(f"importing the root filesystem as {tag}")
         _import_rootfs(client, root, tag)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _import_rootfs(client: docker.DockerClient, root: Path, tag: str) -> None:

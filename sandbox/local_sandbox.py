@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -23,10 +23,13 @@ from pathlib import Path
 from ponder.sandbox import scripts
 from ponder.sandbox.base import (
     ExecResult,
+    Halt,
     OutputCallback,
     SandboxError,
 )
+from ponder.sandbox.disk_guard import DiskGuard, DiskLimits, guarded
 from ponder.sandbox.environment import COMMAND_ENV
+from ponder.sandbox.leftovers import private_tempdir
 from ponder.sandbox.output import LiveCapture
 
 WARNING = (
@@ -36,9 +39,16 @@ WARNING = (
 
 
 class LocalSandbox(scripts.ScriptedFiles):
-    def __init__(self, workspace: Path, environment: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        environment: dict[str, str] | None = None,
+        disk: DiskLimits | None = None,
+    ) -> None:
         self.workspace = workspace.resolve()
-        self._state: tempfile.TemporaryDirectory[str] | None = None
+        self._disk = disk
+        self._disk_guard: DiskGuard | None = None
+        self._state: Path | None = None
         self._environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             **(environment or {}),
@@ -63,22 +73,24 @@ class LocalSandbox(scripts.ScriptedFiles):
     def start(self) -> None:
         if not self.workspace.is_dir():
             raise SandboxError(f"workspace {self.workspace} is not a directory")
+        if self._disk is not None and self._disk_guard is None:
+            self._disk_guard = DiskGuard(self.workspace, self._disk)
         if self._state is None:
-            self._state = tempfile.TemporaryDirectory(prefix="ponder-local-")
-            home = Path(self._state.name) / "home"
+            self._state = private_tempdir("ponder-local-")
+            home = self._state / "home"
             home.mkdir()
             self._environment["HOME"] = str(home)
 
     def stop(self) -> None:
         if self._state is not None:
-            self._state.cleanup()
+            shutil.rmtree(self._state, ignore_errors=True)
             self._state = None
 
     @property
     def _state_dir(self) -> str:
         if self._state is None:
             raise SandboxError("the sandbox is not running")
-        return self._state.name
+        return str(self._state)
 
     def _run(
         self,
@@ -87,9 +99,9 @@ class LocalSandbox(scripts.ScriptedFiles):
         timeout: float,
         sink: Callable[[bytes], None],
         extra_env: dict[str, str] | None = None,
-        cancel: threading.Event | None = None,
+        cancel: Halt | None = None,
     ) -> tuple[int, bool, bool]:
-        """Run ``argv`` in its own process group; returns (exit code, abandoned, left running).
+        """Run ``argv`` in its own process group; returns (exit code, abandoned, runaways killed).
 
         Like the Docker backend it watches stderr for the runner's exit marker, so a background
         job holding stdout does not keep it waiting; past the deadline the group is killed.
@@ -145,8 +157,7 @@ class LocalSandbox(scripts.ScriptedFiles):
         process.stderr.close()
         returncode = process.wait()
         code = report.exit_code if report.exit_code is not None else returncode
-        held = report.killed_holders or (report.left_running and stdout_open)
-        return code, abandoned, held
+        return code, abandoned, report.killed_runaways
 
     @staticmethod
     def _kill_group(pid: int) -> None:
@@ -163,21 +174,24 @@ class LocalSandbox(scripts.ScriptedFiles):
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
         started = time.monotonic()
-        code, abandoned, held_open = self._run(
-            ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout, self._state_dir)],
-            scripts.command_script(command, self.workdir, self._state_dir).encode(),
-            timeout,
-            capture.add,
-            {scripts.EXEC_ID_VARIABLE: exec_id},
-            cancel,
-        )
+        with guarded(self._disk_guard, cancel) as (halt, stopped):
+            code, abandoned, runaways = self._run(
+                ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout, self._state_dir)],
+                scripts.command_script(command, self.workdir, self._state_dir).encode(),
+                timeout,
+                capture.add,
+                {scripts.EXEC_ID_VARIABLE: exec_id},
+                halt,
+            )
         elapsed = time.monotonic() - started
-        interrupted = cancel is not None and cancel.is_set() and abandoned
-        timed_out = not interrupted and (
+        interrupted = halt.is_set() and abandoned and not stopped
+        timed_out = not (interrupted or stopped) and (
             abandoned or (code in (124, 137) and elapsed >= timeout - 0.5)
         )
+        if stopped:
+            code = 137
         if (
-            timed_out or held_open or interrupted
+            timed_out or runaways or interrupted or stopped
         ):  # what it left running, daemons that left its group included
             sweep = [
                 "bash",
@@ -201,7 +215,11 @@ class LocalSandbox(scripts.ScriptedFiles):
             total_bytes=capture.total,
             truncated=capture.truncated,
             log_path=log_path,
-            notice=scripts.HELD_OPEN_NOTICE if held_open else None,
+            notice=stopped[0]
+            if stopped
+            else scripts.RUNAWAY_NOTICE.format(n=scripts.RUNAWAY_PROCESSES)
+            if runaways
+            else None,
             interrupted=interrupted,
         )
         capture.close()

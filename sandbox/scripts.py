@@ -59,10 +59,14 @@ END_OF_OUTPUT = b"\x00\x1bPONDER_END\x00"
 """The runner's last bytes on stdout, written just before the exit marker on stderr. The two
 streams travel apart (Docker copies each in its own goroutine), so the marker can arrive before
 the end of the output; this says the output is complete."""
-HELD_OPEN_NOTICE = (
-    "the command ended, but processes it started in the background still held its output, so "
-    "they were stopped; start background jobs with their output redirected "
-    "(cmd > log 2>&1 &) to keep them running"
+RUNAWAY_PROCESSES = 64
+"""More processes than this left running in a command's process group when it ends are taken
+for a fork bomb and stopped. A count, not a judgement of what each process is doing: a job that
+is about to redirect its output (``server > log 2>&1 &``) looks, for a moment, exactly like one
+that holds it, so nothing is ever killed for holding the output."""
+RUNAWAY_NOTICE = (
+    "the command ended but left more than {n} processes running in the background (a fork "
+    "bomb?); they were stopped"
 )
 
 
@@ -73,12 +77,13 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
     written. GNU ``timeout`` leads the command's process group and signals all of it: TERM at
     the limit, KILL ``KILL_GRACE_S`` later.
 
-    When the command ends with processes of its group still running, those that still hold its
-    output (a background job whose output was not redirected, a fork bomb) are killed at once,
-    with shell builtins only, so it works even when the process limit is exhausted; redirected
-    background jobs (a server started with ``> log 2>&1 &``) keep running. The runner then
-    writes ``EXIT_MARKER``, the exit code and what it found (0 nothing left, 1 left running,
-    2 killed) to its own stderr, which nothing the command started can hold open.
+    Processes the command leaves running in the background keep running, whether or not they
+    still hold its output: the host stops reading at :data:`END_OF_OUTPUT`, so a holder keeps
+    nothing waiting, and what it writes later is not shown. Only more than
+    :data:`RUNAWAY_PROCESSES` of them (a fork bomb) are killed, at once, with shell builtins
+    only, so it works even when the process limit is exhausted. The runner then writes
+    ``EXIT_MARKER``, the exit code and what it found (0 nothing left, 1 left running, 2 killed)
+    to its own stderr, which nothing the command started can hold open.
     """
     marker = EXIT_MARKER.decode()
     return (
@@ -86,16 +91,15 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
         f'timeout -k {KILL_GRACE_S} {timeout:g} bash --noprofile --norc "$f" </dev/null 2>&1 &\n'
         't=$!; wait "$t"; rc=$?; left=0\n'
         'if kill -0 -- "-$t" 2>/dev/null; then\n'
-        "  left=1\n"
+        "  left=1; n=0\n"
         "  for d in /proc/[0-9]*; do\n"
         '    read -r s <"$d/stat" 2>/dev/null || continue\n'
         "    s=${s##*) }; set -- $s\n"
-        '    [ "$3" = "$t" ] || continue\n'
-        '    if [ "$d/fd/1" -ef /proc/$$/fd/1 ] || [ "$d/fd/2" -ef /proc/$$/fd/1 ]; then\n'
-        "      left=2; break\n"
-        "    fi\n"
+        '    [ "$3" = "$t" ] && n=$((n + 1))\n'
         "  done\n"
-        '  [ "$left" = 2 ] && { kill -9 -- "-$t"; kill -9 -- "-$t"; } 2>/dev/null\n'
+        f'  if [ "$n" -gt {RUNAWAY_PROCESSES} ]; then\n'
+        '    left=2; { kill -9 -- "-$t"; kill -9 -- "-$t"; } 2>/dev/null\n'
+        "  fi\n"
         "fi\n"
         "printf '\\000\\033PONDER_END\\000'\n"
         f'printf \'{marker}%d %d\\n\' "$rc" "$left" >&2; exit "$rc"\n'
@@ -103,10 +107,11 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
 
 
 class OutputEnd:
-    """Passes the runner's stdout on without :data:`END_OF_OUTPUT`, and notes when it passed.
+    """Passes the runner's stdout on up to :data:`END_OF_OUTPUT`, and notes when it passed.
 
-    The few bytes that could be the start of it are held back until the next piece (or
-    :meth:`close`) shows whether they are.
+    What comes after it is what background processes wrote once the command had ended: not the
+    command's output, and dropped. The few bytes that could be the start of the marker are held
+    back until the next piece (or :meth:`close`) shows whether they are.
     """
 
     def __init__(self, forward: Callable[[bytes], None]) -> None:
@@ -116,15 +121,13 @@ class OutputEnd:
 
     def feed(self, data: bytes) -> None:
         if self.seen:
-            self.forward(data)
             return
         data = self._held + data
         at = data.find(END_OF_OUTPUT)
         if at >= 0:
             self.seen, self._held = True, b""
-            for piece in (data[:at], data[at + len(END_OF_OUTPUT) :]):
-                if piece:
-                    self.forward(piece)
+            if at:
+                self.forward(data[:at])
             return
         keep = next(
             (n for n in range(min(len(data), len(END_OF_OUTPUT) - 1), 0, -1)
@@ -149,9 +152,9 @@ class ExitReport:
         self._seen = bytearray()
         self.exit_code: int | None = None
         self.left_running = False
-        """Processes of the command's group still run (with their output redirected)."""
-        self.killed_holders = False
-        """Processes that still held the command's output were killed."""
+        """Processes of the command's group still run in the background."""
+        self.killed_runaways = False
+        """So many were left (a fork bomb) that the runner killed them."""
 
     def feed(self, data: bytes) -> bool:
         """Take stderr bytes; True once the marker is complete."""
@@ -163,7 +166,7 @@ class ExitReport:
         if len(fields) == 2 and all(f.isdigit() for f in fields):
             self.exit_code = int(fields[0])
             self.left_running = fields[1] == b"1"
-            self.killed_holders = fields[1] == b"2"
+            self.killed_runaways = fields[1] == b"2"
             return True
         return False
 

@@ -238,7 +238,9 @@ class ToolCard(Block):
         self.query_one(".block-title", Static).update(self._header("▶"))
         self.query_one(".tool-status", Static).update(
             Content.assemble(
-                (f"{mark} {detail}", style), (f" · {event.elapsed:.1f}s", "$text-muted")
+                (f"{mark} {detail}", style),
+                (f" · {event.elapsed:.1f}s", "$text-muted"),
+                (f"\n{event.notice}" if event.notice else "", "$warning"),
             )
         )
         self.add_class("ok" if event.ok else "failed")

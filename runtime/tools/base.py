@@ -30,6 +30,9 @@ class ToolOutcome:
     exit_code: int | None = None
     timed_out: bool = False
     interrupted: bool = False
+    notice: str | None = None
+    """What the sandbox says about how a command ended (stopped by the disk guard, out of
+    memory, ...), for the person watching too."""
     ends_run: bool = False
     """The run ends after this call (``submit``)."""
 

@@ -18,7 +18,8 @@ SCHEMA = ToolSchema(
         "Run a bash command in the sandbox and return its output and exit code. The working "
         "directory and the workspace persist between calls; stdin is closed, so interactive "
         "programs get end-of-file. Long output is shortened to its beginning and end. Run long "
-        "jobs in the background with output redirected to a file."
+        "jobs in the background with output redirected to a file (cmd > log 2>&1 &); what they "
+        "print after the command ends is not shown."
     ),
     parameters={
         "type": "object",
@@ -75,4 +76,5 @@ class BashTool:
             exit_code=result.exit_code,
             timed_out=result.timed_out,
             interrupted=result.interrupted,
+            notice=result.notice,
         )
