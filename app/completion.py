@@ -8,11 +8,12 @@ build outputs stay out) and from a bounded walk otherwise.
 from __future__ import annotations
 
 import os
-import subprocess
 from os.path import commonpath
 from pathlib import Path
 
 import platformdirs
+
+from ponder.runtime.host_git import GitFailed, run_git
 
 MAX_FILES = 20_000
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", ".venv", "target", "build"})
@@ -28,15 +29,11 @@ def history_file() -> Path:
 def workspace_files(root: Path) -> list[str]:
     """Files and directories of the workspace, relative, directories ending in ``/``."""
     try:
-        listed = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.splitlines()[:MAX_FILES]
-    except (OSError, subprocess.SubprocessError):
+        output = run_git(
+            "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=root, timeout=5
+        )
+        listed = output.decode(errors="replace").split("\0")[:-1][:MAX_FILES]
+    except GitFailed:
         listed = _walk(root)
     directories = {str(Path(f).parent) + "/" for f in listed if "/" in f}
     for directory in list(directories):  # the parents of nested directories too

@@ -13,15 +13,15 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-import git
-
 from ponder.app.config import Config
 from ponder.app.frontends import Frontend, run_line, run_tui
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.events import Emit, RunFinished
+from ponder.runtime.host_git import run_git
 from ponder.runtime.loop import Agent, AgentSettings
+from ponder.sandbox.safe_text import safe_text
 
 TASK = "The test suite of this project fails. Find the bug and fix it."
 _ASSETS = resources.files("ponder.app") / "demo_assets"
@@ -32,12 +32,15 @@ def prepare_repository() -> Path:
     target = Path(tempfile.mkdtemp(prefix="ponder-demo-")) / "tinystats"
     with resources.as_file(_ASSETS / "repo") as source:
         shutil.copytree(source, target)
-    repo = git.Repo.init(target)
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "ponder demo")
-        config.set_value("user", "email", "demo@ponder.invalid")
-    repo.git.add(all=True)
-    repo.index.commit("tinystats: mean and median")
+    identity = {
+        "GIT_AUTHOR_NAME": "ponder demo",
+        "GIT_AUTHOR_EMAIL": "demo@ponder.invalid",
+        "GIT_COMMITTER_NAME": "ponder demo",
+        "GIT_COMMITTER_EMAIL": "demo@ponder.invalid",
+    }
+    run_git("init", "--quiet", cwd=target)
+    run_git("add", "--all", cwd=target)
+    run_git("commit", "--quiet", "-m", "tinystats: mean and median", cwd=target, env=identity)
     return target
 
 
@@ -68,7 +71,7 @@ def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
             )
         else:
             finished = run_line(run_task, interrupt=agent.interrupt, bridge=None, first_task=TASK)
-    diff = git.Repo(workspace).git.diff()
+    diff = safe_text(run_git("diff", "--no-ext-diff", "--no-textconv", cwd=workspace).decode())
     out = sys.stdout
     out.write("\nThe change ponder made:\n" + (diff or "(no change)") + "\n")
     out.write(f"\nThe fixed copy is at {workspace}\n")

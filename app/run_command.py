@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,12 +22,14 @@ from ponder.app.frontends import (
 )
 from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.line import LinePrinter
-from ponder.app.session import agent_settings, open_session
+from ponder.app.session import agent_settings, checkpoint_store, open_session
 from ponder.app.slash_commands import SessionCommands
 from ponder.model.backend import ChatBackend, open_backend
+from ponder.runtime.checkpoints import CheckpointError, apply_patch
 from ponder.runtime.events import Event
 from ponder.runtime.heavy import CopySandbox, run_heavy
 from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.sandbox.safe_text import safe_text
 
 Flags = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -143,16 +144,13 @@ def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
             backend.close()
     console.print()
     if result.chosen and result.diff:
-        applied = subprocess.run(
-            ["git", "apply", "--whitespace=nowarn", "-"],
-            input=result.diff,
-            text=True,
-            cwd=workspace,
-            capture_output=True,
-            check=False,
-        )
-        if applied.returncode != 0:
-            print(f"ponder: the chosen changes did not apply: {applied.stderr}", file=sys.stderr)
+        try:
+            apply_patch(workspace, checkpoint_store(), result.diff.encode())
+        except CheckpointError as error:
+            print(
+                f"ponder: the chosen changes did not apply: {safe_text(str(error))}",
+                file=sys.stderr,
+            )
             return 1
         print(f"kept the changes of trajectory {result.chosen}", file=sys.stderr)
     else:

@@ -17,6 +17,7 @@ from ponder.sandbox.base import SandboxUnavailable
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import connect, reap_leftovers
 from ponder.sandbox.image import build_default_image
+from ponder.sandbox.leftovers import remove_leftover_tempdirs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,6 +49,8 @@ def run(argv: list[str]) -> int:
     if args.action == "build":
         return _build(args)
     if args.action == "cleanup":
+        folders = remove_leftover_tempdirs()
+        print(f"removed {len(folders)} leftover temporary folder(s) of ponder runs that are gone")
         removed = reap_leftovers(connect())
         names = f": {' '.join(removed)}" if removed else ""
         print(f"removed {len(removed)} leftover sandbox(es){names}")

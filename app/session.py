@@ -7,12 +7,13 @@ runs behave the same.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import git
 import platformdirs
 
 from ponder.app.config import Config
@@ -36,6 +37,12 @@ from ponder.runtime.sessions import (
 )
 from ponder.sandbox.base import Sandbox
 
+NEW_REPOSITORY = (
+    "the model made a git repository in {workspace} (.git); its config and hooks were written "
+    "in the sandbox and git runs them: look at .git/config and .git/hooks before you use git "
+    "there"
+)
+
 
 def agent_settings(config: Config) -> AgentSettings:
     return AgentSettings(
@@ -50,21 +57,12 @@ def agent_settings(config: Config) -> AgentSettings:
     )
 
 
-def approval_policy(config: Config, workspace: Path) -> ApprovalPolicy:
-    def dirty() -> bool:
-        try:
-            return git.Repo(workspace, search_parent_directories=True).is_dirty(
-                untracked_files=True
-            )
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            return True
-
+def approval_policy(config: Config) -> ApprovalPolicy:
     return ApprovalPolicy(
         mode=config.approval,
         allow=list(config.allow),
         deny=list(config.deny),
         network=config.network,
-        workspace_dirty=dirty,
     )
 
 
@@ -98,6 +96,7 @@ class Session:
             messages = restore_messages(events)
             session_id = found.id
         self.workspace = workspace
+        self._had_git = os.path.lexists(workspace / ".git")
         self.config = config
         self.recorder = SessionRecorder(
             sessions_dir(),
@@ -116,13 +115,14 @@ class Session:
         except CheckpointError as error:  # the session goes on without them, and says so
             self.checkpoints_off = str(error)
         self._announce_checkpoints_off = self.checkpoints_off is not None
+        self._checkpoints = checkpoints
         self.display: Emit = lambda event: None
         self.agent = Agent(
             backend,
             sandbox,
             self._emit,
             settings=agent_settings(config),
-            policy=approval_policy(config, workspace),
+            policy=approval_policy(config),
             approver=approver,
             checkpoints=checkpoints,
             messages=messages,
@@ -158,6 +158,13 @@ class Session:
 
     def close(self) -> None:
         self.recorder.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+        if not self._had_git and os.path.lexists(self.workspace / ".git"):
+            print(
+                f"ponder: warning: {NEW_REPOSITORY.format(workspace=self.workspace)}",
+                file=sys.stderr,
+            )
 
 
 @contextmanager

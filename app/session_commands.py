@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ponder.app.exit_codes import UsageError
 from ponder.app.export import to_markdown
@@ -50,11 +51,14 @@ def run(argv: list[str]) -> int:
         return _list()
     if command == "export":
         return _export(args.id, args.format)
-    checkpoints = _checkpoints(args.workspace, args.session)
-    if command == "undo":
-        print(describe_undo(checkpoints.undo()))
-    else:
-        print(checkpoints.diff(), end="")
+    with _checkpoints(args.workspace, args.session) as checkpoints:
+        if command == "undo":
+            print(safe_text(describe_undo(checkpoints.undo())))
+        elif sys.stdout.isatty():
+            print(safe_text(checkpoints.diff().decode(errors="replace")), end="")
+        else:  # byte for byte as git wrote it, so that `git apply` takes it back
+            sys.stdout.flush()
+            sys.stdout.buffer.write(checkpoints.diff())
     return 0
 
 
@@ -63,9 +67,13 @@ def _list() -> int:
     if not sessions:
         print("no sessions yet")
         return 0
+    rows = [
+        [_field(text) for text in (info.id, info.created, info.status, info.workspace, info.task)]
+        for info in sessions
+    ]
     if not sys.stdout.isatty():  # for scripts: one tab-separated line per session
-        for info in sessions:
-            print("\t".join([info.id, info.created, info.status, info.workspace, info.task]))
+        for row in rows:
+            print("\t".join(row))
         return 0
     table = Table(box=None)
     table.add_column("id", no_wrap=True)
@@ -73,10 +81,15 @@ def _list() -> int:
     table.add_column("status", no_wrap=True)
     table.add_column("workspace", overflow="ellipsis")
     table.add_column("task", overflow="ellipsis", no_wrap=True)
-    for info in sessions:
-        table.add_row(info.id, info.created, info.status, info.workspace, info.task)
+    for row in rows:
+        table.add_row(*(Text(field) for field in row))
     Console(highlight=False).print(table)
     return 0
+
+
+def _field(text: str) -> str:
+    """A field of the session list: one line without tabs, made safe to print."""
+    return safe_text(text.replace("\t", " ").replace("\n", " "))
 
 
 def _export(session_id: str, fmt: str) -> int:

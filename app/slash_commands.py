@@ -69,7 +69,7 @@ class SessionCommands:
         checkpoints = self.session.agent.checkpoints
         if checkpoints is None:
             return f"no diff to show: checkpoints are off ({self.session.checkpoints_off})"
-        return checkpoints.diff() or "no changes yet"
+        return checkpoints.diff().decode(errors="replace") or "no changes yet"
 
     def _compact(self, _: str) -> str:
         done = self.session.agent.compact()

@@ -3,7 +3,9 @@
 Modes: ``ask`` asks before every action that changes something; ``auto`` (the default) lets
 everything run that stays inside a sandbox with the network off, and asks for what could reach
 out (a networked sandbox) or destroy work in a bind-mounted workspace (``git reset --hard``,
-``git clean``, ``git push``, a ``checkout`` over uncommitted changes); ``yolo`` never asks.
+``git clean``, ``git push``, a ``checkout`` or ``restore`` of files); ``yolo`` never asks. (In a
+Docker sandbox the repository's ``.git`` is read-only, so most of these fail anyway; with
+``--sandbox local`` they would not.)
 Allow and deny rules are command prefixes, checked against every sub-command of a pipeline or a
 ``&&``/``;`` chain; deny rules win in every mode. Headless runs answer with a policy instead of
 a person.
@@ -12,7 +14,6 @@ a person.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -50,6 +51,8 @@ NETWORK_COMMANDS = (
 )
 DESTRUCTIVE_GIT = ("git reset --hard", "git clean", "git push", "git stash drop", "git stash clear")
 CHECKOUT_GIT = ("git checkout", "git switch", "git restore")
+BRANCH_ONLY = frozenset({"-b", "-c", "--create", "--orphan"})
+"""``git checkout -b NAME``, ``git switch -c NAME``: a new branch, the files left as they are."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,6 @@ class ApprovalPolicy:
     """The sandbox can reach the network."""
     bind_mounted: bool = True
     """The workspace is the user's own directory (not a copy)."""
-    workspace_dirty: Callable[[], bool] = lambda: True
-    """Whether the workspace has uncommitted changes (a checkout could destroy them)."""
 
     def check(self, tool: str, arguments: dict[str, Any]) -> Verdict:
         if tool in READ_ONLY_TOOLS:
@@ -212,6 +213,6 @@ class ApprovalPolicy:
                 if matches(words, rule):
                     return Verdict("ask", f"`{rule}` can destroy work in your repository", rule)
             for rule in CHECKOUT_GIT:
-                if matches(words, rule) and self.workspace_dirty():
-                    return Verdict("ask", f"`{rule}` over uncommitted changes can lose them", rule)
+                if matches(words, rule) and not BRANCH_ONLY & set(words[2:3]):
+                    return Verdict("ask", f"`{rule}` can overwrite uncommitted changes", rule)
         return Verdict("allow")

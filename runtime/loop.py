@@ -202,9 +202,14 @@ class Agent:
         clock.start()
         return clock
 
-    def _checkpoint(self, step: int) -> None:
-        assert self.checkpoints is not None
+    def _checkpoint(self, step: int, before: bool) -> None:
+        """Before a step's tools run, note the workspace; after, store what the step changed."""
+        if self.checkpoints is None:
+            return
         try:
+            if before:
+                self.checkpoints.before_step()
+                return
             checkpoint = self.checkpoints.checkpoint()
         except CheckpointError as error:  # the safety net failed; the work itself did not
             self.checkpoints = None
@@ -250,6 +255,7 @@ class Agent:
         tools_started = time.monotonic()
         outcomes: list[ToolOutcome] = []
         if calls:
+            self._checkpoint(step, before=True)
             runner = ToolRunner(
                 self.tools, self.sandbox, self._emit, self.cancel, self.policy, self.approver
             )
@@ -260,8 +266,8 @@ class Agent:
             self._add(
                 Message(role="tool", content=outcome.text, tool_call_id=call.id, name=call.name)
             )
-        if calls and self.checkpoints is not None:
-            self._checkpoint(step)
+        if calls:
+            self._checkpoint(step, before=False)
         self.emit(
             StepFinished(
                 step=step,

@@ -24,6 +24,7 @@ from docker.models.containers import Container
 from docker.types import Mount, Ulimit
 
 from ponder.sandbox.base import SandboxError, SandboxUnavailable
+from ponder.sandbox.leftovers import owner_alive, process_start_time
 
 LABEL = "io.ponder.managed"
 PID1_USER = "65534:65534"
@@ -94,15 +95,6 @@ def _ssh_errors() -> tuple[type[Exception], ...]:
     return (paramiko.SSHException,)
 
 
-def process_start_time(pid: int) -> str:
-    """The kernel's start time of ``pid`` (clock ticks since boot); empty when unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return ""
-    return fields[19]
-
-
 def labels(session: str, lifetime_s: int, workspace: str) -> dict[str, str]:
     pid = os.getpid()
     return {
@@ -116,6 +108,32 @@ def labels(session: str, lifetime_s: int, workspace: str) -> dict[str, str]:
     }
 
 
+GIT_SEARCH_LIMIT = 50_000
+"""Most directories searched for nested git repositories (a home directory holds many)."""
+NOT_SEARCHED = frozenset({"node_modules", "__pycache__", ".venv", "venv", ".tox", "target"})
+
+
+def git_metadata(root: Path) -> list[str]:
+    """Every ``.git`` (a directory, or a file naming one) under ``root``, relative to it, the
+    top one first; symlinks are not followed."""
+    found: list[str] = []
+    pending, seen = [""], 0
+    while pending and seen < GIT_SEARCH_LIMIT:
+        relative = pending.pop()
+        seen += 1
+        try:
+            entries = list(os.scandir(root / relative))
+        except OSError:
+            continue
+        for entry in entries:
+            path = f"{relative}/{entry.name}" if relative else entry.name
+            if entry.name == ".git" and not entry.is_symlink():
+                found.append(path)
+            elif entry.is_dir(follow_symlinks=False) and entry.name not in NOT_SEARCHED:
+                pending.append(path)
+    return sorted(found, key=lambda path: (path.count("/"), path))
+
+
 def run_options(
     *,
     name: str,
@@ -127,9 +145,17 @@ def run_options(
     container_labels: dict[str, str],
     lifetime_s: int,
 ) -> dict[str, Any]:
-    """``containers.run`` arguments for a hardened, self-expiring sandbox."""
+    """``containers.run`` arguments for a hardened, self-expiring sandbox.
+
+    A bind-mounted workspace gets each of its git directories (``.git``, nested ones too) mounted
+    again, read-only: hooks, config and refs written there would run or count on the host.
+    """
     mounts = (
         [Mount(target=workdir, source=str(bind), type="bind")]
+        + [
+            Mount(target=f"{workdir}/{path}", source=str(bind / path), type="bind", read_only=True)
+            for path in git_metadata(bind)
+        ]
         if bind
         else [Mount(target=workdir, source=None, type="volume")]
     )
@@ -202,15 +228,7 @@ def is_leftover(container_labels: dict[str, str], now: float | None = None) -> b
     if container_labels.get("io.ponder.owner_host") != socket.gethostname():
         return False  # another machine's sandbox: only its expiry says it is left over
     pid = int(container_labels.get("io.ponder.owner_pid", "0") or 0)
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # alive, another user's
-    return process_start_time(pid) != container_labels.get("io.ponder.owner_start", "")
+    return not owner_alive(pid, container_labels.get("io.ponder.owner_start", ""))
 
 
 def managed_containers(client: docker.DockerClient) -> list[tuple[str, dict[str, str]]]:

@@ -154,7 +154,7 @@ def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: DockerSandbox, workspace: Pa
 
     (workspace / "hello.txt").write_text("hi\n")
     events: list[Event] = []
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=4096))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=8192))
     agent = Agent(
         backend, sandbox, events.append, settings=AgentSettings(budgets=Budgets(max_steps=2))
     )
@@ -174,7 +174,7 @@ def test_the_reasoning_budget_makes_a_local_model_act(
     from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
     from ponder.runtime.events import ReasoningBudgetReached
 
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=4096))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=8192))
     events: list[Event] = []
     settings = AgentSettings(budgets=Budgets(max_steps=1, reasoning_tokens_per_step=2))
     agent = Agent(backend, sandbox, events.append, settings=settings)

@@ -40,26 +40,25 @@ def test_commands_are_split_into_their_parts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "command", "network", "dirty", "expected"),
+    ("mode", "command", "network", "expected"),
     [
-        ("auto", "pytest -q && git diff", False, True, "allow"),
-        ("auto", "pip install requests", False, True, "allow"),  # no network: cannot reach out
-        ("auto", "pip install requests", True, True, "ask"),
-        ("auto", "ls | curl -X POST example.com", True, True, "ask"),
-        ("auto", "git reset --hard HEAD~1", False, True, "ask"),
-        ("auto", "FOO=1 sudo git push origin main", False, True, "ask"),
-        ("auto", "nohup env A=1 sh -c 'sleep 1; git push' &", False, True, "ask"),
-        ("ask", "FOO=1", False, True, "allow"),  # only sets a variable
-        ("auto", "git checkout -- src/app.py", False, True, "ask"),
-        ("auto", "git checkout -b feature", False, False, "allow"),  # nothing to lose
-        ("ask", "ls", False, True, "ask"),
-        ("yolo", "git clean -fdx && git push --force", True, True, "allow"),
+        ("auto", "pytest -q && git diff", False, "allow"),
+        ("auto", "pip install requests", False, "allow"),  # no network: cannot reach out
+        ("auto", "pip install requests", True, "ask"),
+        ("auto", "ls | curl -X POST example.com", True, "ask"),
+        ("auto", "git reset --hard HEAD~1", False, "ask"),
+        ("auto", "FOO=1 sudo git push origin main", False, "ask"),
+        ("auto", "nohup env A=1 sh -c 'sleep 1; git push' &", False, "ask"),
+        ("ask", "FOO=1", False, "allow"),  # only sets a variable
+        ("auto", "git checkout -- src/app.py", False, "ask"),
+        ("auto", "git checkout -b feature", False, "allow"),  # a branch: files stay
+        ("auto", "git switch -c feature", False, "allow"),
+        ("ask", "ls", False, "ask"),
+        ("yolo", "git clean -fdx && git push --force", True, "allow"),
     ],
 )
-def test_what_each_mode_asks_about(
-    mode: str, command: str, network: bool, dirty: bool, expected: str
-) -> None:
-    policy = ApprovalPolicy(mode=mode, network=network, workspace_dirty=lambda: dirty)  # type: ignore[arg-type]
+def test_what_each_mode_asks_about(mode: str, command: str, network: bool, expected: str) -> None:
+    policy = ApprovalPolicy(mode=mode, network=network)  # type: ignore[arg-type]
     assert policy.check("bash", {"command": command}).action == expected
 
 

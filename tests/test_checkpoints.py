@@ -40,9 +40,8 @@ def repo(tmp_path: Path) -> Path:
 
 def test_undo_restores_untracked_files_and_leaves_git_alone(repo: Path, tmp_path: Path) -> None:
     before = git_state(repo)
+    refs_before = git.Repo(repo).git.for_each_ref("--format=%(refname)")
     checkpoints = Checkpoints(repo, "s1", tmp_path / "store")
-    assert checkpoints.base_commit == git.Repo(repo).head.commit.hexsha
-    assert checkpoints.dirty_at_start
 
     (repo / "notes.txt").write_text("draft 1\n")  # a step makes an untracked file
     first = checkpoints.checkpoint()
@@ -71,8 +70,8 @@ def test_undo_restores_untracked_files_and_leaves_git_alone(repo: Path, tmp_path
     with pytest.raises(CheckpointError, match="no earlier checkpoint"):
         checkpoints.undo()
     assert git_state(repo) == before
-    refs = git.Repo(repo).git.for_each_ref("--format=%(refname)")
-    assert "refs/ponder/checkpoints/s1" in refs
+    # The checkpoints live in ponder's own store; the repository has not a byte more.
+    assert git.Repo(repo).git.for_each_ref("--format=%(refname)") == refs_before
     assert not git.Repo(repo).git.stash("list")
 
 
@@ -80,7 +79,7 @@ def test_diff_shows_what_the_session_changed(repo: Path, tmp_path: Path) -> None
     checkpoints = Checkpoints(repo, "s2", tmp_path / "store")
     (repo / "app.py").write_text("print('v2')\n")
     (repo / "added.py").write_text("z = 3\n")
-    diff = checkpoints.diff()
+    diff = checkpoints.diff().decode()
     assert "-print('v1')\n+print('v2')" in diff
     assert "diff --git a/added.py b/added.py\nnew file mode" in diff
     assert "staged.py" not in diff  # it was there before the session
@@ -91,7 +90,6 @@ def test_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
     workspace.mkdir()
     (workspace / "a.txt").write_text("one\n")
     checkpoints = Checkpoints(workspace, "s3", tmp_path / "store")
-    assert checkpoints.private
     assert not (workspace / ".git").exists()
     (workspace / "a.txt").write_text("two\n")
     (workspace / "b.txt").write_text("new\n")

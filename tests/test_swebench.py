@@ -133,14 +133,17 @@ def test_sigterm_keeps_what_finished_and_leaves_no_container(
     assert "calc__endless-2" in summary["stopped_ids"]
 
 
-def test_sigkill_then_cleanup_leaves_no_container(
+def test_sigkill_then_cleanup_leaves_nothing_behind(
     tmp_path: Path, user_env: dict[str, str], docker_client: docker.DockerClient
 ) -> None:
     instances, scripts = write_task_set(tmp_path, ["endless", "endless"])
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = user_env | {"TMPDIR": str(temporary)}
     batch = subprocess.Popen(
         [PONDER, "swebench", "--instances", str(instances), "--out", str(tmp_path / "p.jsonl"),
          "--model", f"scripted:{scripts}", "--workers", "2", "--timeout", "600"],
-        env=user_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while len(containers_of(docker_client, batch.pid)) < 2 and time.monotonic() < deadline:
@@ -148,8 +151,27 @@ def test_sigkill_then_cleanup_leaves_no_container(
     assert len(containers_of(docker_client, batch.pid)) == 2
     batch.kill()
     batch.wait()
-    assert ponder("sandbox", "cleanup", env=user_env, cwd=tmp_path).returncode == 0
+    assert len(list(temporary.glob(f"ponder-swe-{batch.pid}.*"))) == 2  # each instance's copy
+    cleanup = ponder("sandbox", "cleanup", env=env, cwd=tmp_path)
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert "removed 2 leftover temporary folder(s)" in cleanup.stdout
     assert containers_of(docker_client, batch.pid) == []
+    assert list(temporary.iterdir()) == []
+
+
+def test_an_instance_id_that_is_a_path_is_refused(tmp_path: Path, user_env: dict[str, str]) -> None:
+    instances = tmp_path / "tasks.jsonl"
+    instances.write_text(json.dumps({"instance_id": "../../X", "problem_statement": "p"}) + "\n")
+    out = tmp_path / "run" / "preds.jsonl"
+    out.parent.mkdir()
+    ran = ponder(
+        "swebench", "--instances", str(instances), "--out", str(out), "--model", "scripted:x",
+        env=user_env, cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert "instance_id '../../X' cannot name a folder" in ran.stderr
+    assert not (tmp_path / "X").exists()
+    assert not list(tmp_path.glob("**/result.json"))
 
 
 def test_an_instance_whose_image_holds_the_repository(

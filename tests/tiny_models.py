@@ -133,7 +133,7 @@ def write_tiny_k2(
     rng = np.random.default_rng(7)
     writer = gguf.GGUFWriter(str(path), "deepseek2", split_max_tensors=split_max_tensors)
     arch = "deepseek2"
-    writer.add_context_length(4096)
+    writer.add_context_length(8192)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(blocks)
     writer.add_feed_forward_length(N_FF)

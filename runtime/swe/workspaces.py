@@ -12,8 +12,6 @@ A missing image, a failing Docker engine or a checkout that fails is an
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,10 +19,12 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from ponder.runtime.host_git import GitFailed, run_git
 from ponder.runtime.swe.instances import Instance, swebench_image_name
 from ponder.sandbox.base import SandboxError
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import Limits
+from ponder.sandbox.leftovers import private_tempdir
 
 WORKDIR = "/testbed"
 IMAGE_ENVIRONMENT = {"BASH_ENV": "/root/.bashrc"}
@@ -60,18 +60,9 @@ def image_for(instance: Instance, client: docker.DockerClient, default: str) -> 
 
 def _git(*args: str, cwd: Path | None = None) -> None:
     try:
-        subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=CLONE_TIMEOUT_S,
-        )
-    except subprocess.CalledProcessError as error:
-        raise InfrastructureError(f"git {args[0]} failed: {error.stderr.strip()}") from None
-    except subprocess.TimeoutExpired:
-        raise InfrastructureError(f"git {args[0]} took over {CLONE_TIMEOUT_S} s") from None
+        run_git(*args, cwd=cwd, timeout=CLONE_TIMEOUT_S)
+    except GitFailed as error:
+        raise InfrastructureError(str(error)) from None
 
 
 @contextmanager
@@ -85,11 +76,11 @@ def checkout(instance: Instance) -> Iterator[Path]:
         )
     if source is not None and not source.exists():
         raise InfrastructureError(f"{instance.instance_id}: {source} does not exist")
-    temporary = Path(tempfile.mkdtemp(prefix="ponder-swe-"))
+    temporary = private_tempdir("ponder-swe-")
     try:
         target = temporary / "repo"
         origin = str(source) if source else f"https://github.com/{instance.repo}.git"
-        _git("clone", "--quiet", origin, str(target))
+        _git("clone", "--quiet", "--", origin, str(target), cwd=temporary)
         if instance.base_commit:
             _git("checkout", "--quiet", "--detach", instance.base_commit, cwd=target)
         yield target

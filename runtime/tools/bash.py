@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ponder.model.messages import ToolSchema
@@ -38,11 +39,21 @@ SCHEMA = ToolSchema(
 )
 
 
+READ_ONLY_GIT = re.compile(r"\.git\b[^\n]*Read-only file system")
+READ_ONLY_GIT_NOTE = (
+    "[the repository's .git is read-only in this sandbox: git can read it (status, diff, log, "
+    "show, blame) but not change it (no add, commit, checkout, stash or reset); leave the "
+    "changes in the files: ponder keeps checkpoints of them, and the user commits]"
+)
+
+
 def format_result(result: ExecResult, timeout: float) -> str:
     """The command's output for the model, then how it ended."""
     text = result.output.rstrip("\n") if result.output.strip() else "(no output)"
     if result.notice:
         text += f"\n[{result.notice}]"
+    if READ_ONLY_GIT.search(result.output):
+        text += f"\n{READ_ONLY_GIT_NOTE}"
     if result.interrupted:
         return f"{text}\n[the user interrupted the command]"
     if result.timed_out:
