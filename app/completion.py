@@ -14,6 +14,7 @@ from pathlib import Path
 import platformdirs
 
 from ponder.runtime.host_git import GitFailed, run_git
+from ponder.sandbox.safe_text import safe_text
 
 MAX_FILES = 20_000
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", ".venv", "target", "build"})
@@ -27,7 +28,8 @@ def history_file() -> Path:
 
 
 def workspace_files(root: Path) -> list[str]:
-    """Files and directories of the workspace, relative, directories ending in ``/``."""
+    """Files and directories of the workspace, relative, directories ending in ``/``; names
+    with control characters (which the sandbox can make) are left out, never shown."""
     try:
         output = run_git(
             "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=root, timeout=5
@@ -35,6 +37,7 @@ def workspace_files(root: Path) -> list[str]:
         listed = output.decode(errors="replace").split("\0")[:-1][:MAX_FILES]
     except GitFailed:
         listed = _walk(root)
+    listed = [name for name in listed if safe_text(name) == name]
     directories = {str(Path(f).parent) + "/" for f in listed if "/" in f}
     for directory in list(directories):  # the parents of nested directories too
         parts = directory.rstrip("/").split("/")

@@ -8,9 +8,12 @@ act on the :class:`~ponder.app.session.Session` and live here.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ponder.runtime.confined_files import ConfinedTree
 
 if TYPE_CHECKING:  # the TUI imports this module for HELP; it must not pull in the session
     from ponder.app.session import Session
@@ -114,9 +117,14 @@ class SessionCommands:
             )
         else:
             text = to_markdown(header, events)
-        target = path if path.is_absolute() else self.session.workspace / path
-        target.write_text(text, encoding="utf-8")
-        return f"exported to {target}"
+        if path.is_absolute():
+            path.write_text(text, encoding="utf-8")
+            return f"exported to {path}"
+        # Inside the workspace, a name the sandbox made a symlink must not lead the write out.
+        ConfinedTree(self.session.workspace.resolve()).write_file(
+            os.fsencode(path), text.encode(), executable=False
+        )
+        return f"exported to {self.session.workspace / path}"
 
     def _clear(self, _: str) -> str:
         self.session.agent.clear()

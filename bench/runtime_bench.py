@@ -175,6 +175,7 @@ def ponder_run(
                 gc.collect()  # the scripted backend's template rendering leaves cycles behind
                 traced[event.step] = tracemalloc.get_traced_memory()[0]
 
+    checkpoints = Checkpoints(workspace, recorder.id, data / "store") if recorder else None
     agent = Agent(
         backend,  # type: ignore[arg-type]
         TimedSandbox(sandbox, tools),  # type: ignore[arg-type]
@@ -182,7 +183,7 @@ def ponder_run(
         settings=AgentSettings(budgets=Budgets(max_steps=STEPS)),
         policy=ApprovalPolicy(mode="auto") if full else None,
         approver=PolicyApprover("deny") if full else None,
-        checkpoints=Checkpoints(workspace, recorder.id, data / "store") if recorder else None,
+        checkpoints=checkpoints,
     )
     if memory:
         tracemalloc.start()
@@ -191,6 +192,8 @@ def ponder_run(
         tracemalloc.stop()
     if recorder is not None:
         recorder.close()
+    if checkpoints is not None:
+        checkpoints.close()
     assert finished.reason == "max_steps", finished
     if memory:
         transcript = sum(len(m.model_dump_json()) for m in agent.messages) / STEPS

@@ -155,3 +155,25 @@ def test_the_user_is_told_when_the_model_makes_a_repository(
     assert ran.returncode == 0, ran.stderr
     assert "the model made a git repository" in ran.stderr
     assert "look at .git/config and .git/hooks" in ran.stderr
+
+
+def test_export_into_the_workspace_never_writes_through_a_planted_link(
+    workspace: Path, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file\n")
+    script = write_script(
+        tmp_path / "model.jsonl",
+        completion("Link.", tool_call("bash", 0, {"command": f"ln -s {victim} notes.md"})),
+        completion("Done.", content="linked"),
+    )
+    ran = subprocess.run(
+        [PONDER, "--plain", "--model", f"scripted:{script}"],
+        input="make notes\n/export md notes.md\n/export md sub/fresh.md\n",
+        env=user_env, cwd=workspace, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert victim.read_text() == "the user's file\n"  # the link was replaced, not followed
+    assert not (workspace / "notes.md").is_symlink()
+    assert "# ponder session" in (workspace / "notes.md").read_text()
+    assert "# ponder session" in (workspace / "sub" / "fresh.md").read_text()
