@@ -43,7 +43,9 @@ class RawExec:
     """The caller's cancel event stopped the reading; the command is still to be swept."""
     runaways: bool = False
     """The command left so many processes behind (a fork bomb) that the runner killed its
-    process group; the caller sweeps those that left the group."""
+    process group, or the reaper killed a bomb since the last command; the caller sweeps."""
+    reaper_running: bool = True
+    """The runner found the sandbox's reaper running (the model can kill it; it is restarted)."""
 
 
 class _Stream(Protocol):
@@ -147,10 +149,28 @@ def run_exec(
     if frames.cancelled:
         return RawExec(exit_code=-1, deadline_passed=False, cancelled=True)
     if report.exit_code is not None:
-        return RawExec(report.exit_code, deadline_passed=False, runaways=report.killed_runaways)
+        return RawExec(
+            report.exit_code,
+            deadline_passed=False,
+            runaways=report.killed_runaways,
+            reaper_running=report.reaper_running,
+        )
     if not ended:
         return RawExec(exit_code=-1, deadline_passed=True)
     return RawExec(exit_code=_exit_code(api, created["Id"]), deadline_passed=False)
+
+
+def start_detached(api: APIClient, container_id: str, argv: Sequence[str], user: str = "") -> None:
+    """Start ``argv`` in the container and leave it running (nothing is read from it)."""
+    try:
+        created = api.exec_create(
+            container_id, list(argv), stdin=False, stdout=False, stderr=False, user=user
+        )
+        api.exec_start(created["Id"], detach=True)
+    except docker.errors.NotFound:
+        raise ContainerGone("the sandbox container is gone") from None
+    except docker.errors.APIError as exc:
+        raise SandboxError(f"docker exec failed: {exc.explanation or exc}") from None
 
 
 def _exit_code(api: APIClient, exec_id: str) -> int:

@@ -33,7 +33,7 @@ from ponder.sandbox.base import (
     SandboxError,
 )
 from ponder.sandbox.disk_guard import DiskGuard, DiskLimits, guarded
-from ponder.sandbox.docker_exec import RawExec, run_exec
+from ponder.sandbox.docker_exec import RawExec, run_exec, start_detached
 from ponder.sandbox.docker_setup import (
     Limits,
     connect,
@@ -141,6 +141,7 @@ class DockerSandbox(scripts.ScriptedFiles):
         if setup.exit_code != 0:
             raise SandboxError(f"the sandbox did not start: {setup.output.strip()}")
         self._oom_kills = int(setup.output.strip() or 0)
+        self._start_reaper()
         if self.mode == "copy":
             if self.workspace is not None:
                 with workspace_archive(self.workspace) as archive:
@@ -149,6 +150,12 @@ class DockerSandbox(scripts.ScriptedFiles):
             baseline = self._script(scripts.baseline_script(self._workdir), 300)
             if baseline.exit_code != 0:
                 raise SandboxError(f"recording the workspace failed: {baseline.output.strip()}")
+
+    def _start_reaper(self) -> None:
+        assert self._client is not None
+        assert self._container is not None
+        argv = ["bash", "--noprofile", "--norc", "-c", scripts.reaper_script(self.limits.pids)]
+        start_detached(self._client.api, str(self._container.id), argv, user=self._user)
 
     def stop(self) -> None:
         self._settle()
@@ -247,6 +254,8 @@ class DockerSandbox(scripts.ScriptedFiles):
         timed_out = raw.deadline_passed or ended_by_timeout
         if timed_out or raw.runaways or raw.cancelled:
             self._sweep(exec_id)
+        if not raw.reaper_running:  # the model killed it (kill -9 -1, say)
+            self._start_reaper()
         notice = notice or (stopped[0] if stopped else self._notice(code, timed_out, raw.runaways))
         log_path = None
         if capture.truncated:

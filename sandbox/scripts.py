@@ -60,14 +60,17 @@ END_OF_OUTPUT = b"\x00\x1bPONDER_END\x00"
 streams travel apart (Docker copies each in its own goroutine), so the marker can arrive before
 the end of the output; this says the output is complete."""
 RUNAWAY_PROCESSES = 64
-"""More processes than this left running in a command's process group when it ends are taken
-for a fork bomb and stopped. A count, not a judgement of what each process is doing: a job that
-is about to redirect its output (``server > log 2>&1 &``) looks, for a moment, exactly like one
-that holds it, so nothing is ever killed for holding the output."""
+"""More processes than this in one process group, when a command ends or while the sandbox runs
+short of processes, are taken for a fork bomb and killed. A count, not a judgement of what each
+process is doing: a job about to redirect its output (``server > log 2>&1 &``) looks, for a
+moment, exactly like one that holds it, so nothing is ever killed for holding the output."""
 RUNAWAY_NOTICE = (
-    "the command ended but left more than {n} processes running in the background (a fork "
-    "bomb?); they were stopped"
+    "more than {n} processes started by a command were still running in the background (a "
+    "fork bomb?); they were stopped"
 )
+REAPED = "reaped"
+"""In the state directory: the reaper notes there each process group it killed."""
+REAPER_PID = "reaper.pid"
 
 
 def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
@@ -81,11 +84,14 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
     still hold its output: the host stops reading at :data:`END_OF_OUTPUT`, so a holder keeps
     nothing waiting, and what it writes later is not shown. Only more than
     :data:`RUNAWAY_PROCESSES` of them (a fork bomb) are killed, at once, with shell builtins
-    only, so it works even when the process limit is exhausted. The runner then writes
-    ``EXIT_MARKER``, the exit code and what it found (0 nothing left, 1 left running, 2 killed)
-    to its own stderr, which nothing the command started can hold open.
+    only, so it works even when the process limit is exhausted; a bomb still small at that
+    moment is the :func:`reaper_script`'s. The runner then writes ``EXIT_MARKER``, the exit
+    code, what it found (0 nothing left, 1 left running, 2 runaways killed, by it or since the
+    last command by the reaper) and whether the reaper runs (1 or 0) to its own stderr, which
+    nothing the command started can hold open.
     """
     marker = EXIT_MARKER.decode()
+    reaped, reaper = f"{state_dir}/{REAPED}", f"{state_dir}/{REAPER_PID}"
     return (
         f'f=$(mktemp {state_dir}/cmd.XXXXXX) && cat >"$f" || exit 1\n'
         f'timeout -k {KILL_GRACE_S} {timeout:g} bash --noprofile --norc "$f" </dev/null 2>&1 &\n'
@@ -101,8 +107,37 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
         '    left=2; { kill -9 -- "-$t"; kill -9 -- "-$t"; } 2>/dev/null\n'
         "  fi\n"
         "fi\n"
+        f"if [ -s {reaped} ]; then left=2; : >{reaped}; fi\n"
+        f'r=0; read -r p 2>/dev/null <{reaper} && [ -d "/proc/$p" ] && r=1\n'
         "printf '\\000\\033PONDER_END\\000'\n"
-        f'printf \'{marker}%d %d\\n\' "$rc" "$left" >&2; exit "$rc"\n'
+        f'printf \'{marker}%d %d %d\\n\' "$rc" "$left" "$r" >&2; exit "$rc"\n'
+    )
+
+
+def reaper_script(pids_limit: int, state_dir: str = STATE_DIR) -> str:
+    """A watcher for the sandbox's whole life: when its processes pass three quarters of
+    ``pids_limit``, every process group of more than :data:`RUNAWAY_PROCESSES` is killed (a fork
+    bomb that outlived its command) and noted for the next command's report. Its loop uses
+    shell builtins only, so it works while no process can be started."""
+    fifo = f"{state_dir}/reaper.fifo"
+    return (
+        f"rm -f {fifo}; mkfifo {fifo} && exec 9<>{fifo} || exit 1\n"
+        f"printf '%s\\n' $$ >{state_dir}/{REAPER_PID}\n"
+        "read -r s </proc/$$/stat; s=${s##*) }; set -- $s; own=$3\n"
+        "while :; do\n"
+        "  read -t 0.5 -u 9 _\n"
+        "  n=0; for d in /proc/[0-9]*; do n=$((n + 1)); done\n"
+        f"  [ $n -gt {pids_limit * 3 // 4} ] || continue\n"
+        "  unset groups; declare -A groups\n"
+        "  for d in /proc/[0-9]*; do\n"
+        '    read -r s <"$d/stat" 2>/dev/null || continue\n'
+        "    s=${s##*) }; set -- $s; groups[$3]=$(( ${groups[$3]:-0} + 1 ))\n"
+        "  done\n"
+        '  for g in "${!groups[@]}"; do\n'
+        f'    [ "${{groups[$g]}}" -gt {RUNAWAY_PROCESSES} ] && [ "$g" != "$own" ] || continue\n'
+        f'    kill -9 -- "-$g" 2>/dev/null; printf \'%s\\n\' "$g" >>{state_dir}/{REAPED}\n'
+        "  done\n"
+        "done\n"
     )
 
 
@@ -154,7 +189,8 @@ class ExitReport:
         self.left_running = False
         """Processes of the command's group still run in the background."""
         self.killed_runaways = False
-        """So many were left (a fork bomb) that the runner killed them."""
+        """So many were left (a fork bomb) that the runner or the reaper killed them."""
+        self.reaper_running = True
 
     def feed(self, data: bytes) -> bool:
         """Take stderr bytes; True once the marker is complete."""
@@ -163,10 +199,11 @@ class ExitReport:
         if at < 0 or b"\n" not in self._seen[at:]:
             return False
         fields = self._seen[at + len(EXIT_MARKER) :].split(b"\n", 1)[0].split()
-        if len(fields) == 2 and all(f.isdigit() for f in fields):
+        if len(fields) == 3 and all(f.isdigit() for f in fields):
             self.exit_code = int(fields[0])
             self.left_running = fields[1] == b"1"
             self.killed_runaways = fields[1] == b"2"
+            self.reaper_running = fields[2] == b"1"
             return True
         return False
 

@@ -26,7 +26,7 @@ def test_output_arriving_after_the_exit_marker_is_kept() -> None:
     diff = b"diff --git a/calc.py b/calc.py\n" * 2000
 
     def send_out_of_order() -> None:
-        daemon.sendall(frame(2, EXIT_MARKER + b"0 0\n"))
+        daemon.sendall(frame(2, EXIT_MARKER + b"0 0 1\n"))
         time.sleep(0.5)  # longer than the quiet period that once ended the read
         daemon.sendall(frame(1, diff[:1000]) + frame(1, diff[1000:] + END_OF_OUTPUT[:3]))
         daemon.sendall(frame(1, END_OF_OUTPUT[3:]))
