@@ -256,14 +256,16 @@ class Checkpoints:
     def checkpoint(self) -> Checkpoint | None:
         """After a step: store the workspace if the step changed it; None when it did not."""
         before, self._before = self._before, None
+        tree = self._snapshot()
+        if tree == before:  # the usual step that changed nothing: no git call at all
+            return None
         tip = self._tip()
         if tip is None:
             raise CheckpointError("this session's checkpoints are gone from the store")
-        if before is None:
+        if before is None:  # no before_step: the step began at the last checkpoint
             before = self._text("rev-parse", f"{tip}^{{tree}}")
-        tree = self._snapshot()
-        if tree == before:
-            return None
+            if tree == before:
+                return None
         commit = self._commit(tree, tip, f"ponder checkpoint\n\nbefore {before}\n")
         return Checkpoint(commit, [os.fsdecode(c.path) for c in self._changes(before, tree)])
 
