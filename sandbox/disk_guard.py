@@ -73,7 +73,7 @@ def measure(root: Path) -> Usage:
 
 
 def _human(size: int) -> str:
-    return f"{size / GB:.1f} GB" if size >= GB / 10 else f"{size / 1024**2:.0f} MB"
+    return f"{size / GB:.1f} GB" if size >= GB else f"{size / 1024**2:.0f} MB"
 
 
 class DiskGuard:
