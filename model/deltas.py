@@ -15,7 +15,8 @@ class ParsedToolCall:
     """A finished tool call. ``error`` is set when the arguments could not be used."""
 
     index: int
-    """Position of the call within its step (0, 1, ...)."""
+    """Which call of its step it is, in the order the calls began (0, 1, ...; a call dropped
+    midway keeps its number, so a streaming reader never sees one number used twice)."""
     id: str
     """The call id as generated, e.g. ``functions.bash:3``; returned verbatim with the result."""
     name: str
@@ -50,6 +51,14 @@ class ToolCallArgumentsDelta:
 @dataclass(frozen=True, slots=True)
 class ToolCallEnd:
     call: ParsedToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class CallDropped:
+    """A tool call the model wrote that cannot be run: ``raw_id`` as written, ``why`` not."""
+
+    raw_id: str
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,7 @@ Delta = (
     | ToolCallBegin
     | ToolCallArgumentsDelta
     | ToolCallEnd
+    | CallDropped
     | Usage
     | ReasoningCut
     | Finished

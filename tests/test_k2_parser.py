@@ -7,6 +7,7 @@ import random
 import pytest
 
 from ponder.model.deltas import (
+    CallDropped,
     ContentDelta,
     ReasoningDelta,
     ToolCallArgumentsDelta,
@@ -55,6 +56,20 @@ SAMPLES = {
     + f"{SECTION_END} and more text{END}ignored after the end",
     "no think": "Plain content with a < sign and <b>html</b>.",
     "unicode": "<think>Überlegung: 日本語 🙂</think>Antwort: café ☕<|im_end|>",
+    "noise in the section": (
+        f"<think>r</think>Checking.{SECTION} spurious noise \n"
+        + call(" functions.view:0 ", ' {"path": "a"} \n')
+        + "\n  \n"
+        + call("functions.bash:1", '{"command": "ls"}')
+        + f" trailing {SECTION_END}{END}"
+    ),
+    "interrupted call": (
+        f'{SECTION}{CALL}functions.view:0{ARGS}{{"path": "a"}}'
+        + call("functions.bash:1", '{"command": "ls"}')
+        + SECTION_END
+    ),
+    "whitespace before think": "\n \n<think>reasoning</think>answer",
+    "call without an index": SECTION + call("functions.bash", '{"command": "ls"}') + SECTION_END,
 }
 
 
@@ -133,16 +148,72 @@ def test_singular_section_tokens_and_ids_without_prefix() -> None:
     assert [(c.id, c.name) for c in result.tool_calls] == [("bash:3", "bash")]
 
 
-def test_text_after_the_section_is_kept_and_text_after_the_end_is_not() -> None:
+def test_text_after_the_section_is_not_content_but_later_calls_are_calls() -> None:
+    # vLLM and SGLang agree: content is what comes before the tool section.
     result = parse_completion(SAMPLES["text after the section"])
-    assert result.content == " and more text"
+    assert result.content == ""
     assert result.tool_calls[0].arguments == {}
+    later = parse_completion(
+        f"a{SECTION}{call('functions.view:0', '{}')}{SECTION_END} b "
+        f"{SECTION}{call('functions.bash:1', '{}')}{SECTION_END}"
+    )
+    assert later.content == "a"
+    assert [c.name for c in later.tool_calls] == ["view", "bash"]
 
 
 def test_output_without_think_is_content() -> None:
     result = parse_completion(SAMPLES["no think"])
     assert result.reasoning == ""
     assert result.content == SAMPLES["no think"]
+
+
+def test_noise_and_whitespace_in_the_section_are_not_content() -> None:
+    result = parse_completion(SAMPLES["noise in the section"])
+    assert result.content == "Checking."
+    assert [(c.id, c.arguments, c.raw_arguments) for c in result.tool_calls] == [
+        ("functions.view:0", {"path": "a"}, '{"path": "a"}'),
+        ("functions.bash:1", {"command": "ls"}, '{"command": "ls"}'),
+    ]
+
+
+def test_a_call_cut_off_by_another_is_dropped_and_said() -> None:
+    result = parse_completion(SAMPLES["interrupted call"])
+    assert [c.name for c in result.tool_calls] == ["bash"]
+    assert result.dropped == [CallDropped("functions.view:0", "another call began before it ended")]
+    assert result.tool_calls[0].index == 1  # the dropped call kept number 0
+
+
+def test_whitespace_before_think_leaves_the_reasoning_reasoning() -> None:
+    result = parse_completion(SAMPLES["whitespace before think"])
+    assert (result.reasoning, result.content) == ("reasoning", "answer")
+    assert parse_completion("  \n").content == ""
+    assert parse_completion(" hi <think>x").content == " hi x"  # not at the start: text
+
+
+def test_a_call_without_an_index_is_reported() -> None:
+    result = parse_completion(SAMPLES["call without an index"])
+    assert result.tool_calls == []
+    assert result.dropped == [
+        CallDropped("functions.bash", "its id 'functions.bash' lacks the :N index")
+    ]
+
+
+def test_lone_surrogates_never_reach_the_result() -> None:
+    text = "<think>think \ud800</think>say \udfff" + SECTION
+    text += call("functions.bash:0", '{"command": "echo \\ud800"}') + SECTION_END
+    result = parse_completion(text)
+    assert (result.reasoning, result.content) == ("think \ufffd", "say \ufffd")
+    (bad,) = result.tool_calls
+    assert bad.arguments is None
+    assert bad.error is not None
+    assert "surrogate" in bad.error
+
+
+def test_arguments_nested_100000_deep_are_an_error() -> None:
+    deep = '{"command": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (parsed,) = parse_completion(SECTION + call("functions.bash:0", deep)).tool_calls
+    assert parsed.arguments is None
+    assert parsed.error == "arguments nest deeper than 200 levels"
 
 
 def test_malformed_arguments_become_an_error_not_an_exception() -> None:
@@ -160,7 +231,7 @@ def test_arguments_that_are_not_an_object_are_an_error() -> None:
     assert parsed.error == "arguments must be a JSON object, got list"
 
 
-def test_a_call_without_an_index_is_dropped() -> None:
+def test_a_call_without_an_index_is_not_run() -> None:
     text = SECTION + call("functions.bash", "{}") + call("functions.view:1", "{}") + SECTION_END
     result = parse_completion(text)
     assert [c.id for c in result.tool_calls] == ["functions.view:1"]
