@@ -144,15 +144,15 @@ class Config(BaseModel):
     """Give the sandbox a network. Off by default: commands cannot reach anything."""
     pass_env: list[str] = Field(default_factory=list)
     """Host environment variables passed into the sandbox (none by default)."""
-    max_steps: int = 300
+    max_steps: int = Field(300, ge=1)
     """Most model steps (one generation plus its tool calls) in one task."""
-    max_reasoning_tokens: int = 24_000
+    max_reasoning_tokens: int = Field(24_000, ge=1)
     """Reasoning tokens per step; past them the model is made to act."""
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(None, ge=1)
     """Generated tokens over a whole task (unset: no limit)."""
-    time_limit: float | None = None
+    time_limit: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Seconds for a whole task (unset: no limit)."""
-    context_threshold: float = 0.85
+    context_threshold: float = Field(0.85, gt=0, le=1)
     """Share of the context a prompt may fill before older parts are shortened."""
     approval: Literal["ask", "auto", "yolo"] = "auto"
     """ask: before every change; auto: only for the network and destructive git; yolo: never."""

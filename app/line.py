@@ -23,6 +23,7 @@ from ponder.runtime.events import (
     LoopDetected,
     ReasoningBudgetReached,
     ReasoningText,
+    ReplyProblem,
     RunFinished,
     RunStarted,
     StepStarted,
@@ -88,6 +89,9 @@ def describe_note(event: Event) -> str | None:
         return f"checkpoints are off: {event.reason}; /undo and /diff will not work"
     if isinstance(event, Checkpointed):
         return f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])} (undo with /undo)"
+    if isinstance(event, ReplyProblem):
+        then = "asked again" if event.retrying else "noted"
+        return f"unusable reply: {event.problem} ({then})"
     if isinstance(event, ApprovalResolved) and event.by == "policy":
         return f"{event.call_id}: {event.decision} by policy"
     return None

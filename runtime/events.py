@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic_core import PydanticSerializationError
 
+from ponder.model.k2_parser import valid_unicode
 from ponder.sandbox.safe_text import BIDI_CONTROLS
 
 SCHEMA_VERSION = 1
@@ -163,6 +165,18 @@ class ContextCompacted(_Event):
     """The whole conversation after the change (what a resumed session continues from)."""
 
 
+class ReplyProblem(_Event):
+    """The model's reply could not be used as it was: empty, only reasoning, or a tool call
+    that cannot be run. The model is told and asked again, up to a limit (then the run ends
+    with ``error``)."""
+
+    type: Literal["reply_problem"] = "reply_problem"
+    step: int
+    problem: str
+    retrying: bool
+    """The model is asked again (false: the run ends, or the step's other calls went ahead)."""
+
+
 class LoopDetected(_Event):
     type: Literal["loop_detected"] = "loop_detected"
     step: int
@@ -237,6 +251,7 @@ Event = Annotated[
     | UsageReported
     | ContextCompacted
     | LoopDetected
+    | ReplyProblem
     | Checkpointed
     | CheckpointsOff
     | StepFinished
@@ -254,9 +269,24 @@ bidirectional-text separators) would act on; they can only occur inside strings.
 
 
 def event_to_json(event: Event) -> str:
-    """One line of JSON; no control character in it is left unescaped."""
-    text = event.model_dump_json(exclude_none=True)
+    """One line of JSON; no control character in it is left unescaped. Never raises: a lone
+    surrogate that got into a text (no JSON reader takes one) is written as U+FFFD."""
+    try:
+        text = event.model_dump_json(exclude_none=True)
+    except PydanticSerializationError:
+        repaired = type(event).model_validate(_without_surrogates(event.model_dump()))
+        text = repaired.model_dump_json(exclude_none=True)
     return _RAW_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def event_from_json(text: str) -> Event:

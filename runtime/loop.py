@@ -21,6 +21,7 @@ from ponder.model.backend import (
     GenerationSettings,
 )
 from ponder.model.deltas import (
+    CallDropped,
     ContentDelta,
     Finished,
     ParsedToolCall,
@@ -47,6 +48,7 @@ from ponder.runtime.events import (
     MessageAdded,
     ReasoningBudgetReached,
     ReasoningText,
+    ReplyProblem,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -83,17 +85,43 @@ class AgentSettings:
     """None: :func:`system_prompt` for the sandbox's workspace."""
 
 
+UNUSABLE_REPLIES = 3
+"""Replies in a row that cannot be used (empty, only reasoning, calls that cannot run) before
+the run ends with ``error``."""
+
+
 @dataclass
 class _Generated:
-    reasoning: str = ""
-    content: str = ""
+    reasoning_parts: list[str] = field(default_factory=list)
+    content_parts: list[str] = field(default_factory=list)
     calls: list[ParsedToolCall] = field(default_factory=list)
+    dropped: list[CallDropped] = field(default_factory=list)
     completion_tokens: int = 0
     prompt_tokens: int | None = None
     cancelled: bool = False
     cut: bool = False
     """Stopped at the step's token limit."""
     seconds: float = 0.0
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+    @property
+    def content(self) -> str:
+        return "".join(self.content_parts)
+
+    def problem(self) -> str | None:
+        """Why a reply without a runnable call is no answer either; None when it is one."""
+        if self.dropped:
+            return "; ".join(
+                f"your tool call {d.raw_id!r} was not run: {d.why}" for d in self.dropped
+            )
+        if self.content.strip():
+            return None
+        if self.reasoning.strip():
+            return "your reply held only reasoning, with no answer and no tool call"
+        return "your reply was empty"
 
 
 class Agent:
@@ -129,6 +157,7 @@ class Agent:
         self._prompt_tokens: int | None = None
         self._chars_since_count = 0
         self._last_command = ""
+        self._unusable_replies = 0
 
     def interrupt(self) -> None:
         """Stop the current generation or command within a moment; the run ends ``interrupted``."""
@@ -262,6 +291,11 @@ class Agent:
             outcomes = runner.run(step, calls)
         tools_seconds = time.monotonic() - tools_started
         verdict = self._guard(step, generated, calls, outcomes)
+        if calls and generated.dropped:  # the others ran; the model hears about the rest
+            problem = generated.problem() or ""
+            self.emit(ReplyProblem(step=step, problem=problem, retrying=False))
+            last = outcomes[-1]
+            outcomes[-1] = replace(last, text=f"{last.text}\n\n[ponder: {problem}]")
         for call, outcome in zip(calls, outcomes, strict=True):
             self._add(
                 Message(role="tool", content=outcome.text, tool_call_id=call.id, name=call.name)
@@ -281,12 +315,34 @@ class Agent:
         if out_of_tokens:
             return self._finish("token_budget", "", step)
         if not calls:
-            return self._finish("answered", generated.content, step)
+            return self._unusable_or_answered(step, generated)
+        self._unusable_replies = 0
         if verdict == "stop":
             return self._finish("loop", "", step)
         submitted = next((o for o in outcomes if o.ends_run), None)
         if submitted is not None:
             return self._finish("submitted", submitted.text, step)
+        return None
+
+    def _unusable_or_answered(self, step: int, generated: _Generated) -> RunFinished | None:
+        """A reply without calls is the answer, unless it is none: then the model is told why
+        and asked again, until :data:`UNUSABLE_REPLIES` such replies in a row end the run."""
+        problem = generated.problem()
+        if problem is None:
+            return self._finish("answered", generated.content, step)
+        self._unusable_replies += 1
+        retrying = self._unusable_replies < UNUSABLE_REPLIES
+        self.emit(ReplyProblem(step=step, problem=problem, retrying=retrying))
+        if not retrying:
+            error = f"the model gave no usable reply {UNUSABLE_REPLIES} times in a row ({problem})"
+            return self._finish("error", "", step, error=error)
+        self._add(
+            Message(
+                role="user",
+                content=f"[ponder: {problem}. Go on with the task: call a tool (ids are "
+                "functions.NAME:N), or give your final answer.]",
+            )
+        )
         return None
 
     def _generate(self, step: int, tracker: BudgetTracker) -> _Generated:
@@ -299,13 +355,15 @@ class Agent:
         started = time.monotonic()
         for delta in self.backend.stream(self.messages, self.schemas, settings, self.cancel):
             if isinstance(delta, ReasoningDelta):
-                result.reasoning += delta.text
+                result.reasoning_parts.append(delta.text)
                 self.emit(ReasoningText(step=step, text=delta.text))
             elif isinstance(delta, ContentDelta):
-                result.content += delta.text
+                result.content_parts.append(delta.text)
                 self.emit(ContentText(step=step, text=delta.text))
             elif isinstance(delta, ToolCallEnd):
                 result.calls.append(delta.call)
+            elif isinstance(delta, CallDropped):
+                result.dropped.append(delta)
             elif isinstance(delta, ReasoningCut):
                 self.emit(ReasoningBudgetReached(step=step, tokens=delta.tokens))
             elif isinstance(delta, Usage):

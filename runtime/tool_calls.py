@@ -31,6 +31,8 @@ from ponder.runtime.tools.base import Tool, ToolContext, ToolInputError, ToolOut
 from ponder.sandbox.base import Sandbox
 
 INTERRUPTED = "[not run: the user interrupted]"
+RAW_SHOWN = 2000
+"""Most of a call's unusable arguments quoted back to the model."""
 
 
 class ToolRunner:
@@ -103,9 +105,13 @@ class ToolRunner:
         if self.cancel.is_set():
             return ToolOutcome(INTERRUPTED, ok=False)
         if call.error is not None or call.arguments is None:
+            raw = call.raw_arguments
+            shown = (
+                raw if len(raw) <= RAW_SHOWN else f"{raw[:RAW_SHOWN]}… ({len(raw):,} characters)"
+            )
             return ToolOutcome(
                 f"Error: the call to `{call.name}` was not run: {call.error}. "
-                f"Raw arguments: {call.raw_arguments!r}",
+                f"Raw arguments: {shown!r}",
                 ok=False,
             )
         tool = self.tools.get(call.name)

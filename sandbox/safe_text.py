@@ -24,7 +24,8 @@ _STYLE = r"\x1b\[[0-?]*[ -/]*[mK]"
 _CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 """C0 controls but tab and newline, DEL and the C1 controls."""
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"{_STYLE}|{_CONTROL}|[{BIDI_CONTROLS}]")
+_UNSAFE = re.compile(f"{_STYLE}|{_CONTROL}|[{BIDI_CONTROLS}\ud800-\udfff]")
+"""The last class also holds lone surrogates, which no terminal encoding can write."""
 
 
 def _stand_in(match: re.Match[str]) -> str:

@@ -55,6 +55,10 @@ def require_str(arguments: dict[str, Any], key: str) -> str:
     return value
 
 
+PATH_MAX = 4096
+NAME_MAX = 255
+
+
 def workspace_path(arguments: dict[str, Any], workdir: str) -> str:
     """The absolute sandbox path for the model's ``path`` argument (relative to the workspace).
 
@@ -63,8 +67,16 @@ def workspace_path(arguments: dict[str, Any], workdir: str) -> str:
     path = require_str(arguments, "path")
     if not path.strip():
         raise ToolInputError("parameter `path` must not be empty")
-    joined = path if path.startswith("/") else posixpath.join(workdir, path)
-    return posixpath.normpath(joined)
+    if "\0" in path:
+        raise ToolInputError("parameter `path` holds a NUL character, which no path can")
+    joined = posixpath.normpath(path if path.startswith("/") else posixpath.join(workdir, path))
+    encoded = joined.encode("utf-8", "replace")
+    if len(encoded) > PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise ToolInputError(
+            f"parameter `path` is too long for Linux (a path is at most {PATH_MAX} bytes, each "
+            f"name in it at most {NAME_MAX})"
+        )
+    return joined
 
 
 def display_path(path: str, workdir: str) -> str:

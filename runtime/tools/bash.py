@@ -70,6 +70,8 @@ class BashTool:
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         command = require_str(arguments, "command")
+        if "\0" in command:
+            raise ToolInputError("the command holds a NUL character, which bash cannot take")
         timeout = arguments.get("timeout", DEFAULT_TIMEOUT_S)
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             raise ToolInputError("parameter `timeout` must be a positive number of seconds")
