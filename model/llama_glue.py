@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ponder.model.backend import ConfigurationError
+from ponder.model.cpu_features import built_features, cmake_args, probe_cached, unusable
 
 _DEVICE_GPU = 1  # enum ggml_backend_dev_type: CPU, GPU, IGPU, ACCEL, META
 _OVERRIDDEN_RE = re.compile(r"tensor (\S+) \(.*\) buffer type overridden to (\S+)")
@@ -228,3 +229,22 @@ def logged_errors() -> list[str]:
 def overridden_tensors(log: list[str]) -> dict[str, str]:
     """Tensor name -> buffer type, for every override the load log reports as applied."""
     return {m.group(1): m.group(2) for line in log if (m := _OVERRIDDEN_RE.search(line))}
+
+
+def build_problem() -> str | None:
+    """Why the installed llama.cpp would crash on this CPU (it uses an instruction set extension
+    that does not run here, see :mod:`~ponder.model.cpu_features`); None when it will not."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    result = probe_cached()
+    bad = unusable(built_features(info), result)
+    if not bad:
+        return None
+    why = "; ".join(f"{name}: {result.detail.get(name) or 'does not run'}" for name in bad)
+    return (
+        f"the installed llama.cpp uses {', '.join(bad)}, which this CPU cannot run ({why}), so "
+        "it would die on the first real model. Rebuild it for this machine: run ./install.sh "
+        "in ponder's checkout, or CMAKE_ARGS=\"" + " ".join(cmake_args(result)) + '" pip '
+        "install --force-reinstall --no-cache-dir --no-deps llama-cpp-python"
+    )

@@ -25,6 +25,7 @@ from ponder.model.gguf_file import GGUFModel, read_gguf
 from ponder.model.k2_parser import K2OutputParser
 from ponder.model.llama_glue import (
     CallbackExceptions,
+    build_problem,
     captured_log,
     devices,
     logged_errors,
@@ -130,6 +131,9 @@ class LlamaCppBackend:
     def __init__(self, path: str | Path, options: LlamaOptions | None = None) -> None:
         from llama_cpp import Llama
 
+        problem = build_problem()
+        if problem is not None:  # refuse before loading: the crash would come after the load
+            raise ConfigurationError(problem)
         self.options = options or LlamaOptions()
         self.path = Path(path).expanduser()
         self.model_file = read_gguf(self.path)
@@ -187,7 +191,7 @@ class LlamaCppBackend:
         self.template = (
             ChatTemplate(embedded, origin=f"the chat template in {self.path.name}")
             if embedded
-            else ChatTemplate.official()
+            else ChatTemplate.for_architecture(self.model_file.architecture)
         )
 
     @property
