@@ -36,9 +36,9 @@ def main_parser() -> argparse.ArgumentParser:
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
         epilog="Other commands: ponder exec (headless, for CI); ponder swebench [eval] (batches "
-        "of SWE-bench tasks); ponder demo (a full run without "
-        "a model); ponder sessions, export ID, undo, diff (sessions and their changes); ponder "
-        "model render|parse|info|plan (formats and GGUFs); ponder sandbox "
+        "of SWE-bench tasks); ponder demo (a full run without a model); ponder doctor (checks "
+        "everything ponder needs); ponder sessions, export ID, undo, diff (sessions and their "
+        "changes); ponder model render|parse|info|plan (formats and GGUFs); ponder sandbox "
         "build|cleanup|exec|shell (sandboxes).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
@@ -228,6 +228,10 @@ def _dispatch(argv: list[str]) -> int:
         from ponder.app import session_commands
 
         return session_commands.run(argv)
+    if command == "doctor":
+        from ponder.app import doctor
+
+        return doctor.run(argv[1:])
     if command == "exec":
         exec_args = exec_parser().parse_args(argv[1:])
         from ponder.app.run_command import run_exec

