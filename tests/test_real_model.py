@@ -127,3 +127,19 @@ def test_sigterm_during_a_real_generation_ends_quietly(
     assert process.returncode == 128 + signal.SIGTERM
     assert "Traceback" not in err
     assert "llama.cpp failed" not in err
+
+
+def test_esc_stops_a_real_generation_in_the_tui(
+    gemma: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    from tmux import terminal
+
+    command = [PONDER, "--model", model_spec(gemma), "--workspace", str(workspace)]
+    with terminal(command, user_env, width=160) as pane:
+        pane.wait_for("gemma-3-270m")
+        pane.send(LONG_TASK, "Enter")
+        pane.wait_for("answering", timeout=120)  # the model's text is streaming
+        pane.send("Escape")
+        pane.wait_for("interrupted", timeout=30)
+        pane.send("C-q")
+        pane.wait_for("EXIT=", timeout=30)
