@@ -82,7 +82,7 @@ class Sandbox(Protocol):
 
     @property
     def description(self) -> str:
-        """One line for status displays, e.g. ``docker ponder-3f2a, network off``."""
+        """Where commands run, for a person: e.g. ``docker, bind mode, network off``."""
         ...
 
     @property

@@ -20,18 +20,9 @@ import docker.errors
 from docker import APIClient
 
 from ponder.sandbox.base import ContainerGone, Halt, SandboxError
-from ponder.sandbox.scripts import ExitReport, OutputEnd
+from ponder.sandbox.exec_stream import read_exec
 
 _HEADER = struct.Struct(">BxxxL")
-
-
-BACKGROUND_GRACE_S = 1.0
-"""How long output may stay open after the command ended (a background job holding it)."""
-QUIET_AFTER_EXIT_S = 0.1
-"""Once the command ended, this long without output means the rest is not ours to wait for.
-
-(Docker itself can delay the end of every exec's stream by a second or two while a background
-process holds an earlier exec's output, so waiting for the end of the stream is not enough.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +130,13 @@ def run_exec(
         if stdin is not None:
             sock.sendall(stdin)
             _end_input(sock)
-        frames = Frames(deadline, on_output, cancel)
-        ended = frames.read(sock, early)
+        read = read_exec(Frames(sock, early), deadline, on_output, cancel)
     finally:
         sock.close()
         if hasattr(handle, "close"):
             handle.close()
-    report = frames.report
-    if frames.cancelled:
+    report = read.report
+    if read.cancelled:
         return RawExec(exit_code=-1, deadline_passed=False, cancelled=True)
     if report.exit_code is not None:
         return RawExec(
@@ -155,7 +145,7 @@ def run_exec(
             runaways=report.killed_runaways,
             reaper_running=report.reaper_running,
         )
-    if not ended:
+    if not read.closed:
         return RawExec(exit_code=-1, deadline_passed=True)
     return RawExec(exit_code=_exit_code(api, created["Id"]), deadline_passed=False)
 
@@ -184,70 +174,33 @@ def _exit_code(api: APIClient, exec_id: str) -> int:
 
 
 class Frames:
-    """Docker's multiplexed stream: stdout goes to ``on_output``; stderr is watched for the
-    runner's exit marker. Once the marker and the end of the output (:data:`END_OF_OUTPUT`,
-    which can come after the marker) are both in, output gets :data:`BACKGROUND_GRACE_S` to
-    close."""
+    """Docker's multiplexed exec stream as a :class:`~ponder.sandbox.exec_stream.Transport`:
+    each frame is a stream number and a length, then that many bytes."""
 
-    def __init__(
-        self,
-        deadline: float,
-        on_output: Callable[[bytes], None],
-        cancel: Halt | None,
-    ) -> None:
-        self.deadline = deadline
-        self.output = OutputEnd(on_output)
-        self.cancel = cancel
-        self.cancelled = False
-        self.report = ExitReport()
+    def __init__(self, sock: _Stream, early: bytes = b"") -> None:
+        self.sock = sock
+        self._buffer = bytearray(early)
 
-    @property
-    def ended(self) -> bool:
-        return self.report.exit_code is not None and self.output.seen
+    def receive(self, timeout: float) -> list[tuple[int, bytes]] | None:
+        pieces = self._whole_frames()
+        if pieces:
+            return pieces
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            return []
+        data = self.sock.recv(65536)
+        if not data:
+            return None
+        self._buffer += data
+        return self._whole_frames()
 
-    def read(self, sock: _Stream, early: bytes = b"") -> bool:
-        """Read until EOF (True) or the deadline (False); ``early`` is what was read already."""
-        try:
-            return self._read(sock, early)
-        finally:
-            self.output.close()
-
-    def _read(self, sock: _Stream, early: bytes) -> bool:
-        buffer = bytearray()
-        self._take(buffer, early)
-        while True:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if self.cancel is not None and self.cancel.is_set():
-                self.cancelled = True
-                return False
-            ended = self.ended
-            wait = QUIET_AFTER_EXIT_S if ended else 0.2
-            ready, _, _ = select.select([sock], [], [], min(remaining, wait))
-            if not ready:
-                if ended:
-                    return False
-                continue
-            data = sock.recv(65536)
-            if not data:
-                return True
-            self._take(buffer, data)
-
-    def _take(self, buffer: bytearray, data: bytes) -> None:
-        """Add ``data`` to ``buffer`` and hand on every whole frame in it."""
-        ended = self.ended
-        buffer += data
+    def _whole_frames(self) -> list[tuple[int, bytes]]:
+        pieces = []
+        buffer = self._buffer
         while len(buffer) >= _HEADER.size:
             stream, size = _HEADER.unpack_from(buffer)
             if len(buffer) < _HEADER.size + size:
                 break
-            payload = bytes(buffer[_HEADER.size : _HEADER.size + size])
+            pieces.append((stream, bytes(buffer[_HEADER.size : _HEADER.size + size])))
             del buffer[: _HEADER.size + size]
-            if stream == 2:
-                if self.report.exit_code is None:
-                    self.report.feed(payload)
-            elif payload:
-                self.output.feed(payload)
-        if not ended and self.ended:  # both ends are in: background output gets a grace
-            self.deadline = min(self.deadline, time.monotonic() + BACKGROUND_GRACE_S)
+        return pieces

@@ -92,7 +92,7 @@ class DockerSandbox(scripts.ScriptedFiles):
     @property
     def description(self) -> str:
         net = "network on" if self.network else "network off"
-        return f"docker {self.name}, {self.mode} mode, {net}"
+        return f"docker, {self.mode} mode, {net}"
 
     @property
     def workdir(self) -> str:
@@ -121,7 +121,10 @@ class DockerSandbox(scripts.ScriptedFiles):
             container_labels=labels(self.session, self._lifetime_s, str(self.workspace or "")),
             lifetime_s=self._lifetime_s,
         )
-        self._container = create(self._client, self.image, options)
+        try:
+            self._container = create(self._client, self.image, options)
+        except docker.errors.DockerException as error:  # the engine failed underneath
+            raise SandboxError(f"docker could not start the sandbox: {error}") from None
         self.name = self._container.name or self.name
         if self.mode == "bind" and self._disk is not None and self._disk_guard is None:
             assert self.workspace is not None
@@ -129,6 +132,9 @@ class DockerSandbox(scripts.ScriptedFiles):
         atexit.register(self.stop)
         try:
             self._prepare()
+        except docker.errors.DockerException as error:
+            self.stop()
+            raise SandboxError(f"docker failed preparing the sandbox: {error}") from None
         except BaseException:
             self.stop()
             raise

@@ -26,6 +26,8 @@ from docker.types import Mount, Ulimit
 from ponder.sandbox.base import SandboxError, SandboxUnavailable
 from ponder.sandbox.leftovers import owner_alive, process_start_time
 
+Engine = docker.DockerClient
+"""A connection to a Docker engine (what :func:`connect` returns), for layers above this one."""
 LABEL = "io.ponder.managed"
 PID1_USER = "65534:65534"
 """PID 1 runs as nobody, so a command's ``kill -9 -1`` cannot take the container down."""

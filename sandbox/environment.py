@@ -1,8 +1,8 @@
 """The environment every command sees, whatever the backend.
 
 No pagers, prompts, editors, colour or progress bars: a command that would wait for a person
-fails or finishes at once instead (research-sandbox.md §3.2). Nothing of the host's environment
-is passed on unless the user allow-lists it.
+fails or finishes at once instead, since nobody is there to answer it. Nothing of the host's
+environment is passed on unless the user allow-lists it.
 """
 
 from __future__ import annotations

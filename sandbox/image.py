@@ -64,10 +64,13 @@ Log = Callable[[str], None]
 
 
 def image_present(client: docker.DockerClient, tag: str) -> bool:
+    """Whether the engine has ``tag``; :class:`SandboxError` when the engine fails to say."""
     try:
         client.images.get(tag)
     except docker.errors.ImageNotFound:
         return False
+    except docker.errors.APIError as error:
+        raise SandboxError(f"docker failed looking for {tag}: {error}") from None
     return True
 
 

@@ -29,6 +29,7 @@ from ponder.sandbox.base import (
 )
 from ponder.sandbox.disk_guard import DiskGuard, DiskLimits, guarded
 from ponder.sandbox.environment import COMMAND_ENV
+from ponder.sandbox.exec_stream import STDERR, STDOUT, read_exec
 from ponder.sandbox.leftovers import private_tempdir
 from ponder.sandbox.output import LiveCapture
 
@@ -122,35 +123,10 @@ class LocalSandbox(scripts.ScriptedFiles):
             process.stdin.write(stdin)
         process.stdin.close()
         deadline = time.monotonic() + timeout + scripts.KILL_GRACE_S + 5
-        report = scripts.ExitReport()
-        output = scripts.OutputEnd(sink)
-        open_pipes = {process.stdout.fileno(), process.stderr.fileno()}
-        with selectors.DefaultSelector() as selector:
-            for pipe in (process.stdout, process.stderr):
-                selector.register(pipe, selectors.EVENT_READ)
-            while process.stdout.fileno() in open_pipes:
-                remaining = deadline - time.monotonic()
-                ended = report.exit_code is not None and output.seen
-                if remaining <= 0 or (cancel is not None and cancel.is_set()):
-                    break
-                events = selector.select(min(remaining, 0.1 if ended else 0.2))
-                if not events and ended:
-                    break
-                for key, _ in events:
-                    data = os.read(key.fd, 65536)
-                    if not data:
-                        selector.unregister(key.fileobj)
-                        open_pipes.discard(key.fd)
-                    elif key.fd == process.stdout.fileno():
-                        output.feed(data)
-                    elif report.exit_code is None:
-                        report.feed(data)
-                    if not ended and report.exit_code is not None and output.seen:
-                        ended = True  # background output gets a second to close
-                        deadline = min(deadline, time.monotonic() + 1.0)
-        output.close()
-        stdout_open = process.stdout.fileno() in open_pipes
-        abandoned = report.exit_code is None and stdout_open
+        with contextlib.closing(_Pipes(process.stdout.fileno(), process.stderr.fileno())) as pipes:
+            read = read_exec(pipes, deadline, sink, cancel)
+        report = read.report
+        abandoned = report.exit_code is None and not read.closed
         if abandoned:
             self._kill_group(process.pid)
         process.stdout.close()
@@ -231,3 +207,30 @@ class LocalSandbox(scripts.ScriptedFiles):
         if abandoned:
             raise SandboxError(f"reading or writing {path} timed out")
         return code, bytes(received)
+
+
+class _Pipes:
+    """A local process's stdout and stderr as a :class:`~ponder.sandbox.exec_stream.Transport`."""
+
+    def __init__(self, stdout: int, stderr: int) -> None:
+        self._streams = {stdout: STDOUT, stderr: STDERR}
+        self._selector = selectors.DefaultSelector()
+        for fd in self._streams:
+            self._selector.register(fd, selectors.EVENT_READ)
+
+    def close(self) -> None:
+        self._selector.close()
+
+    def receive(self, timeout: float) -> list[tuple[int, bytes]] | None:
+        if not self._selector.get_map():
+            return None
+        pieces = []
+        for key, _ in self._selector.select(timeout):
+            data = os.read(key.fd, 65536)
+            if data:
+                pieces.append((self._streams[key.fd], data))
+            else:
+                self._selector.unregister(key.fd)
+        if not pieces and not self._selector.get_map():
+            return None
+        return pieces

@@ -14,6 +14,7 @@ from ponder.sandbox.base import SandboxUnavailable
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import connect
 from ponder.sandbox.image import DEFAULT_IMAGE, build_default_image
+from ponder.sandbox.local_sandbox import LocalSandbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PONDER = str(Path(sys.executable).parent / "ponder")
@@ -21,10 +22,11 @@ PONDER = str(Path(sys.executable).parent / "ponder")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Every test that uses a sandbox needs the engine; mark them so `-m "not docker"` works.
+    # Every test that needs the engine (directly, or through a fixture such as `sandbox`) is
+    # marked, so `-m "not docker"` gives the fast inner loop.
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if {"docker_client", "sandbox_image", "sandbox"} & set(fixtures):
+        if {"docker_client", "sandbox_image"} & set(fixtures):
             item.add_marker(pytest.mark.docker)
 
 
@@ -65,6 +67,14 @@ def sandbox(
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache directory for every test's ponder: the CPU probe runs once, not per test."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def local_sandbox(workspace: Path) -> Iterator[LocalSandbox]:
+    """For tests of ponder's own logic (the loop, budgets, approvals): the same sandbox
+    protocol without Docker, so they run in seconds."""
+    with LocalSandbox(workspace) as box:
+        yield box
 
 
 @pytest.fixture

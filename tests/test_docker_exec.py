@@ -14,6 +14,7 @@ import threading
 import time
 
 from ponder.sandbox.docker_exec import Frames
+from ponder.sandbox.exec_stream import read_exec
 from ponder.sandbox.scripts import END_OF_OUTPUT, EXIT_MARKER, OutputEnd
 
 
@@ -34,11 +35,10 @@ def test_output_arriving_after_the_exit_marker_is_kept() -> None:
 
     threading.Thread(target=send_out_of_order).start()
     received: list[bytes] = []
-    frames = Frames(time.monotonic() + 10, received.append, None)
-    frames.read(ponder)
+    read = read_exec(Frames(ponder), time.monotonic() + 10, received.append)
     ponder.close()
     assert b"".join(received) == diff  # all of it, and none of the end marker
-    assert frames.report.exit_code == 0
+    assert read.report.exit_code == 0
 
 
 def test_the_end_marker_is_found_however_the_output_is_cut() -> None:

@@ -1,7 +1,10 @@
 """Hostile commands against one real sandbox: after each, the sandbox still answers `echo ok`.
 
 The sandbox is shared by the whole module on purpose: every case must leave it usable for the
-next. Its limits are small so the memory and disk cases finish quickly. Set
+next. Its limits are small so the memory and disk cases finish quickly. Cases about running
+commands (timeouts, output, background jobs, quoting) run against the local backend too, which
+shares the runner and the exec reader; cases about isolation (limits, network, the process
+table) run only in the container, the only place that promises them. Set
 PONDER_HOSTILE_REPORT=FILE to record how long each follow-up `echo ok` took.
 """
 
@@ -18,8 +21,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from ponder.sandbox.base import Sandbox
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import Limits
+from ponder.sandbox.local_sandbox import LocalSandbox
 
 LATENCIES: dict[str, float] = {}
 
@@ -37,16 +42,29 @@ def box(
         Path(report).write_text(json.dumps(LATENCIES, indent=2))
 
 
+@pytest.fixture(scope="module")
+def local_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSandbox]:
+    with LocalSandbox(tmp_path_factory.mktemp("hostile-local")) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module", params=[pytest.param("docker", marks=pytest.mark.docker), "local"])
+def either(request: pytest.FixtureRequest) -> Sandbox:
+    """The container, then the local backend: both promise what these tests check."""
+    return request.getfixturevalue("box" if request.param == "docker" else "local_box")  # type: ignore[no-any-return]
+
+
 @pytest.fixture(autouse=True)
-def still_answers(request: pytest.FixtureRequest, box: DockerSandbox) -> Iterator[None]:
+def still_answers(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    box = request.getfixturevalue("either" if "either" in request.fixturenames else "box")
     result = box.exec("echo ok", timeout=10)
     LATENCIES[request.node.name] = round(result.elapsed, 3)
     assert result.output == "ok\n"
     assert not result.timed_out
 
 
-def count(box: DockerSandbox, pattern: str) -> int:
+def count(box: Sandbox, pattern: str) -> int:
     """Processes whose command line matches ``pattern`` (a grep -E pattern written so that it
     does not match itself, e.g. ``[s]leep``)."""
     return int(box.exec(f"ps -eo args | grep -cE '{pattern}' || true", 10).output.strip())
@@ -78,8 +96,8 @@ def test_the_reaper_comes_back_after_kill_minus_one(box: DockerSandbox) -> None:
     test_fork_bomb(box)
 
 
-def test_endless_output(box: DockerSandbox) -> None:
-    result = box.exec("yes", timeout=3)
+def test_endless_output(either: Sandbox) -> None:
+    result = either.exec("yes", timeout=3)
     assert result.timed_out
     assert result.total_bytes > 1_000_000
     assert len(result.output) < 12_000
@@ -87,75 +105,75 @@ def test_endless_output(box: DockerSandbox) -> None:
     assert "lines left out" in result.output
 
 
-def test_a_50_mb_line_without_newline(box: DockerSandbox) -> None:
-    result = box.exec("head -c 50000000 /dev/zero | tr '\\0' a", timeout=60)
+def test_a_50_mb_line_without_newline(either: Sandbox) -> None:
+    result = either.exec("head -c 50000000 /dev/zero | tr '\\0' a", timeout=60)
     assert result.exit_code == 0
     assert result.total_bytes == 50_000_000
     assert result.output.startswith("aaaa")
     assert "bytes, 0 lines left out" in result.output
 
 
-def test_sleep_forever_returns_at_the_timeout_and_leaves_nothing(box: DockerSandbox) -> None:
-    result = box.exec("sleep infinity", timeout=2)
+def test_sleep_forever_returns_at_the_timeout_and_leaves_nothing(either: Sandbox) -> None:
+    result = either.exec("sleep infinity", timeout=2)
     assert result.timed_out
     assert result.exit_code in (124, 137)
-    assert count(box, "^[s]leep infinity") == 0
+    assert count(either, "^[s]leep infinity") == 0
 
 
-def test_a_process_ignoring_sigterm_is_killed(box: DockerSandbox) -> None:
+def test_a_process_ignoring_sigterm_is_killed(either: Sandbox) -> None:
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(1000)"
-    result = box.exec(f'python3 -c "{script}"', timeout=2)
+    result = either.exec(f'python3 -c "{script}"', timeout=2)
     assert result.timed_out
-    assert count(box, "[S]IG_IGN") == 0
+    assert count(either, "[S]IG_IGN") == 0
 
 
-def test_a_background_job_holding_stdout_is_not_waited_for(box: DockerSandbox) -> None:
-    result = box.exec("echo started; sleep 300 & (sleep 0.3; yes tick) &", timeout=60)
+def test_a_background_job_holding_stdout_is_not_waited_for(either: Sandbox) -> None:
+    result = either.exec("echo started; sleep 300 & (sleep 0.3; yes tick) &", timeout=60)
     assert (result.exit_code, result.output, result.notice) == (0, "started\n", None)
     assert not result.timed_out
     # They keep running; what they print from now on is not this or any later command's.
-    assert box.exec("sleep 1; echo next", 10).output == "next\n"
-    assert count(box, "^[s]leep 300") == 1
-    box.exec("pkill -f 'sleep 300'; pkill yes", 10)
+    assert either.exec("sleep 1; echo next", 10).output == "next\n"
+    assert count(either, "^[s]leep 300") == 1
+    either.exec("pkill -f 'sleep 300'; pkill yes", 10)
 
 
-def test_a_redirected_background_job_keeps_running(box: DockerSandbox) -> None:
-    result = box.exec("sleep 301 > /tmp/job.log 2>&1 & echo started", timeout=60)
+def test_a_redirected_background_job_keeps_running(either: Sandbox) -> None:
+    result = either.exec("sleep 301 > /tmp/job.log 2>&1 & echo started", timeout=60)
     assert (result.output, result.notice) == ("started\n", None)
-    assert count(box, "^[s]leep 301") == 1
-    box.exec("pkill -f 'sleep 301'", 10)
+    assert count(either, "^[s]leep 301") == 1
+    either.exec("pkill -f 'sleep 301'", 10)
 
 
-def test_a_job_that_redirects_after_the_command_ended_keeps_running(box: DockerSandbox) -> None:
+def test_a_job_that_redirects_after_the_command_ended_keeps_running(either: Sandbox) -> None:
     """What a job not yet scheduled when the command ends looks like: it still holds the
     output, and redirects a moment later. It must not be killed for that moment."""
     command = "(sleep 1; exec sleep 402 > /tmp/late.log 2>&1) & echo started"
-    assert box.exec(command, timeout=60).output == "started\n"
-    box.exec("sleep 2", 10)
-    assert count(box, "^[s]leep 402") == 1
-    box.exec("pkill -f 'sleep 402'", 10)
+    assert either.exec(command, timeout=60).output == "started\n"
+    either.exec("sleep 2", 10)
+    assert count(either, "^[s]leep 402") == 1
+    either.exec("pkill -f 'sleep 402'", 10)
 
 
-def test_redirected_background_jobs_survive_a_busy_machine(box: DockerSandbox) -> None:
+def test_redirected_background_jobs_survive_a_busy_machine(either: Sandbox) -> None:
     """The job is judged by no timing at all, so a machine too busy to run it before the
     command ends cannot get it killed (two busy loops here, on a two-core machine)."""
     busy = [subprocess.Popen(["python3", "-c", "while True: pass"]) for _ in range(2)]
     try:
         for number in range(30):
             command = f"sleep {400 + number} > /tmp/job{number}.log 2>&1 & echo started"
-            assert box.exec(command, timeout=60).output == "started\n"
+            assert either.exec(command, timeout=60).output == "started\n"
     finally:
         for loop in busy:
             loop.kill()
             loop.wait()
-    assert count(box, "^[s]leep 4[0-9][0-9]") == 30
-    box.exec("pkill -f 'sleep 4[0-9][0-9]'", 10)
+    assert count(either, "^[s]leep 4[0-9][0-9]") == 30
+    either.exec("pkill -f 'sleep 4[0-9][0-9]'", 10)
 
 
-def test_a_daemon_started_by_a_command_that_times_out(box: DockerSandbox) -> None:
-    result = box.exec("setsid nohup sleep 777 >/dev/null 2>&1 & sleep 100", timeout=2)
+def test_a_daemon_started_by_a_command_that_times_out(either: Sandbox) -> None:
+    result = either.exec("setsid nohup sleep 777 >/dev/null 2>&1 & sleep 100", timeout=2)
     assert result.timed_out
-    assert count(box, "^[s]leep 777") == 0
+    assert count(either, "^[s]leep 777") == 0
 
 
 def test_thousands_of_zombies_are_reaped(box: DockerSandbox) -> None:
@@ -216,15 +234,15 @@ def test_a_disk_fill_stops_at_the_file_size_limit(box: DockerSandbox) -> None:
     assert int(size) <= 64 * 1024**2
 
 
-def test_odd_output_is_cleaned(box: DockerSandbox) -> None:
-    mixed = box.exec("printf '\\033[31mred\\033[0m 50%%\\r100%%\\ncaf\\xe9\\n'", 10)
+def test_odd_output_is_cleaned(either: Sandbox) -> None:
+    mixed = either.exec("printf '\\033[31mred\\033[0m 50%%\\r100%%\\ncaf\\xe9\\n'", 10)
     assert mixed.output == "100%\ncaf\ufffd\n"
-    binary = box.exec("head -c 3000 /bin/ls", 10)
+    binary = either.exec("head -c 3000 /bin/ls", 10)
     assert binary.output.startswith("[binary output: 3000 bytes, sha256 ")
 
 
-def test_programs_waiting_on_stdin_return_at_once(box: DockerSandbox) -> None:
-    result = box.exec("cat; read x; echo \"read=$?\"; python3 -c 'input()' 2>&1 | tail -1", 30)
+def test_programs_waiting_on_stdin_return_at_once(either: Sandbox) -> None:
+    result = either.exec("cat; read x; echo \"read=$?\"; python3 -c 'input()' 2>&1 | tail -1", 30)
     assert not result.timed_out
     assert "read=1" in result.output
     assert "EOFError" in result.output
@@ -243,34 +261,34 @@ def test_git_without_a_message_and_pagers_do_not_hang(box: DockerSandbox) -> Non
     assert result.output.rstrip().endswith("x")
 
 
-def test_a_1_mb_heredoc(box: DockerSandbox) -> None:
+def test_a_1_mb_heredoc(either: Sandbox) -> None:
     body = "\n".join(f"line {i} " + "z" * 80 for i in range(12_000))
-    result = box.exec(f"cat > heredoc.txt <<'EOF'\n{body}\nEOF\nwc -c < heredoc.txt", 60)
+    result = either.exec(f"cat > heredoc.txt <<'EOF'\n{body}\nEOF\nwc -c < heredoc.txt", 60)
     assert int(result.output.strip()) == len(body) + 1
 
 
-def test_quoting_and_unicode_paths(box: DockerSandbox) -> None:
-    result = box.exec(
+def test_quoting_and_unicode_paths(either: Sandbox) -> None:
+    result = either.exec(
         "echo \"it's \\\"q\\\" \\$HOME\"; printf '%s\\n' a\\ b; touch 'ü x.py'; ls 'ü x.py'", 10
     )
     assert result.output == 'it\'s "q" $HOME\na b\nü x.py\n'
 
 
-def test_working_directory_and_variables_persist(box: DockerSandbox) -> None:
-    box.exec("mkdir -p /tmp/place && cd /tmp/place && export FOO='a b' && BAR=local", 10)
-    box.exec("exit 3", 10)
-    result = box.exec('pwd; echo "$FOO|$BAR"', 10)
+def test_working_directory_and_variables_persist(either: Sandbox) -> None:
+    either.exec("mkdir -p /tmp/place && cd /tmp/place && export FOO='a b' && BAR=local", 10)
+    either.exec("exit 3", 10)
+    result = either.exec('pwd; echo "$FOO|$BAR"', 10)
     assert result.output == "/tmp/place\na b|\n"
-    box.exec("cd /workspace && unset FOO", 10)
-    assert box.exec('pwd; echo "[$FOO]"', 10).output == "/workspace\n[]\n"
+    either.exec(f"cd {either.workdir} && unset FOO", 10)
+    assert either.exec('pwd; echo "[$FOO]"', 10).output == f"{either.workdir}\n[]\n"
 
 
-def test_eight_concurrent_commands_do_not_mix(box: DockerSandbox) -> None:
+def test_eight_concurrent_commands_do_not_mix(either: Sandbox) -> None:
     results: dict[int, str] = {}
 
     def run(index: int) -> None:
         command = f"for j in 1 2 3; do echo {index}-$j; sleep 0.1; done; exit {index}"
-        result = box.exec(command, 30)
+        result = either.exec(command, 30)
         results[index] = f"{result.output}|{result.exit_code}"
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]

@@ -1,0 +1,85 @@
+"""Reading a command's output until it has ended, for every sandbox backend.
+
+The runner script (:func:`~ponder.sandbox.scripts.runner`) writes the command's output on its
+stdout, ending with :data:`~ponder.sandbox.scripts.END_OF_OUTPUT`, and its exit marker on its
+stderr. Once both are in, the command has ended, whatever background jobs still hold the
+streams; the reader waits :data:`QUIET_AFTER_EXIT_S` more for the streams to close and leaves.
+A backend only says how chunks arrive: a :class:`Transport` (Docker's multiplexed socket, two
+pipes of a local process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ponder.sandbox.base import Halt
+from ponder.sandbox.scripts import ExitReport, OutputEnd
+
+STDOUT, STDERR = 1, 2
+BACKGROUND_GRACE_S = 1.0
+"""How long the streams may stay open after the command ended (a background job holding them)."""
+QUIET_AFTER_EXIT_S = 0.1
+"""Once the command ended, this long without data means the rest is not ours to wait for.
+
+(Docker itself can delay the end of every exec's stream by a second or two while a background
+process holds an earlier exec's output, so waiting for the end of the stream is not enough.)"""
+
+
+class Transport(Protocol):
+    def receive(self, timeout: float) -> list[tuple[int, bytes]] | None:
+        """What arrived within ``timeout`` seconds, as (:data:`STDOUT` or :data:`STDERR`, data)
+        pieces in order; an empty list when nothing did; None once both streams are closed."""
+        ...
+
+
+@dataclass
+class ExecRead:
+    """How the reading of one command ended."""
+
+    report: ExitReport = field(default_factory=ExitReport)
+    """The runner's exit marker, when it came (exit code, what it left running)."""
+    closed: bool = False
+    """Both streams reached their end."""
+    deadline_passed: bool = False
+    cancelled: bool = False
+
+
+def read_exec(
+    transport: Transport,
+    deadline: float,
+    on_output: Callable[[bytes], None],
+    cancel: Halt | None = None,
+) -> ExecRead:
+    """Read until the command has ended (or ``deadline``, a ``time.monotonic()`` value, passes,
+    or ``cancel`` is set); output bytes go to ``on_output`` without the end marker."""
+    result = ExecRead()
+    output = OutputEnd(on_output)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                result.deadline_passed = result.report.exit_code is None
+                return result
+            if cancel is not None and cancel.is_set():
+                result.cancelled = True
+                return result
+            ended = result.report.exit_code is not None and output.seen
+            pieces = transport.receive(min(remaining, QUIET_AFTER_EXIT_S if ended else 0.2))
+            if pieces is None:
+                result.closed = True
+                return result
+            if not pieces and ended:
+                return result
+            for stream, data in pieces:
+                if stream == STDERR:
+                    if result.report.exit_code is None:
+                        result.report.feed(data)
+                elif data:
+                    output.feed(data)
+            if not ended and result.report.exit_code is not None and output.seen:
+                deadline = min(deadline, time.monotonic() + BACKGROUND_GRACE_S)
+    finally:
+        output.close()
