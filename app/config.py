@@ -14,8 +14,12 @@ from ponder.model.backend import ConfigurationError, GenerationSettings
 from ponder.model.llamacpp import LlamaOptions
 from ponder.model.offload import parse_size
 from ponder.model.openai_compat import OpenAIOptions
+from ponder.runtime.budgets import Budgets
+from ponder.runtime.context import ContextSettings
 from ponder.sandbox.disk_guard import DiskLimits
 from ponder.sandbox.image import DEFAULT_IMAGE
+
+_GENERATION = GenerationSettings()
 
 
 class ConfigError(Exception):
@@ -27,9 +31,9 @@ class LlamaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ctx_size: int = 32768
+    ctx_size: int = LlamaOptions.ctx_size
     """Context size in tokens."""
-    n_gpu_layers: int = -1
+    n_gpu_layers: int = LlamaOptions.n_gpu_layers
     """Layers on the GPU; -1 is all (a CPU-only build ignores it)."""
     flash_attn: bool | None = None
     """Flash attention on or off; unset lets llama.cpp decide."""
@@ -39,7 +43,7 @@ class LlamaSettings(BaseModel):
     """KV cache type for values."""
     threads: int | None = None
     """CPU threads; unset: half the cores."""
-    mmap: bool = True
+    mmap: bool = LlamaOptions.mmap
     """Map the model file instead of reading it into memory."""
     cpu_moe: bool = False
     """Keep all routed experts on the CPU."""
@@ -50,13 +54,13 @@ class LlamaSettings(BaseModel):
 
     def options(self) -> LlamaOptions:
         return LlamaOptions(
-            n_ctx=self.ctx_size,
+            ctx_size=self.ctx_size,
             n_gpu_layers=self.n_gpu_layers,
             flash_attn=self.flash_attn,
             cache_type_k=self.cache_type_k,
             cache_type_v=self.cache_type_v,
-            n_threads=self.threads,
-            use_mmap=self.mmap,
+            threads=self.threads,
+            mmap=self.mmap,
             cpu_moe=self.cpu_moe,
             n_cpu_moe=self.n_cpu_moe,
             override_tensor=tuple(self.override_tensor),
@@ -68,11 +72,11 @@ class SamplingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = 1.0
-    top_p: float = 0.95
-    min_p: float = 0.01
+    temperature: float = _GENERATION.temperature
+    top_p: float = _GENERATION.top_p
+    min_p: float = _GENERATION.min_p
     """Local models only (OpenAI-compatible servers get temperature and top_p)."""
-    top_k: int | None = None
+    top_k: int | None = _GENERATION.top_k
     """Unset: no top-k cut. Local models only."""
 
     def generation(self) -> GenerationSettings:
@@ -86,11 +90,11 @@ class OpenAISettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    api_key_env: str = "PONDER_API_KEY"
+    api_key_env: str = OpenAIOptions.api_key_env
     """The environment variable that holds the API key (e.g. MOONSHOT_API_KEY)."""
-    context_size: int = 262_144
+    context_size: int = OpenAIOptions.context_size
     """The served model's context in tokens."""
-    max_retries: int = 5
+    max_retries: int = OpenAIOptions.max_retries
     """Retries (with doubling backoff from 1 s) when the server is unreachable or busy."""
 
     def options(self) -> OpenAIOptions:
@@ -107,11 +111,11 @@ class DiskSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_growth: str | int = "5GiB"
+    max_growth: str | int = f"{DiskLimits.max_growth // 1024**3}GiB"
     """How much the workspace may grow in one session before a command is stopped."""
-    max_new_files: int = 250_000
+    max_new_files: int = DiskLimits.max_new_files
     """How many files and directories the workspace may gain in one session."""
-    min_free: str | int = "1GiB"
+    min_free: str | int = f"{DiskLimits.min_free // 1024**3}GiB"
     """Free space a command may not take the workspace's disk below."""
 
     @field_validator("max_growth", "min_free")
@@ -144,15 +148,15 @@ class Config(BaseModel):
     """Give the sandbox a network. Off by default: commands cannot reach anything."""
     pass_env: list[str] = Field(default_factory=list)
     """Host environment variables passed into the sandbox (none by default)."""
-    max_steps: int = Field(300, ge=1)
+    max_steps: int = Field(Budgets.max_steps, ge=1)
     """Most model steps (one generation plus its tool calls) in one task."""
-    max_reasoning_tokens: int = Field(24_000, ge=1)
-    """Reasoning tokens per step; past them the model is made to act."""
+    max_reasoning_tokens: int | None = Field(Budgets.max_reasoning_tokens, ge=1)
+    """Reasoning tokens per step; past them the model is made to act (unset: no limit)."""
     max_tokens: int | None = Field(None, ge=1)
     """Generated tokens over a whole task (unset: no limit)."""
     time_limit: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Seconds for a whole task (unset: no limit)."""
-    context_threshold: float = Field(0.85, gt=0, le=1)
+    context_threshold: float = Field(ContextSettings.threshold, gt=0, le=1)
     """Share of the context a prompt may fill before older parts are shortened."""
     approval: Literal["ask", "auto", "yolo"] = "auto"
     """ask: before every change; auto: only for the network and destructive git; yolo: never."""

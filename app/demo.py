@@ -18,7 +18,6 @@ from ponder.app.frontends import Frontend, run_line, run_tui
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.budgets import Budgets
-from ponder.runtime.events import Emit, RunFinished
 from ponder.runtime.host_git import run_git
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.sandbox.safe_text import safe_text
@@ -49,28 +48,19 @@ def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
     with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
         backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
     with sandbox_session(config.model_copy(update={"network": False}), workspace) as sandbox:
-        agent = Agent(
-            backend,
-            sandbox,
-            lambda event: None,
-            settings=AgentSettings(budgets=Budgets(max_steps=20)),
-        )
-
-        def run_task(task: str, emit: Emit) -> RunFinished:
-            agent.emit = emit
-            return agent.run(task)
-
+        agent = Agent(backend, sandbox, settings=AgentSettings(budgets=Budgets(max_steps=20)))
         if frontend == "tui":
             finished = run_tui(
-                run_task,
+                agent.run,
                 interrupt=agent.interrupt,
-                bridge=None,
                 model=backend.name,
                 first_task=TASK,
                 interactive=False,
             )
-        else:
-            finished = run_line(run_task, interrupt=agent.interrupt, bridge=None, first_task=TASK)
+        else:  # the recorded model asks for nothing that needs approval
+            finished = run_line(
+                agent.run, interrupt=agent.interrupt, unattended="deny", first_task=TASK
+            )
     diff = safe_text(run_git("diff", "--no-ext-diff", "--no-textconv", cwd=workspace).decode())
     out = sys.stdout
     out.write("\nThe change ponder made:\n" + (diff or "(no change)") + "\n")

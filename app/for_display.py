@@ -1,4 +1,4 @@
-"""Events and requests made safe to show: every string in them through :func:`safe_text`.
+"""Events (approval requests too) made safe to show: every string through :func:`safe_text`.
 
 Each frontend passes what it is about to show through here once, where it takes it in (the line
 printer, the TUI's queue, export, the answer of ``-p``), so no path that prints a run can forget
@@ -7,12 +7,10 @@ the sanitizer. The events themselves, in session files and ``--json``, keep the 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from ponder.runtime.approvals import ApprovalRequest
 from ponder.sandbox.safe_text import safe_text
 
 E = TypeVar("E", bound=BaseModel)
@@ -32,13 +30,3 @@ def for_display(event: E) -> E:
     """A copy of ``event`` with no escape sequence or control character in any of its texts."""
     fields = type(event).model_fields
     return event.model_copy(update={name: _clean(getattr(event, name)) for name in fields})
-
-
-def request_for_display(request: ApprovalRequest) -> ApprovalRequest:
-    """The approval request with its command or diff, reason and prefix made safe to show."""
-    return dataclasses.replace(
-        request,
-        summary=safe_text(request.summary),
-        reason=safe_text(request.reason),
-        prefix=safe_text(request.prefix),
-    )

@@ -1,8 +1,9 @@
 """Choosing how a session is shown and how its questions are answered.
 
-The TUI needs a terminal on both ends; anything else gets line mode. Approvals go to whichever
-frontend has a person in front of it; without one (a pipe, CI) the configured policy answers.
-Interrupting a run (Esc in the TUI, Ctrl-C in line mode) stops it and keeps the session.
+The TUI needs a terminal on both ends; anything else gets line mode. Each frontend is the run's
+port (:mod:`ponder.runtime.port`): it shows the events and answers approvals, through the person
+in front of it or, without one (a pipe, CI), the configured policy. Interrupting a run (Esc in
+the TUI, Ctrl-C in line mode) stops it and keeps the session.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from rich.console import Console
 
 from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
-from ponder.app.line import LinePrinter, ask_in_line_mode
+from ponder.app.line import LinePort, LinePrinter
 from ponder.app.line_prompt import LinePrompt
 from ponder.app.slash_commands import SLOW
-from ponder.app.tui.app import Command, PonderApp
-from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest, Approver, PolicyApprover
-from ponder.runtime.events import Emit, RunFinished
+from ponder.app.tui.app import Command, PonderApp, RunTask
+from ponder.runtime.approvals import Decision
+from ponder.runtime.events import RunFinished
 
 Frontend = Literal["tui", "line"]
-RunTask = Callable[[str, Emit], RunFinished]
 
 
 def pick_frontend(plain: bool) -> Frontend:
@@ -37,20 +37,9 @@ def pick_frontend(plain: bool) -> Frontend:
     return "tui"
 
 
-def unattended_approver(config: Config) -> Approver:
-    """Who answers when nobody can: the ``approve_unattended`` policy."""
-    return PolicyApprover("once" if config.approve_unattended == "allow" else "deny")
-
-
-class ApprovalBridge:
-    """An approver that hands each request to the attached frontend, else to ``fallback``."""
-
-    def __init__(self, fallback: Approver) -> None:
-        self.fallback = fallback
-        self.handler: Approver | None = None
-
-    def __call__(self, request: ApprovalRequest) -> ApprovalAnswer:
-        return (self.handler or self.fallback)(request)
+def unattended_decision(config: Config) -> Decision:
+    """What answers approvals when nobody can: the ``approve_unattended`` policy."""
+    return "once" if config.approve_unattended == "allow" else "deny"
 
 
 @contextmanager
@@ -80,7 +69,6 @@ def run_tui(
     run_task: RunTask,
     *,
     interrupt: Callable[[], None],
-    bridge: ApprovalBridge | None,
     model: str,
     first_task: str | None,
     interactive: bool = True,
@@ -102,8 +90,6 @@ def run_tui(
         files=(lambda: workspace_files(workspace)) if workspace else list,
         history=history_file(),
     )
-    if bridge is not None:
-        bridge.handler = app.ask_approval
     return app.run(inline=inline, inline_no_clear=inline)  # what it showed stays on screen
 
 
@@ -111,20 +97,19 @@ def run_line(
     run_task: RunTask,
     *,
     interrupt: Callable[[], None],
-    bridge: ApprovalBridge | None,
+    unattended: Decision,
     first_task: str | None,
     commands: dict[str, Command] | None = None,
     workspace: Path | None = None,
 ) -> RunFinished | None:
-    """One task when given one (a one-liner), else a prompt loop until end of input."""
+    """One task when given one (a one-liner), else a prompt loop until end of input.
+    Approvals are asked at the terminal, or answered ``unattended`` without one."""
     console = Console(highlight=False)
-    printer = LinePrinter(console)
-    if bridge is not None and sys.stdin.isatty():
-        bridge.handler = lambda request: ask_in_line_mode(console, request)
+    port = LinePort(LinePrinter(console), console, None if sys.stdin.isatty() else unattended)
 
     def one(task: str) -> RunFinished:
         with ctrl_c_interrupts(interrupt):
-            return run_task(task, printer)
+            return run_task(task, port)
 
     if first_task is not None:
         return one(first_task)

@@ -21,10 +21,11 @@ from rich.console import Console
 
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError, exit_code
-from ponder.app.frontends import ctrl_c_interrupts, unattended_approver
+from ponder.app.frontends import ctrl_c_interrupts, unattended_decision
 from ponder.app.line import STOPPED, LinePrinter, counted
 from ponder.app.session import open_session
-from ponder.runtime.events import Emit, Event, RunFinished, event_to_json
+from ponder.runtime.events import Event, RunFinished, event_to_json
+from ponder.runtime.port import Unattended
 from ponder.sandbox.safe_text import safe_text
 
 STDIN_HINT_AFTER_S = 3.0
@@ -113,8 +114,8 @@ def run_unattended(
     """Run one task to its end; the answer goes to stdout unless events do."""
     if not task.strip():
         raise UsageError("no task: give a prompt (or pipe one in)")
-    with open_session(config, workspace, unattended_approver(config), resume=resume) as session:
-        display: Emit
+    with open_session(config, workspace, resume=resume) as session:
+        display: Callable[[Event], None]
         if json_events:
             display = JsonLines(session.interrupt)
         elif verbose:
@@ -122,7 +123,7 @@ def run_unattended(
         else:
             display = _quiet
         with ctrl_c_interrupts(session.interrupt):
-            finished = session.run(task, display)
+            finished = session.run(task, Unattended(display, unattended_decision(config)))
     if last_message is not None:
         last_message.write_text(finished.answer + ("\n" if finished.answer else ""))
     if not json_events:

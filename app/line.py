@@ -6,13 +6,17 @@ diffs. Colour and styles drop away by themselves when the output is not a termin
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from dataclasses import dataclass
+
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 
-from ponder.app.for_display import for_display, request_for_display
-from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
+from ponder.app.for_display import for_display
+from ponder.runtime.approvals import ApprovalAnswer, Decision
 from ponder.runtime.events import (
+    ApprovalRequested,
     ApprovalResolved,
     Checkpointed,
     CheckpointsOff,
@@ -31,6 +35,7 @@ from ponder.runtime.events import (
     ToolCallStarted,
     ToolOutput,
 )
+from ponder.runtime.port import answered, policy_answer
 
 RESULT_PREVIEW_LINES = 12
 STOPPED = {
@@ -161,7 +166,7 @@ class LinePrinter:
         self._end_stream()
         mark, style = ("✓", "green") if event.ok else ("✗", "red")
         detail = describe_ending(event) or event.name
-        self.console.print(Text(f"{mark} {detail} · {event.elapsed:.1f}s", style=style))
+        self.console.print(Text(f"{mark} {detail} · {event.elapsed_s:.1f}s", style=style))
         if event.notice:
             self.console.print(Text(f"  {event.notice}", style="yellow"))
         if event.exit_code is None and event.name != "submit":
@@ -184,10 +189,10 @@ class LinePrinter:
             self.console.print(Text(f"submitted: {event.answer}", style="bold green"))
 
 
-def ask_in_line_mode(console: Console, request: ApprovalRequest) -> ApprovalAnswer:
+def ask_in_line_mode(console: Console, request: ApprovalRequested) -> ApprovalAnswer:
     """Ask at the terminal: [y]es once, [a]lways for the prefix, [n]o, or no with a message."""
-    request = request_for_display(request)
-    console.print(Text(f"? {request.tool} needs approval: {request.reason}", style="bold yellow"))
+    request = for_display(request)
+    console.print(Text(f"? {request.name} needs approval: {request.reason}", style="bold yellow"))
     console.print(Text(request.summary))
     choices = f"[y]es / [a]lways allow `{request.prefix}` / [n]o / [m]essage: "
     while True:
@@ -206,3 +211,21 @@ def ask_in_line_mode(console: Console, request: ApprovalRequest) -> ApprovalAnsw
                 return ApprovalAnswer("deny", input("message to the model: ").strip() or None)
             except EOFError:
                 return ApprovalAnswer("deny")
+
+
+@dataclass(frozen=True)
+class LinePort:
+    """Line mode as a run's port: events printed, approvals asked at the terminal (or answered
+    with ``unattended`` when there is no person to ask)."""
+
+    printer: LinePrinter
+    console: Console
+    unattended: Decision | None
+
+    def event(self, event: Event) -> None:
+        self.printer(event)
+
+    def approve(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
+        if self.unattended is not None:
+            return answered(policy_answer(self.unattended))
+        return answered(ask_in_line_mode(self.console, request))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +12,16 @@ from rich.console import Console
 
 from ponder.app.config import NO_MODEL_HELP, Config, config_file, load_config
 from ponder.app.exit_codes import UsageError, exit_code
-from ponder.app.frontends import (
-    ApprovalBridge,
-    pick_frontend,
-    run_line,
-    run_tui,
-    unattended_approver,
-)
+from ponder.app.frontends import pick_frontend, run_line, run_tui, unattended_decision
 from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.line import LinePrinter
+from ponder.app.sandboxes import copy_sandboxes
 from ponder.app.session import agent_settings, checkpoint_store, open_session
 from ponder.app.slash_commands import SessionCommands
 from ponder.model.backend import ChatBackend, open_backend
 from ponder.runtime.checkpoints import CheckpointError, apply_patch
 from ponder.runtime.events import Event
-from ponder.runtime.heavy import CopySandbox, run_heavy
-from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.runtime.heavy import run_heavy
 from ponder.sandbox.safe_text import safe_text
 
 Flags = Callable[[argparse.Namespace], dict[str, Any]]
@@ -66,14 +59,13 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
     if args.print:
         task = with_piped_input(args.prompt or "", read_piped_input())
         return run_unattended(config, workspace, task, verbose=args.verbose, resume=args.resume)
-    bridge = ApprovalBridge(unattended_approver(config))
-    with open_session(config, workspace, bridge, resume=args.resume) as session:
+    with open_session(config, workspace, resume=args.resume) as session:
         commands = SessionCommands(session).commands
         if pick_frontend(args.plain) == "line":
             finished = run_line(
                 session.run,
                 interrupt=session.interrupt,
-                bridge=bridge,
+                unattended=unattended_decision(config),
                 first_task=args.prompt,
                 commands=commands,
                 workspace=workspace,
@@ -82,7 +74,6 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
             finished = run_tui(
                 session.run,
                 interrupt=session.interrupt,
-                bridge=bridge,
                 model=session.agent.backend.name,
                 first_task=args.prompt,
                 theme=config.theme,
@@ -115,11 +106,6 @@ def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
         backends.append(backend)
         return backend
 
-    @contextmanager
-    def sandbox_for(number: int) -> Iterator[CopySandbox]:
-        with DockerSandbox(workspace, config.image, mode="copy", network=config.network) as box:
-            yield box
-
     console = Console(highlight=False)
     printers: dict[int | None, LinePrinter] = {}
 
@@ -133,7 +119,7 @@ def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
             args.prompt,
             args.heavy,
             backend_for=backend_for,
-            sandbox_for=sandbox_for,
+            sandbox_for=copy_sandboxes(config, workspace),
             emit=show,
             settings=agent_settings(config),
             concurrent=remote,

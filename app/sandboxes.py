@@ -4,13 +4,14 @@ of earlier sessions reaped first) or, only when chosen, the local backend with a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import docker
 
 from ponder.app.config import Config
+from ponder.app.exit_codes import UsageError
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import connect, reap_leftovers
@@ -30,6 +31,26 @@ def prepared_engine(image: str) -> docker.DockerClient:
     if image == DEFAULT_IMAGE:
         build_default_image(client, tag=image, log=_progress)
     return client
+
+
+def copy_sandboxes(config: Config, workspace: Path) -> Callable[[int], DockerSandbox]:
+    """Heavy mode's sandboxes: for attempt N, a copy-mode sandbox of ``workspace`` (to be
+    entered), on the engine prepared once, with the session's image, network and environment."""
+    if config.sandbox == "local":
+        raise UsageError(
+            "heavy mode runs each attempt in a copy of the workspace, which needs Docker; "
+            "--sandbox local has no copies"
+        )
+    client = prepared_engine(config.image)
+    environment = allowed_host_variables(config.pass_env)
+    return lambda number: DockerSandbox(
+        workspace,
+        config.image,
+        mode="copy",
+        client=client,
+        network=config.network,
+        environment=environment,
+    )
 
 
 @contextmanager

@@ -11,7 +11,9 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -21,12 +23,13 @@ from ponder.app.exit_codes import UsageError
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.backend import ChatBackend, open_backend
 from ponder.model.messages import Message
-from ponder.runtime.approvals import ApprovalPolicy, Approver
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.budgets import Budgets
-from ponder.runtime.checkpoints import CheckpointError, Checkpoints
+from ponder.runtime.checkpoints import Checkpoint, CheckpointError, Checkpoints
 from ponder.runtime.context import ContextSettings
-from ponder.runtime.events import CheckpointsOff, Emit, Event, RunFinished
+from ponder.runtime.events import ApprovalRequested, CheckpointsOff, Event, RunFinished
 from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.sessions import (
     SessionRecorder,
     find_session,
@@ -48,9 +51,9 @@ def agent_settings(config: Config) -> AgentSettings:
     return AgentSettings(
         budgets=Budgets(
             max_steps=config.max_steps,
-            reasoning_tokens_per_step=config.max_reasoning_tokens,
-            total_tokens=config.max_tokens,
-            wall_clock_s=config.time_limit,
+            max_reasoning_tokens=config.max_reasoning_tokens,
+            max_tokens=config.max_tokens,
+            time_limit=config.time_limit,
         ),
         generation=config.sampling.generation(),
         context=ContextSettings(threshold=config.context_threshold),
@@ -79,7 +82,6 @@ class Session:
         workspace: Path,
         backend: ChatBackend,
         sandbox: Sandbox,
-        approver: Approver | None,
         resume: str | None = None,
     ) -> None:
         messages: list[Message] = []
@@ -116,14 +118,11 @@ class Session:
             self.checkpoints_off = str(error)
         self._announce_checkpoints_off = self.checkpoints_off is not None
         self._checkpoints = checkpoints
-        self.display: Emit = lambda event: None
         self.agent = Agent(
             backend,
             sandbox,
-            self._emit,
             settings=agent_settings(config),
             policy=approval_policy(config),
-            approver=approver,
             checkpoints=checkpoints,
             messages=messages,
         )
@@ -132,29 +131,43 @@ class Session:
     def id(self) -> str:
         return self.recorder.id
 
-    def _emit(self, event: Event) -> None:
-        if isinstance(event, CheckpointsOff):
-            self.checkpoints_off = event.reason
-        self.recorder(event)
-        self.display(event)
+    def run(self, task: str, port: RunPort) -> RunFinished:
+        """Run a task; its events go to the session file, then to ``port``."""
+        recorded = _Recorded(self, port)
+        if self._announce_checkpoints_off and self.checkpoints_off is not None:
+            recorded.event(CheckpointsOff(reason=self.checkpoints_off))  # told once, at first
+            self._announce_checkpoints_off = False
+        return self.agent.run(task, recorded)
+
+    def interrupt(self) -> None:
+        self.agent.interrupt()
+
+    # --- what the slash commands do
+
+    def undo(self) -> str:
+        checkpoints = self.agent.checkpoints
+        if checkpoints is None:
+            return f"nothing to undo with: checkpoints are off ({self.checkpoints_off})"
+        return describe_undo(checkpoints.undo())
+
+    def diff(self) -> str:
+        checkpoints = self.agent.checkpoints
+        if checkpoints is None:
+            return f"no diff to show: checkpoints are off ({self.checkpoints_off})"
+        return checkpoints.diff().decode(errors="replace") or "no changes yet"
+
+    def compact(self) -> int:
+        return self.agent.compact(_Recorded(self, Unattended(lambda event: None)))
+
+    def clear(self) -> None:
+        self.agent.clear(_Recorded(self, Unattended(lambda event: None)))
 
     def switch_model(self, spec: str) -> None:
         """Go on with another model (the conversation is kept)."""
         backend = open_backend(
             spec, llama=self.config.llama.options(), openai=self.config.openai.options()
         )
-        old, self.agent.backend = self.agent.backend, backend
-        old.close()
-
-    def run(self, task: str, display: Emit) -> RunFinished:
-        self.display = display
-        if self._announce_checkpoints_off and self.checkpoints_off is not None:
-            self._emit(CheckpointsOff(reason=self.checkpoints_off))  # told once, at the first task
-            self._announce_checkpoints_off = False
-        return self.agent.run(task)
-
-    def interrupt(self) -> None:
-        self.agent.interrupt()
+        self.agent.switch_backend(backend).close()
 
     def close(self) -> None:
         self.recorder.close()
@@ -167,10 +180,30 @@ class Session:
             )
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """A frontend's port with the session file in front of it: every event is written first."""
+
+    session: Session
+    port: RunPort
+
+    def event(self, event: Event) -> None:
+        if isinstance(event, CheckpointsOff):
+            self.session.checkpoints_off = event.reason
+        self.session.recorder(event)
+        self.port.event(event)
+
+    def approve(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
+        return self.port.approve(request)
+
+
+def describe_undo(checkpoint: Checkpoint) -> str:
+    files = ", ".join(checkpoint.files) or "no files"
+    return f"undone: back at checkpoint {checkpoint.commit[:8]} ({files} restored)"
+
+
 @contextmanager
-def open_session(
-    config: Config, workspace: Path, approver: Approver | None, resume: str | None = None
-) -> Iterator[Session]:
+def open_session(config: Config, workspace: Path, resume: str | None = None) -> Iterator[Session]:
     """Backend, sandbox and session, all released when the block ends however it ends."""
     if not config.model:
         raise UsageError("no model configured")
@@ -179,7 +212,7 @@ def open_session(
     )
     try:
         with sandbox_session(config, workspace) as sandbox:
-            session = Session(config, workspace, backend, sandbox, approver, resume)
+            session = Session(config, workspace, backend, sandbox, resume)
             try:
                 yield session
             finally:

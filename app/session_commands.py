@@ -13,8 +13,7 @@ from rich.text import Text
 
 from ponder.app.exit_codes import UsageError
 from ponder.app.export import to_markdown
-from ponder.app.session import checkpoint_store
-from ponder.app.slash_commands import describe_undo
+from ponder.app.session import checkpoint_store, describe_undo
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import event_to_json
 from ponder.runtime.sessions import (

@@ -17,7 +17,6 @@ from ponder.runtime.confined_files import ConfinedTree
 
 if TYPE_CHECKING:  # the TUI imports this module for HELP; it must not pull in the session
     from ponder.app.session import Session
-    from ponder.runtime.checkpoints import Checkpoint
 
 HELP = {
     "help": "this list",
@@ -34,11 +33,6 @@ HELP = {
 }
 SLOW = frozenset({"compact", "model"})
 """Commands that may take a while (a model call, loading a model): run them off the UI thread."""
-
-
-def describe_undo(checkpoint: Checkpoint) -> str:
-    files = ", ".join(checkpoint.files) or "no files"
-    return f"undone: back at checkpoint {checkpoint.commit[:8]} ({files} restored)"
 
 
 def help_text(names: list[str]) -> str:
@@ -63,20 +57,13 @@ class SessionCommands:
         }
 
     def _undo(self, _: str) -> str:
-        checkpoints = self.session.agent.checkpoints
-        if checkpoints is None:
-            return f"nothing to undo with: checkpoints are off ({self.session.checkpoints_off})"
-        return describe_undo(checkpoints.undo())
+        return self.session.undo()
 
     def _diff(self, _: str) -> str:
-        checkpoints = self.session.agent.checkpoints
-        if checkpoints is None:
-            return f"no diff to show: checkpoints are off ({self.session.checkpoints_off})"
-        return checkpoints.diff().decode(errors="replace") or "no changes yet"
+        return self.session.diff()
 
     def _compact(self, _: str) -> str:
-        done = self.session.agent.compact()
-        return "compacted" if done else "nothing to compact yet"
+        return "compacted" if self.session.compact() else "nothing to compact yet"
 
     def _model(self, spec: str) -> str:
         if spec.strip():
@@ -92,7 +79,7 @@ class SessionCommands:
         if mode.strip():
             if mode.strip() not in ("ask", "auto", "yolo"):
                 return "the modes are ask, auto and yolo"
-            policy.mode = mode.strip()  # type: ignore[assignment]
+            self.session.agent.set_approval_mode(mode.strip())  # type: ignore[arg-type]
         rules = [f"allow {rule}" for rule in policy.allow] + [f"deny {r}" for r in policy.deny]
         return f"approval mode: {policy.mode}" + "".join(f"\n  {rule}" for rule in rules)
 
@@ -127,5 +114,5 @@ class SessionCommands:
         return f"exported to {self.session.workspace / path}"
 
     def _clear(self, _: str) -> str:
-        self.session.agent.clear()
+        self.session.clear()
         return "a fresh conversation; the session file keeps the old one"

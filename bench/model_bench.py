@@ -59,11 +59,11 @@ def throughput() -> float:
     rounds' own ratios, so a neighbour slowing this machine for a moment hits both sides.
     """
     path = _gemma_path()
-    options = LlamaOptions(n_ctx=2048, n_batch=512, n_threads=2, auto_placement=False)
+    options = LlamaOptions(ctx_size=2048, n_batch=512, threads=2, auto_placement=False)
     ours = LlamaCppBackend(path, options)
     raw = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=2, verbose=False)
     # Greedy and with a fixed budget, so both produce the same tokens for the same time.
-    settings = GenerationSettings(temperature=0.0, max_tokens=DECODE_TOKENS)
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=DECODE_TOKENS)
 
     def run_ours(messages: list[Message]) -> tuple[float, float]:
         usage = next(d for d in ours.stream(messages, [], settings) if isinstance(d, Usage))
@@ -115,7 +115,7 @@ def throughput() -> float:
 def prefix_reuse(steps: int = 30) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = write_tiny_k2(Path(tmp) / "tiny-k2.gguf")
-        backend = LlamaCppBackend(path, LlamaOptions(n_ctx=32768))
+        backend = LlamaCppBackend(path, LlamaOptions(ctx_size=32768))
         tool_result = "".join(f"src/module_{i}.py: {i * 37} lines\n" for i in range(20))
         messages = [Message(role="user", content="Find where the parser drops text.")]
         total = cached = 0
@@ -213,14 +213,14 @@ def _set_later(cancel: threading.Event, seconds: float) -> list[float]:
 def interrupt_latency() -> None:
     """From the cancel event to the end of the stream, during the prefill and during decoding,
     against the time one prefill micro-batch and one decoded token take."""
-    options = LlamaOptions(n_ctx=4096, n_batch=512, n_threads=2, auto_placement=False)
+    options = LlamaOptions(ctx_size=4096, n_batch=512, threads=2, auto_placement=False)
     backend = LlamaCppBackend(_gemma_path(), options)
-    settings = GenerationSettings(temperature=0.0, max_tokens=2000)
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=2000)
     long_prompt = PROMPT * 4  # seconds of prefill on two cores
     whole = next(
         d
         for d in backend.stream(
-            [Message(role="user", content=long_prompt)], [], GenerationSettings(max_tokens=64)
+            [Message(role="user", content=long_prompt)], [], GenerationSettings(max_new_tokens=64)
         )
         if isinstance(d, Usage)
     )

@@ -35,11 +35,12 @@ from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import ContentDelta, Delta, ReasoningDelta, ToolCallEnd
 from ponder.model.messages import Message, ToolCall
 from ponder.model.scripted import ScriptedBackend
-from ponder.runtime.approvals import ApprovalPolicy, PolicyApprover
+from ponder.runtime.approvals import ApprovalPolicy
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import Event, StepFinished
 from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.port import Unattended
 from ponder.runtime.sessions import SessionRecorder
 from ponder.runtime.tools import default_tools
 from ponder.sandbox.docker_sandbox import DockerSandbox
@@ -179,15 +180,14 @@ def ponder_run(
     agent = Agent(
         backend,  # type: ignore[arg-type]
         TimedSandbox(sandbox, tools),  # type: ignore[arg-type]
-        emit,
         settings=AgentSettings(budgets=Budgets(max_steps=STEPS)),
         policy=ApprovalPolicy(mode="auto") if full else None,
-        approver=PolicyApprover("deny") if full else None,
         checkpoints=checkpoints,
     )
     if memory:
         tracemalloc.start()
-    finished = agent.run("Look through every module and set each value to one.")
+    task = "Look through every module and set each value to one."
+    finished = agent.run(task, Unattended(emit))
     if memory:
         tracemalloc.stop()
     if recorder is not None:
@@ -263,14 +263,14 @@ def interrupt_latency(sandbox: DockerSandbox, during: str, rounds: int = 5) -> l
     for _ in range(rounds):
         completion = slow if during == "generation" else command
         backend = ScriptedBackend([completion], chunk_delay=0.005)
-        agent = Agent(backend, sandbox, lambda event: None)
+        agent = Agent(backend, sandbox)
 
         def interrupt(agent: Agent = agent) -> None:
             asked[0] = time.monotonic()
             agent.interrupt()
 
         threading.Timer(1.0, interrupt).start()
-        assert agent.run("wait").reason == "interrupted"
+        assert agent.run("wait", Unattended(lambda event: None)).reason == "interrupted"
         latencies.append(time.monotonic() - asked[0])
     return latencies
 

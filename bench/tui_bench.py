@@ -32,24 +32,29 @@ def stream(coalesce: bool) -> dict[str, float]:
     """Run in a child process: push the tokens through a headless PonderApp."""
     from ponder.app.tui.app import PonderApp
     from ponder.app.tui.blocks import ReasoningBlock
-    from ponder.runtime.events import Emit, ReasoningText, RunFinished, RunStarted, StepStarted
+    from ponder.runtime.events import Event, ReasoningText, RunFinished, RunStarted, StepStarted
+    from ponder.runtime.port import RunPort
 
     words = ["the", "model", "reads", "stats.py", "and", "thinks", "about", "median"]
     pieces = [f" {words[i % len(words)]}" + ("\n" if i % 20 == 19 else "") for i in range(TOKENS)]
     total = sum(len(p) for p in pieces)
 
-    def run_task(task: str, emit: Emit) -> RunFinished:
+    def run_task(task: str, port: RunPort) -> RunFinished:
+        def emit(event: Event) -> None:
+            if coalesce:  # the TUI's own port: shown at the next frame, merged
+                port.event(event)
+            else:  # the peer: each event handed to the UI thread, which shows it at once
+                app.call_from_thread(app._take, event)
+
         emit(RunStarted(task=task, model="bench", sandbox="none", max_steps=1))
         emit(StepStarted(step=1, max_steps=1))
         for piece in pieces:
             emit(ReasoningText(step=1, text=piece))
         return RunFinished(reason="answered", answer="", steps=1)
 
-    class Bench(PonderApp):
-        COALESCE = coalesce
+    app = PonderApp(run_task, model="bench", task="think", interactive=False)
 
     async def main() -> dict[str, float]:
-        app = Bench(run_task, model="bench", task="think", interactive=False)
         async with app.run_test(size=(120, 40)) as pilot:
             started = time.perf_counter()
             shown = 0
@@ -85,9 +90,10 @@ def first_paint(bare: bool) -> None:
         Bare().run(headless=True)
         return
     from ponder.app.tui.app import PonderApp
-    from ponder.runtime.events import Emit, RunFinished
+    from ponder.runtime.events import RunFinished
+    from ponder.runtime.port import RunPort
 
-    def idle(task: str, emit: Emit) -> RunFinished:
+    def idle(task: str, port: RunPort) -> RunFinished:
         return RunFinished(reason="answered", answer="", steps=0)
 
     class FirstPaint(PonderApp):

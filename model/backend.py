@@ -1,7 +1,7 @@
 """The seam between the runtime and whatever produces model output.
 
-A backend is named by a spec string: ``scripted:PATH`` today; ``llamacpp:PATH.gguf`` and
-``openai:URL#MODEL`` join the same registry.
+A backend is named by a spec string: ``scripted:PATH`` (a recorded trajectory),
+``llamacpp:PATH.gguf`` (a local model) or ``openai:URL#MODEL`` (an OpenAI-compatible server).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ class GenerationSettings:
     top_p: float = 0.95
     min_p: float = 0.01
     top_k: int | None = None
-    max_tokens: int | None = None
-    reasoning_budget: int | None = None
+    max_new_tokens: int | None = None
+    """Most tokens this one generation may produce (what is left of the task's budget)."""
+    max_reasoning_tokens: int | None = None
     """Most reasoning tokens in one step. A local model is made to close its reasoning there
     (``</think>`` is inserted) so it acts; remote models get the step's tokens capped."""
 

@@ -14,9 +14,6 @@ from typing import Any, Literal
 class ParsedToolCall:
     """A finished tool call. ``error`` is set when the arguments could not be used."""
 
-    index: int
-    """Which call of its step it is, in the order the calls began (0, 1, ...; a call dropped
-    midway keeps its number, so a streaming reader never sees one number used twice)."""
     id: str
     """The call id as generated, e.g. ``functions.bash:3``; returned verbatim with the result."""
     name: str
@@ -32,19 +29,6 @@ class ReasoningDelta:
 
 @dataclass(frozen=True, slots=True)
 class ContentDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallBegin:
-    index: int
-    id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallArgumentsDelta:
-    index: int
     text: str
 
 
@@ -91,14 +75,4 @@ class Finished:
     reason: StopReason
 
 
-Delta = (
-    ReasoningDelta
-    | ContentDelta
-    | ToolCallBegin
-    | ToolCallArgumentsDelta
-    | ToolCallEnd
-    | CallDropped
-    | Usage
-    | ReasoningCut
-    | Finished
-)
+Delta = ReasoningDelta | ContentDelta | ToolCallEnd | CallDropped | Usage | ReasoningCut | Finished

@@ -38,8 +38,6 @@ from ponder.model.deltas import (
     Delta,
     ParsedToolCall,
     ReasoningDelta,
-    ToolCallArgumentsDelta,
-    ToolCallBegin,
     ToolCallEnd,
 )
 
@@ -160,8 +158,8 @@ def _has_surrogate(value: Any) -> bool:
 class _OpenCall:
     raw_id: list[str] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
-    index: int | None = None
-    """Set once the id is known and valid; calls without a valid id are dropped."""
+    valid: bool = False
+    """Set once the id is known and has its ``:N``; calls without a valid id are dropped."""
     name: str = ""
     call_id: str = ""
 
@@ -189,7 +187,6 @@ class K2OutputParser:
         self._content: list[str] = []
         self._calls: list[ParsedToolCall] = []
         self._dropped: list[CallDropped] = []
-        self._begun = 0
 
     @property
     def result(self) -> ParsedCompletion:
@@ -258,8 +255,6 @@ class K2OutputParser:
         elif state is _State.CALL_ARGUMENTS:
             assert self._call is not None
             self._call.arguments.append(text)
-            if self._call.index is not None:
-                yield ToolCallArgumentsDelta(self._call.index, text)
         # In a section outside a call, or after the section: not content (vLLM, SGLang).
 
     def _on_marker(self, marker: _Marker) -> Iterator[Delta]:
@@ -275,7 +270,7 @@ class K2OutputParser:
 
         if state in (_State.CALL_ID, _State.CALL_ARGUMENTS):
             if marker is _Marker.ARGUMENT_BEGIN and state is _State.CALL_ID:
-                yield from self._begin_arguments()
+                self._begin_arguments()
             elif marker is _Marker.CALL_BEGIN:
                 yield from self._abandon_call("another call began before it ended")
                 self._open_call()
@@ -306,7 +301,7 @@ class K2OutputParser:
         self._call = _OpenCall()
         self._state = _State.CALL_ID
 
-    def _begin_arguments(self) -> Iterator[Delta]:
+    def _begin_arguments(self) -> None:
         call = self._call
         assert call is not None
         self._state = _State.CALL_ARGUMENTS
@@ -314,11 +309,9 @@ class K2OutputParser:
         match = _CALL_ID_RE.match(raw_id)
         if match is None:
             return  # no ``:N`` index: not a call (vLLM, SGLang and dynamo drop it too)
-        call.index = self._begun
-        self._begun += 1
+        call.valid = True
         call.name = match.group("name")
         call.call_id = raw_id
-        yield ToolCallBegin(call.index, call.call_id, call.name)
 
     def _abandon_call(self, why: str) -> Iterator[Delta]:
         call, self._call = self._call, None
@@ -331,8 +324,8 @@ class K2OutputParser:
         call = self._call
         assert call is not None
         if self._state is _State.CALL_ID:
-            yield from self._begin_arguments()
-        if call.index is None:
+            self._begin_arguments()
+        if not call.valid:
             raw_id = "".join(call.raw_id).strip()
             if raw_id or call.arguments:
                 yield from self._abandon_call(f"its id {raw_id!r} lacks the :N index")
@@ -342,7 +335,6 @@ class K2OutputParser:
         raw_arguments = "".join(call.arguments).strip()
         arguments, error = parse_arguments(raw_arguments)
         parsed = ParsedToolCall(
-            index=call.index,
             id=call.call_id,
             name=call.name,
             arguments=arguments,

@@ -51,7 +51,7 @@ KV_CACHE_TYPES = {
 class LlamaOptions:
     """How a GGUF is loaded. Placement flags mean what they mean to llama.cpp."""
 
-    n_ctx: int = 32768
+    ctx_size: int = 32768
     """Context size in tokens (the KV cache is sized for it)."""
     n_gpu_layers: int = -1
     """Layers on the GPU (-1: all; ignored by a CPU-only build)."""
@@ -60,11 +60,13 @@ class LlamaOptions:
     cache_type_k: str | None = None
     cache_type_v: str | None = None
     """KV cache types (f16, q8_0, q4_0, ...); None: f16."""
-    n_threads: int | None = None
+    threads: int | None = None
+    """CPU threads (None: llama-cpp-python's choice, half the cores)."""
     n_batch: int = 2048
     n_ubatch: int = 512
     """Micro-batch; larger (2048-4096) amortises copying CPU experts to the GPU in prefill."""
-    use_mmap: bool = True
+    mmap: bool = True
+    """Map the model file instead of reading it into memory."""
     cpu_moe: bool = False
     """Keep all routed experts on the CPU (``--cpu-moe``)."""
     n_cpu_moe: int | None = None
@@ -97,7 +99,7 @@ def resolve_placement(model: GGUFModel, options: LlamaOptions) -> list[tuple[str
     gpus = [d for d in devices() if d.is_gpu]
     if not gpus or not model.expert_bytes_by_block():
         return []
-    plan = plan_offload(model, gpu_mem=gpus[0].free_bytes, ctx=options.n_ctx)
+    plan = plan_offload(model, gpu_mem=gpus[0].free_bytes, ctx=options.ctx_size)
     return plan.overrides
 
 
@@ -145,12 +147,12 @@ class LlamaCppBackend:
         self.overrides = resolve_placement(self.model_file, self.options)
         kwargs: dict[str, Any] = {
             "model_path": str(self.path),
-            "n_ctx": self.options.n_ctx,
+            "n_ctx": self.options.ctx_size,
             "n_gpu_layers": self.options.n_gpu_layers,
             "n_batch": self.options.n_batch,
             "n_ubatch": self.options.n_ubatch,
-            "n_threads": self.options.n_threads,
-            "use_mmap": self.options.use_mmap,
+            "n_threads": self.options.threads,
+            "use_mmap": self.options.mmap,
             "type_k": _cache_type(self.options.cache_type_k),
             "type_v": _cache_type(self.options.cache_type_v),
             "verbose": False,
@@ -233,8 +235,8 @@ class LlamaCppBackend:
                 "start a new session or load the model with a larger context"
             )
         limit = context - len(tokens)
-        if settings.max_tokens is not None:
-            limit = min(limit, settings.max_tokens)
+        if settings.max_new_tokens is not None:
+            limit = min(limit, settings.max_new_tokens)
         cached = self._reusable_prefix(tokens)
         parser = K2OutputParser()
         reason: StopReason = "length"
@@ -291,7 +293,7 @@ class LlamaCppBackend:
                     break
                 if parser.in_reasoning:
                     reasoning += 1
-                    budget = settings.reasoning_budget
+                    budget = settings.max_reasoning_tokens
                     if budget is not None and reasoning >= budget:
                         # Close the reasoning for the model and let it go on from there.
                         generation.close()

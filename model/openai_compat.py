@@ -37,8 +37,6 @@ from ponder.model.deltas import (
     ParsedToolCall,
     ReasoningDelta,
     StopReason,
-    ToolCallArgumentsDelta,
-    ToolCallBegin,
     ToolCallEnd,
     Usage,
 )
@@ -109,42 +107,25 @@ def _error_message(response: httpx.Response) -> str:
     return str(error)
 
 
-class _Indexes:
-    """One numbering of the step's calls, whether they came structured or as raw K2 text."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.from_parser: dict[int, int] = {}
-
-    def new(self) -> int:
-        self.count += 1
-        return self.count - 1
-
-
 class _Calls:
     """Structured tool-call deltas, gathered per server index."""
 
-    def __init__(self, indexes: _Indexes) -> None:
-        self.indexes = indexes
+    def __init__(self) -> None:
         self.open: dict[int, dict[str, Any]] = {}
 
-    def update(self, piece: dict[str, Any]) -> Iterator[Delta]:
+    def update(self, piece: dict[str, Any]) -> None:
         key = int(piece.get("index", 0))
         function = piece.get("function") or {}
         call = self.open.get(key)
         if call is None:
-            index = self.indexes.new()
             call = self.open[key] = {
-                "index": index,
-                "id": valid_unicode(str(piece.get("id") or f"call_{index}")),
+                "id": valid_unicode(str(piece.get("id") or f"call_{len(self.open)}")),
                 "name": valid_unicode(str(function.get("name") or "")),
                 "arguments": [],
             }
-            yield ToolCallBegin(call["index"], call["id"], call["name"])
         arguments = valid_unicode(str(function.get("arguments") or ""))
         if arguments:
             call["arguments"].append(arguments)  # joined at the end: += on 5 MB is quadratic
-            yield ToolCallArgumentsDelta(call["index"], arguments)
 
     def finish(self) -> Iterator[ToolCallEnd]:
         for call in self.open.values():
@@ -152,7 +133,6 @@ class _Calls:
             arguments, error = parse_arguments(raw)
             yield ToolCallEnd(
                 ParsedToolCall(
-                    index=call["index"],
                     id=call["id"],
                     name=call["name"],
                     arguments=arguments,
@@ -203,10 +183,10 @@ class OpenAICompatBackend:
         }
         if tools:
             payload["tools"] = [tool.to_openai() for tool in tools]
-        limit = settings.max_tokens
-        if settings.reasoning_budget is not None:
+        limit = settings.max_new_tokens
+        if settings.max_reasoning_tokens is not None:
             # A server cannot be told to stop thinking, so the whole step is capped instead.
-            capped = settings.reasoning_budget + ANSWER_ALLOWANCE
+            capped = settings.max_reasoning_tokens + ANSWER_ALLOWANCE
             limit = capped if limit is None else min(limit, capped)
         if limit is not None:
             payload["max_tokens"] = limit
@@ -278,8 +258,7 @@ class OpenAICompatBackend:
         python's) get one estimated: a streamed piece is a token, the prompt is counted here.
         The decode rate, which servers do not send, is timed from the pieces."""
         parser = K2OutputParser()
-        indexes = _Indexes()
-        calls = _Calls(indexes)
+        calls = _Calls()
         usage: Usage | None = None
         reason: StopReason = "stop"
         pieces = 0
@@ -311,14 +290,12 @@ class OpenAICompatBackend:
                 if reasoning:
                     yield ReasoningDelta(valid_unicode(reasoning))
                 if delta.get("content"):
-                    for item in parser.feed(delta["content"]):
-                        yield _renumbered(item, indexes)
+                    yield from parser.feed(delta["content"])
                 for piece in delta.get("tool_calls") or []:
-                    yield from calls.update(piece)
+                    calls.update(piece)
                 if choice.get("finish_reason") == "length":
                     reason = "length"
-        for item in parser.close():
-            yield _renumbered(item, indexes)
+        yield from parser.close()
         yield from calls.finish()
         ended = time.perf_counter()
         if usage is None:
@@ -355,19 +332,6 @@ def _closing_on(cancel: threading.Event | None, response: httpx.Response) -> Ite
         yield
     finally:
         done.set()
-
-
-def _renumbered(delta: Delta, indexes: _Indexes) -> Delta:
-    """Number calls found in raw K2 content in the same sequence as structured ones."""
-    mapping = indexes.from_parser
-    if isinstance(delta, ToolCallBegin):
-        mapping[delta.index] = indexes.new()
-        return ToolCallBegin(mapping[delta.index], delta.id, delta.name)
-    if isinstance(delta, ToolCallArgumentsDelta):
-        return ToolCallArgumentsDelta(mapping[delta.index], delta.text)
-    if isinstance(delta, ToolCallEnd):
-        return ToolCallEnd(replace(delta.call, index=mapping[delta.call.index]))
-    return delta
 
 
 def _reasoning(delta: dict[str, Any]) -> str:

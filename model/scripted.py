@@ -19,7 +19,6 @@ from ponder.model.backend import (
     GenerationSettings,
     estimate_tokens,
 )
-from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import Delta, Finished, Usage
 from ponder.model.k2_parser import K2OutputParser
 from ponder.model.messages import Message, ToolSchema
@@ -49,12 +48,16 @@ def load_script(path: Path) -> list[str]:
     return completions
 
 
+MESSAGE_MARKERS = "<|im_user|>user<|im_middle|><|im_end|>"
+"""About what K2's template adds around each message."""
+
+
 class ScriptedBackend:
     """Replays ``completions`` in order, one per :meth:`stream` call.
 
     ``chunk_chars`` sets the size of the streamed pieces and ``chunk_delay`` the pause between
     them (the demo uses a small delay so people can watch the reasoning arrive). Token counts
-    are estimated from the rendered prompt, and ``context_size`` is whatever the caller says.
+    are estimates (:meth:`count_tokens`), and ``context_size`` is whatever the caller says.
     """
 
     def __init__(
@@ -72,7 +75,6 @@ class ScriptedBackend:
         self._chunk_chars = max(1, chunk_chars)
         self._chunk_delay = chunk_delay
         self._context_size = context_size
-        self._template = ChatTemplate.official()
 
     @classmethod
     def from_file(
@@ -95,7 +97,15 @@ class ScriptedBackend:
         return self._context_size
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
-        return estimate_tokens(self._template.render(messages, tools))
+        """An estimate from what the messages and tools hold, plus each message's markers.
+
+        Rendering the chat template for every step's usage would make a long scripted run
+        quadratic in time, for a figure that is an estimate either way."""
+        parts = [schema.model_dump_json() for schema in tools]
+        for message in messages:
+            parts += [message.content, message.reasoning or "", MESSAGE_MARKERS]
+            parts += [call.name + call.arguments for call in message.tool_calls]
+        return estimate_tokens("".join(parts))
 
     @property
     def remaining(self) -> int:

@@ -7,15 +7,15 @@ out (a networked sandbox) or destroy work in a bind-mounted workspace (``git res
 Docker sandbox the repository's ``.git`` is read-only, so most of these fail anyway; with
 ``--sandbox local`` they would not.)
 Allow and deny rules are command prefixes, checked against every sub-command of a pipeline or a
-``&&``/``;`` chain; deny rules win in every mode. Headless runs answer with a policy instead of
-a person.
+``&&``/``;`` chain; deny rules win in every mode. Who answers is the run's port
+(:mod:`ponder.runtime.port`): a person, or a policy when nobody is there.
 """
 
 from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 Mode = Literal["ask", "auto", "yolo"]
 Decision = Literal["once", "always", "deny"]
@@ -56,37 +56,11 @@ BRANCH_ONLY = frozenset({"-b", "-c", "--create", "--orphan"})
 
 
 @dataclass(frozen=True)
-class ApprovalRequest:
-    call_id: str
-    tool: str
-    summary: str
-    reason: str
-    prefix: str
-
-
-@dataclass(frozen=True)
 class ApprovalAnswer:
     decision: Decision
     message: str | None = None
-
-
-class Approver(Protocol):
-    """Answers a request; blocks until it has an answer (a person, or a policy)."""
-
-    def __call__(self, request: ApprovalRequest) -> ApprovalAnswer: ...
-
-
-@dataclass(frozen=True)
-class PolicyApprover:
-    """For headless runs: the same answer to every request."""
-
-    decision: Decision = "deny"
-
-    def __call__(self, request: ApprovalRequest) -> ApprovalAnswer:
-        message = None
-        if self.decision == "deny":
-            message = "This action needs approval, and this run has nobody to give it."
-        return ApprovalAnswer(self.decision, message)
+    """With a denial: what the model is told."""
+    by: Literal["user", "policy"] = "user"
 
 
 SHELLS = frozenset({"bash", "sh", "dash", "zsh"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from ponder.runtime.events import FinishReason
@@ -10,13 +9,18 @@ from ponder.runtime.events import FinishReason
 
 @dataclass(frozen=True)
 class Budgets:
+    """The names are the configuration's and the flags' (``--max-steps`` is ``max_steps``)."""
+
     max_steps: int = 300
-    reasoning_tokens_per_step: int | None = 24_000
-    """Past this, a local model's reasoning is closed for it; a remote step is capped."""
-    total_tokens: int | None = None
-    """Generated tokens over the whole run (None: no limit)."""
-    wall_clock_s: float | None = None
-    """Seconds for the whole run (None: no limit)."""
+    """Model steps (one generation and its tool calls) in one task."""
+    max_reasoning_tokens: int | None = 24_000
+    """Reasoning tokens per step; past them a local model's reasoning is closed for it, a
+    remote step is capped."""
+    max_tokens: int | None = None
+    """Generated tokens over the whole task (None: no limit)."""
+    time_limit: float | None = None
+    """Seconds for the whole task (None: no limit); the agent's clock enforces it, even in the
+    middle of a generation or a command."""
 
 
 class BudgetTracker:
@@ -24,7 +28,6 @@ class BudgetTracker:
 
     def __init__(self, budgets: Budgets) -> None:
         self.budgets = budgets
-        self.started = time.monotonic()
         self.tokens = 0
 
     def add_tokens(self, generated: int) -> None:
@@ -33,25 +36,17 @@ class BudgetTracker:
     def tokens_left(self, step_limit: int | None) -> int | None:
         """What one step may generate: its own limit, within what the run's budget has left
         (a model that never stops must not run past the budget inside one step)."""
-        if self.budgets.total_tokens is None:
+        if self.budgets.max_tokens is None:
             return step_limit
-        left = max(1, self.budgets.total_tokens - self.tokens)
+        left = max(1, self.budgets.max_tokens - self.tokens)
         return left if step_limit is None else min(step_limit, left)
 
     def exceeded(self, steps_done: int) -> FinishReason | None:
-        budgets = self.budgets
-        if steps_done >= budgets.max_steps:
+        """The step or token budget used up, between steps (the time limit is the clock's)."""
+        if steps_done >= self.budgets.max_steps:
             return "max_steps"
-        if self.out_of_tokens:
-            return "token_budget"
-        if budgets.wall_clock_s is not None and self.elapsed >= budgets.wall_clock_s:
-            return "time_limit"
-        return None
+        return "token_budget" if self.out_of_tokens else None
 
     @property
     def out_of_tokens(self) -> bool:
-        return self.budgets.total_tokens is not None and self.tokens >= self.budgets.total_tokens
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.budgets.max_tokens is not None and self.tokens >= self.budgets.max_tokens

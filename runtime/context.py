@@ -65,7 +65,9 @@ def _step_starts(messages: Sequence[Message]) -> list[int]:
     return [i for i, m in enumerate(messages) if m.role == "assistant"]
 
 
-class ContextManager:
+class ContextFitter:
+    """Shortens a conversation that no longer fits: older tool outputs first, then a summary."""
+
     def __init__(self, settings: ContextSettings | None = None) -> None:
         self.settings = settings or ContextSettings()
 

@@ -13,14 +13,16 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic_core import PydanticSerializationError
 
 from ponder.model.k2_parser import valid_unicode
 from ponder.sandbox.safe_text import BIDI_CONTROLS
 
-SCHEMA_VERSION = 1
-"""Raised when an event changes in a way older readers would misread."""
+SCHEMA_VERSION = 2
+"""Raised when an event changes in a way older readers would misread. Version 2 renamed
+``run_started.time_limit_s`` to ``time_limit`` and ``tool_call_finished.elapsed`` to
+``elapsed_s``; files of version 1 still read."""
 
 
 class _Event(BaseModel):
@@ -38,8 +40,10 @@ class RunStarted(_Event):
     max_steps: int
     max_tokens: int | None = None
     """The task's token budget, when it has one."""
-    time_limit_s: float | None = None
-    """The task's wall-clock limit, when it has one."""
+    time_limit: float | None = Field(
+        None, validation_alias=AliasChoices("time_limit", "time_limit_s")
+    )
+    """The task's wall-clock limit in seconds, when it has one (``time_limit_s`` in version 1)."""
 
 
 class MessageAdded(_Event):
@@ -133,7 +137,8 @@ class ToolCallFinished(_Event):
     notice: str | None = None
     """How the sandbox ended or treated the command, when it says something: stopped by the
     disk guard, killed out of memory, a fork bomb stopped."""
-    elapsed: float
+    elapsed_s: float = Field(validation_alias=AliasChoices("elapsed_s", "elapsed"))
+    """Seconds the call took (``elapsed`` in version 1)."""
 
 
 class FileEdited(_Event):

@@ -21,6 +21,7 @@ from ponder.model.deltas import ContentDelta, ReasoningDelta
 from ponder.model.messages import Message
 from ponder.runtime.events import ContentText, Emit, Event, ReasoningText, RunFinished
 from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.port import Unattended
 from ponder.sandbox.base import Sandbox
 
 DIFF_SHOWN = 20_000
@@ -66,7 +67,8 @@ def _run_one(
     test_command: str | None,
 ) -> Trajectory:
     with sandbox_for(number) as sandbox:
-        finished = Agent(backend, sandbox, _tagged(emit, number), settings=settings).run(task)
+        agent = Agent(backend, sandbox, settings=settings)
+        finished = agent.run(task, Unattended(_tagged(emit, number)))
         tests = None
         if test_command:
             result = sandbox.exec(test_command, timeout=600)

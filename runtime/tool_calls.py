@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from ponder.model.deltas import ParsedToolCall
 from ponder.runtime.approvals import (
     READ_ONLY_TOOLS,
+    ApprovalAnswer,
     ApprovalPolicy,
-    ApprovalRequest,
-    Approver,
-    PolicyApprover,
 )
 from ponder.runtime.events import (
     ApprovalRequested,
@@ -35,22 +34,26 @@ RAW_SHOWN = 2000
 """Most of a call's unusable arguments quoted back to the model."""
 
 
+Ask = Callable[[ApprovalRequested], ApprovalAnswer | None]
+"""Gets the run's answer to an approval request; None when the run was interrupted meanwhile."""
+
+
 class ToolRunner:
     def __init__(
         self,
         tools: dict[str, Tool],
         sandbox: Sandbox,
         emit: Emit,
+        ask: Ask,
         cancel: threading.Event,
         policy: ApprovalPolicy | None,
-        approver: Approver | None,
     ) -> None:
         self.tools = tools
         self.sandbox = sandbox
         self.emit = emit
+        self.ask = ask
         self.cancel = cancel
         self.policy = policy
-        self.approver: Approver = approver or PolicyApprover()
 
     def run(self, step: int, calls: list[ParsedToolCall]) -> list[ToolOutcome]:
         outcomes: dict[int, ToolOutcome] = {}
@@ -96,7 +99,7 @@ class ToolRunner:
                 timed_out=outcome.timed_out,
                 interrupted=outcome.interrupted,
                 notice=outcome.notice,
-                elapsed=time.monotonic() - started,
+                elapsed_s=time.monotonic() - started,
             )
         )
         return outcome
@@ -138,25 +141,20 @@ class ToolRunner:
             return None
         if verdict.action == "deny":
             return ToolOutcome(f"Denied by a rule: {verdict.reason}", ok=False)
-        summary = _summary(call)
-        self.emit(
-            ApprovalRequested(
-                call_id=call.id,
-                name=call.name,
-                summary=summary,
-                reason=verdict.reason,
-                prefix=verdict.prefix,
-            )
+        request = ApprovalRequested(
+            call_id=call.id,
+            name=call.name,
+            summary=_summary(call),
+            reason=verdict.reason,
+            prefix=verdict.prefix,
         )
-        answer = self.approver(
-            ApprovalRequest(call.id, call.name, summary, verdict.reason, verdict.prefix)
-        )
+        self.emit(request)
+        answer = self.ask(request)
+        if answer is None:  # interrupted while it waited
+            return ToolOutcome(INTERRUPTED, ok=False, interrupted=True)
         self.emit(
             ApprovalResolved(
-                call_id=call.id,
-                decision=answer.decision,
-                message=answer.message,
-                by="policy" if isinstance(self.approver, PolicyApprover) else "user",
+                call_id=call.id, decision=answer.decision, message=answer.message, by=answer.by
             )
         )
         if answer.decision == "always" and verdict.prefix:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from k2text import completion, tool_call
 
 from ponder.model.scripted import ScriptedBackend
@@ -21,20 +22,25 @@ from ponder.runtime.events import (
     event_to_json,
 )
 from ponder.runtime.loop import Agent, AgentSettings
-from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.runtime.port import Unattended
+from ponder.sandbox.base import Sandbox
+from ponder.sandbox.local_sandbox import LocalSandbox
 
 
-def run(
-    sandbox: DockerSandbox, *completions: str, max_steps: int = 10
-) -> tuple[Agent, list[Event]]:
+@pytest.fixture(name="sandbox")
+def _local(local_sandbox: LocalSandbox) -> LocalSandbox:
+    """The loop does not depend on Docker: these tests run on the local backend, in seconds."""
+    return local_sandbox
+
+
+def run(sandbox: Sandbox, *completions: str, max_steps: int = 10) -> tuple[Agent, list[Event]]:
     events: list[Event] = []
     agent = Agent(
         ScriptedBackend(completions),
         sandbox,
-        events.append,
         settings=AgentSettings(budgets=Budgets(max_steps=max_steps)),
     )
-    agent.run("do the task")
+    agent.run("do the task", Unattended(events.append))
     return agent, events
 
 
@@ -44,7 +50,7 @@ def finished(events: list[Event]) -> RunFinished:
     return last
 
 
-def test_a_run_calls_tools_and_feeds_results_back(sandbox: DockerSandbox, workspace: Path) -> None:
+def test_a_run_calls_tools_and_feeds_results_back(sandbox: Sandbox, workspace: Path) -> None:
     (workspace / "greet.py").write_text('print("helo")\n')
     agent, events = run(
         sandbox,
@@ -85,7 +91,7 @@ def test_a_run_calls_tools_and_feeds_results_back(sandbox: DockerSandbox, worksp
     )
 
 
-def test_model_mistakes_go_back_to_the_model_and_the_run_goes_on(sandbox: DockerSandbox) -> None:
+def test_model_mistakes_go_back_to_the_model_and_the_run_goes_on(sandbox: Sandbox) -> None:
     agent, events = run(
         sandbox,
         completion(
@@ -101,15 +107,15 @@ def test_model_mistakes_go_back_to_the_model_and_the_run_goes_on(sandbox: Docker
     assert results[0].startswith("Error: the call to `bash` was not run: arguments are not valid")
     assert results[1].startswith("Error: no tool named `teleport`; tools: bash, view")
     assert results[2] == (
-        "Error: The path /etc/passwd is outside the workspace /workspace; only files inside it "
-        "can be used."
+        f"Error: The path /etc/passwd is outside the workspace {sandbox.workdir}; only files "
+        "inside it can be used."
     )
     assert results[3] == "Error: parameter `command` is required and must be a string"
     assert finished(events).reason == "answered"
     assert all(not e.ok for e in events if isinstance(e, ToolCallFinished))
 
 
-def test_submit_ends_the_run(sandbox: DockerSandbox) -> None:
+def test_submit_ends_the_run(sandbox: Sandbox) -> None:
     _, events = run(
         sandbox,
         completion("Done.", tool_call("submit", 0, {"summary": "Changed nothing."})),
@@ -118,14 +124,14 @@ def test_submit_ends_the_run(sandbox: DockerSandbox) -> None:
     assert finished(events) == RunFinished(reason="submitted", answer="Changed nothing.", steps=1)
 
 
-def test_the_step_limit_ends_the_run(sandbox: DockerSandbox) -> None:
+def test_the_step_limit_ends_the_run(sandbox: Sandbox) -> None:
     loop = completion("Again.", tool_call("bash", 0, {"command": "true"}))
     _, events = run(sandbox, loop, loop, loop, max_steps=2)
     assert finished(events).reason == "max_steps"
     assert [e.step for e in events if isinstance(e, StepStarted)] == [1, 2]
 
 
-def test_a_backend_failure_ends_the_run_with_its_reason(sandbox: DockerSandbox) -> None:
+def test_a_backend_failure_ends_the_run_with_its_reason(sandbox: Sandbox) -> None:
     _, events = run(sandbox, completion("Look.", tool_call("bash", 0, {"command": "true"})))
     last = finished(events)
     assert last.reason == "error"
@@ -133,7 +139,7 @@ def test_a_backend_failure_ends_the_run_with_its_reason(sandbox: DockerSandbox) 
     assert "no completion left for step 2" in last.error
 
 
-def test_every_event_survives_json(sandbox: DockerSandbox) -> None:
+def test_every_event_survives_json(sandbox: Sandbox) -> None:
     _, events = run(
         sandbox,
         completion("a", tool_call("bash", 0, {"command": "echo hi > f.txt; cat f.txt"})),
@@ -147,18 +153,16 @@ def test_every_event_survives_json(sandbox: DockerSandbox) -> None:
     assert [event_from_json(event_to_json(e)) for e in events] == events
 
 
-def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: DockerSandbox, workspace: Path) -> None:
+def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: Sandbox, workspace: Path) -> None:
     """Real llama.cpp, real sandbox: the tiny K2 asks for `ls` every step."""
     from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
     from ponder.runtime.events import UsageReported
 
     (workspace / "hello.txt").write_text("hi\n")
     events: list[Event] = []
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=8192))
-    agent = Agent(
-        backend, sandbox, events.append, settings=AgentSettings(budgets=Budgets(max_steps=2))
-    )
-    agent.run("what is here?")
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=8192))
+    agent = Agent(backend, sandbox, settings=AgentSettings(budgets=Budgets(max_steps=2)))
+    agent.run("what is here?", Unattended(events.append))
     backend.close()
     assert finished(events).reason == "max_steps"
     assert "".join(e.text for e in events if isinstance(e, ToolOutput)) == "hello.txt\nhello.txt\n"
@@ -167,18 +171,16 @@ def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: DockerSandbox, workspace: Pa
     assert usages[1].cached_tokens >= usages[0].prompt_tokens
 
 
-def test_the_reasoning_budget_makes_a_local_model_act(
-    tiny_k2: Path, sandbox: DockerSandbox
-) -> None:
+def test_the_reasoning_budget_makes_a_local_model_act(tiny_k2: Path, sandbox: Sandbox) -> None:
     """Past its budget the reasoning is closed with </think>; the model goes on to act."""
     from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
     from ponder.runtime.events import ReasoningBudgetReached
 
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(n_ctx=8192))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=8192))
     events: list[Event] = []
-    settings = AgentSettings(budgets=Budgets(max_steps=1, reasoning_tokens_per_step=2))
-    agent = Agent(backend, sandbox, events.append, settings=settings)
-    agent.run("what is here?")
+    settings = AgentSettings(budgets=Budgets(max_steps=1, max_reasoning_tokens=2))
+    agent = Agent(backend, sandbox, settings=settings)
+    agent.run("what is here?", Unattended(events.append))
     backend.close()
     assert [e.tokens for e in events if isinstance(e, ReasoningBudgetReached)] == [2]
     (assistant,) = [m for m in agent.messages if m.role == "assistant"]

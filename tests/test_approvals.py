@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -11,13 +13,19 @@ from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.approvals import (
     ApprovalAnswer,
     ApprovalPolicy,
-    ApprovalRequest,
-    PolicyApprover,
     split_commands,
 )
 from ponder.runtime.events import ApprovalRequested, ApprovalResolved, Event
 from ponder.runtime.loop import Agent
-from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.runtime.port import Unattended
+from ponder.sandbox.base import Sandbox
+from ponder.sandbox.local_sandbox import LocalSandbox
+
+
+@pytest.fixture(name="sandbox")
+def _local(local_sandbox: LocalSandbox) -> LocalSandbox:
+    """The loop does not depend on Docker: these tests run on the local backend, in seconds."""
+    return local_sandbox
 
 
 def test_commands_are_split_into_their_parts() -> None:
@@ -82,18 +90,25 @@ def test_file_tools_ask_only_in_ask_mode() -> None:
 
 
 class Person:
-    """Answers approval requests from a list, as someone at the keyboard would."""
+    """A run's port with someone at the keyboard: answers come from a list, a moment later,
+    from another thread (as a key press would)."""
 
-    def __init__(self, *answers: ApprovalAnswer) -> None:
+    def __init__(self, events: list[Event], *answers: ApprovalAnswer) -> None:
+        self.events = events
         self.answers = list(answers)
-        self.asked: list[ApprovalRequest] = []
+        self.asked: list[ApprovalRequested] = []
 
-    def __call__(self, request: ApprovalRequest) -> ApprovalAnswer:
+    def event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def approve(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
         self.asked.append(request)
-        return self.answers.pop(0)
+        reply: Future[ApprovalAnswer] = Future()
+        threading.Timer(0.05, reply.set_result, [self.answers.pop(0)]).start()
+        return reply
 
 
-def test_the_four_answers(sandbox: DockerSandbox, workspace: Path) -> None:
+def test_the_four_answers(sandbox: Sandbox, workspace: Path) -> None:
     step = completion(
         "Four commands.",
         tool_call("bash", 0, {"command": "touch once.txt"}),
@@ -102,21 +117,20 @@ def test_the_four_answers(sandbox: DockerSandbox, workspace: Path) -> None:
         tool_call("bash", 3, {"command": "mkdir always/again"}),
         tool_call("bash", 4, {"command": "cp once.txt copy.txt"}),
     )
+    events: list[Event] = []
     person = Person(
+        events,
         ApprovalAnswer("once"),
         ApprovalAnswer("deny"),
         ApprovalAnswer("always"),
         ApprovalAnswer("deny", "use a temp dir instead"),
     )
-    events: list[Event] = []
     agent = Agent(
         ScriptedBackend([step, completion("Done.", content="ok")]),
         sandbox,
-        events.append,
         policy=ApprovalPolicy(mode="ask"),
-        approver=person,
     )
-    agent.run("make files")
+    agent.run("make files", person)
     assert sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*")) == [
         "always",
         "always/again",
@@ -143,7 +157,7 @@ def test_the_four_answers(sandbox: DockerSandbox, workspace: Path) -> None:
     ]
 
 
-def test_headless_runs_deny_what_would_ask(sandbox: DockerSandbox, workspace: Path) -> None:
+def test_headless_runs_deny_what_would_ask(sandbox: Sandbox, workspace: Path) -> None:
     events: list[Event] = []
     agent = Agent(
         ScriptedBackend(
@@ -153,12 +167,36 @@ def test_headless_runs_deny_what_would_ask(sandbox: DockerSandbox, workspace: Pa
             ]
         ),
         sandbox,
-        events.append,
         policy=ApprovalPolicy(mode="auto"),
-        approver=PolicyApprover(),
     )
-    agent.run("push it")
+    agent.run("push it", Unattended(events.append))
     (resolved,) = [e for e in events if isinstance(e, ApprovalResolved)]
     assert (resolved.decision, resolved.by) == ("deny", "policy")
     result = next(m.content for m in agent.messages if m.role == "tool")
     assert "nobody to give it" in result
+
+
+class Away:
+    """A person who never answers."""
+
+    def __init__(self) -> None:
+        self.reply: Future[ApprovalAnswer] = Future()
+
+    def event(self, event: Event) -> None:
+        pass
+
+    def approve(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
+        return self.reply
+
+
+def test_an_interrupt_stops_a_run_that_waits_for_an_approval(sandbox: Sandbox) -> None:
+    agent = Agent(
+        ScriptedBackend([completion("Push.", tool_call("bash", 0, {"command": "touch x"}))]),
+        sandbox,
+        policy=ApprovalPolicy(mode="ask"),
+    )
+    away = Away()
+    threading.Timer(0.5, agent.interrupt).start()
+    finished = agent.run("make x", away)
+    assert finished.reason == "interrupted"
+    assert away.reply.cancelled()  # the question is withdrawn; the frontend closes its card

@@ -26,7 +26,11 @@ def test_layers_and_tables_merge_in_order(tmp_path: Path, monkeypatch: pytest.Mo
     assert (loaded.sampling.temperature, loaded.sampling.top_p) == (0.2, 0.9)
     assert loaded.sampling.generation().min_p == 0.01
     options = loaded.llama.options()
-    assert (options.n_ctx, options.n_cpu_moe, options.override_tensor) == (8192, 4, ("exps=CPU",))
+    assert (options.ctx_size, options.n_cpu_moe, options.override_tensor) == (
+        8192,
+        4,
+        ("exps=CPU",),
+    )
 
 
 def test_an_unknown_key_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""The dependency rule (DESIGN.md) is checked by import-linter with the contracts in pyproject.
+"""The dependency rule (docs/architecture.md, "Layers") is checked by import-linter with the
+contracts in pyproject.
 
 These tests run that check on small trees shaped like ponder, to show it fails when the rule is
 broken and passes when it holds.

@@ -10,8 +10,6 @@ from ponder.model.deltas import (
     CallDropped,
     ContentDelta,
     ReasoningDelta,
-    ToolCallArgumentsDelta,
-    ToolCallBegin,
     ToolCallEnd,
 )
 from ponder.model.k2_parser import K2OutputParser, ParsedCompletion, parse_completion
@@ -100,7 +98,6 @@ def test_calls_keep_their_ids_names_and_arguments() -> None:
         ("functions.view:0", "view", {"path": "a.py"}),
         ("functions.bash:1", "bash", {"command": "ls -la | head"}),
     ]
-    assert [c.index for c in result.tool_calls] == [0, 1]
     assert result.content == ""
 
 
@@ -119,16 +116,6 @@ def test_any_chunking_gives_the_same_result(name: str) -> None:
         assert "".join(d.text for d in deltas if isinstance(d, ContentDelta)) == whole.content
         ends = [d.call for d in deltas if isinstance(d, ToolCallEnd)]
         assert ends == whole.tool_calls
-
-
-def test_arguments_stream_before_the_call_ends() -> None:
-    parser = K2OutputParser()
-    deltas = list(parser.feed(f'{SECTION}{CALL}functions.bash:0{ARGS}{{"command": "ec'))
-    assert deltas[0] == ToolCallBegin(0, "functions.bash:0", "bash")
-    assert isinstance(deltas[-1], ToolCallArgumentsDelta)
-    assert "".join(d.text for d in deltas if isinstance(d, ToolCallArgumentsDelta)) == (
-        '{"command": "ec'
-    )
 
 
 def test_tool_section_inside_reasoning_ends_the_reasoning() -> None:
@@ -180,7 +167,6 @@ def test_a_call_cut_off_by_another_is_dropped_and_said() -> None:
     result = parse_completion(SAMPLES["interrupted call"])
     assert [c.name for c in result.tool_calls] == ["bash"]
     assert result.dropped == [CallDropped("functions.view:0", "another call began before it ended")]
-    assert result.tool_calls[0].index == 1  # the dropped call kept number 0
 
 
 def test_whitespace_before_think_leaves_the_reasoning_reasoning() -> None:
@@ -235,7 +221,6 @@ def test_a_call_without_an_index_is_not_run() -> None:
     text = SECTION + call("functions.bash", "{}") + call("functions.view:1", "{}") + SECTION_END
     result = parse_completion(text)
     assert [c.id for c in result.tool_calls] == ["functions.view:1"]
-    assert [c.index for c in result.tool_calls] == [0]
 
 
 def test_dotted_and_dashed_names_are_kept_whole() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+import pytest
 from k2text import completion, tool_call
 
 from ponder.model.messages import Message
@@ -18,7 +19,16 @@ from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.events import Event, StepFinished
 from ponder.runtime.loop import Agent, AgentSettings
-from ponder.sandbox.docker_sandbox import DockerSandbox
+from ponder.runtime.port import Unattended
+from ponder.sandbox.base import Sandbox
+from ponder.sandbox.local_sandbox import LocalSandbox
+
+
+@pytest.fixture(name="sandbox")
+def _local(local_sandbox: LocalSandbox) -> LocalSandbox:
+    """The loop does not depend on Docker: these tests run on the local backend, in seconds."""
+    return local_sandbox
+
 
 STEPS = 300
 FIRST, LAST = 50, 300
@@ -45,7 +55,7 @@ def transcript_bytes(messages: list[Message]) -> int:
 
 
 def test_300_steps_end_on_the_limit_and_only_the_transcript_grows(
-    sandbox: DockerSandbox,
+    sandbox: Sandbox,
 ) -> None:
     agent: Agent | None = None
     total: dict[int, int] = {}
@@ -66,12 +76,11 @@ def test_300_steps_end_on_the_limit_and_only_the_transcript_grows(
     agent = Agent(
         ScriptedBackend(script(STEPS + 5)),
         sandbox,
-        emit,
         settings=AgentSettings(budgets=Budgets(max_steps=STEPS)),
     )
     tracemalloc.start()
     try:
-        finished = agent.run("Look at every part.")
+        finished = agent.run("Look at every part.", Unattended(emit))
     finally:
         tracemalloc.stop()
 

@@ -15,7 +15,7 @@ GB = 10**9
 
 def k2_table() -> GGUFModel:
     """K2's shape (61 blocks, block 0 dense, 384 experts): ~9.5 GB of routed experts per MoE
-    block at ~4.5 bits, ~11.5B non-expert parameters (shared_reference/kimi-k2.md)."""
+    block at ~4.5 bits, ~11.5B non-expert parameters (the published K2 config)."""
     metadata = {
         "general.architecture": "deepseek2",
         "deepseek2.block_count": 61,

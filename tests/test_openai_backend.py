@@ -25,8 +25,6 @@ from ponder.model.deltas import (
     Delta,
     Finished,
     ReasoningDelta,
-    ToolCallArgumentsDelta,
-    ToolCallBegin,
     ToolCallEnd,
     Usage,
 )
@@ -75,11 +73,8 @@ def test_streams_reasoning_content_and_tool_calls() -> None:
         deltas = run(OpenAICompatBackend(f"{server.url}#kimi-k2-thinking", FAST))
     assert "".join(d.text for d in deltas if isinstance(d, ReasoningDelta)) == "Let me look."
     assert "".join(d.text for d in deltas if isinstance(d, ContentDelta)) == "Checking."
-    assert [d for d in deltas if isinstance(d, ToolCallBegin)] == [
-        ToolCallBegin(0, "functions.bash:0", "bash")
-    ]
-    assert len([d for d in deltas if isinstance(d, ToolCallArgumentsDelta)]) == 2
     (end,) = [d for d in deltas if isinstance(d, ToolCallEnd)]
+    assert (end.call.id, end.call.name) == ("functions.bash:0", "bash")
     assert end.call.arguments == {"command": "ls"}
     (usage,) = [d for d in deltas if isinstance(d, Usage)]
     assert (usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens) == (120, 100, 9)

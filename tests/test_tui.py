@@ -25,16 +25,13 @@ from ponder.app.tui.blocks import (
 )
 from ponder.app.tui.prompt import PromptArea
 from ponder.app.tui.status import StatusLine
-from ponder.runtime.approvals import ApprovalRequest
-from ponder.runtime.events import Event, ReasoningText
+from ponder.runtime.events import ApprovalRequested, Event, ReasoningText
 
 SIZE = (100, 40)
 
 
 def make_app(run: FakeRun, **options: object) -> PonderApp:
-    app = PonderApp(run, model="scripted:test", interrupt=run.interrupt, **options)  # type: ignore[arg-type]
-    run.ask = app.ask_approval
-    return app
+    return PonderApp(run, model="scripted:test", interrupt=run.interrupt, **options)  # type: ignore[arg-type]
 
 
 async def settle(pilot: Pilot[object], frames: int = 3) -> None:
@@ -148,9 +145,9 @@ async def test_a_narrow_status_line_keeps_state_step_and_context() -> None:
 
 
 async def test_approvals_take_a_key_or_a_message() -> None:
-    request = ApprovalRequest(
+    request = ApprovalRequested(
         call_id="functions.bash:0",
-        tool="bash",
+        name="bash",
         summary="git push origin main",
         reason="`git push` can destroy work in your repository",
         prefix="git push",

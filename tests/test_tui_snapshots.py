@@ -16,8 +16,7 @@ from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
 from ponder.app.tui.app import PonderApp
 from ponder.app.tui.prompt import PromptArea
-from ponder.runtime.approvals import ApprovalRequest
-from ponder.runtime.events import Event
+from ponder.runtime.events import ApprovalRequested, Event
 
 SIZE = (100, 34)
 Compare = Callable[..., bool]
@@ -36,7 +35,6 @@ class StillApp(PonderApp):
 def app_for(run: FakeRun, theme: str = "ponder-dark") -> PonderApp:
     app = StillApp(run, model="scripted:test", interrupt=run.interrupt, task="fix the median")
     app._theme_name = theme
-    run.ask = app.ask_approval
     return app
 
 
@@ -73,9 +71,9 @@ def test_tool_running(snap_compare: Compare) -> None:
 
 
 def test_approval(snap_compare: Compare) -> None:
-    request = ApprovalRequest(
+    request = ApprovalRequested(
         call_id="functions.bash:0",
-        tool="bash",
+        name="bash",
         summary="git reset --hard HEAD~1",
         reason="`git reset --hard` can destroy work in your repository",
         prefix="git reset --hard",

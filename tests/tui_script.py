@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
+from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import (
+    ApprovalRequested,
     ContentText,
-    Emit,
     Event,
     FileEdited,
     ReasoningText,
@@ -24,6 +24,7 @@ from ponder.runtime.events import (
     ToolOutput,
     UsageReported,
 )
+from ponder.runtime.port import RunPort
 
 DIFF = (
     "--- a/stats.py\n+++ b/stats.py\n@@ -11,3 +11,3 @@\n     if len(ordered) % 2 == 0:\n"
@@ -37,7 +38,7 @@ def started(max_steps: int = 300) -> list[Event]:
         RunStarted(
             task="fix the median",
             model="scripted:test",
-            sandbox="docker ponder-0123456789ab, bind mode, network off",
+            sandbox="docker, bind mode, network off",
             max_steps=max_steps,
             max_tokens=50_000,
         )
@@ -81,7 +82,7 @@ def command(step: int, n: int, line: str, code: int | None) -> list[Event]:
                 ok=code == 0,
                 result=line,
                 exit_code=code,
-                elapsed=1.25,
+                elapsed_s=1.25,
             )
         )
     return events
@@ -98,7 +99,7 @@ def edit(step: int, n: int) -> list[Event]:
             raw_arguments="{}",
         ),
         FileEdited(call_id=call, path="stats.py", diff=DIFF),
-        ToolCallFinished(call_id=call, name="str_replace", ok=True, result="ok", elapsed=0.1),
+        ToolCallFinished(call_id=call, name="str_replace", ok=True, result="ok", elapsed_s=0.1),
     ]
 
 
@@ -115,7 +116,7 @@ class FakeRun:
     :meth:`release` (or an interrupt) before finishing."""
 
     def __init__(
-        self, events: Sequence[Event], approval: ApprovalRequest | None = None, hold: bool = True
+        self, events: Sequence[Event], approval: ApprovalRequested | None = None, hold: bool = True
     ) -> None:
         self.events = list(events)
         self.approval = approval
@@ -125,7 +126,6 @@ class FakeRun:
         self._released = threading.Event()
         if not hold:
             self._released.set()
-        self.ask: object = None  # set to the app's ask_approval by the test
 
     def release(self) -> None:
         self._released.set()
@@ -134,16 +134,16 @@ class FakeRun:
         self.interrupted.set()
         self._released.set()
 
-    def __call__(self, task: str, emit: Emit) -> RunFinished:
+    def __call__(self, task: str, port: RunPort) -> RunFinished:
         self.tasks.append(task)
         for event in self.events:
-            emit(event)
-        if self.approval is not None and callable(self.ask):
-            self.answers.append(self.ask(self.approval))
+            port.event(event)
+        if self.approval is not None:
+            self.answers.append(port.approve(self.approval).result(60))
         if self.events and isinstance(self.events[-1], RunFinished):
             return self.events[-1]
         self._released.wait(60)
         reason = "interrupted" if self.interrupted.is_set() else "answered"
         finished = RunFinished(reason=reason, answer="", steps=1)
-        emit(finished)
+        port.event(finished)
         return finished

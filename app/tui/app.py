@@ -8,10 +8,10 @@ on screen; the session file keeps everything.
 
 from __future__ import annotations
 
-import contextlib
 import queue
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual.app import App, ComposeResult
@@ -21,7 +21,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ponder.app.for_display import for_display, request_for_display
+from ponder.app.for_display import for_display
 from ponder.app.line import describe_note
 from ponder.app.slash_commands import HELP, help_text
 from ponder.app.tui.blocks import (
@@ -35,10 +35,10 @@ from ponder.app.tui.blocks import (
 from ponder.app.tui.prompt import PromptArea
 from ponder.app.tui.status import Status, StatusLine
 from ponder.app.tui.themes import load_themes
-from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
+from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import (
+    ApprovalRequested,
     ContentText,
-    Emit,
     Event,
     FileEdited,
     ReasoningText,
@@ -48,9 +48,10 @@ from ponder.runtime.events import (
     ToolCallStarted,
     ToolOutput,
 )
+from ponder.runtime.port import RunPort
 from ponder.sandbox.safe_text import safe_text
 
-RunTask = Callable[[str, Emit], RunFinished]
+RunTask = Callable[[str, RunPort], RunFinished]
 Command = Callable[[str], str]
 """A slash command: takes the text after its name, returns what to show."""
 FRAME_S = 1 / 30
@@ -71,8 +72,6 @@ class PonderApp(App[RunFinished | None]):
         Binding("q", "quit_if_idle", show=False),
         Binding("escape", "interrupt", "Interrupt", priority=True),
     ]
-    COALESCE = True
-    """Merge streamed text that arrives within one frame (off only to measure what it saves)."""
     MAX_BLOCKS = 600
 
     def __init__(
@@ -108,7 +107,7 @@ class PonderApp(App[RunFinished | None]):
         self._answer: AnswerBlock | None = None
         self._cards: dict[str, ToolCard] = {}
         self._frame = 0
-        self._waiting: list[Callable[[ApprovalAnswer], None]] = []
+        self._waiting: list[Future[ApprovalAnswer]] = []
         self.status = Status(model=model)
 
     def compose(self) -> ComposeResult:
@@ -208,34 +207,31 @@ class PonderApp(App[RunFinished | None]):
         if not self._interactive and not self._task_running:
             self.exit(self._last)
 
-    def ask_approval(self, request: ApprovalRequest) -> ApprovalAnswer:
-        """Called from the agent's thread: show the request and wait for the person's answer."""
-        answered = threading.Event()
-        result: list[ApprovalAnswer] = []
+    # --- the run's port: events come in through the queue, approvals leave as cards
 
-        def respond(answer: ApprovalAnswer) -> None:
-            if answered.is_set():
-                return
-            result.append(answer)
-            answered.set()
-            if self._interactive and self.is_running:
-                self.query_one(PromptArea).focus()
-
-        self._waiting.append(respond)
+    def _ask(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
+        """Called from the agent's thread: a card the person answers; the reply is the future."""
+        reply: Future[ApprovalAnswer] = Future()
         if not self.is_running:
-            respond(ApprovalAnswer("deny", "The user left ponder."))
+            reply.set_result(ApprovalAnswer("deny", "The user left ponder."))
+            return reply
+        self._waiting.append(reply)
+        reply.add_done_callback(self._waiting.remove)
         # Through the event queue, so the card comes after everything the run showed before.
-        self._events.put(ApprovalCard(request_for_display(request), respond))
-        answered.wait()
-        self._waiting.remove(respond)
-        return result[0]
+        self._events.put(ApprovalCard(for_display(request), reply, self._answered))
+        return reply
+
+    def _answered(self) -> None:
+        if self._interactive and self.is_running:
+            self.query_one(PromptArea).focus()
 
     def on_unmount(self) -> None:
         """Leaving while the agent works: stop it, so its thread ends and ponder can exit."""
         if self._task_running and self._interrupt is not None:
             self._interrupt()
-        for respond in list(self._waiting):
-            respond(ApprovalAnswer("deny", "The user left ponder."))
+        for reply in list(self._waiting):
+            if not reply.done():
+                reply.set_result(ApprovalAnswer("deny", "The user left ponder."))
 
     # --- running a task
 
@@ -247,7 +243,7 @@ class PonderApp(App[RunFinished | None]):
 
         def work() -> None:
             try:
-                self._run_task(task, self._events.put if self.COALESCE else self._take_now)
+                self._run_task(task, _Port(self))
             except Exception as error:  # a bug must not leave the UI waiting forever
                 message = f"{type(error).__name__}: {error}"
                 self._events.put(RunFinished(reason="error", answer="", steps=0, error=message))
@@ -307,15 +303,6 @@ class PonderApp(App[RunFinished | None]):
             item = for_display(item)
             self.status.apply(item)
             self._apply(item)
-
-    def _take_now(self, event: Event) -> None:
-        """Without coalescing: the agent's thread hands over each event and waits for the UI."""
-        with contextlib.suppress(RuntimeError):  # the app has closed
-            self.call_from_thread(self._take_and_show, event)
-
-    def _take_and_show(self, event: Event) -> None:
-        self._take(event)
-        self._show_status()
 
     def _end_reasoning(self) -> None:
         if self._reasoning is not None:
@@ -384,3 +371,17 @@ class _Note:
     def __init__(self, text: str, failed: bool) -> None:
         self.text = text
         self.failed = failed
+
+
+@dataclass(frozen=True)
+class _Port:
+    """The TUI as a run's port: events are shown at the next frame (merged with their
+    neighbours), approvals become cards whose keys complete the reply."""
+
+    app: PonderApp
+
+    def event(self, event: Event) -> None:
+        self.app._events.put(event)
+
+    def approve(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
+        return self.app._ask(request)

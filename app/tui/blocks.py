@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,8 +21,8 @@ from textual.widgets import Input, Log, Markdown, Static
 
 from ponder.app.line import describe_call, describe_ending
 from ponder.model.backend import estimate_tokens
-from ponder.runtime.approvals import ApprovalAnswer, ApprovalRequest
-from ponder.runtime.events import ToolCallFinished, ToolCallStarted
+from ponder.runtime.approvals import ApprovalAnswer
+from ponder.runtime.events import ApprovalRequested, ToolCallFinished, ToolCallStarted
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 CHUNK_CHARS = 4000
@@ -239,7 +240,7 @@ class ToolCard(Block):
         self.query_one(".tool-status", Static).update(
             Content.assemble(
                 (f"{mark} {detail}", style),
-                (f" · {event.elapsed:.1f}s", "$text-muted"),
+                (f" · {event.elapsed_s:.1f}s", "$text-muted"),
                 (f"\n{event.notice}" if event.notice else "", "$warning"),
             )
         )
@@ -291,12 +292,18 @@ class ApprovalCard(Vertical, can_focus=True):
         ("m", "message", "Deny with a message"),
     ]
 
-    def __init__(self, request: ApprovalRequest, respond: Callable[[ApprovalAnswer], None]) -> None:
+    def __init__(
+        self,
+        request: ApprovalRequested,
+        reply: Future[ApprovalAnswer],
+        answered: Callable[[], None],
+    ) -> None:
+        """``reply`` is completed with the person's answer; ``answered`` is told after."""
         super().__init__(classes="approval")
         self.request = request
-        self._respond = respond
-        self._answered = False
-        self.border_title = f"{request.tool} needs approval"
+        self._reply = reply
+        self._on_answered = answered
+        self.border_title = f"{request.name} needs approval"
 
     def compose(self) -> ComposeResult:
         yield Static(Content(self.request.reason), classes="approval-reason")
@@ -336,13 +343,15 @@ class ApprovalCard(Vertical, can_focus=True):
         self._done(ApprovalAnswer("deny", message.value.strip() or None))
 
     def _done(self, answer: ApprovalAnswer) -> None:
-        if self._answered:
+        if self.has_class("answered"):
             return
-        self._answered = True
-        self._respond(answer)
         labels = {"once": "allowed once", "always": "always allowed", "deny": "denied"}
+        shown = f"{labels[answer.decision]}{': ' + answer.message if answer.message else ''}"
+        try:
+            self._reply.set_result(answer)
+        except InvalidStateError:  # the run was interrupted while it asked
+            shown = "no longer asked: the run was interrupted"
+        self._on_answered()
         self.remove_children()
-        self.mount(
-            Static(f"{labels[answer.decision]}{': ' + answer.message if answer.message else ''}")
-        )
+        self.mount(Static(shown))
         self.add_class("answered")

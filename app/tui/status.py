@@ -6,7 +6,7 @@ It is fed the same events as the transcript and renders one line of theme-colour
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual.content import Content
 from textual.widget import Widget
@@ -18,7 +18,6 @@ from ponder.runtime.events import (
     RunFinished,
     RunStarted,
     StepStarted,
-    ToolCallFinished,
     ToolCallStarted,
     UsageReported,
 )
@@ -62,17 +61,14 @@ class Status:
     deadline: float | None = None
     _step_started: float = 0.0
     _step_chars: int = 0
-    _running_tools: set[str] = field(default_factory=set)
 
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            # "docker ponder-1a2b3c, bind mode, network off" without the container's name
-            kind, *details = event.sandbox.split(", ")
-            self.sandbox = ", ".join([kind.split(" ")[0], *details])
+            self.sandbox = event.sandbox
             self.max_steps = event.max_steps
             self.max_tokens = event.max_tokens
             self.tokens_used = 0
-            self.deadline = time.monotonic() + event.time_limit_s if event.time_limit_s else None
+            self.deadline = time.monotonic() + event.time_limit if event.time_limit else None
             self.state = "starting"
         elif isinstance(event, StepStarted):
             self.step = event.step
@@ -92,12 +88,8 @@ class Status:
             self.context_size = event.context_size
             self.tokens_used += event.completion_tokens
         elif isinstance(event, ToolCallStarted):
-            self._running_tools.add(event.call_id)
             self.state = f"running {event.name}"
-        elif isinstance(event, ToolCallFinished):
-            self._running_tools.discard(event.call_id)
         elif isinstance(event, RunFinished):
-            self._running_tools.clear()
             self.state = ENDINGS.get(event.reason, event.reason)
 
     def render(self, width: int | None = None) -> Content:

@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
-
 from ponder.runtime.swe.instances import Instance, Prediction
 from ponder.runtime.swe.patches import touched_files
 from ponder.runtime.swe.workspaces import InfrastructureError, instance_sandbox
 from ponder.sandbox.docker_sandbox import DockerSandbox
-from ponder.sandbox.docker_setup import Limits
+from ponder.sandbox.docker_setup import Engine, Limits
 
 PASSING = ("PASSED", "XPASS", "XFAIL")
 STATUSES = ("PASSED", "FAILED", "SKIPPED", "ERROR", "XFAIL", "XPASS")
@@ -126,7 +124,7 @@ def grade(
     instance: Instance,
     prediction: Prediction | None,
     *,
-    client: docker.DockerClient,
+    client: Engine,
     default_image: str,
     timeout_s: float,
     log_dir: Path,
@@ -190,7 +188,7 @@ def grade_all(
     instances: list[Instance],
     predictions: dict[str, Prediction],
     *,
-    client: docker.DockerClient,
+    client: Engine,
     default_image: str,
     timeout_s: float,
     report_dir: Path,

@@ -20,19 +20,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-import docker
-
 from ponder.model.backend import ChatBackend
-from ponder.runtime.approvals import ApprovalPolicy, PolicyApprover
+from ponder.runtime.approvals import ApprovalPolicy
 from ponder.runtime.events import RunFinished
 from ponder.runtime.heavy import run_heavy
 from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.sessions import SessionRecorder
 from ponder.runtime.swe.instances import Instance, Prediction, load_predictions
 from ponder.runtime.swe.patches import filter_patch
 from ponder.runtime.swe.workspaces import WORKDIR, InfrastructureError, instance_sandbox
 from ponder.sandbox.docker_sandbox import DockerSandbox
-from ponder.sandbox.docker_setup import Limits
+from ponder.sandbox.docker_setup import Engine, Limits
 
 Status = Literal["submitted", "finished", "empty", "timed_out", "stopped", "error"]
 
@@ -128,7 +127,7 @@ class BatchRunner:
         settings: BatchSettings,
         backend_for: BackendFor,
         *,
-        client: docker.DockerClient,
+        client: Engine,
         on_start: Callable[[Instance], None] = lambda instance: None,
         on_result: Callable[[InstanceResult], None] = lambda result: None,
     ) -> None:
@@ -204,7 +203,7 @@ class BatchRunner:
         settings = self.settings
         agent_settings = settings.agent
         if settings.timeout_s:
-            budgets = replace(agent_settings.budgets, wall_clock_s=settings.timeout_s)
+            budgets = replace(agent_settings.budgets, time_limit=settings.timeout_s)
             agent_settings = replace(agent_settings, budgets=budgets)
         recorder = SessionRecorder(
             log_dir,
@@ -228,24 +227,22 @@ class BatchRunner:
                 agent = Agent(
                     backend,
                     box,
-                    recorder,
                     settings=agent_settings,
                     policy=ApprovalPolicy(network=settings.network, bind_mounted=False),
-                    approver=PolicyApprover("deny"),
                 )
-                finished = self._watched(instance, agent)
+                finished = self._watched(instance, agent, Unattended(recorder))
                 return finished, filter_patch(box.diff())
         finally:
             recorder.close()
 
-    def _watched(self, instance: Instance, agent: Agent) -> RunFinished:
+    def _watched(self, instance: Instance, agent: Agent, port: RunPort) -> RunFinished:
         """Run the agent where :meth:`stop` can reach it (its wall clock is its own budget)."""
         with self._lock:
             self._agents[instance.instance_id] = agent
             if self._stopping.is_set():
                 agent.interrupt()
         try:
-            return agent.run(task_prompt(instance))
+            return agent.run(task_prompt(instance), port)
         finally:
             with self._lock:
                 self._agents.pop(instance.instance_id, None)

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-
-import docker
-import docker.errors
 
 from ponder.runtime.host_git import GitFailed, run_git
 from ponder.runtime.swe.instances import Instance, swebench_image_name
 from ponder.sandbox.base import SandboxError
 from ponder.sandbox.docker_sandbox import DockerSandbox
-from ponder.sandbox.docker_setup import Limits
+from ponder.sandbox.docker_setup import Engine, Limits
+from ponder.sandbox.image import image_present
 from ponder.sandbox.leftovers import private_tempdir
 
 WORKDIR = "/testbed"
@@ -36,17 +34,14 @@ class InfrastructureError(Exception):
     """The instance could not be set up or run for reasons that are not the agent's."""
 
 
-def _has_image(client: docker.DockerClient, image: str) -> bool:
+def _has_image(client: Engine, image: str) -> bool:
     try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        return False
-    except docker.errors.APIError as error:
-        raise InfrastructureError(f"docker failed looking for {image}: {error}") from None
-    return True
+        return image_present(client, image)
+    except SandboxError as error:
+        raise InfrastructureError(str(error)) from None
 
 
-def image_for(instance: Instance, client: docker.DockerClient, default: str) -> tuple[str, bool]:
+def image_for(instance: Instance, client: Engine, default: str) -> tuple[str, bool]:
     """The image to run the instance in, and whether the repository is inside it."""
     if instance.image:
         if not _has_image(client, instance.image):
@@ -92,7 +87,7 @@ def checkout(instance: Instance) -> Iterator[Path]:
 def instance_sandbox(
     instance: Instance,
     *,
-    client: docker.DockerClient,
+    client: Engine,
     default_image: str,
     limits: Limits | None = None,
     network: bool = False,
@@ -100,21 +95,8 @@ def instance_sandbox(
     """A started copy-mode sandbox with the repository at :data:`WORKDIR`; removed afterwards."""
     image, inside = image_for(instance, client, default_image)
     try:
-        if inside:
-            with DockerSandbox(
-                None,
-                image,
-                mode="copy",
-                workdir=WORKDIR,
-                client=client,
-                network=network,
-                limits=limits,
-                environment=IMAGE_ENVIRONMENT,
-            ) as sandbox:
-                yield sandbox
-            return
         with (
-            checkout(instance) as tree,
+            nullcontext(None) if inside else checkout(instance) as tree,
             DockerSandbox(
                 tree,
                 image,
@@ -123,10 +105,9 @@ def instance_sandbox(
                 client=client,
                 network=network,
                 limits=limits,
+                environment=IMAGE_ENVIRONMENT if inside else None,
             ) as sandbox,
         ):
             yield sandbox
-    except docker.errors.DockerException as error:
-        raise InfrastructureError(f"docker failed: {error}") from None
     except SandboxError as error:  # the image, the engine, or the sandbox itself failed
         raise InfrastructureError(str(error)) from None

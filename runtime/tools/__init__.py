@@ -1,4 +1,4 @@
-"""The tools the model gets (DESIGN.md, "Tools the model gets")."""
+"""The tools the model gets (docs/architecture.md, "Tools")."""
 
 from __future__ import annotations
 
