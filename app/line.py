@@ -25,6 +25,7 @@ from ponder.runtime.events import (
     Event,
     FileEdited,
     LoopDetected,
+    PlanUpdated,
     ReasoningBudgetReached,
     ReasoningText,
     ReplyProblem,
@@ -78,6 +79,16 @@ def describe_ending(event: ToolCallFinished) -> str | None:
     if event.exit_code is not None:
         return f"exit {event.exit_code}"
     return None
+
+
+PLAN_MARKS = {"completed": "✓", "in_progress": "▸", "pending": "○"}
+QUIET_TOOLS = frozenset({"update_plan"})
+"""Tools whose call is shown by what it does (the plan), not as a call."""
+
+
+def plan_lines(event: PlanUpdated) -> list[str]:
+    """The plan as a checklist, one line a step."""
+    return [f"{PLAN_MARKS[item.status]} {item.step}" for item in event.plan]
 
 
 def describe_note(event: Event) -> str | None:
@@ -137,7 +148,7 @@ class LinePrinter:
             self._stream("reasoning", event.text, "dim italic")
         elif isinstance(event, ContentText):
             self._stream("content", event.text, "")
-        elif isinstance(event, ToolCallStarted):
+        elif isinstance(event, ToolCallStarted) and event.name not in QUIET_TOOLS:
             self._end_stream()
             out.print(
                 Text("▶ ", style="bold cyan")
@@ -151,7 +162,22 @@ class LinePrinter:
             self._end_stream()
             out.print(Syntax(event.diff.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         elif isinstance(event, ToolCallFinished):
-            self._print_finished(event)
+            if not (event.ok and event.name in QUIET_TOOLS):
+                self._print_finished(event)
+        elif isinstance(event, PlanUpdated):
+            self._end_stream()
+            out.print(
+                Text("plan" + (f": {event.explanation}" if event.explanation else ""), "bold")
+            )
+            for line, item in zip(plan_lines(event), event.plan, strict=True):
+                style = (
+                    "dim"
+                    if item.status == "completed"
+                    else "bold"
+                    if item.status == "in_progress"
+                    else ""
+                )
+                out.print(Text(f"  {line}", style=style))
         elif isinstance(event, RunFinished):
             self._end_stream()
             self._print_run_finished(event)

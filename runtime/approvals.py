@@ -20,7 +20,7 @@ from typing import Any, Literal
 Mode = Literal["ask", "auto", "yolo"]
 Decision = Literal["once", "always", "deny"]
 
-READ_ONLY_TOOLS = frozenset({"view", "submit"})
+READ_ONLY_TOOLS = frozenset({"view", "submit", "update_plan"})
 _SEPARATORS = frozenset({"|", "||", "&&", ";", "&", "\n", "(", ")", ";;", "|&"})
 NETWORK_COMMANDS = (
     "curl",

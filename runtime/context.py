@@ -45,12 +45,17 @@ class TaskState:
     task: str = ""
     files_changed: list[str] = field(default_factory=list)
     last_failure: str = ""
+    plan: list[tuple[str, str]] = field(default_factory=list)
+    """The model's newest plan (``update_plan``): (step, status) pairs."""
 
     def describe(self) -> str:
         files = ", ".join(self.files_changed) if self.files_changed else "none yet"
         lines = [f"Task: {self.task}", f"Files changed so far: {files}"]
         if self.last_failure:
             lines.append(f"Last failing command: {self.last_failure}")
+        if self.plan:
+            lines.append("Plan:")
+            lines += [f"- [{status}] {step}" for step, status in self.plan]
         return "\n".join(lines)
 
 

@@ -148,6 +148,25 @@ class FileEdited(_Event):
     diff: str
 
 
+PlanStatus = Literal["pending", "in_progress", "completed"]
+
+
+class PlanStep(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    step: str
+    status: PlanStatus
+
+
+class PlanUpdated(_Event):
+    """The model's plan (``update_plan``), whole each time: the newest one is the plan."""
+
+    type: Literal["plan_updated"] = "plan_updated"
+    call_id: str
+    explanation: str | None = None
+    plan: list[PlanStep]
+
+
 class UsageReported(_Event):
     type: Literal["usage"] = "usage"
     step: int
@@ -253,6 +272,7 @@ Event = Annotated[
     | ToolOutput
     | ToolCallFinished
     | FileEdited
+    | PlanUpdated
     | UsageReported
     | ContextCompacted
     | LoopDetected

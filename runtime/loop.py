@@ -34,6 +34,7 @@ from ponder.runtime.events import (
     FinishReason,
     LoopDetected,
     MessageAdded,
+    PlanUpdated,
     ReplyProblem,
     RunFinished,
     RunStarted,
@@ -241,6 +242,8 @@ class Agent:
             self._last_command = str(event.arguments.get("command", ""))
         elif isinstance(event, ToolCallFinished) and event.name == "bash" and not event.ok:
             self.state.last_failure = f"{self._last_command} (exit {event.exit_code})"
+        elif isinstance(event, PlanUpdated):
+            self.state.plan = [(item.step, item.status) for item in event.plan]
         self._port.event(event)
 
     def _add(self, message: Message) -> None:

@@ -16,7 +16,7 @@ from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
 from ponder.app.tui.app import PonderApp
 from ponder.app.tui.prompt import PromptArea
-from ponder.runtime.events import ApprovalRequested, Event
+from ponder.runtime.events import ApprovalRequested, Event, PlanStep, PlanUpdated
 
 SIZE = (100, 34)
 Compare = Callable[..., bool]
@@ -79,6 +79,23 @@ def test_approval(snap_compare: Compare) -> None:
         prefix="git reset --hard",
     )
     run = FakeRun([*started(), *reasoning(1, "Start over.")], approval=request)
+    assert snap_compare(app_for(run), terminal_size=SIZE, run_before=steady)
+    run.release()
+
+
+def test_the_plan_stays_above_the_prompt(snap_compare: Compare) -> None:
+    """The newest plan replaces the last one in place, as a checklist; it is not a card."""
+    steps = ["Reproduce the failure", "Fix median() for even counts", "Run the tests"]
+
+    def plan(*statuses: str) -> PlanUpdated:
+        return PlanUpdated(
+            call_id="functions.update_plan:0",
+            plan=[PlanStep(step=s, status=t) for s, t in zip(steps, statuses)],  # type: ignore[arg-type]
+        )
+
+    events = [*started(), *reasoning(1, "Plan."), plan("in_progress", "pending", "pending")]
+    events += [*command(1, 0, "1 failed\n", 1), plan("completed", "in_progress", "pending")]
+    run = FakeRun(events)
     assert snap_compare(app_for(run), terminal_size=SIZE, run_before=steady)
     run.release()
 

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ponder.app.for_display import for_display
-from ponder.app.line import describe_note
+from ponder.app.line import describe_note, plan_lines
 from ponder.app.slash_commands import HELP, help_text
 from ponder.app.tui.blocks import (
     AnswerBlock,
@@ -41,6 +41,7 @@ from ponder.runtime.events import (
     ContentText,
     Event,
     FileEdited,
+    PlanUpdated,
     ReasoningText,
     RunFinished,
     StepStarted,
@@ -112,6 +113,7 @@ class PonderApp(App[RunFinished | None]):
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="transcript")
+        yield Static(id="plan")
         if self._interactive:
             yield Static(id="hint")
             yield PromptArea(self._history, self.command_names, self._files)
@@ -334,10 +336,24 @@ class PonderApp(App[RunFinished | None]):
             self._cards.pop(event.call_id).finish(event)
         elif isinstance(event, FileEdited):
             self._mount(DiffBlock(event.path, event.diff))
+        elif isinstance(event, PlanUpdated):
+            self._show_plan(event)
         elif isinstance(event, RunFinished):
             self._finished(event)
         else:
             self._note_for(event)
+
+    def _show_plan(self, event: PlanUpdated) -> None:
+        """The plan stays above the prompt, updated in place; an empty plan hides it."""
+        styles = {"completed": "$text-muted", "in_progress": "$accent bold", "pending": ""}
+        lines = [
+            Content.styled("Plan" + (f": {event.explanation}" if event.explanation else ""), "bold")
+        ]
+        for line, item in zip(plan_lines(event), event.plan, strict=True):
+            lines.append(Content.styled(line, styles[item.status]))
+        plan = self.query_one("#plan", Static)
+        plan.update(Content("\n").join(lines))
+        plan.display = bool(event.plan)
 
     def _note_for(self, event: Event) -> None:
         note = describe_note(event)

@@ -11,6 +11,7 @@ from ponder.runtime.tools.editor import (
     StrReplaceTool,
     UndoEditTool,
 )
+from ponder.runtime.tools.plan import PlanTool
 from ponder.runtime.tools.submit import SubmitTool
 from ponder.runtime.tools.view import ViewTool
 
@@ -25,5 +26,6 @@ def default_tools() -> list[Tool]:
         StrReplaceTool(editor),
         InsertTool(editor),
         UndoEditTool(editor),
+        PlanTool(),
         SubmitTool(),
     ]
