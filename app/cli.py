@@ -35,11 +35,12 @@ def main_parser() -> argparse.ArgumentParser:
         prog="ponder",
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
-        epilog="Other commands: ponder exec (headless, for CI); ponder swebench [eval] (batches "
-        "of SWE-bench tasks); ponder demo (a full run without a model); ponder doctor (checks "
-        "everything ponder needs); ponder sessions, export ID, undo, diff (sessions and their "
-        "changes); ponder model render|parse|info|plan (formats and GGUFs); ponder sandbox "
-        "build|cleanup|exec|shell (sandboxes).",
+        epilog="Other commands: ponder exec (headless, for CI); ponder acp (for editors: Zed, "
+        "Toad); ponder swebench [eval] (batches of SWE-bench tasks); ponder demo (a full run "
+        "without a model); ponder doctor (checks everything ponder needs); ponder sessions, "
+        "export ID, undo, diff (sessions and their changes); ponder model "
+        "render|parse|info|plan (formats and GGUFs); ponder sandbox build|cleanup|exec|shell "
+        "(sandboxes).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
     parser.add_argument(
@@ -70,6 +71,17 @@ def exec_parser() -> argparse.ArgumentParser:
         "--output-last-message", type=Path, metavar="FILE", help="also write the answer here"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="activity on stderr")
+    add_run_options(parser)
+    return parser
+
+
+def acp_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ponder acp",
+        description="Serve the Agent Client Protocol on stdin and stdout, for editors such as "
+        "Zed (agent_servers: command ponder, args [acp]). The workspace is the editor's "
+        "project folder; the options are those of every run.",
+    )
     add_run_options(parser)
     return parser
 
@@ -232,6 +244,12 @@ def _dispatch(argv: list[str]) -> int:
         from ponder.app import doctor
 
         return doctor.run(argv[1:])
+    if command == "acp":
+        acp_args = acp_parser().parse_args(argv[1:])
+        from ponder.app.acp_server import run as run_acp
+        from ponder.app.config import load_config
+
+        return run_acp(load_config(flags(acp_args)))
     if command == "exec":
         exec_args = exec_parser().parse_args(argv[1:])
         from ponder.app.run_command import run_exec

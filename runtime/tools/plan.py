@@ -61,7 +61,9 @@ def parse_plan(arguments: dict[str, Any]) -> tuple[str | None, list[PlanStep]]:
             raise ToolInputError(
                 f"step {number} has status {status!r}; use pending, in_progress or completed"
             )
-        steps.append(PlanStep(step=item["step"].strip()[:MAX_STEP_CHARS], status=status))
+        steps.append(
+            PlanStep.model_validate({"step": item["step"][:MAX_STEP_CHARS], "status": status})
+        )
     if sum(step.status == "in_progress" for step in steps) > 1:
         raise ToolInputError("at most one step can be in_progress")
     explanation = arguments.get("explanation")

@@ -1,0 +1,150 @@
+"""ponder's events as Agent Client Protocol session updates.
+
+One :class:`UpdateMapper` per prompt turns each event into the update an ACP client (Zed, Toad,
+...) shows: reasoning as thought chunks, the answer as message chunks, tool calls with their
+kind, live output and diffs, and the plan. Events with no place in ACP give None.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+import acp
+from acp.schema import (
+    AgentMessageChunk,
+    AgentPlanUpdate,
+    AgentThoughtChunk,
+    ToolCallLocation,
+    ToolCallProgress,
+    ToolCallStart,
+    ToolCallStatus,
+    ToolKind,
+    UserMessageChunk,
+)
+
+from ponder.app.for_display import for_display
+from ponder.app.line import QUIET_TOOLS, describe_call, describe_ending
+from ponder.runtime.events import (
+    ContentText,
+    Event,
+    FileEdited,
+    PlanUpdated,
+    ReasoningText,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolOutput,
+)
+
+Update = (
+    UserMessageChunk
+    | AgentMessageChunk
+    | AgentThoughtChunk
+    | ToolCallStart
+    | ToolCallProgress
+    | AgentPlanUpdate
+)
+KINDS: dict[str, ToolKind] = {
+    "bash": "execute",
+    "view": "read",
+    "create_file": "edit",
+    "str_replace": "edit",
+    "insert": "edit",
+    "undo_edit": "edit",
+}
+EDIT_TOOLS = frozenset(name for name, kind in KINDS.items() if kind == "edit")
+OUTPUT_SHOWN_CHARS = 16_000
+"""A command's live output sent to the client: its last this many characters."""
+
+
+def diff_fragments(diff: str) -> tuple[str | None, str]:
+    """The old and new text of a unified diff's hunks (None as the old text of a new file):
+    what ACP's diff content wants, without sending whole files."""
+    old: list[str] = []
+    new: list[str] = []
+    created = False
+    for line in diff.splitlines(keepends=True):
+        if line.startswith("--- "):
+            created = line.startswith("--- /dev/null")
+        elif line.startswith("+++ "):
+            continue
+        elif line.startswith("@@"):
+            if old or new:
+                old.append("…\n")
+                new.append("…\n")
+        elif line.startswith("-"):
+            old.append(line[1:])
+        elif line.startswith("+"):
+            new.append(line[1:])
+        elif line.startswith(" "):
+            old.append(line[1:])
+            new.append(line[1:])
+    return (None if created else "".join(old)), "".join(new)
+
+
+class UpdateMapper:
+    """Turns one prompt's events into ACP updates; ``workspace`` makes paths absolute."""
+
+    def __init__(self, workspace: str) -> None:
+        self.workspace = workspace
+        self._output: dict[str, str] = {}
+
+    def _absolute(self, path: str) -> str:
+        return path if path.startswith("/") else str(PurePosixPath(self.workspace) / path)
+
+    def __call__(self, event: Event) -> Update | None:
+        event = for_display(event)
+        if isinstance(event, ReasoningText):
+            return acp.update_agent_thought_text(event.text)
+        if isinstance(event, ContentText):
+            return acp.update_agent_message_text(event.text)
+        if isinstance(event, PlanUpdated):
+            return acp.update_plan(
+                acp.plan_entry(item.step, status=item.status) for item in event.plan
+            )
+        if isinstance(event, ToolCallStarted) and event.name not in QUIET_TOOLS:
+            return self._started(event)
+        if isinstance(event, ToolOutput) and event.call_id in self._output:
+            shown = (self._output[event.call_id] + event.text)[-OUTPUT_SHOWN_CHARS:]
+            self._output[event.call_id] = shown
+            return acp.update_tool_call(event.call_id, content=[_text(f"```\n{shown}\n```")])
+        if isinstance(event, FileEdited):
+            old, new = diff_fragments(event.diff)
+            path = self._absolute(event.path)
+            return acp.update_tool_call(
+                event.call_id,
+                content=[acp.tool_diff_content(path, new, old)],
+                locations=[ToolCallLocation(path=path)],
+            )
+        if isinstance(event, ToolCallFinished) and event.call_id in self._output:
+            return self._finished(event)
+        return None
+
+    def _started(self, event: ToolCallStarted) -> ToolCallStart:
+        self._output[event.call_id] = ""
+        arguments: dict[str, Any] = event.arguments or {}
+        path = arguments.get("path")
+        locations = [ToolCallLocation(path=self._absolute(path))] if isinstance(path, str) else None
+        return acp.start_tool_call(
+            event.call_id,
+            describe_call(event.name, event.arguments),
+            kind=KINDS.get(event.name, "other"),
+            status="in_progress",
+            locations=locations,
+            raw_input=arguments,
+        )
+
+    def _finished(self, event: ToolCallFinished) -> ToolCallProgress:
+        del self._output[event.call_id]
+        status: ToolCallStatus = "completed" if event.ok else "failed"
+        if event.name in EDIT_TOOLS and event.ok:  # the diff stays the content
+            return acp.update_tool_call(event.call_id, status=status, raw_output=event.result)
+        ending = describe_ending(event)
+        text = f"```\n{event.result.rstrip()}\n```" + (f"\n{ending}" if ending else "")
+        return acp.update_tool_call(
+            event.call_id, status=status, content=[_text(text)], raw_output=event.result
+        )
+
+
+def _text(text: str) -> Any:
+    return acp.tool_content(acp.text_block(text))

@@ -1,0 +1,144 @@
+"""``ponder acp`` driven by the ACP SDK's own client (``acp.spawn_agent_process``), the way an
+editor drives it: initialize, a new session on the editor's folder, prompts whose updates and
+permission requests the client sees, a cancel in the middle of a command, and a reload."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import acp
+import pytest
+from acp.schema import (
+    AgentMessageChunk,
+    AgentPlanUpdate,
+    AgentThoughtChunk,
+    AllowedOutcome,
+    ClientCapabilities,
+    RequestPermissionResponse,
+    ToolCallProgress,
+    ToolCallStart,
+    UserMessageChunk,
+)
+from conftest import PONDER
+from k2text import completion, tool_call, write_script
+
+PLAN = {"plan": [{"step": "Look", "status": "in_progress"}, {"step": "Write", "status": "pending"}]}
+SCRIPT = (
+    completion("Plan first.", tool_call("update_plan", 0, PLAN)),
+    completion("Look around.", tool_call("bash", 1, {"command": "echo looked-here"})),
+    completion(
+        "Write it down.",
+        tool_call("create_file", 2, {"path": "notes.txt", "file_text": "one\ntwo\n"}),
+    ),
+    completion("All there.", content="Wrote notes.txt."),
+    completion("Wait for it.", tool_call("bash", 3, {"command": "sleep 300"})),
+)
+
+
+class EditorClient:
+    """What an editor does: shows updates, answers permission requests (allow once)."""
+
+    def __init__(self) -> None:
+        self.updates: list[Any] = []
+        self.asked: list[Any] = []
+        self.command_started = asyncio.Event()
+
+    async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
+        self.updates.append(update)
+        if isinstance(update, ToolCallStart) and "sleep 300" in update.title:
+            self.command_started.set()
+
+    async def request_permission(
+        self, session_id: str, tool_call: Any, options: list[Any], **kwargs: Any
+    ) -> RequestPermissionResponse:
+        self.asked.append((tool_call, [option.kind for option in options]))
+        return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id="once"))
+
+    def of(self, kind: type) -> list[Any]:
+        return [update for update in self.updates if isinstance(update, kind)]
+
+
+async def drive(workspace: Path, env: dict[str, str], script: Path) -> tuple[EditorClient, Any]:
+    client = EditorClient()
+    command = ["acp", "--model", f"scripted:{script}", "--approval", "ask"]
+    command += ["--allow", "echo", "--allow", "sleep"]
+    async with acp.spawn_agent_process(client, PONDER, *command, env=env, cwd=workspace) as (
+        conn,
+        _process,
+    ):
+        hello = await conn.initialize(
+            protocol_version=acp.PROTOCOL_VERSION, client_capabilities=ClientCapabilities()
+        )
+        assert hello.agent_info.name == "ponder"
+        assert hello.agent_capabilities.load_session
+        session = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+        first = await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("write notes")]
+        )
+        assert first.stop_reason == "end_turn"
+        turn = asyncio.create_task(
+            conn.prompt(session_id=session.session_id, prompt=[acp.text_block("now wait")])
+        )
+        await asyncio.wait_for(client.command_started.wait(), 60)
+        await conn.cancel(session_id=session.session_id)
+        second = await asyncio.wait_for(turn, 10)  # cancelled within a moment, not 300 s
+        assert second.stop_reason == "cancelled"
+        return client, session.session_id
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_an_editor_drives_a_session_through_acp(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = write_script(tmp_path / "script.jsonl", *SCRIPT)
+    client, session_id = asyncio.run(drive(workspace, user_env, script))
+    assert "Plan first." in "".join(u.content.text for u in client.of(AgentThoughtChunk))
+    assert "Wrote notes.txt." in "".join(u.content.text for u in client.of(AgentMessageChunk))
+    (plan,) = client.of(AgentPlanUpdate)
+    assert [(e.content, e.status) for e in plan.entries] == [
+        ("Look", "in_progress"),
+        ("Write", "pending"),
+    ]
+    starts = {u.tool_call_id: u for u in client.of(ToolCallStart)}
+    assert [s.kind for s in starts.values()] == ["execute", "edit", "execute"]  # no plan card
+    bash, edit, _ = starts.values()
+    progress = client.of(ToolCallProgress)
+    outputs = [u for u in progress if u.tool_call_id == bash.tool_call_id and u.content]
+    assert "looked-here" in outputs[-1].content[0].content.text
+    (diff,) = [c for u in progress for c in (u.content or []) if c.type == "diff"]
+    assert diff.path == str(workspace / "notes.txt")
+    assert diff.old_text is None and diff.new_text == "one\ntwo\n"
+    ends = {u.tool_call_id: u.status for u in progress if u.status}
+    assert ends[bash.tool_call_id] == ends[edit.tool_call_id] == "completed"
+    # Only the edit asked (the commands are allowed); the editor was offered all four answers.
+    ((asked, kinds),) = client.asked
+    assert asked.tool_call_id == edit.tool_call_id and asked.kind == "edit"
+    assert kinds == ["allow_once", "allow_always", "reject_once", "reject_always"]
+    assert (workspace / "notes.txt").read_text() == "one\ntwo\n"
+    assert session_id
+
+
+async def reload(workspace: Path, env: dict[str, str], session_id: str) -> EditorClient:
+    client = EditorClient()
+    async with acp.spawn_agent_process(
+        client, PONDER, "acp", "--sandbox", "local", env=env, cwd=workspace
+    ) as (conn, _process):
+        await conn.initialize(protocol_version=acp.PROTOCOL_VERSION)
+        await conn.load_session(cwd=str(workspace), session_id=session_id, mcp_servers=[])
+    return client
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_a_recorded_session_replays_when_loaded(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = write_script(tmp_path / "script.jsonl", *SCRIPT)
+    _, session_id = asyncio.run(drive(workspace, user_env, script))
+    env = {**user_env, "PONDER_MODEL": f"scripted:{script}"}
+    client = asyncio.run(reload(workspace, env, session_id))
+    said = [u.content.text for u in client.of(UserMessageChunk)]
+    assert said == ["write notes", "now wait"]
+    assert "Wrote notes.txt." in "".join(u.content.text for u in client.of(AgentMessageChunk))
+    assert any(u.title == "create_file" for u in client.of(ToolCallStart))
