@@ -16,6 +16,7 @@ from ponder.model.offload import parse_size
 from ponder.model.openai_compat import OpenAIOptions
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.context import ContextSettings
+from ponder.runtime.project_docs import MAX_BYTES
 from ponder.sandbox.disk_guard import DiskLimits
 from ponder.sandbox.image import DEFAULT_IMAGE
 
@@ -158,6 +159,10 @@ class Config(BaseModel):
     """Seconds for a whole task (unset: no limit)."""
     context_threshold: float = Field(ContextSettings.threshold, gt=0, le=1)
     """Share of the context a prompt may fill before older parts are shortened."""
+    project_doc_fallback_filenames: list[str] = Field(default_factory=list)
+    """Names tried after AGENTS.md in each folder (e.g. ["CLAUDE.md"]), as in Codex."""
+    project_doc_max_bytes: int = Field(MAX_BYTES, ge=1)
+    """The most bytes of AGENTS.md instructions put in the prompt; the deepest files are kept."""
     approval: Literal["ask", "auto", "yolo"] = "auto"
     """ask: before every change; auto: only for the network and destructive git; yolo: never."""
     allow: list[str] = Field(default_factory=list)

@@ -23,7 +23,7 @@ from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
 from ponder.app.line import LinePort, LinePrinter
 from ponder.app.line_prompt import LinePrompt
-from ponder.app.slash_commands import SLOW
+from ponder.app.slash_commands import SLOW, TASK_COMMANDS
 from ponder.app.tui.app import Command, PonderApp, RunTask
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
@@ -122,7 +122,9 @@ def run_line(
             return last
         except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line, like a shell
             continue
-        if text.startswith("/"):
+        if text.strip()[1:] in TASK_COMMANDS:
+            last = one(TASK_COMMANDS[text.strip()[1:]])
+        elif text.startswith("/"):
             if prompt.command(text, console) == "quit":
                 return last
         elif text:

@@ -24,6 +24,7 @@ from ponder.runtime.events import (
     ContextCompacted,
     Event,
     FileEdited,
+    InstructionsLoaded,
     LoopDetected,
     PlanUpdated,
     ReasoningBudgetReached,
@@ -101,6 +102,10 @@ def describe_note(event: Event) -> str | None:
         return f"context: {COMPACTIONS[event.kind]} ({before:,} → {after:,} tokens)"
     if isinstance(event, LoopDetected):
         return f"loop guard: {event.kind.replace('_', ' ')} ×{event.repeats}, {event.action}"
+    if isinstance(event, InstructionsLoaded):
+        return f"instructions from {', '.join(event.files)}" + (
+            f" ({event.note})" if event.note else ""
+        )
     if isinstance(event, CheckpointsOff):
         return f"checkpoints are off: {event.reason}; /undo and /diff will not work"
     if isinstance(event, Checkpointed):

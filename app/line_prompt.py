@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ponder.app.completion import candidates, current_word, history_file, workspace_files
-from ponder.app.slash_commands import HELP, help_text
+from ponder.app.slash_commands import HELP, TASK_COMMANDS, help_text
 from ponder.sandbox.safe_text import safe_text
 
 FILES_FRESH_S = 5.0
@@ -62,7 +62,7 @@ class LinePrompt:
     ) -> None:
         """``input`` and ``output`` replace the terminal (tests use a pipe)."""
         self.commands = commands
-        self.names = [n for n in HELP if n in commands or n in ("help", "quit")]
+        self.names = [n for n in HELP if n in commands or n in ("help", "quit", *TASK_COMMANDS)]
         self._terminal = input is not None or sys.stdin.isatty()
         if not self._terminal:
             return

@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import platformdirs
 
-from ponder.app.config import Config
+from ponder.app.config import Config, config_dir
 from ponder.app.exit_codes import UsageError
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.backend import ChatBackend, open_backend
@@ -27,9 +27,16 @@ from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.checkpoints import Checkpoint, CheckpointError, Checkpoints
 from ponder.runtime.context import ContextSettings
-from ponder.runtime.events import ApprovalRequested, CheckpointsOff, Event, RunFinished
+from ponder.runtime.events import (
+    ApprovalRequested,
+    CheckpointsOff,
+    Event,
+    InstructionsLoaded,
+    RunFinished,
+)
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.runtime.port import RunPort, Unattended
+from ponder.runtime.project_docs import find_project_docs, instructions_prompt
 from ponder.runtime.sessions import (
     SessionRecorder,
     find_session,
@@ -116,12 +123,23 @@ class Session:
             checkpoints = Checkpoints(workspace, self.recorder.id, checkpoint_store())
         except CheckpointError as error:  # the session goes on without them, and says so
             self.checkpoints_off = str(error)
-        self._announce_checkpoints_off = self.checkpoints_off is not None
+        self._first_notes: list[Event] = []
+        """Told once, at the first task."""
+        if self.checkpoints_off is not None:
+            self._first_notes.append(CheckpointsOff(reason=self.checkpoints_off))
+        docs, cut = find_project_docs(
+            workspace,
+            tuple(config.project_doc_fallback_filenames),
+            config_dir() / "AGENTS.md",
+            config.project_doc_max_bytes,
+        )
+        if docs and not messages:  # a resumed conversation has its system prompt already
+            self._first_notes.append(InstructionsLoaded(files=[d.shown_as for d in docs], note=cut))
         self._checkpoints = checkpoints
         self.agent = Agent(
             backend,
             sandbox,
-            settings=agent_settings(config),
+            settings=replace(agent_settings(config), instructions=instructions_prompt(docs)),
             policy=approval_policy(config),
             checkpoints=checkpoints,
             messages=messages,
@@ -134,9 +152,9 @@ class Session:
     def run(self, task: str, port: RunPort) -> RunFinished:
         """Run a task; its events go to the session file, then to ``port``."""
         recorded = _Recorded(self, port)
-        if self._announce_checkpoints_off and self.checkpoints_off is not None:
-            recorded.event(CheckpointsOff(reason=self.checkpoints_off))  # told once, at first
-            self._announce_checkpoints_off = False
+        for note in self._first_notes:
+            recorded.event(note)
+        self._first_notes.clear()
         return self.agent.run(task, recorded)
 
     def interrupt(self) -> None:

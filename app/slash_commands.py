@@ -28,9 +28,19 @@ HELP = {
     "theme": "show the themes; /theme NAME switches",
     "sessions": "the latest sessions",
     "export": "write this session to a file: /export [md|json] [PATH]",
+    "init": "have the model write a starter AGENTS.md for this repository",
     "clear": "start the conversation afresh (the session file keeps everything)",
     "quit": "leave ponder",
 }
+INIT_TASK = (
+    "Look around this repository and write an AGENTS.md file at its root for the coding agents "
+    "that will work in it (or improve the one there, keeping what is still true). In under 60 "
+    "lines of Markdown: what the project is, how it is laid out, the commands that build, test "
+    "and lint it (run them to be sure they work), the conventions the code follows, and "
+    "anything an agent must not do. Only write what you checked; no generic advice."
+)
+TASK_COMMANDS = {"init": INIT_TASK}
+"""Commands that are a task for the model: the frontend runs their text as the next task."""
 SLOW = frozenset({"compact", "model"})
 """Commands that may take a while (a model call, loading a model): run them off the UI thread."""
 

@@ -218,6 +218,16 @@ class Checkpointed(_Event):
     files: list[str]
 
 
+class InstructionsLoaded(_Event):
+    """The repository's instructions (AGENTS.md files) went into the system prompt."""
+
+    type: Literal["instructions_loaded"] = "instructions_loaded"
+    files: list[str]
+    """Where they came from, in the order the model reads them (deeper ones win)."""
+    note: str | None = None
+    """What was left out or cut to stay within the size limit."""
+
+
 class CheckpointsOff(_Event):
     """Checkpoints could not be taken (a folder too big, git failing); the session goes on
     without them, and ``/undo`` and ``/diff`` say why."""
@@ -279,6 +289,7 @@ Event = Annotated[
     | ReplyProblem
     | Checkpointed
     | CheckpointsOff
+    | InstructionsLoaded
     | StepFinished
     | RunFinished,
     Field(discriminator="type"),

@@ -75,6 +75,8 @@ class AgentSettings:
     loop_guard: LoopGuardSettings = field(default_factory=LoopGuardSettings)
     system_prompt: str | None = None
     """None: :func:`system_prompt` for the sandbox's workspace."""
+    instructions: str = ""
+    """The repository's instructions (AGENTS.md), added to the system prompt."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,8 @@ class Agent:
     def _run(self, task: str, tracker: BudgetTracker) -> Ending:
         if not self.messages:
             prompt = self.settings.system_prompt or system_prompt(self.sandbox.workdir)
+            if self.settings.instructions:
+                prompt += "\n\n" + self.settings.instructions
             self._add(Message(role="system", content=prompt))
         self._add(Message(role="user", content=task))
         self.state.task = task

@@ -54,7 +54,9 @@ class EditorClient:
         self, session_id: str, tool_call: Any, options: list[Any], **kwargs: Any
     ) -> RequestPermissionResponse:
         self.asked.append((tool_call, [option.kind for option in options]))
-        return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id="once"))
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id="once")
+        )
 
     def of(self, kind: type) -> list[Any]:
         return [update for update in self.updates if isinstance(update, kind)]
@@ -109,12 +111,14 @@ def test_an_editor_drives_a_session_through_acp(
     assert "looked-here" in outputs[-1].content[0].content.text
     (diff,) = [c for u in progress for c in (u.content or []) if c.type == "diff"]
     assert diff.path == str(workspace / "notes.txt")
-    assert diff.old_text is None and diff.new_text == "one\ntwo\n"
+    assert diff.old_text is None
+    assert diff.new_text == "one\ntwo\n"
     ends = {u.tool_call_id: u.status for u in progress if u.status}
     assert ends[bash.tool_call_id] == ends[edit.tool_call_id] == "completed"
     # Only the edit asked (the commands are allowed); the editor was offered all four answers.
     ((asked, kinds),) = client.asked
-    assert asked.tool_call_id == edit.tool_call_id and asked.kind == "edit"
+    assert asked.tool_call_id == edit.tool_call_id
+    assert asked.kind == "edit"
     assert kinds == ["allow_once", "allow_always", "reject_once", "reject_always"]
     assert (workspace / "notes.txt").read_text() == "one\ntwo\n"
     assert session_id

@@ -44,7 +44,8 @@ def test_a_plan_is_checked_and_kept_in_the_task_state(local_sandbox: LocalSandbo
     assert plan.explanation == "Reproduce first."
     assert plan.plan[1] == PlanStep(step="Fix the parser", status="in_progress")
     bad = [e for e in events if isinstance(e, ToolCallFinished)][1]
-    assert not bad.ok and "at most one step can be in_progress" in bad.result
+    assert not bad.ok
+    assert "at most one step can be in_progress" in bad.result
     # What a summary keeps word for word: the newest valid plan.
     described = agent.state.describe()
     assert "- [in_progress] Fix the parser" in described

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
+from ponder.app.slash_commands import INIT_TASK
 from ponder.app.tui.app import PonderApp
 from ponder.app.tui.blocks import (
     AnswerBlock,
@@ -196,8 +197,15 @@ async def test_the_prompt_sends_keeps_history_and_completes(tmp_path: Path) -> N
         await settle(pilot)
         notes = [str(b.render()) for b in app.query(TextBlock).filter(".note")]
         assert notes[-1] == "no changes yet"
+        await pilot.press(*"/init", "enter")  # a command that is a task for the model
+        await settle(pilot)
+        assert run.tasks[-1] == INIT_TASK
     # Line mode (prompt-toolkit) reads the same history.
-    assert list(FileHistory(str(history)).load_history_strings())[:2] == ["/diff", "fix\nthe bug"]
+    assert list(FileHistory(str(history)).load_history_strings())[:3] == [
+        "/init",
+        "/diff",
+        "fix\nthe bug",
+    ]
 
 
 async def test_slash_commands_help_theme_clear_and_unknown() -> None:

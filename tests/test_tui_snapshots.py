@@ -90,7 +90,10 @@ def test_the_plan_stays_above_the_prompt(snap_compare: Compare) -> None:
     def plan(*statuses: str) -> PlanUpdated:
         return PlanUpdated(
             call_id="functions.update_plan:0",
-            plan=[PlanStep(step=s, status=t) for s, t in zip(steps, statuses)],  # type: ignore[arg-type]
+            plan=[
+                PlanStep.model_validate({"step": s, "status": t})
+                for s, t in zip(steps, statuses, strict=True)
+            ],
         )
 
     events = [*started(), *reasoning(1, "Plan."), plan("in_progress", "pending", "pending")]

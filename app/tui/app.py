@@ -23,7 +23,7 @@ from textual.widgets import Static
 
 from ponder.app.for_display import for_display
 from ponder.app.line import describe_note, plan_lines
-from ponder.app.slash_commands import HELP, help_text
+from ponder.app.slash_commands import HELP, TASK_COMMANDS, help_text
 from ponder.app.tui.blocks import (
     AnswerBlock,
     ApprovalCard,
@@ -141,7 +141,8 @@ class PonderApp(App[RunFinished | None]):
     # --- input
 
     def command_names(self) -> list[str]:
-        return [name for name in HELP if name in self._commands or name in BUILT_IN]
+        built_in = (*BUILT_IN, *TASK_COMMANDS)
+        return [name for name in HELP if name in self._commands or name in built_in]
 
     def on_prompt_area_submitted(self, message: PromptArea.Submitted) -> None:
         if message.text.startswith("/"):
@@ -164,6 +165,11 @@ class PonderApp(App[RunFinished | None]):
             self._note(help_text(self.command_names()))
         elif name == "theme":
             self._switch_theme(argument.strip())
+        elif name in TASK_COMMANDS:
+            if self._task_running:
+                self.notify(f"/{name} waits until the task is done (Esc interrupts it)")
+            else:
+                self._start(TASK_COMMANDS[name])
         elif name not in self._commands:
             self._note(f"unknown command /{name}; /help lists them", error=True)
         elif self._task_running and name != "diff":
