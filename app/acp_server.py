@@ -24,9 +24,11 @@ import acp
 from acp.schema import (
     AgentCapabilities,
     AllowedOutcome,
+    HttpMcpServer,
     Implementation,
     InitializeResponse,
     LoadSessionResponse,
+    McpServerStdio,
     NewSessionResponse,
     PermissionOption,
     PromptCapabilities,
@@ -41,6 +43,7 @@ from ponder.app.exit_codes import UsageError
 from ponder.app.session import Session, open_session
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import ApprovalRequested, Event, RunFinished
+from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.port import answered
 
 STOP_REASONS: dict[str, StopReason] = {
@@ -92,23 +95,30 @@ class PonderAgent:
             agent_info=Implementation(name="ponder", title="ponder", version=version("ponder")),
         )
 
-    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
-        opened = await asyncio.to_thread(self._open, cwd, None)
+    async def new_session(
+        self, cwd: str, mcp_servers: list[Any] | None = None, **kwargs: Any
+    ) -> NewSessionResponse:
+        opened = await asyncio.to_thread(self._open, cwd, None, mcp_specs(mcp_servers or []))
         return NewSessionResponse(session_id=opened.session.id)
 
-    async def load_session(self, cwd: str, session_id: str, **kwargs: Any) -> LoadSessionResponse:
-        opened = await asyncio.to_thread(self._open, cwd, session_id)
+    async def load_session(
+        self, cwd: str, session_id: str, mcp_servers: list[Any] | None = None, **kwargs: Any
+    ) -> LoadSessionResponse:
+        servers = mcp_specs(mcp_servers or [])
+        opened = await asyncio.to_thread(self._open, cwd, session_id, servers)
         for update in _history(opened.session):
             await self._send(opened.session.id, update)
         return LoadSessionResponse()
 
-    def _open(self, cwd: str, resume: str | None) -> _Open:
+    def _open(self, cwd: str, resume: str | None, servers: list[McpServerSpec]) -> _Open:
         workspace = Path(cwd)
         if not workspace.is_absolute() or not workspace.is_dir():
             raise acp.RequestError.invalid_params({"cwd": f"{cwd} is not a directory"})
         stack = contextlib.ExitStack()
         try:
-            session = stack.enter_context(open_session(self.config, workspace, resume=resume))
+            session = stack.enter_context(
+                open_session(self.config, workspace, resume=resume, mcp_extra=servers)
+            )
         except UsageError as error:
             stack.close()
             raise acp.RequestError.invalid_params({"details": str(error)}) from None
@@ -228,6 +238,21 @@ class _Port:
 class _Ask:
     request: ApprovalRequested
     reply: concurrent.futures.Future[ApprovalAnswer]
+
+
+def mcp_specs(servers: list[Any]) -> list[McpServerSpec]:
+    """The MCP servers an editor passed with the session (stdio and HTTP; SSE is not spoken)."""
+    specs = []
+    for server in servers:
+        if isinstance(server, McpServerStdio):
+            env = {variable.name: variable.value for variable in server.env or []}
+            specs.append(
+                McpServerSpec(server.name, command=server.command, args=tuple(server.args), env=env)
+            )
+        elif isinstance(server, HttpMcpServer):
+            headers = {header.name: header.value for header in server.headers or []}
+            specs.append(McpServerSpec(server.name, url=server.url, headers=headers))
+    return specs
 
 
 def prompt_text(blocks: list[Any]) -> str:

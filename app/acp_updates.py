@@ -125,9 +125,12 @@ class UpdateMapper:
         arguments: dict[str, Any] = event.arguments or {}
         path = arguments.get("path")
         locations = [ToolCallLocation(path=self._absolute(path))] if isinstance(path, str) else None
+        title = describe_call(event.name, event.arguments)
+        if event.name not in KINDS:  # the call's description alone does not name the tool
+            title = f"{event.name} {title}"
         return acp.start_tool_call(
             event.call_id,
-            describe_call(event.name, event.arguments),
+            title,
             kind=KINDS.get(event.name, "other"),
             status="in_progress",
             locations=locations,

@@ -36,11 +36,11 @@ def main_parser() -> argparse.ArgumentParser:
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
         epilog="Other commands: ponder exec (headless, for CI); ponder acp (for editors: Zed, "
-        "Toad); ponder swebench [eval] (batches of SWE-bench tasks); ponder demo (a full run "
-        "without a model); ponder doctor (checks everything ponder needs); ponder sessions, "
-        "export ID, undo, diff (sessions and their changes); ponder model "
-        "render|parse|info|plan (formats and GGUFs); ponder sandbox build|cleanup|exec|shell "
-        "(sandboxes).",
+        "Toad); ponder mcp list|trust (MCP servers); ponder swebench [eval] (batches of "
+        "SWE-bench tasks); ponder demo (a full run without a model); ponder doctor (checks "
+        "everything ponder needs); ponder sessions, export ID, undo, diff (sessions and their "
+        "changes); ponder model render|parse|info|plan (formats and GGUFs); ponder sandbox "
+        "build|cleanup|exec|shell (sandboxes).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
     parser.add_argument(
@@ -240,6 +240,10 @@ def _dispatch(argv: list[str]) -> int:
         from ponder.app import session_commands
 
         return session_commands.run(argv)
+    if command == "mcp":
+        from ponder.app import mcp_servers
+
+        return mcp_servers.run(argv[1:])
     if command == "doctor":
         from ponder.app import doctor
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ponder.model.backend import ConfigurationError, GenerationSettings
 from ponder.model.llamacpp import LlamaOptions
@@ -16,6 +24,7 @@ from ponder.model.offload import parse_size
 from ponder.model.openai_compat import OpenAIOptions
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.context import ContextSettings
+from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.project_docs import MAX_BYTES
 from ponder.sandbox.disk_guard import DiskLimits
 from ponder.sandbox.image import DEFAULT_IMAGE
@@ -136,6 +145,35 @@ class DiskSettings(BaseModel):
         )
 
 
+class McpServerSettings(BaseModel):
+    """``[mcp_servers.NAME]``: an MCP server whose tools the model gets (Codex's shape).
+    ``command`` (with ``args``, ``env``, ``cwd``) starts one over stdio; ``url`` reaches one
+    over streamable HTTP (with ``bearer_token_env_var`` or ``http_headers``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    bearer_token_env_var: str | None = None
+    """The environment variable holding a token sent as ``Authorization: Bearer``."""
+    http_headers: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+    enabled_tools: list[str] | None = None
+    """Only these tools (unset: all)."""
+    disabled_tools: list[str] = Field(default_factory=list)
+    startup_timeout_sec: float = Field(default=McpServerSpec.startup_timeout, gt=0)
+    tool_timeout_sec: float = Field(default=McpServerSpec.tool_timeout, gt=0)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> McpServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command (a stdio server) or url (an HTTP one)")
+        return self
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -177,6 +215,10 @@ class Config(BaseModel):
     llama: LlamaSettings = Field(default_factory=LlamaSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     disk: DiskSettings = Field(default_factory=DiskSettings)
+    mcp_servers: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")], McpServerSettings
+    ] = Field(default_factory=dict)
+    """MCP servers by name (letters, digits, ``-`` and ``_``: the name is part of tool names)."""
 
 
 def config_dir() -> Path:

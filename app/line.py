@@ -26,6 +26,8 @@ from ponder.runtime.events import (
     FileEdited,
     InstructionsLoaded,
     LoopDetected,
+    McpServer,
+    McpServersStarted,
     PlanUpdated,
     ReasoningBudgetReached,
     ReasoningText,
@@ -92,6 +94,13 @@ def plan_lines(event: PlanUpdated) -> list[str]:
     return [f"{PLAN_MARKS[item.status]} {item.step}" for item in event.plan]
 
 
+def describe_server(server: McpServer) -> str:
+    if server.state == "failed":
+        return f"MCP server {server.name} failed: {server.error}"
+    tools = counted(len(server.tools), "tool")
+    return f"MCP server {server.name}: {tools} ({', '.join(server.tools)})"
+
+
 def describe_note(event: Event) -> str | None:
     """The line a person reads when a safety net acts (a budget, the context, the loop guard,
     a checkpoint, a policy's answer); None for every other event."""
@@ -102,6 +111,8 @@ def describe_note(event: Event) -> str | None:
         return f"context: {COMPACTIONS[event.kind]} ({before:,} → {after:,} tokens)"
     if isinstance(event, LoopDetected):
         return f"loop guard: {event.kind.replace('_', ' ')} ×{event.repeats}, {event.action}"
+    if isinstance(event, McpServersStarted):
+        return "\n".join([*map(describe_server, event.servers), *event.notes])
     if isinstance(event, InstructionsLoaded):
         return f"instructions from {', '.join(event.files)}" + (
             f" ({event.note})" if event.note else ""

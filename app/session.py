@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,6 +20,8 @@ import platformdirs
 
 from ponder.app.config import Config, config_dir
 from ponder.app.exit_codes import UsageError
+from ponder.app.line import describe_server
+from ponder.app.mcp_servers import session_servers
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.backend import ChatBackend, open_backend
 from ponder.model.messages import Message
@@ -32,9 +34,12 @@ from ponder.runtime.events import (
     CheckpointsOff,
     Event,
     InstructionsLoaded,
+    McpServer,
+    McpServersStarted,
     RunFinished,
 )
 from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.mcp_client import McpHub, McpServerSpec
 from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.project_docs import find_project_docs, instructions_prompt
 from ponder.runtime.sessions import (
@@ -45,6 +50,8 @@ from ponder.runtime.sessions import (
     sessions_dir,
     skipped_warning,
 )
+from ponder.runtime.tools import default_tools
+from ponder.runtime.tools.mcp import mcp_tools
 from ponder.sandbox.base import Sandbox
 
 NEW_REPOSITORY = (
@@ -90,6 +97,8 @@ class Session:
         backend: ChatBackend,
         sandbox: Sandbox,
         resume: str | None = None,
+        mcp: McpHub | None = None,
+        mcp_notes: Sequence[str] = (),
     ) -> None:
         messages: list[Message] = []
         session_id = None
@@ -136,9 +145,13 @@ class Session:
         if docs and not messages:  # a resumed conversation has its system prompt already
             self._first_notes.append(InstructionsLoaded(files=[d.shown_as for d in docs], note=cut))
         self._checkpoints = checkpoints
+        self.mcp = mcp
+        if mcp is not None or mcp_notes:
+            self._first_notes.append(mcp_event(mcp, mcp_notes))
         self.agent = Agent(
             backend,
             sandbox,
+            tools=[*default_tools(), *(mcp_tools(mcp) if mcp else [])],
             settings=replace(agent_settings(config), instructions=instructions_prompt(docs)),
             policy=approval_policy(config),
             checkpoints=checkpoints,
@@ -167,6 +180,11 @@ class Session:
         if checkpoints is None:
             return f"nothing to undo with: checkpoints are off ({self.checkpoints_off})"
         return describe_undo(checkpoints.undo())
+
+    def mcp_status(self) -> str:
+        if self.mcp is None:
+            return "no MCP servers (add [mcp_servers.NAME] to the config, or a .mcp.json)"
+        return "\n".join(describe_server(server) for server in mcp_event(self.mcp, []).servers)
 
     def diff(self) -> str:
         checkpoints = self.agent.checkpoints
@@ -221,19 +239,56 @@ def describe_undo(checkpoint: Checkpoint) -> str:
 
 
 @contextmanager
-def open_session(config: Config, workspace: Path, resume: str | None = None) -> Iterator[Session]:
-    """Backend, sandbox and session, all released when the block ends however it ends."""
+def open_session(
+    config: Config,
+    workspace: Path,
+    resume: str | None = None,
+    mcp_extra: Sequence[McpServerSpec] = (),
+) -> Iterator[Session]:
+    """Backend, sandbox, MCP servers and session, all released when the block ends however it
+    ends. ``mcp_extra``: servers an editor passed (ACP)."""
     if not config.model:
         raise UsageError("no model configured")
+    specs, mcp_notes = session_servers(config, workspace, mcp_extra)
     backend = open_backend(
         config.model, llama=config.llama.options(), openai=config.openai.options()
     )
     try:
-        with sandbox_session(config, workspace) as sandbox:
-            session = Session(config, workspace, backend, sandbox, resume)
+        with sandbox_session(config, workspace) as sandbox, mcp_hub(specs) as hub:
+            session = Session(config, workspace, backend, sandbox, resume, hub, mcp_notes)
             try:
                 yield session
             finally:
                 session.close()
     finally:
         backend.close()
+
+
+@contextmanager
+def mcp_hub(specs: list[McpServerSpec]) -> Iterator[McpHub | None]:
+    """The started servers (None without any); their stderr goes to a log file."""
+    if not specs:
+        yield None
+        return
+    log = platformdirs.user_log_path("ponder") / "mcp.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as errlog:
+        hub = McpHub(specs, errlog)
+        try:
+            hub.start()
+            yield hub
+        finally:
+            hub.close()
+
+
+def mcp_event(hub: McpHub | None, notes: Sequence[str]) -> McpServersStarted:
+    servers = [
+        McpServer(
+            name=name,
+            state="ready" if state.state == "ready" else "failed",
+            tools=[tool.name for tool in state.tools],
+            error=state.error,
+        )
+        for name, state in (hub.servers.items() if hub else [])
+    ]
+    return McpServersStarted(servers=servers, notes=list(notes))

@@ -27,6 +27,7 @@ HELP = {
     "approvals": "show the approval mode and rules; /approvals ask|auto|yolo switches",
     "theme": "show the themes; /theme NAME switches",
     "sessions": "the latest sessions",
+    "mcp": "the MCP servers and their tools",
     "export": "write this session to a file: /export [md|json] [PATH]",
     "init": "have the model write a starter AGENTS.md for this repository",
     "clear": "start the conversation afresh (the session file keeps everything)",
@@ -62,6 +63,7 @@ class SessionCommands:
             "model": self._model,
             "approvals": self._approvals,
             "sessions": self._sessions,
+            "mcp": lambda _: self.session.mcp_status(),
             "export": self._export,
             "clear": self._clear,
         }

@@ -21,6 +21,7 @@ Mode = Literal["ask", "auto", "yolo"]
 Decision = Literal["once", "always", "deny"]
 
 READ_ONLY_TOOLS = frozenset({"view", "submit", "update_plan"})
+MCP_PREFIX = "mcp__"
 _SEPARATORS = frozenset({"|", "||", "&&", ";", "&", "\n", "(", ")", ";;", "|&"})
 NETWORK_COMMANDS = (
     "curl",
@@ -155,6 +156,8 @@ class ApprovalPolicy:
     def check(self, tool: str, arguments: dict[str, Any]) -> Verdict:
         if tool in READ_ONLY_TOOLS:
             return Verdict("allow")
+        if tool.startswith(MCP_PREFIX):
+            return self._check_mcp(tool)
         if tool != "bash":
             if self.mode == "ask" and tool not in self.allow:
                 return Verdict("ask", f"{tool} changes a file", prefix=tool)
@@ -167,6 +170,20 @@ class ApprovalPolicy:
                 if verdict.action == wanted:
                     return verdict
         return Verdict("allow")
+
+    def _check_mcp(self, tool: str) -> Verdict:
+        """An MCP tool runs on the host, outside the sandbox: asked for unless a rule allows it.
+        Rules match by prefix at ``__`` boundaries (``mcp__time`` is every tool of ``time``)."""
+
+        def matches_tool(rule: str) -> bool:
+            return tool == rule or tool.startswith(rule.rstrip("_") + "__")
+
+        for rule in self.deny:
+            if matches_tool(rule):
+                return Verdict("deny", f"`{tool}` matches the deny rule `{rule}`")
+        if self.mode == "yolo" or any(matches_tool(rule) for rule in self.allow):
+            return Verdict("allow")
+        return Verdict("ask", f"{tool} runs on your machine, outside the sandbox", prefix=tool)
 
     def _check_words(self, words: list[str]) -> Verdict:
         text = " ".join(words)

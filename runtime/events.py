@@ -228,6 +228,24 @@ class InstructionsLoaded(_Event):
     """What was left out or cut to stay within the size limit."""
 
 
+class McpServer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    state: Literal["ready", "failed"]
+    tools: list[str]
+    error: str | None = None
+
+
+class McpServersStarted(_Event):
+    """The session's MCP servers, once they have started or failed (at the first task)."""
+
+    type: Literal["mcp_servers"] = "mcp_servers"
+    servers: list[McpServer]
+    notes: list[str] = []
+    """Servers left out, and why (a project's server not trusted yet, an unusable one)."""
+
+
 class CheckpointsOff(_Event):
     """Checkpoints could not be taken (a folder too big, git failing); the session goes on
     without them, and ``/undo`` and ``/diff`` say why."""
@@ -290,6 +308,7 @@ Event = Annotated[
     | Checkpointed
     | CheckpointsOff
     | InstructionsLoaded
+    | McpServersStarted
     | StepFinished
     | RunFinished,
     Field(discriminator="type"),

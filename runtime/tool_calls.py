@@ -8,6 +8,7 @@ answered "not run".
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ponder.model.deltas import ParsedToolCall
 from ponder.runtime.approvals import (
+    MCP_PREFIX,
     READ_ONLY_TOOLS,
     ApprovalAnswer,
     ApprovalPolicy,
@@ -174,6 +176,8 @@ def _summary(call: ParsedToolCall) -> str:
     def details(key: str) -> str:
         return str(arguments.get(key, ""))[:2000]
 
+    if call.name.startswith(MCP_PREFIX):
+        return f"{call.name} {json.dumps(arguments, ensure_ascii=False)[:2000]}"
     if call.name == "str_replace":
         return f"{path}\n--- replace\n{details('old_str')}\n+++ with\n{details('new_str')}"
     if call.name == "create_file":

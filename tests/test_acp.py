@@ -16,6 +16,7 @@ from acp.schema import (
     AgentThoughtChunk,
     AllowedOutcome,
     ClientCapabilities,
+    McpServerStdio,
     RequestPermissionResponse,
     ToolCallProgress,
     ToolCallStart,
@@ -23,6 +24,7 @@ from acp.schema import (
 )
 from conftest import PONDER
 from k2text import completion, tool_call, write_script
+from test_mcp import TIME_SERVER
 
 PLAN = {"plan": [{"step": "Look", "status": "in_progress"}, {"step": "Write", "status": "pending"}]}
 SCRIPT = (
@@ -32,8 +34,9 @@ SCRIPT = (
         "Write it down.",
         tool_call("create_file", 2, {"path": "notes.txt", "file_text": "one\ntwo\n"}),
     ),
+    completion("What time?", tool_call("mcp__time__get_current_time", 3, {"timezone": "UTC"})),
     completion("All there.", content="Wrote notes.txt."),
-    completion("Wait for it.", tool_call("bash", 3, {"command": "sleep 300"})),
+    completion("Wait for it.", tool_call("bash", 4, {"command": "sleep 300"})),
 )
 
 
@@ -65,7 +68,7 @@ class EditorClient:
 async def drive(workspace: Path, env: dict[str, str], script: Path) -> tuple[EditorClient, Any]:
     client = EditorClient()
     command = ["acp", "--model", f"scripted:{script}", "--approval", "ask"]
-    command += ["--allow", "echo", "--allow", "sleep"]
+    command += ["--allow", "echo", "--allow", "sleep", "--allow", "mcp__time"]
     async with acp.spawn_agent_process(client, PONDER, *command, env=env, cwd=workspace) as (
         conn,
         _process,
@@ -75,7 +78,8 @@ async def drive(workspace: Path, env: dict[str, str], script: Path) -> tuple[Edi
         )
         assert hello.agent_info.name == "ponder"
         assert hello.agent_capabilities.load_session
-        session = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+        time_server = McpServerStdio(name="time", command=TIME_SERVER, args=[], env=[])
+        session = await conn.new_session(cwd=str(workspace), mcp_servers=[time_server])
         first = await conn.prompt(
             session_id=session.session_id, prompt=[acp.text_block("write notes")]
         )
@@ -104,8 +108,10 @@ def test_an_editor_drives_a_session_through_acp(
         ("Write", "pending"),
     ]
     starts = {u.tool_call_id: u for u in client.of(ToolCallStart)}
-    assert [s.kind for s in starts.values()] == ["execute", "edit", "execute"]  # no plan card
-    bash, edit, _ = starts.values()
+    # No card for the plan; the editor's MCP server's tool is one of the model's tools.
+    assert [s.kind for s in starts.values()] == ["execute", "edit", "other", "execute"]
+    bash, edit, clock, _ = starts.values()
+    assert clock.title.startswith("mcp__time__get_current_time")
     progress = client.of(ToolCallProgress)
     outputs = [u for u in progress if u.tool_call_id == bash.tool_call_id and u.content]
     assert "looked-here" in outputs[-1].content[0].content.text
@@ -114,7 +120,8 @@ def test_an_editor_drives_a_session_through_acp(
     assert diff.old_text is None
     assert diff.new_text == "one\ntwo\n"
     ends = {u.tool_call_id: u.status for u in progress if u.status}
-    assert ends[bash.tool_call_id] == ends[edit.tool_call_id] == "completed"
+    assert ends[bash.tool_call_id] == ends[edit.tool_call_id] == ends[clock.tool_call_id]
+    assert ends[bash.tool_call_id] == "completed"
     # Only the edit asked (the commands are allowed); the editor was offered all four answers.
     ((asked, kinds),) = client.asked
     assert asked.tool_call_id == edit.tool_call_id

@@ -1,0 +1,189 @@
+"""Which MCP servers a session starts: ponder's config, a project's ``.mcp.json``, an editor's.
+
+Servers in the config (``[mcp_servers.NAME]``, Codex's shape) are the user's own and start.
+A project's ``.mcp.json`` (Claude Code's ``mcpServers`` shape) lives in the workspace, which the
+sandbox can write, and starting a server runs its command on the host; so a project's server
+starts only once the user has trusted that exact definition (``ponder mcp trust``), and a
+changed definition needs trusting again. Until then the session says it was left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import ValidationError
+
+from ponder.app.config import Config, McpServerSettings, load_config
+from ponder.runtime.mcp_client import McpServerSpec
+from ponder.runtime.project_docs import read_regular
+from ponder.sandbox.safe_text import safe_text
+
+PROJECT_FILE = ".mcp.json"
+MAX_PROJECT_FILE = 256 * 1024
+
+
+def spec(name: str, settings: McpServerSettings) -> McpServerSpec:
+    headers = dict(settings.http_headers)
+    if settings.bearer_token_env_var:
+        token = os.environ.get(settings.bearer_token_env_var)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+    return McpServerSpec(
+        name=name,
+        command=settings.command,
+        args=tuple(settings.args),
+        env=dict(settings.env),
+        cwd=settings.cwd,
+        url=settings.url,
+        headers=headers,
+        enabled_tools=None if settings.enabled_tools is None else frozenset(settings.enabled_tools),
+        disabled_tools=frozenset(settings.disabled_tools),
+        startup_timeout=settings.startup_timeout_sec,
+        tool_timeout=settings.tool_timeout_sec,
+    )
+
+
+def trust_file() -> Path:
+    return platformdirs.user_data_path("ponder") / "mcp-trust.json"
+
+
+def fingerprint(workspace: Path, name: str, definition: Any) -> str:
+    """What trusting a project server means: this workspace, this name, this definition."""
+    text = json.dumps([str(workspace), name, definition], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _trusted() -> set[str]:
+    try:
+        return set(json.loads(trust_file().read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def project_servers(
+    workspace: Path,
+) -> tuple[dict[str, tuple[Any, McpServerSettings | str]], str | None]:
+    """The workspace's ``.mcp.json`` servers: name -> (definition, settings or why unusable);
+    and why the file itself is unusable, if it is."""
+    text = read_regular(workspace / PROJECT_FILE, MAX_PROJECT_FILE)
+    if text is None:
+        return {}, None
+    try:
+        servers = json.loads(text).get("mcpServers", {})
+        assert isinstance(servers, dict)
+    except (ValueError, AttributeError, AssertionError):
+        return {}, f"{PROJECT_FILE} is not a JSON object with an mcpServers object"
+    found: dict[str, tuple[Any, McpServerSettings | str]] = {}
+    for name, definition in servers.items():
+        try:
+            settings = _from_claude_shape(definition)
+            Config.model_validate({"mcp_servers": {name: settings.model_dump()}})
+            found[str(name)] = (definition, settings)
+        except (ValidationError, TypeError, ValueError) as error:
+            found[str(name)] = (definition, str(error).splitlines()[0])
+    return found, None
+
+
+def _from_claude_shape(definition: Any) -> McpServerSettings:
+    if not isinstance(definition, dict):
+        raise TypeError("a server must be a JSON object")
+    if definition.get("type") in ("http", "sse") or "url" in definition:
+        return McpServerSettings(
+            url=definition.get("url"), http_headers=definition.get("headers", {})
+        )
+    return McpServerSettings(
+        command=definition.get("command"),
+        args=definition.get("args", []),
+        env=definition.get("env", {}),
+    )
+
+
+def session_servers(
+    config: Config, workspace: Path, extra: Sequence[McpServerSpec] = ()
+) -> tuple[list[McpServerSpec], list[str]]:
+    """The servers to start, and a note for each project server left out (and why)."""
+    specs = {name: spec(name, s) for name, s in config.mcp_servers.items() if s.enabled}
+    notes = []
+    found, problem = project_servers(workspace)
+    if problem:
+        notes.append(problem)
+    trusted = _trusted()
+    for name, (definition, settings) in found.items():
+        if name in specs:
+            continue  # the user's own config wins
+        if isinstance(settings, str):
+            notes.append(f"{PROJECT_FILE}: server {name} is unusable ({settings})")
+        elif fingerprint(workspace, name, definition) not in trusted:
+            notes.append(
+                f"{PROJECT_FILE}: server {name} not started until you trust it "
+                "(`ponder mcp trust` in this folder)"
+            )
+        else:
+            specs[name] = spec(name, settings)
+    for server in extra:
+        specs[server.name] = server
+    return list(specs.values()), notes
+
+
+def trust(workspace: Path, names: list[str]) -> list[str]:
+    """Trust the project's servers (all, or those named); what was trusted, as lines to show."""
+    found, problem = project_servers(workspace)
+    if problem:
+        raise ValueError(problem)
+    trusted = _trusted()
+    shown = []
+    for name, (definition, settings) in found.items():
+        if names and name not in names:
+            continue
+        if isinstance(settings, str):
+            shown.append(f"{name}: unusable, not trusted ({settings})")
+            continue
+        trusted.add(fingerprint(workspace, name, definition))
+        what = settings.url or " ".join([settings.command or "", *settings.args])
+        shown.append(f"{name}: trusted ({what})")
+    path = trust_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sorted(trusted)))
+    return shown
+
+
+def run(argv: list[str]) -> int:
+    """``ponder mcp list|trust [NAME ...]``."""
+    parser = argparse.ArgumentParser(
+        prog="ponder mcp",
+        description="MCP servers: `list` shows the config's and this folder's .mcp.json servers; "
+        "`trust [NAME ...]` lets this folder's .mcp.json servers start (all, or those named). "
+        "A project's server runs its command on this machine, so read it before you trust it.",
+    )
+    parser.add_argument("action", choices=["list", "trust"])
+    parser.add_argument("names", nargs="*", help="with trust: only these servers")
+    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+    args = parser.parse_args(argv)
+    workspace = args.workspace.resolve()
+    if args.action == "trust":
+        lines = trust(workspace, args.names)
+        print("\n".join(safe_text(line) for line in lines) or f"no servers in {PROJECT_FILE}")
+        return 0
+    config = load_config({})
+    for name, mine in config.mcp_servers.items():
+        what = mine.url or " ".join([mine.command or "", *mine.args])
+        print(safe_text(f"{name}: {what} (config{'' if mine.enabled else ', disabled'})"))
+    found, problem = project_servers(workspace)
+    trusted = _trusted()
+    for name, (definition, settings) in found.items():
+        if isinstance(settings, str):
+            state = f"unusable: {settings}"
+        else:
+            known = fingerprint(workspace, name, definition) in trusted
+            state = f"{PROJECT_FILE}, {'trusted' if known else 'not trusted'}"
+        print(safe_text(f"{name}: {json.dumps(definition)[:200]} ({state})"))
+    if problem:
+        print(safe_text(problem))
+    return 0

@@ -1,0 +1,55 @@
+"""An MCP server's tool as one of the model's tools (``mcp__<server>__<tool>``).
+
+It runs on the host through the session's :class:`~ponder.runtime.mcp_client.McpHub`, never in
+the sandbox; its result is cut and cleaned like a command's output before the model sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp_types import Tool as McpToolInfo
+
+from ponder.model.messages import ToolSchema
+from ponder.runtime.mcp_client import McpCallError, McpCallInterrupted, McpHub, tool_name
+from ponder.runtime.tools.base import ToolContext, ToolOutcome
+from ponder.sandbox.output import OutputCapture
+
+INTERRUPTED = "The user interrupted this call."
+
+
+class McpTool:
+    def __init__(self, hub: McpHub, server: str, info: McpToolInfo) -> None:
+        self.hub = hub
+        self.server = server
+        self.tool = info.name
+        parameters = info.input_schema or {"type": "object", "properties": {}}
+        description = (info.description or info.title or info.name).strip()
+        self.schema = ToolSchema(
+            name=tool_name(server, info.name),
+            description=f"{description}\n(From the MCP server `{server}`.)",
+            parameters=parameters,
+        )
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        try:
+            result = self.hub.call(self.server, self.tool, arguments, context.cancel)
+        except McpCallInterrupted:
+            return ToolOutcome(INTERRUPTED, ok=False, interrupted=True)
+        except McpCallError as error:
+            return ToolOutcome(f"Error: {error}", ok=False)
+        capture = OutputCapture()
+        capture.add(result.text.encode("utf-8", errors="replace"))
+        text = capture.text()
+        capture.close()
+        return ToolOutcome(f"Error: {text}" if result.is_error else text, ok=not result.is_error)
+
+
+def mcp_tools(hub: McpHub) -> list[McpTool]:
+    """The tools of every server that started."""
+    return [
+        McpTool(hub, name, info)
+        for name, state in hub.servers.items()
+        if state.state == "ready"
+        for info in state.tools
+    ]

@@ -1,0 +1,189 @@
+"""MCP tools from real servers: ``mcp-server-time`` (PyPI) and the reference
+``@modelcontextprotocol/server-everything`` (npm), over stdio and streamable HTTP, called by a
+scripted model through ``ponder exec``; failing servers, policy, and project servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import PONDER
+from k2text import completion, tool_call, write_script
+
+from ponder.runtime.events import Event, McpServersStarted, MessageAdded, event_from_json
+
+TIME_SERVER = str(Path(sys.executable).parent / "mcp-server-time")
+
+
+@pytest.fixture(scope="session")
+def everything(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The reference MCP server from npm, installed once for the test session."""
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but npm is missing (Node 20 is part of the machine)")
+        pytest.skip("npm is not installed")
+    prefix = tmp_path_factory.mktemp("npm")
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
+         "@modelcontextprotocol/server-everything@2026.8.31"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return str(prefix / "node_modules" / ".bin" / "mcp-server-everything")
+
+
+@pytest.fixture
+def everything_http(everything: str) -> Iterator[str]:
+    """The same server over streamable HTTP, on a free port of 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [everything, "streamableHttp"],
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the HTTP server did not start"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def configure(env: dict[str, str], toml: str) -> None:
+    folder = Path(env["XDG_CONFIG_HOME"]) / "ponder"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text(toml)
+
+
+def run_exec(
+    tmp_path: Path, workspace: Path, env: dict[str, str], *steps: str, flags: tuple[str, ...] = ()
+) -> tuple[subprocess.CompletedProcess[str], list[Event]]:
+    script = write_script(tmp_path / "script.jsonl", *steps)
+    result = subprocess.run(
+        [PONDER, "exec", "--json", "go", "--model", f"scripted:{script}", "--sandbox", "local",
+         *flags],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return result, [event_from_json(line) for line in result.stdout.splitlines()]
+
+
+def tool_results(events: list[Event]) -> list[str]:
+    return [
+        str(e.message["content"])
+        for e in events
+        if isinstance(e, MessageAdded) and e.message["role"] == "tool"
+    ]
+
+
+def test_tools_of_real_servers_are_called_and_fed_back(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str], everything: str, everything_http: str
+) -> None:
+    configure(
+        user_env,
+        f'[mcp_servers.time]\ncommand = "{TIME_SERVER}"\n'
+        f'[mcp_servers.everything]\ncommand = "{everything}"\nenabled_tools = ["echo"]\n'
+        f'[mcp_servers.web]\nurl = "{everything_http}"\n',
+    )
+    result, events = run_exec(
+        tmp_path, workspace, user_env,
+        completion("What time?", tool_call("mcp__time__get_current_time", 0, {"timezone": "UTC"})),
+        completion("Echo.", tool_call("mcp__everything__echo", 1, {"message": "over stdio"})),
+        completion("Sum.", tool_call("mcp__web__get-sum", 2, {"a": 2, "b": 40})),
+        completion("Done.", content="It is late."),
+        flags=("--allow", "mcp__time", "--allow", "mcp__everything__echo", "--allow", "mcp__web"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (started,) = [e for e in events if isinstance(e, McpServersStarted)]
+    tools = {server.name: (server.state, server.tools) for server in started.servers}
+    assert tools["time"] == ("ready", ["get_current_time", "convert_time"])
+    assert tools["everything"] == ("ready", ["echo"])  # enabled_tools holds
+    assert tools["web"][0] == "ready"
+    clock, echo, total = tool_results(events)
+    assert json.loads(clock)["timezone"] == "UTC"
+    assert echo == "Echo: over stdio"
+    assert "42" in total
+
+
+def test_a_server_that_does_not_start_is_reported_once_and_the_session_goes_on(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    configure(
+        user_env,
+        '[mcp_servers.missing]\ncommand = "/nonexistent/mcp-server"\n'
+        '[mcp_servers.silent]\ncommand = "sleep"\nargs = ["60"]\nstartup_timeout_sec = 1\n',
+    )
+    begun = time.monotonic()
+    result, events = run_exec(
+        tmp_path, workspace, user_env,
+        completion("Try it.", tool_call("mcp__missing__anything", 0, {})),
+        completion("Fine.", content="Did without."),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - begun < 30  # the silent server is given up on, not waited for
+    (started,) = [e for e in events if isinstance(e, McpServersStarted)]
+    failed = {server.name: server.error or "" for server in started.servers}
+    assert "No such file" in failed["missing"] or "not found" in failed["missing"].lower()
+    assert failed["silent"] == "did not start within 1 s"
+    (answer,) = tool_results(events)
+    assert "no tool named `mcp__missing__anything`" in answer
+
+
+def test_policy_asks_by_default_and_deny_rules_hold(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    configure(user_env, f'[mcp_servers.time]\ncommand = "{TIME_SERVER}"\n')
+    steps = (
+        completion("What time?", tool_call("mcp__time__get_current_time", 0, {"timezone": "UTC"})),
+        completion("Oh.", content="Could not."),
+    )
+    _, events = run_exec(tmp_path, workspace, user_env, *steps)
+    (refused,) = tool_results(events)  # auto mode asks; nobody is there to say yes
+    assert "nobody to give it" in refused
+    _, events = run_exec(tmp_path, workspace, user_env, *steps, flags=("--deny", "mcp__time"))
+    (refused,) = tool_results(events)
+    assert refused.startswith("Denied by a rule: `mcp__time__get_current_time` matches")
+
+
+def test_a_projects_servers_start_only_once_trusted(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """A .mcp.json in the workspace (which the sandbox can write) runs a command on the host:
+    it needs the user's word first, and again when it changes."""
+    definition = {"mcpServers": {"clock": {"command": TIME_SERVER, "args": []}}}
+    (workspace / ".mcp.json").write_text(json.dumps(definition))
+    steps = (completion("Done.", content="ok"),)
+    _, events = run_exec(tmp_path, workspace, user_env, *steps)
+    (started,) = [e for e in events if isinstance(e, McpServersStarted)]
+    assert started.servers == []
+    assert "server clock not started until you trust it" in started.notes[0]
+    trusted = subprocess.run(
+        [PONDER, "mcp", "trust"], cwd=workspace, env=user_env, capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    assert f"clock: trusted ({TIME_SERVER})" in trusted.stdout
+    _, events = run_exec(tmp_path, workspace, user_env, *steps)
+    (started,) = [e for e in events if isinstance(e, McpServersStarted)]
+    assert [(s.name, s.state) for s in started.servers] == [("clock", "ready")]
+    definition["mcpServers"]["clock"]["args"] = ["--local-timezone", "UTC"]
+    (workspace / ".mcp.json").write_text(json.dumps(definition))
+    _, events = run_exec(tmp_path, workspace, user_env, *steps)
+    (started,) = [e for e in events if isinstance(e, McpServersStarted)]
+    assert started.servers == []  # changed: not trusted any more
