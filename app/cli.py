@@ -70,6 +70,12 @@ def exec_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-last-message", type=Path, metavar="FILE", help="also write the answer here"
     )
+    parser.add_argument(
+        "--output-schema",
+        type=Path,
+        metavar="FILE",
+        help="a JSON Schema the final answer must match (the answer is written as JSON)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="activity on stderr")
     add_run_options(parser)
     return parser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from ponder.model.backend import ConfigurationError, GenerationSettings
+from ponder.model.backend import ChatBackend, ConfigurationError, GenerationSettings, open_backend
 from ponder.model.llamacpp import LlamaOptions
 from ponder.model.offload import parse_size
 from ponder.model.openai_compat import OpenAIOptions
@@ -26,6 +27,7 @@ from ponder.runtime.budgets import Budgets
 from ponder.runtime.context import ContextSettings
 from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.project_docs import MAX_BYTES
+from ponder.runtime.usage import Prices
 from ponder.sandbox.disk_guard import DiskLimits
 from ponder.sandbox.image import DEFAULT_IMAGE
 
@@ -174,6 +176,33 @@ class McpServerSettings(BaseModel):
         return self
 
 
+class ModelInfo(BaseModel):
+    """``[models.NAME]``: what a server does not say about a model. NAME is the model's name in
+    its spec: what follows ``#`` (``openai:URL#kimi-k2-thinking``), else the file name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context_window: int | None = Field(default=None, ge=1)
+    """The model's context in tokens (for an OpenAI-compatible server; overrides openai's)."""
+    input_per_million: float | None = Field(default=None, ge=0)
+    """US dollars per million prompt tokens; with output_per_million, runs report their cost."""
+    cached_input_per_million: float | None = Field(default=None, ge=0)
+    output_per_million: float | None = Field(default=None, ge=0)
+
+    def prices(self) -> Prices | None:
+        if self.input_per_million is None or self.output_per_million is None:
+            return None
+        return Prices(
+            self.input_per_million, self.output_per_million, self.cached_input_per_million
+        )
+
+
+def model_name(spec: str) -> str:
+    """The name a spec's model goes by in ``[models]``."""
+    target = spec.partition(":")[2]
+    return target.rpartition("#")[2] if "#" in target else Path(target).name
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -215,10 +244,26 @@ class Config(BaseModel):
     llama: LlamaSettings = Field(default_factory=LlamaSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     disk: DiskSettings = Field(default_factory=DiskSettings)
+    models: dict[str, ModelInfo] = Field(default_factory=dict)
+    """Context windows and prices by model name (``[models.kimi-k2-thinking]``)."""
     mcp_servers: dict[
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")], McpServerSettings
     ] = Field(default_factory=dict)
     """MCP servers by name (letters, digits, ``-`` and ``_``: the name is part of tool names)."""
+
+    def model_info(self, spec: str | None = None) -> ModelInfo:
+        return self.models.get(model_name(spec or self.model or ""), ModelInfo())
+
+    def open_backend(self, spec: str | None = None) -> ChatBackend:
+        """The model ``spec`` (the configured one by default), opened with this config."""
+        spec = spec or self.model
+        if not spec:
+            raise ConfigurationError("no model configured")
+        openai = self.openai.options()
+        window = self.model_info(spec).context_window
+        if window is not None:
+            openai = replace(openai, context_size=window)
+        return open_backend(spec, llama=self.llama.options(), openai=openai)
 
 
 def config_dir() -> Path:

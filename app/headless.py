@@ -10,19 +10,22 @@ the codes in :mod:`ponder.app.exit_codes`.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import ctrl_c_interrupts, unattended_decision
-from ponder.app.line import STOPPED, LinePrinter, counted
+from ponder.app.line import STOPPED, LinePrinter, counted, describe_usage
+from ponder.app.output_schema import RETRIES, parse_answer, retry_task, with_schema
 from ponder.app.session import open_session
 from ponder.runtime.events import Event, RunFinished, event_to_json
 from ponder.runtime.port import Unattended
@@ -110,10 +113,15 @@ def run_unattended(
     verbose: bool = False,
     last_message: Path | None = None,
     resume: str | None = None,
+    summary: bool = False,
+    output_schema: dict[str, Any] | None = None,
 ) -> int:
-    """Run one task to its end; the answer goes to stdout unless events do."""
+    """Run one task to its end; the answer goes to stdout unless events do. ``summary``: a
+    last line on stderr with the session id and the usage; ``output_schema``: the answer must
+    be JSON matching it, and is written as JSON."""
     if not task.strip():
         raise UsageError("no task: give a prompt (or pipe one in)")
+    mismatch = None
     with open_session(config, workspace, resume=resume) as session:
         display: Callable[[Event], None]
         if json_events:
@@ -122,8 +130,27 @@ def run_unattended(
             display = LinePrinter(Console(stderr=True, highlight=False))
         else:
             display = _quiet
+        port = Unattended(display, unattended_decision(config))
         with ctrl_c_interrupts(session.interrupt):
-            finished = session.run(task, Unattended(display, unattended_decision(config)))
+            if output_schema is not None:
+                task = with_schema(task, output_schema)
+            finished = session.run(task, port)
+            for _ in range(RETRIES + 1 if output_schema is not None else 0):
+                if finished.reason not in ("answered", "submitted"):
+                    break
+                value, mismatch = parse_answer(finished.answer, output_schema or {})
+                if mismatch is None:
+                    answer = json.dumps(value, ensure_ascii=False)
+                    finished = finished.model_copy(update={"answer": answer})
+                    break
+                finished = session.run(retry_task(mismatch), port)
+    if mismatch is not None:
+        finished = finished.model_copy(
+            update={
+                "reason": "error",
+                "error": f"the answer does not match --output-schema ({mismatch})",
+            }
+        )
     if last_message is not None:
         last_message.write_text(finished.answer + ("\n" if finished.answer else ""))
     if not json_events:
@@ -131,6 +158,8 @@ def run_unattended(
             print(safe_text(finished.answer), flush=True)  # cut short: exit 1 says so
         if not verbose:
             _explain(finished)
+    if summary:
+        print(f"ponder: {describe_usage(session.id, finished)}", file=sys.stderr)
     return exit_code(finished)
 
 

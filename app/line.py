@@ -101,6 +101,25 @@ def describe_server(server: McpServer) -> str:
     return f"MCP server {server.name}: {tools} ({', '.join(server.tools)})"
 
 
+def _tokens(count: int) -> str:
+    return f"{count / 1000:.1f}K" if count >= 1000 else str(count)
+
+
+def describe_usage(session_id: str, finished: RunFinished) -> str:
+    """One line: the session (to resume it), steps, tokens, time and cost."""
+    parts = [f"session {session_id}", counted(finished.steps, "step")]
+    usage = finished.usage
+    if usage is not None:
+        cached = f" ({_tokens(usage.cached_tokens)} cached)" if usage.cached_tokens else ""
+        prompt = f"{_tokens(usage.prompt_tokens)} prompt{cached}"
+        parts.append(f"{prompt} + {_tokens(usage.completion_tokens)} completion tokens")
+        parts.append(f"{usage.wall_s:.1f} s")
+        if usage.cost_usd is not None:
+            parts.append(f"${usage.cost_usd:.4f}")
+    parts.append(f"continue with: ponder exec --resume {session_id} PROMPT")
+    return " · ".join(parts)
+
+
 def describe_note(event: Event) -> str | None:
     """The line a person reads when a safety net acts (a budget, the context, the loop guard,
     a checkpoint, a policy's answer); None for every other event."""

@@ -15,10 +15,11 @@ from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import pick_frontend, run_line, run_tui, unattended_decision
 from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.line import LinePrinter
+from ponder.app.output_schema import load_schema
 from ponder.app.sandboxes import copy_sandboxes
 from ponder.app.session import agent_settings, checkpoint_store, open_session
 from ponder.app.slash_commands import SessionCommands
-from ponder.model.backend import ChatBackend, open_backend
+from ponder.model.backend import ChatBackend
 from ponder.runtime.checkpoints import CheckpointError, apply_patch
 from ponder.runtime.events import Event
 from ponder.runtime.heavy import run_heavy
@@ -40,6 +41,7 @@ def _setup(args: argparse.Namespace, flags: Flags) -> tuple[Config, Path]:
 def run_exec(args: argparse.Namespace, flags: Flags) -> int:
     """``ponder exec``: stdin is the task when the prompt is ``-``, and is read for nothing else."""
     config, workspace = _setup(args, flags)
+    schema = load_schema(args.output_schema) if args.output_schema else None
     task = sys.stdin.read() if args.prompt == "-" else args.prompt
     return run_unattended(
         config,
@@ -49,6 +51,8 @@ def run_exec(args: argparse.Namespace, flags: Flags) -> int:
         verbose=args.verbose,
         last_message=args.output_last_message,
         resume=args.resume,
+        summary=not args.json,  # with --json the events carry it
+        output_schema=schema,
     )
 
 
@@ -92,9 +96,7 @@ def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
 
     def new_backend() -> ChatBackend:
         assert config.model is not None
-        return open_backend(
-            config.model, llama=config.llama.options(), openai=config.openai.options()
-        )
+        return config.open_backend()
 
     shared = new_backend()
     backends: list[ChatBackend] = [shared]

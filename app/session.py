@@ -23,7 +23,7 @@ from ponder.app.exit_codes import UsageError
 from ponder.app.line import describe_server
 from ponder.app.mcp_servers import session_servers
 from ponder.app.sandboxes import sandbox_session
-from ponder.model.backend import ChatBackend, open_backend
+from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.budgets import Budgets
@@ -152,10 +152,15 @@ class Session:
             backend,
             sandbox,
             tools=[*default_tools(), *(mcp_tools(mcp) if mcp else [])],
-            settings=replace(agent_settings(config), instructions=instructions_prompt(docs)),
+            settings=replace(
+                agent_settings(config),
+                instructions=instructions_prompt(docs),
+                prices=config.model_info().prices(),
+            ),
             policy=approval_policy(config),
             checkpoints=checkpoints,
             messages=messages,
+            session_id=self.recorder.id,
         )
 
     @property
@@ -200,9 +205,7 @@ class Session:
 
     def switch_model(self, spec: str) -> None:
         """Go on with another model (the conversation is kept)."""
-        backend = open_backend(
-            spec, llama=self.config.llama.options(), openai=self.config.openai.options()
-        )
+        backend = self.config.open_backend(spec)
         self.agent.switch_backend(backend).close()
 
     def close(self) -> None:
@@ -250,9 +253,7 @@ def open_session(
     if not config.model:
         raise UsageError("no model configured")
     specs, mcp_notes = session_servers(config, workspace, mcp_extra)
-    backend = open_backend(
-        config.model, llama=config.llama.options(), openai=config.openai.options()
-    )
+    backend = config.open_backend()
     try:
         with sandbox_session(config, workspace) as sandbox, mcp_hub(specs) as hub:
             session = Session(config, workspace, backend, sandbox, resume, hub, mcp_notes)

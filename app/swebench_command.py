@@ -24,7 +24,7 @@ from ponder.app.config import Config, load_config
 from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ponder.app.sandboxes import prepared_engine
 from ponder.app.session import agent_settings
-from ponder.model.backend import ChatBackend, open_backend
+from ponder.model.backend import ChatBackend
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.swe.grader import Report, grade_all
 from ponder.runtime.swe.instances import Instance, InstanceError, load_instances, load_predictions
@@ -110,9 +110,8 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
             yield ScriptedBackend.from_file(path)
 
         return scripted, True
-    options = {"llama": config.llama.options(), "openai": config.openai.options()}
     if spec.startswith("llamacpp:"):
-        shared = open_backend(spec, **options)  # type: ignore[arg-type]
+        shared = config.open_backend(spec)
 
         def local(instance: Instance, number: int) -> AbstractContextManager[ChatBackend]:
             return nullcontext(shared)
@@ -121,7 +120,7 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
 
     @contextmanager
     def remote(instance: Instance, number: int) -> Iterator[ChatBackend]:
-        backend = open_backend(spec, **options)  # type: ignore[arg-type]
+        backend = config.open_backend(spec)
         try:
             yield backend
         finally:

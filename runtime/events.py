@@ -35,6 +35,8 @@ class _Event(BaseModel):
 class RunStarted(_Event):
     type: Literal["run_started"] = "run_started"
     task: str
+    session_id: str | None = None
+    """The session this run belongs to (``ponder exec --resume ID`` continues it)."""
     model: str
     sandbox: str
     max_steps: int
@@ -276,6 +278,20 @@ FinishReason = Literal[
 ]
 
 
+class RunUsage(BaseModel):
+    """A run's totals over all its steps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int
+    """Prompt tokens of every step together (the cached ones included)."""
+    cached_tokens: int
+    completion_tokens: int
+    wall_s: float
+    cost_usd: float | None = None
+    """From the config's prices for the model; unset without them."""
+
+
 class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     reason: FinishReason
@@ -285,6 +301,7 @@ class RunFinished(_Event):
     error: str | None = None
     retryable: bool | None = None
     """With an error: true when trying again later may work (backend unreachable, rate limit)."""
+    usage: RunUsage | None = None
 
 
 Event = Annotated[

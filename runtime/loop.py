@@ -49,6 +49,7 @@ from ponder.runtime.reply import Reply, read_reply
 from ponder.runtime.tool_calls import ToolRunner
 from ponder.runtime.tools import default_tools
 from ponder.runtime.tools.base import Tool, ToolOutcome
+from ponder.runtime.usage import Prices, UsageTotals
 from ponder.sandbox.base import Sandbox, SandboxError
 
 UNUSABLE_REPLIES = 3
@@ -77,6 +78,8 @@ class AgentSettings:
     """None: :func:`system_prompt` for the sandbox's workspace."""
     instructions: str = ""
     """The repository's instructions (AGENTS.md), added to the system prompt."""
+    prices: Prices | None = None
+    """The model's prices, for the cost in a run's usage."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,10 @@ class Agent:
         policy: ApprovalPolicy | None = None,
         checkpoints: Checkpoints | None = None,
         messages: list[Message] | None = None,
+        session_id: str | None = None,
     ) -> None:
         """``messages`` continues an earlier conversation (``--resume``)."""
+        self.session_id = session_id
         self.backend = backend
         self.sandbox = sandbox
         self.settings = settings or AgentSettings()
@@ -126,6 +131,7 @@ class Agent:
         self._last_command = ""
         self._unusable_replies = 0
         self._steps = 0
+        self._usage = UsageTotals()
 
     # --- what frontends and slash commands may do
 
@@ -167,12 +173,15 @@ class Agent:
         self._time_up.clear()
         self._port = port
         self._steps = 0
+        self._usage = UsageTotals()
+        started = time.monotonic()
         budgets = self.settings.budgets
         clock = self._start_clock(budgets.time_limit)
         try:
             self._event(
                 RunStarted(
                     task=task,
+                    session_id=self.session_id,
                     model=self.backend.name,
                     sandbox=self.sandbox.description,
                     max_steps=budgets.max_steps,
@@ -193,6 +202,7 @@ class Agent:
             steps=self._steps,
             error=ending.error,
             retryable=ending.retryable,
+            usage=self._usage.report(time.monotonic() - started, self.settings.prices),
         )
         self._event(finished)
         self._port = _idle()
@@ -356,6 +366,7 @@ class Agent:
         deltas = self.backend.stream(self.messages, self.schemas, settings, self.cancel)
         reply = read_reply(deltas, step, self._event, self.backend.context_size)
         if reply.usage is not None:
+            self._usage.add(reply.usage)
             self._prompt_tokens = reply.usage.prompt_tokens + reply.usage.completion_tokens
             self._chars_since_count = 0
         return reply
