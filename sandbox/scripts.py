@@ -308,18 +308,31 @@ def save_log_script() -> str:
 
 
 def sweep_script() -> str:
-    """Kill every process that still carries the exec id $1.
+    """Kill every process that still carries the exec id $1, and wait until they are dead.
 
     Every process a command starts inherits its exec id, daemons that left its process group
-    included, so this finds what a timed-out command left behind.
+    included, so this finds what a timed-out or interrupted command left behind. SIGKILL takes
+    effect when a process is next scheduled, so the script then waits (up to about 2 s) until
+    each is gone or a zombie: when the exec returns, the command has stopped.
     """
     return (
+        "killed=\n"
         "for e in /proc/[0-9]*/environ; do\n"
         "  p=${e#/proc/}; p=${p%/environ}\n"
         '  [ "$p" = "$$" ] && continue\n'
         f'  if tr "\\0" "\\n" <"$e" 2>/dev/null | grep -qxF "{EXEC_ID_VARIABLE}=$1"; then\n'
-        '    kill -9 "$p" 2>/dev/null\n'
+        '    kill -9 "$p" 2>/dev/null && killed="$killed $p"\n'
         "  fi\n"
+        "done\n"
+        "n=0\n"
+        'while [ -n "$killed" ] && [ $n -lt 200 ]; do\n'
+        "  left=\n"
+        "  for p in $killed; do\n"
+        '    read -r s <"/proc/$p/stat" 2>/dev/null || continue\n'
+        '    s=${s##*) }; [ "${s%% *}" = Z ] || left="$left $p"\n'
+        "  done\n"
+        "  killed=$left; n=$((n + 1))\n"
+        '  [ -n "$killed" ] && { sleep 0.01 2>/dev/null || :; }\n'
         "done\n"
         "exit 0\n"
     )
