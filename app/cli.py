@@ -36,7 +36,8 @@ def main_parser() -> argparse.ArgumentParser:
         description="A terminal coding agent for thinking models. Every command runs in a "
         "Docker sandbox.",
         epilog="Other commands: ponder exec (headless, for CI); ponder acp (for editors: Zed, "
-        "Toad); ponder mcp list|trust (MCP servers); ponder swebench [eval] (batches of "
+        "Toad); ponder mcp list|trust (MCP servers); ponder serve "
+        "[GGUF] (a local model kept warm); ponder swebench [eval] (batches of "
         "SWE-bench tasks); ponder demo (a full run without a model); ponder doctor (checks "
         "everything ponder needs); ponder sessions, export ID, undo, diff (sessions and their "
         "changes); ponder model render|parse|info|plan (formats and GGUFs); ponder sandbox "
@@ -246,6 +247,10 @@ def _dispatch(argv: list[str]) -> int:
         from ponder.app import session_commands
 
         return session_commands.run(argv)
+    if command == "serve":
+        from ponder.app import serve
+
+        return serve.run(argv[1:])
     if command == "mcp":
         from ponder.app import mcp_servers
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -254,11 +255,30 @@ class Config(BaseModel):
     def model_info(self, spec: str | None = None) -> ModelInfo:
         return self.models.get(model_name(spec or self.model or ""), ModelInfo())
 
+    @staticmethod
+    def _served_context(url: str) -> int:
+        import httpx
+
+        try:
+            return int(httpx.get(f"{url}/metrics", timeout=2.0).json()["context_size"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return OpenAIOptions.context_size
+
     def open_backend(self, spec: str | None = None) -> ChatBackend:
         """The model ``spec`` (the configured one by default), opened with this config."""
         spec = spec or self.model
         if not spec:
             raise ConfigurationError("no model configured")
+        if spec.startswith("llamacpp:"):
+            from ponder.app.serve import running_server
+
+            url = running_server(Path(spec.partition(":")[2]))
+            if url is not None:  # the model is warm in a `ponder serve`: no second load
+                print(f"ponder: using the model `ponder serve` holds at {url}", file=sys.stderr)
+                return open_backend(
+                    f"openai:{url}/v1#{Path(spec.partition(':')[2]).name}",
+                    openai=replace(self.openai.options(), context_size=self._served_context(url)),
+                )
         openai = self.openai.options()
         window = self.model_info(spec).context_window
         if window is not None:

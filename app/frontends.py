@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
 
@@ -24,9 +24,11 @@ from ponder.app.config import Config, config_dir
 from ponder.app.line import LinePort, LinePrinter
 from ponder.app.line_prompt import LinePrompt
 from ponder.app.slash_commands import SLOW, TASK_COMMANDS
-from ponder.app.tui.app import Command, PonderApp, RunTask
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
+
+if TYPE_CHECKING:  # Textual takes a quarter of a second to import; headless runs skip it
+    from ponder.app.tui.app import Command, RunTask
 
 Frontend = Literal["tui", "line"]
 
@@ -77,6 +79,8 @@ def run_tui(
     workspace: Path | None = None,
     inline: bool = False,
 ) -> RunFinished | None:
+    from ponder.app.tui.app import PonderApp
+
     app = PonderApp(
         run_task,
         interrupt=interrupt,

@@ -23,6 +23,7 @@ from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import Delta, Finished, ReasoningCut, StopReason, Usage
 from ponder.model.gguf_file import GGUFModel, read_gguf
 from ponder.model.k2_parser import K2OutputParser
+from ponder.model.kv_slots import KvSlots
 from ponder.model.llama_glue import (
     CallbackExceptions,
     build_problem,
@@ -75,6 +76,8 @@ class LlamaOptions:
     """``REGEX=BUFT`` overrides (``-ot``)."""
     auto_placement: bool = True
     """Without manual placement and with a GPU, plan it from the GPU's free memory."""
+    kv_slots_bytes: int = 0
+    """Memory for other conversations' saved KV caches (``ponder serve``); 0: one conversation."""
 
 
 def _cache_type(name: str | None) -> int | None:
@@ -189,6 +192,7 @@ class LlamaCppBackend:
             )
         )
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort, None)
+        self.slots = KvSlots(self._llm, self.options.kv_slots_bytes)
         embedded = self.model_file.chat_template
         self.template = (
             ChatTemplate(embedded, origin=f"the chat template in {self.path.name}")
@@ -237,6 +241,7 @@ class LlamaCppBackend:
         limit = context - len(tokens)
         if settings.max_new_tokens is not None:
             limit = min(limit, settings.max_new_tokens)
+        self.slots.prepare(tokens)
         cached = self._reusable_prefix(tokens)
         parser = K2OutputParser()
         reason: StopReason = "length"

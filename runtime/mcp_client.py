@@ -16,15 +16,13 @@ import threading
 import time
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
-
-import httpx2
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp_types import Tool as McpToolInfo
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ponder.runtime.approvals import MCP_PREFIX
+
+if TYPE_CHECKING:  # the SDK takes most of a second to import: only sessions with servers pay
+    from mcp import Client
+    from mcp_types import Tool as McpToolInfo
 
 CLOSE_TIMEOUT_S = 5.0
 
@@ -130,6 +128,8 @@ class McpHub:
         """Hold the server's connection open until the hub closes."""
         try:
             async with AsyncExitStack() as stack:
+                from mcp import Client
+
                 client = await stack.enter_async_context(Client(self._transport(spec, stack)))
                 tools: list[McpToolInfo] = []
                 cursor = None
@@ -152,6 +152,10 @@ class McpHub:
             self._clients.pop(spec.name, None)
 
     def _transport(self, spec: McpServerSpec, stack: AsyncExitStack) -> Any:
+        import httpx2
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+
         if spec.url is not None:
             http = httpx2.AsyncClient(headers=spec.headers, timeout=spec.tool_timeout)
             stack.push_async_callback(http.aclose)

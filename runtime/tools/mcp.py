@@ -6,14 +6,15 @@ the sandbox; its result is cut and cleaned like a command's output before the mo
 
 from __future__ import annotations
 
-from typing import Any
-
-from mcp_types import Tool as McpToolInfo
+from typing import TYPE_CHECKING, Any
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.mcp_client import McpCallError, McpCallInterrupted, McpHub, tool_name
 from ponder.runtime.tools.base import ToolContext, ToolOutcome
 from ponder.sandbox.output import OutputCapture
+
+if TYPE_CHECKING:
+    from mcp_types import Tool as McpToolInfo
 
 INTERRUPTED = "The user interrupted this call."
 
