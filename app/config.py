@@ -35,6 +35,10 @@ from ponder.sandbox.image import DEFAULT_IMAGE
 _GENERATION = GenerationSettings()
 
 
+def kv_cache_dir() -> Path:
+    return platformdirs.user_cache_path("ponder") / "kv"
+
+
 class ConfigError(Exception):
     """The configuration is unusable; the message names the file or variable at fault."""
 
@@ -64,6 +68,18 @@ class LlamaSettings(BaseModel):
     """Keep the routed experts of the first N blocks on the CPU."""
     override_tensor: list[str] = Field(default_factory=list)
     """REGEX=BUFFER_TYPE tensor placements, as llama.cpp's -ot."""
+    kv_disk: str | int = "8GiB"
+    """Disk for sessions' KV caches, so a resumed session does not prefill again (0: none)."""
+
+    @field_validator("kv_disk")
+    @classmethod
+    def _disk_size(cls, value: str | int) -> str | int:
+        if str(value) != "0":
+            try:
+                parse_size(str(value))
+            except ConfigurationError as error:
+                raise ValueError(str(error)) from None
+        return value
 
     def options(self) -> LlamaOptions:
         return LlamaOptions(
@@ -77,6 +93,8 @@ class LlamaSettings(BaseModel):
             cpu_moe=self.cpu_moe,
             n_cpu_moe=self.n_cpu_moe,
             override_tensor=tuple(self.override_tensor),
+            kv_disk=None if str(self.kv_disk) == "0" else str(kv_cache_dir()),
+            kv_disk_bytes=0 if str(self.kv_disk) == "0" else parse_size(str(self.kv_disk)),
         )
 
 

@@ -7,6 +7,10 @@
 
 The command's own start (Python and ponder's imports) is in both figures, as a user feels it.
 
+2. Resuming a 4,000-token conversation in a new process: time to first token with the KV cache
+   the session left on disk, against a fresh prefill of the same prompt (in-process backends,
+   so the model load is in neither figure). Interleaved, median of the rounds.
+
 Run: .venv/bin/python bench/serve_bench.py  (bench/run installs what it needs first)
 """
 
@@ -22,6 +26,11 @@ import time
 from pathlib import Path
 
 import httpx
+
+from ponder.model.backend import GenerationSettings
+from ponder.model.deltas import ContentDelta, ReasoningDelta
+from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.messages import Message
 
 ROUNDS = 5
 PONDER = str(Path(sys.executable).parent / "ponder")
@@ -52,6 +61,50 @@ def first_token(model: Path, env: dict[str, str], workspace: Path) -> float:
     if seen is None:
         raise SystemExit("bench: the one-liner streamed no token")
     return seen
+
+
+def _time_to_first_token(backend: LlamaCppBackend, messages: list[Message]) -> float:
+    started = time.perf_counter()
+    stream = backend.stream(messages, [], GenerationSettings(max_new_tokens=4))
+    for delta in stream:
+        if isinstance(delta, ReasoningDelta | ContentDelta):
+            seen = time.perf_counter() - started
+            for _ in stream:  # let the step finish, as a run would
+                pass
+            return seen
+    raise SystemExit("bench: no token")
+
+
+def resume(model: Path) -> None:
+    paragraph = (
+        "The river rises in the mountains, runs through three countries and a dozen towns, "
+        "and reaches the sea in a wide delta where the birds stop on their way south. "
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        kept = LlamaOptions(ctx_size=8192, kv_disk=folder)
+        session = [Message(role="user", content=paragraph * 121 + "Summarise this.")]
+        first = LlamaCppBackend(model, kept)
+        list(first.stream(session, [], GenerationSettings(max_new_tokens=1)))
+        prompt = first.slots._held()
+        first.close()  # the session ends: its cache goes to disk
+        follow = [*session, Message(role="assistant", content="A river."),
+                  Message(role="user", content="And the birds?")]  # fmt: skip
+        restored: list[float] = []
+        fresh: list[float] = []
+        for _ in range(ROUNDS):
+            backend = LlamaCppBackend(model, kept)
+            restored.append(_time_to_first_token(backend, follow))
+            backend._llm.close()  # not close(): this round's cache need not be written
+            backend = LlamaCppBackend(model, LlamaOptions(ctx_size=8192))
+            fresh.append(_time_to_first_token(backend, follow))
+            backend.close()
+    mine, peer = statistics.median(restored), statistics.median(fresh)
+    size = f"{len(prompt):,}-token"
+    print(f"2. Resume of a {size} conversation, time to first token, median of {ROUNDS}")
+    print(
+        f"   restored from disk {mine * 1000:7.0f} ms   fresh prefill {peer * 1000:7.0f} ms   "
+        f"restored/fresh {mine / peer:.3f}"
+    )
 
 
 def main() -> None:
@@ -95,6 +148,7 @@ def main() -> None:
         f"   warm ponder serve {mine * 1000:7.0f} ms   cold load {peer * 1000:7.0f} ms   "
         f"cold/warm {peer / mine:.1f}x"
     )
+    resume(model)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the KV cache and only the new suffix is prefilled.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -23,7 +24,7 @@ from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import Delta, Finished, ReasoningCut, StopReason, Usage
 from ponder.model.gguf_file import GGUFModel, read_gguf
 from ponder.model.k2_parser import K2OutputParser
-from ponder.model.kv_slots import KvSlots
+from ponder.model.kv_slots import DiskStore, KvSlots
 from ponder.model.llama_glue import (
     CallbackExceptions,
     build_problem,
@@ -78,6 +79,10 @@ class LlamaOptions:
     """Without manual placement and with a GPU, plan it from the GPU's free memory."""
     kv_slots_bytes: int = 0
     """Memory for other conversations' saved KV caches (``ponder serve``); 0: one conversation."""
+    kv_disk: str | None = None
+    """A folder where KV caches outlive the process (a resumed session restores its own);
+    None: none are kept."""
+    kv_disk_bytes: int = 8 * 1024**3
 
 
 def _cache_type(name: str | None) -> int | None:
@@ -192,7 +197,12 @@ class LlamaCppBackend:
             )
         )
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort, None)
-        self.slots = KvSlots(self._llm, self.options.kv_slots_bytes)
+        disk = None
+        if self.options.kv_disk:
+            disk = DiskStore(
+                self._kv_folder(Path(self.options.kv_disk)), self.options.kv_disk_bytes
+            )
+        self.slots = KvSlots(self._llm, self.options.kv_slots_bytes, disk)
         embedded = self.model_file.chat_template
         self.template = (
             ChatTemplate(embedded, origin=f"the chat template in {self.path.name}")
@@ -324,5 +334,13 @@ class LlamaCppBackend:
         )
         yield Finished(reason)
 
+    def _kv_folder(self, root: Path) -> Path:
+        """Caches fit only the model and KV types that made them: one folder for each."""
+        stat = self.path.stat()
+        key = f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
+        key += f"{self.options.cache_type_k}|{self.options.cache_type_v}"
+        return root / hashlib.sha256(key.encode()).hexdigest()[:24]
+
     def close(self) -> None:
+        self.slots.persist()
         self._llm.close()
