@@ -68,6 +68,8 @@ class LlamaSettings(BaseModel):
     """Keep the routed experts of the first N blocks on the CPU."""
     override_tensor: list[str] = Field(default_factory=list)
     """REGEX=BUFFER_TYPE tensor placements, as llama.cpp's -ot."""
+    prompt_lookup: bool = LlamaOptions.prompt_lookup
+    """Speculative decoding with guesses from the conversation (the output is unchanged)."""
     kv_disk: str | int = "8GiB"
     """Disk for sessions' KV caches, so a resumed session does not prefill again (0: none)."""
 
@@ -93,6 +95,7 @@ class LlamaSettings(BaseModel):
             cpu_moe=self.cpu_moe,
             n_cpu_moe=self.n_cpu_moe,
             override_tensor=tuple(self.override_tensor),
+            prompt_lookup=self.prompt_lookup,
             kv_disk=None if str(self.kv_disk) == "0" else str(kv_cache_dir()),
             kv_disk_bytes=0 if str(self.kv_disk) == "0" else parse_size(str(self.kv_disk)),
         )

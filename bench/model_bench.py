@@ -11,6 +11,10 @@
    fastest decode rate measured in (1).
 4. Interrupt latency on real weights: from the cancel event (Esc, Ctrl-C) to the end of the
    stream, during the prefill and during decoding, against one micro-batch and one token.
+5. Speculative decoding from the prompt, on real weights: decode tokens/s of ponder's loop with
+   prompt lookup against raw llama-cpp-python ``Llama.generate``, same prompt, greedy (so both
+   write the same tokens), on an edit-heavy turn (a 60-line file written again with one change)
+   and on free text.
 
 Run: .venv/bin/python bench/model_bench.py  (bench/run installs what it needs first)
 """
@@ -260,11 +264,54 @@ def interrupt_latency() -> None:
     )
 
 
+EDITED_FILE = "".join(
+    f"def handler_{i}(request):\n    return respond(request, code={200 + i})\n" for i in range(30)
+)
+TURNS = {
+    "edit-heavy": f"Here is app.py:\n```python\n{EDITED_FILE}```\nWrite app.py again in full, "
+    "exactly the same except that handler_7 returns code=404.",
+    "free text": "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+}
+
+
+def prompt_lookup(tokens: int = 200) -> None:
+    model = _gemma_path()
+    greedy = GenerationSettings(temperature=0.0, top_k=1, max_new_tokens=tokens)
+    print(f"5. Prompt lookup, decode tokens/s over {tokens} greedy tokens, median of {ROUNDS}")
+    for name, text in TURNS.items():
+        messages = [Message(role="user", content=text)]
+        ours, raws = [], []
+        kept = drafted = 0
+        for _ in range(ROUNDS):
+            backend = LlamaCppBackend(model, LlamaOptions(ctx_size=4096, prompt_lookup=True))
+            deltas = list(backend.stream(messages, [], greedy))
+            usage = next(d for d in deltas if isinstance(d, Usage))
+            ours.append(usage.decode_tokens_per_s or 0.0)
+            drafted, kept = backend.drafted
+            prompt = backend.tokenize(backend.template.render(messages, []))
+            backend.close()
+            raw = Llama(model_path=str(model), n_ctx=4096, verbose=False)
+            generation = raw.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0)
+            next(generation)
+            started = time.perf_counter()
+            for _ in range(tokens - 1):
+                next(generation)
+            raws.append((tokens - 1) / (time.perf_counter() - started))
+            generation.close()
+            raw.close()
+        mine, peer = statistics.median(ours), statistics.median(raws)
+        print(
+            f"   {name:<10} ponder {mine:6.1f} t/s   raw generate {peer:6.1f} t/s   "
+            f"ratio {mine / peer:.2f}   (guesses kept {kept}/{drafted})"
+        )
+
+
 def main() -> None:
     fastest = throughput()
     prefix_reuse()
     parser_throughput(fastest)
     interrupt_latency()
+    prompt_lookup()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import Delta, Finished, ReasoningCut, StopReason, Usage
 from ponder.model.gguf_file import GGUFModel, read_gguf
 from ponder.model.k2_parser import K2OutputParser
-from ponder.model.kv_slots import DiskStore, KvSlots
+from ponder.model.kv_slots import DiskStore, KvSlots, shared_prefix
 from ponder.model.llama_glue import (
     CallbackExceptions,
     build_problem,
@@ -36,6 +36,7 @@ from ponder.model.llama_glue import (
 )
 from ponder.model.messages import Message, ToolSchema
 from ponder.model.offload import cpu_moe_overrides, parse_override, plan_offload
+from ponder.model.prompt_lookup import PromptLookup
 
 KV_CACHE_TYPES = {
     "f32": 0,
@@ -83,6 +84,9 @@ class LlamaOptions:
     """A folder where KV caches outlive the process (a resumed session restores its own);
     None: none are kept."""
     kv_disk_bytes: int = 8 * 1024**3
+    prompt_lookup: bool = True
+    """Speculative decoding with drafts from the conversation itself (same output, faster
+    where the model copies)."""
 
 
 def _cache_type(name: str | None) -> int | None:
@@ -203,6 +207,8 @@ class LlamaCppBackend:
                 self._kv_folder(Path(self.options.kv_disk)), self.options.kv_disk_bytes
             )
         self.slots = KvSlots(self._llm, self.options.kv_slots_bytes, disk)
+        self.drafted = (0, 0)
+        """Guessed tokens so far, and how many of them the model kept."""
         embedded = self.model_file.chat_template
         self.template = (
             ChatTemplate(embedded, origin=f"the chat template in {self.path.name}")
@@ -262,16 +268,11 @@ class LlamaCppBackend:
         history = list(tokens)
         logged_errors()  # what an earlier step left, interrupts included
 
+        lookup = PromptLookup(tokens) if self.options.prompt_lookup else None
+
         def generate() -> Generator[int, Any, None]:
             # Each call continues from ``history``; the KV cache already holds all but its end.
-            return self._llm.generate(
-                history,
-                temp=settings.temperature,
-                top_p=settings.top_p,
-                min_p=settings.min_p,
-                top_k=settings.top_k or 0,  # 0 turns top-k off
-                repeat_penalty=1.0,
-            )
+            return self._generate(history, settings, lookup)
 
         generation = generate()
         try:
@@ -297,6 +298,8 @@ class LlamaCppBackend:
                     break
                 generated += 1
                 history.append(token)
+                if lookup is not None:
+                    lookup.add(token)
                 if generated == 1:
                     first = time.perf_counter()
                 if self._is_eog(self._vocab, token):
@@ -313,6 +316,9 @@ class LlamaCppBackend:
                         # Close the reasoning for the model and let it go on from there.
                         generation.close()
                         history.extend(self._think_close)
+                        if lookup is not None:
+                            for closing in self._think_close:
+                                lookup.add(closing)
                         yield ReasoningCut(reasoning)
                         yield from parser.feed("</think>")
                         generation = generate()
@@ -340,6 +346,59 @@ class LlamaCppBackend:
         key = f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
         key += f"{self.options.cache_type_k}|{self.options.cache_type_v}"
         return root / hashlib.sha256(key.encode()).hexdigest()[:24]
+
+    def _generate(
+        self, history: list[int], settings: GenerationSettings, lookup: PromptLookup | None
+    ) -> Generator[int, Any, None]:
+        """Tokens sampled after ``history``, speculatively when ``lookup`` has a guess.
+
+        Each step decodes the last sampled token together with a draft of guessed tokens,
+        asking for logits at every position; then it samples position by position with the
+        same sampler a plain decode uses, keeping the guesses while they are what it samples.
+        Every emitted token is thus sampled from the model's own distribution given what
+        precedes it (the same draws, in the same order, as without guessing); rejected guesses
+        leave the KV cache at once.
+        """
+        llm = self._llm
+        shared = shared_prefix(llm.input_ids[: llm.n_tokens].tolist(), history)
+        reuse = min(shared, len(history) - 1)
+        if reuse <= 0 or not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            reuse = 0
+        llm.n_tokens = reuse
+        llm.eval(history[reuse:])  # the new part of the prompt; logits for its last token
+        sampler = llm._init_sampler(
+            top_k=settings.top_k or 0,  # 0 turns top-k off
+            top_p=settings.top_p,
+            min_p=settings.min_p,
+            temp=settings.temperature,
+            repeat_penalty=1.0,
+        )
+        pending = sampler.sample(llm._ctx, -1)
+        while True:
+            yield pending
+            draft = lookup.propose() if lookup is not None else []
+            draft = draft[: max(0, llm.n_ctx() - llm.n_tokens - 1)]
+            start = llm.n_tokens
+            batch = [pending, *draft]
+            llm._batch.set_batch(batch=batch, n_past=start, logits_all=True)
+            began = time.perf_counter()
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[start : start + len(batch)] = batch
+            llm.n_tokens = start + len(batch)
+            accepted = 0
+            for position, guess in enumerate(draft):
+                pending = sampler.sample(llm._ctx, position)
+                if pending != guess:
+                    llm._ctx.kv_cache_seq_rm(-1, start + 1 + accepted, -1)
+                    llm.n_tokens = start + 1 + accepted
+                    break
+                accepted += 1
+                yield pending
+            else:
+                pending = sampler.sample(llm._ctx, len(draft))
+            if lookup is not None:
+                lookup.taken(len(draft), accepted, time.perf_counter() - began)
+                self.drafted = (self.drafted[0] + len(draft), self.drafted[1] + accepted)
 
     def close(self) -> None:
         self.slots.persist()

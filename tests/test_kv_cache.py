@@ -33,7 +33,11 @@ def test_a_resumed_conversation_restores_its_cache_and_answers_the_same(
     first = LlamaCppBackend(gemma, kept)
     answer, _ = step(first, TALK)
     first.close()  # the session ends: its cache goes to disk
-    follow = [*TALK, Message(role="assistant", content=answer), Message(role="user", content="Why?")]
+    follow = [
+        *TALK,
+        Message(role="assistant", content=answer),
+        Message(role="user", content="Why?"),
+    ]
 
     resumed = LlamaCppBackend(gemma, kept)  # a new process, as far as the cache knows
     again, usage = step(resumed, follow)
@@ -52,7 +56,7 @@ def test_the_disk_keeps_within_its_cap_newest_first(tmp_path: Path) -> None:
         store.put(Saved(tuple(range(number, number + 100)), bytes([number]) * 1000))
     kept = sorted(tokens[0] for tokens in DiskStore(tmp_path, 3000).index().values())
     assert kept == [2, 3]  # the two newest fit; reading the folder again finds them
-    found = store.best(list(range(3, 103)) + [7, 7])
+    found = store.best([*range(3, 103), 7, 7])
     assert found is not None
     assert found[1] == 100
     loaded = store.load(found[0])
