@@ -5,7 +5,9 @@
    file, which no server holds), against the same command on the file a ``ponder serve``
    holds warm (its prompt cache is warm too). Interleaved, median of the rounds.
 
-The command's own start (Python and ponder's imports) is in both figures, as a user feels it.
+The command's own start (Python and ponder's imports) is in both figures, as a user feels it;
+a second line shows the model's part alone: loading the model and streaming a first token
+in-process, against a request to the warm server with the same prompt.
 
 2. Resuming a 4,000-token conversation in a new process: time to first token with the KV cache
    the session left on disk, against a fresh prefill of the same prompt (in-process backends,
@@ -61,6 +63,30 @@ def first_token(model: Path, env: dict[str, str], workspace: Path) -> float:
     if seen is None:
         raise SystemExit("bench: the one-liner streamed no token")
     return seen
+
+
+SAY_HELLO = [Message(role="user", content="Say hello.")]
+
+
+def _served_first_token(port: int) -> float:
+    started = time.perf_counter()
+    body = {"messages": [m.to_openai() for m in SAY_HELLO], "stream": True, "max_tokens": 4}
+    with httpx.stream(
+        "POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=60
+    ) as response:
+        for line in response.iter_lines():
+            if '"content"' in line or '"reasoning_content"' in line:
+                return time.perf_counter() - started
+    raise SystemExit("bench: the server streamed no token")
+
+
+def _loaded_first_token(model: Path) -> float:
+    started = time.perf_counter()
+    backend = LlamaCppBackend(model, LlamaOptions(ctx_size=8192))
+    loading = time.perf_counter() - started
+    first = _time_to_first_token(backend, SAY_HELLO)
+    backend.close()
+    return loading + first
 
 
 def _time_to_first_token(backend: LlamaCppBackend, messages: list[Message]) -> float:
@@ -136,9 +162,13 @@ def main() -> None:
                     time.sleep(0.2)
             warm: list[float] = []
             cold = []
+            served: list[float] = []
+            loaded: list[float] = []
             for _ in range(ROUNDS):
                 warm.append(first_token(model, env, workspace))
                 cold.append(first_token(copy, env, workspace))
+                served.append(_served_first_token(port))
+                loaded.append(_loaded_first_token(copy))
         finally:
             server.terminate()
             server.wait(30)
@@ -147,6 +177,11 @@ def main() -> None:
     print(
         f"   warm ponder serve {mine * 1000:7.0f} ms   cold load {peer * 1000:7.0f} ms   "
         f"cold/warm {peer / mine:.1f}x"
+    )
+    mine, peer = statistics.median(served), statistics.median(loaded)
+    print(
+        f"   the model's part: served {mine * 1000:5.0f} ms   load + first token "
+        f"{peer * 1000:5.0f} ms   ratio {peer / mine:.1f}x"
     )
     resume(model)
 
