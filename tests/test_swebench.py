@@ -174,6 +174,37 @@ def test_an_instance_id_that_is_a_path_is_refused(tmp_path: Path, user_env: dict
     assert not list(tmp_path.glob("**/result.json"))
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b'{"instance_id": "a-1", "problem_statement": "p\xff"}\n', "is not UTF-8 text (byte"),
+        (
+            b'{"instance_id": "a-1", "problem_statement": "p", "image_name": 5}\n',
+            "a-1: image_name must be a string, not int",
+        ),
+        (
+            b'{"instance_id": "a-1", "problem_statement": "p", "repo_path": ["a"]}\n',
+            "a-1: repo_path must be a string, not list",
+        ),
+        (b'{"instance_id": "a-1", "problem_statement": "p"}\n{oops\n', "line 2 is not JSON"),
+    ],
+    ids=["not-utf8", "image-number", "repo-path-list", "bad-line"],
+)
+def test_a_malformed_instances_file_is_one_clear_line(
+    tmp_path: Path, user_env: dict[str, str], content: bytes, said: str
+) -> None:
+    instances = tmp_path / "tasks.jsonl"
+    instances.write_bytes(content)
+    ran = ponder(
+        "swebench", "--instances", str(instances), "--out", str(tmp_path / "preds.jsonl"),
+        "--model", "scripted:x", env=user_env, cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert "Traceback" not in ran.stderr
+    (line,) = ran.stderr.strip().splitlines()
+    assert said in line
+
+
 def test_an_instance_whose_image_holds_the_repository(
     tmp_path: Path,
     user_env: dict[str, str],

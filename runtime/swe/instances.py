@@ -87,9 +87,18 @@ def _records(path: Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InstanceError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InstanceError(f"{path} is not UTF-8 text (byte {error.start})") from None
+    if path.suffix == ".jsonl":
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise InstanceError(f"{path}: line {number} is not JSON: {error}") from None
+        return records
     try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise InstanceError(f"{path} is not valid JSON: {error}") from None
@@ -98,6 +107,16 @@ def _records(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise InstanceError(f"{path} must hold a list of objects")
     return data
+
+
+def _text(record: dict[str, Any], key: str, instance_id: str) -> str | None:
+    """A field that must be text when present (None when absent or empty)."""
+    value = record.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InstanceError(f"{instance_id}: {key} must be a string, not {type(value).__name__}")
+    return value
 
 
 def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
@@ -109,23 +128,28 @@ def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
         iid = check_instance_id(record.get("instance_id"), f"{path}: entry {number}")
         if not isinstance(record.get("problem_statement"), str):
             raise InstanceError(f"{iid}: no problem_statement")
-        base_commit = str(record.get("base_commit") or "")
+        text = {
+            key: _text(record, key, iid)
+            for key in ("repo", "base_commit", "patch", "test_patch", "image_name",
+                        "docker_image", "repo_path", "repo_bundle", "test_cmd")
+        }  # fmt: skip
+        base_commit = text["base_commit"] or ""
         if base_commit and not _COMMIT.fullmatch(base_commit):
             raise InstanceError(f"{iid}: base_commit {base_commit!r} is not a commit id")
         instances.append(
             Instance(
                 instance_id=iid,
                 problem_statement=record["problem_statement"],
-                repo=str(record.get("repo") or ""),
+                repo=text["repo"] or "",
                 base_commit=base_commit,
-                patch=str(record.get("patch") or ""),
-                test_patch=str(record.get("test_patch") or ""),
+                patch=text["patch"] or "",
+                test_patch=text["test_patch"] or "",
                 fail_to_pass=_tests(record.get("FAIL_TO_PASS"), "FAIL_TO_PASS", iid),
                 pass_to_pass=_tests(record.get("PASS_TO_PASS"), "PASS_TO_PASS", iid),
-                image=record.get("image_name") or record.get("docker_image") or None,
-                repo_path=record.get("repo_path") or None,
-                repo_bundle=record.get("repo_bundle") or None,
-                test_cmd=record.get("test_cmd") or None,
+                image=text["image_name"] or text["docker_image"],
+                repo_path=text["repo_path"],
+                repo_bundle=text["repo_bundle"],
+                test_cmd=text["test_cmd"],
                 source=path,
             )
         )
