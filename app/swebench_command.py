@@ -27,7 +27,13 @@ from ponder.app.session import agent_settings
 from ponder.model.backend import ChatBackend
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.swe.grader import Report, grade_all
-from ponder.runtime.swe.instances import Instance, InstanceError, load_instances, load_predictions
+from ponder.runtime.swe.instances import (
+    Instance,
+    InstanceError,
+    load_instances,
+    load_predictions,
+    select,
+)
 from ponder.runtime.swe.runner import (
     BackendFor,
     BatchRunner,
@@ -56,6 +62,9 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     run.add_argument("--instances", type=Path, required=True, help="SWE-bench .jsonl or .json")
     run.add_argument("--ids", nargs="+", metavar="ID", help="only these instances")
+    run.add_argument("--filter", metavar="REGEX", help="only ids matching it (from the start)")
+    run.add_argument("--slice", metavar="START:END", help="then only these (e.g. 0:50)")
+    run.add_argument("--shard", metavar="I/N", help="then every Nth from the Ith (CI jobs)")
     run.add_argument("--workers", type=int, default=1, help="sandboxes at once (default 1)")
     run.add_argument("--out", type=Path, default=Path("preds.jsonl"), help="predictions file")
     run.add_argument("--logs", type=Path, help="per-instance logs (default: OUT's name + .logs)")
@@ -131,7 +140,15 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config({"model": args.model, "image": args.image, "max_steps": args.max_steps})
-    instances = _instances(args.instances, args.ids)
+    try:
+        instances = select(
+            _instances(args.instances, args.ids),
+            pattern=args.filter,
+            span=args.slice,
+            shard=args.shard,
+        )
+    except InstanceError as error:
+        raise UsageError(str(error)) from None
     backend_for, parallel = backend_factory(config, heavy=bool(args.heavy))
     limits = Limits()
     workers = worker_limit(args.workers, limits) if parallel else 1

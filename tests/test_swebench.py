@@ -18,6 +18,7 @@ from docker_hosts import ENGINE_SOCKET, ssh_docker_host, tcp_docker_host
 from swe_tasks import TEST_PATCH, write_task_set
 
 from ponder.runtime.swe.grader import parse_pytest_log
+from ponder.runtime.swe.instances import load_instances, select
 from ponder.runtime.swe.patches import filter_patch
 from ponder.sandbox.docker_setup import LABEL
 
@@ -203,6 +204,28 @@ def test_a_malformed_instances_file_is_one_clear_line(
     assert "Traceback" not in ran.stderr
     (line,) = ran.stderr.strip().splitlines()
     assert said in line
+
+
+def test_filter_slice_and_shard_pick_instances_as_mini_swe_agent_does(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    records = [{"instance_id": f"{repo}__{repo}-{n}", "problem_statement": "p"}
+               for repo in ("django", "sympy") for n in range(1, 6)]  # fmt: skip
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    every = load_instances(path)
+    picked = select(every, pattern="django", span="1:5", shard="2/2")
+    assert [i.instance_id for i in picked] == ["django__django-3", "django__django-5"]
+    assert select(every, span=":2") == every[:2]
+    shards = [select(every, shard=f"{k}/3") for k in (1, 2, 3)]
+    assert sorted(i.instance_id for s in shards for i in s) == sorted(i.instance_id for i in every)
+    for flag, value in (("--shard", "0/3"), ("--slice", "a:b"), ("--filter", "(")):
+        ran = ponder(
+            "swebench", "--instances", str(path), flag, value, "--model", "scripted:x",
+            "--out", str(tmp_path / "preds.jsonl"), env=user_env, cwd=tmp_path,
+        )  # fmt: skip
+        assert ran.returncode == 2
+        assert ran.stderr.strip().splitlines()[-1].startswith(f"ponder: {flag} ")
 
 
 def test_an_instance_whose_image_holds_the_repository(

@@ -166,6 +166,41 @@ def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
     return instances
 
 
+def select(
+    instances: list[Instance],
+    *,
+    pattern: str | None = None,
+    span: str | None = None,
+    shard: str | None = None,
+) -> list[Instance]:
+    """The instances a run takes, as mini-swe-agent picks them: ids matching ``pattern`` (a
+    regex, from the start), then the ``span`` ``START:END`` of those (Python slice bounds),
+    then shard ``I/N``: every Nth from the Ith (1-based), for splitting work over CI jobs."""
+    if pattern is not None:
+        try:
+            matcher = re.compile(pattern)
+        except re.error as error:
+            raise InstanceError(
+                f"--filter {pattern!r} is not a regular expression: {error}"
+            ) from None
+        instances = [i for i in instances if matcher.match(i.instance_id)]
+    if span is not None:
+        start, colon, end = span.partition(":")
+        try:
+            bounds = [int(b) if b.strip() else None for b in (start, end)]
+        except ValueError:
+            bounds = []
+        if not colon or len(bounds) != 2:
+            raise InstanceError(f"--slice {span!r} is not START:END (e.g. 0:50, :10, 100:)")
+        instances = instances[bounds[0] : bounds[1]]
+    if shard is not None:
+        index, slash, count = shard.partition("/")
+        if not (slash and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+            raise InstanceError(f"--shard {shard!r} is not I/N with 1 <= I <= N (e.g. 2/4)")
+        instances = instances[int(index) - 1 :: int(count)]
+    return instances
+
+
 @dataclass(frozen=True)
 class Prediction:
     instance_id: str
