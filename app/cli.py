@@ -7,6 +7,7 @@ command line has been read, so ``ponder --help`` and usage errors answer at once
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -227,38 +228,28 @@ def _explained(error: Exception) -> int | None:
     return None
 
 
+SUBCOMMANDS = {
+    "sandbox": "sandbox_commands",
+    "model": "model_commands",
+    "swebench": "swebench_command",
+    "serve": "serve",
+    "mcp": "mcp_servers",
+    "doctor": "doctor",
+}
+"""``ponder NAME ARGS``: the module whose ``run(ARGS)`` does it."""
+
+
 def _dispatch(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "demo":
         return _demo(demo_parser().parse_args(argv[1:]))
-    if command == "sandbox":
-        from ponder.app import sandbox_commands
-
-        return sandbox_commands.run(argv[1:])
-    if command == "model":
-        from ponder.app import model_commands
-
-        return model_commands.run(argv[1:])
-    if command == "swebench":
-        from ponder.app import swebench_command
-
-        return swebench_command.run(argv[1:])
+    if command in SUBCOMMANDS:  # imported only when used: each pulls in what it needs
+        module = importlib.import_module(f"ponder.app.{SUBCOMMANDS[command]}")
+        return int(module.run(argv[1:]))
     if command in ("sessions", "export", "undo", "diff"):
         from ponder.app import session_commands
 
         return session_commands.run(argv)
-    if command == "serve":
-        from ponder.app import serve
-
-        return serve.run(argv[1:])
-    if command == "mcp":
-        from ponder.app import mcp_servers
-
-        return mcp_servers.run(argv[1:])
-    if command == "doctor":
-        from ponder.app import doctor
-
-        return doctor.run(argv[1:])
     if command == "acp":
         acp_args = acp_parser().parse_args(argv[1:])
         from ponder.app.acp_server import run as run_acp

@@ -33,15 +33,16 @@ def test_every_function_the_architecture_places_is_where_it_says() -> None:
 
 
 def test_nothing_points_outside_the_repository() -> None:
-    pointers = re.compile(r"DESIGN\.md|\.\./shared|shared/reference|research-[\w-]+\.md")
+    # The names of the design notes the project began from, which live outside it. Spelled in
+    # pieces so that this test is not itself a pointer to them.
+    outside = ["DESIGN" + ".md", "../" + "shared", "shared/" + "reference", "research" + "-"]
+    pointers = re.compile("|".join(re.escape(name) for name in outside))
     folders = ["app", "runtime", "model", "sandbox", "themes", "tests", "docs", "bench", ".ci"]
     files = [p for folder in folders for p in (ROOT / folder).rglob("*") if p.is_file()]
     files += [p for p in ROOT.iterdir() if p.is_file()]
     found = [
         str(path.relative_to(ROOT))
         for path in files
-        if path != Path(__file__).resolve()
-        and "__pycache__" not in path.parts
-        and pointers.search(path.read_text(errors="replace"))
+        if "__pycache__" not in path.parts and pointers.search(path.read_text(errors="replace"))
     ]
     assert found == []

@@ -208,8 +208,8 @@ def test_a_tensor_the_load_log_does_not_confirm_is_reported(tiny_k2: Path) -> No
     """The check behind the load: llama.cpp cannot be made to misplace a tensor on purpose, so
     this feeds it the log of a load that left one expert tensor where it was."""
     from ponder.model.gguf_file import read_gguf
-    from ponder.model.llamacpp import placement_problem
     from ponder.model.offload import cpu_moe_overrides
+    from ponder.model.placement import placement_problem
 
     model = read_gguf(tiny_k2)
     placed = {f"blk.{b}.ffn_{k}_exps.weight": "CPU_REPACK" for b in (1, 2) for k in ("gate", "up")}
