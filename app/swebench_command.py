@@ -26,11 +26,12 @@ from ponder.app.sandboxes import prepared_engine
 from ponder.app.session import agent_settings
 from ponder.model.backend import ChatBackend
 from ponder.model.scripted import ScriptedBackend
-from ponder.runtime.swe.grader import Report, grade_all
+from ponder.runtime.swe import reference
+from ponder.runtime.swe.datasets import load_source
+from ponder.runtime.swe.grader import LOG_ROOT, Graded, check_run_id, grade_all
 from ponder.runtime.swe.instances import (
     Instance,
     InstanceError,
-    load_instances,
     load_predictions,
     select,
 )
@@ -60,11 +61,7 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description="Run ponder on SWE-bench instances, one sandbox each; write predictions.",
         epilog="Grade them with: ponder swebench eval --instances FILE --predictions FILE",
     )
-    run.add_argument("--instances", type=Path, required=True, help="SWE-bench .jsonl or .json")
-    run.add_argument("--ids", nargs="+", metavar="ID", help="only these instances")
-    run.add_argument("--filter", metavar="REGEX", help="only ids matching it (from the start)")
-    run.add_argument("--slice", metavar="START:END", help="then only these (e.g. 0:50)")
-    run.add_argument("--shard", metavar="I/N", help="then every Nth from the Ith (CI jobs)")
+    choose(run)
     run.add_argument("--workers", type=int, default=1, help="sandboxes at once (default 1)")
     run.add_argument("--out", type=Path, default=Path("preds.jsonl"), help="predictions file")
     run.add_argument("--logs", type=Path, help="per-instance logs (default: OUT's name + .logs)")
@@ -79,13 +76,29 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description="Grade predictions offline with SWE-bench's rules; per-instance report.json "
         "and a summary in SWE-bench's format.",
     )
-    grade.add_argument("--instances", type=Path, required=True)
-    grade.add_argument("--predictions", type=Path, required=True)
-    grade.add_argument("--workers", type=int, default=1)
+    choose(grade)
+    grade.add_argument("--predictions", type=Path, required=True, help="predictions .jsonl")
+    grade.add_argument("--run-id", help="names the run's logs (default: PREDICTIONS' name)")
+    grade.add_argument("--workers", type=int, default=1, help="sandboxes at once (default 1)")
     grade.add_argument("--timeout", type=float, default=1800, help="seconds for the tests")
-    grade.add_argument("--report-dir", type=Path, help="default: PREDICTIONS' name + .eval")
+    grade.add_argument("--report-dir", type=Path, default=Path(), help="for the summary")
     grade.add_argument("--image", help="image for instances without their own")
     return run, grade
+
+
+def choose(parser: argparse.ArgumentParser) -> None:
+    """The arguments that say which instances, as mini-swe-agent names them."""
+    parser.add_argument(
+        "--instances",
+        required=True,
+        help="a .jsonl, .json or .parquet file, or a dataset in the Hugging Face cache "
+        "(e.g. SWE-bench/SWE-bench_Verified)",
+    )
+    parser.add_argument("--split", default="test", help="the dataset's split (default test)")
+    parser.add_argument("--ids", nargs="+", metavar="ID", help="only these instances")
+    parser.add_argument("--filter", metavar="REGEX", help="only ids matching it (from the start)")
+    parser.add_argument("--slice", metavar="START:END", help="then only these (e.g. 0:50)")
+    parser.add_argument("--shard", metavar="I/N", help="then every Nth from the Ith (CI jobs)")
 
 
 def run(argv: list[str]) -> int:
@@ -95,9 +108,14 @@ def run(argv: list[str]) -> int:
     return _run(run_parser.parse_args(argv))
 
 
-def _instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
+def _instances(args: argparse.Namespace) -> list[Instance]:
     try:
-        return load_instances(path, ids)
+        return select(
+            load_source(args.instances, args.split, args.ids),
+            pattern=args.filter,
+            span=args.slice,
+            shard=args.shard,
+        )
     except InstanceError as error:
         raise UsageError(str(error)) from None
 
@@ -140,15 +158,7 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config({"model": args.model, "image": args.image, "max_steps": args.max_steps})
-    try:
-        instances = select(
-            _instances(args.instances, args.ids),
-            pattern=args.filter,
-            span=args.slice,
-            shard=args.shard,
-        )
-    except InstanceError as error:
-        raise UsageError(str(error)) from None
+    instances = _instances(args)
     backend_for, parallel = backend_factory(config, heavy=bool(args.heavy))
     limits = Limits()
     workers = worker_limit(args.workers, limits) if parallel else 1
@@ -235,42 +245,47 @@ def _until_stopped(work: Callable[[], Any], stop: Callable[[], None]) -> tuple[A
 
 def _grade(args: argparse.Namespace) -> int:
     config = load_config({"image": args.image})
-    instances = _instances(args.instances)
+    instances = _instances(args)
     if not args.predictions.exists():
         raise UsageError(f"no predictions file {args.predictions}")
     try:
-        predictions = load_predictions(args.predictions)
+        run_id = check_run_id(args.run_id or args.predictions.stem)
+        chosen = {i.instance_id for i in instances}
+        predictions = {
+            iid: p for iid, p in load_predictions(args.predictions).items() if iid in chosen
+        }
+        if not predictions:
+            raise InstanceError(f"{args.predictions} has no prediction for these instances")
+        reference.harness()
+        for instance in instances:
+            reference.check_parser(instance)
     except InstanceError as error:
         raise UsageError(str(error)) from None
-    report_dir = args.report_dir or args.predictions.with_name(args.predictions.stem + ".eval")
-    report_dir.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, highlight=False)
 
-    def reported(report: Report) -> None:
-        if report.error:
-            verdict = f"error: {report.error}"
-        elif report.resolved:
-            verdict = "resolved"
-        elif report.patch_exists and not report.patch_successfully_applied:
-            verdict = "unresolved (the patch does not apply)"
-        else:
-            verdict = "unresolved" if report.patch_exists else "empty patch"
-        mark = "✓" if report.resolved else "✗"
-        console.print(Text(f"{mark} {report.instance_id}: {safe_text(verdict)}"))
+    def reported(graded: Graded) -> None:
+        verdict = graded.verdict if not graded.detail else f"error: {graded.detail}"
+        if graded.verdict == "empty":
+            verdict = "empty patch, not graded"
+        mark = {"resolved": "✓", "unresolved": "✗", "error": "!", "empty": "∅"}[graded.verdict]
+        again = " (graded before)" if graded.again else ""
+        console.print(Text(f"{mark} {graded.instance_id}: {safe_text(verdict)}{again}"))
 
     client = prepared_engine(config.image)
-    summary = grade_all(
+    path, summary = grade_all(
         instances,
         predictions,
         client=client,
         default_image=config.image,
         timeout_s=args.timeout,
-        report_dir=report_dir,
+        run_id=run_id,
+        report_dir=args.report_dir,
         workers=max(1, args.workers),
-        on_report=reported,
+        on_graded=reported,
     )
     console.print(
         f"resolved {summary['resolved_instances']} of {summary['submitted_instances']} "
-        f"submitted ({summary['error_instances']} errors); {report_dir / 'summary.json'}"
+        f"submitted ({summary['error_instances']} errors); logs in "
+        f"{LOG_ROOT / run_id}, summary in {path}"
     )
     return EXIT_OK

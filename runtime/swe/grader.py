@@ -1,187 +1,191 @@
-"""An offline grader with SWE-bench's rules and report formats.
+"""Grading predictions as ``swebench.harness.run_evaluation`` does, in ponder's sandboxes.
 
-For each prediction: a fresh sandbox with the repository at ``base_commit``; the patch applied
-(``git apply``, then ``patch --fuzz`` as SWE-bench falls back to); the instance's ``test_patch``
-applied; its tests run (``test_cmd``, else ``pytest -rA`` on the test patch's files) with a
-timeout; the ``-rA`` lines parsed. Resolved means every FAIL_TO_PASS and every PASS_TO_PASS test
-passed. As in SWE-bench 5, the test command's own exit code is checked too: a non-zero exit with
-no failing test in the log is an error, not a pass.
+For each prediction with a patch, step for step as the harness's ``run_instance``: a sandbox
+with the repository at ``/testbed`` (the instance's image, or ponder's with the repository
+checked out); the patch applied by the harness's chain of commands; the eval script (the
+instance's own, or one in the same shape for its ``test_cmd``) run with a timeout; the log
+graded by SWE-bench's own ``get_eval_report`` (:mod:`ponder.runtime.swe.reference`). Files land
+where the harness puts them, ``logs/run_evaluation/RUN_ID/MODEL/INSTANCE_ID/`` (``patch.diff``,
+``eval.sh``, ``test_output.txt``, ``run_instance.log``, ``report.json``), and the run's summary
+is the harness's ``make_run_report``. A prediction whose ``report.json`` exists is not graded
+again, so a stopped evaluation resumes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ponder.runtime.swe.instances import Instance, Prediction
-from ponder.runtime.swe.patches import touched_files
-from ponder.runtime.swe.workspaces import InfrastructureError, instance_sandbox
+from ponder.runtime.swe import reference
+from ponder.runtime.swe.instances import Instance, InstanceError, Prediction
+from ponder.runtime.swe.workspaces import WORKDIR, InfrastructureError, instance_sandbox
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import Engine, Limits
 
-PASSING = ("PASSED", "XPASS", "XFAIL")
-STATUSES = ("PASSED", "FAILED", "SKIPPED", "ERROR", "XFAIL", "XPASS")
-PATCH_FILE = ".ponder-eval.patch"
-OUTPUT_FILE = ".ponder-test-output.txt"
-APPLY = f"git apply -v {PATCH_FILE} 2>&1 || patch --batch --fuzz=5 -p1 -i {PATCH_FILE} 2>&1"
+GIT_APPLY = [
+    "git apply --verbose",
+    "git apply --verbose --3way",
+    "git apply --verbose --reject",
+    "patch --batch --forward --fuzz=5 -p1 -i",
+]
+"""The harness's ways to apply a patch, tried in order from a clean tree."""
+PATCH_PATH, SCRIPT_PATH, OUTPUT_PATH = "/tmp/patch.diff", "/tmp/eval.sh", "/tmp/test_output.txt"
+"""Where the harness puts them, but in /tmp: the sandbox's root file system is read-only."""
+APPLY_PASS, APPLY_FAIL = ">>>>> Applied Patch", ">>>>> Patch Apply Failed"
+LOG_ROOT = Path("logs") / "run_evaluation"
+
+Verdict = Literal["resolved", "unresolved", "error", "empty"]
 
 
-def parse_pytest_log(text: str) -> dict[str, str]:
-    """Test id -> status from pytest's ``-rA`` summary lines (SWE-bench's pytest parser)."""
-    statuses: dict[str, str] = {}
-    for line in text.splitlines():
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
-        if not line.startswith(STATUSES):
-            continue
-        if line.startswith("FAILED") or line.startswith("ERROR"):
-            line = line.split(" - ", 1)[0]
-        words = line.split()
-        if len(words) >= 2:
-            statuses[words[1]] = words[0]
-    return statuses
-
-
-def test_command(instance: Instance) -> str:
-    if instance.test_cmd:
-        return instance.test_cmd
-    files = [f for f in touched_files(instance.test_patch) if f.endswith(".py")]
-    return " ".join(["pytest", "--no-header", "-rA", "--tb=no", "-p", "no:cacheprovider", *files])
-
-
-@dataclass
-class Report:
+@dataclass(frozen=True)
+class Graded:
     instance_id: str
-    patch_is_None: bool = False
-    patch_exists: bool = False
-    patch_successfully_applied: bool = False
-    resolved: bool = False
-    tests_status: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    test_exit_code: int | None = None
-    timed_out: bool = False
-    error: str | None = None
-    """Why it could not be graded (SWE-bench's error_ids): infrastructure, a timeout, a
-    test patch that does not apply, or an exit code the log does not explain."""
-
-    def as_json(self) -> dict[str, Any]:
-        body = {k: v for k, v in self.__dict__.items() if k != "instance_id"}
-        return {self.instance_id: body}
+    verdict: Verdict
+    detail: str = ""
+    """Why, for an error (the harness then writes no report.json)."""
+    again: bool = False
+    """The report was there from an earlier run and was not made again."""
 
 
-def _split(tests: list[str], statuses: dict[str, str]) -> dict[str, list[str]]:
-    passed = [t for t in tests if statuses.get(t) in PASSING]
-    return {"success": passed, "failure": [t for t in tests if t not in passed]}
+def log_dir(root: Path, run_id: str, model: str, instance_id: str) -> Path:
+    """``root/RUN_ID/MODEL/INSTANCE_ID``, the harness's layout (``/`` in a model's name is
+    ``__``)."""
+    return root / run_id / model_folder(model) / instance_id
+
+
+def model_folder(model: str) -> str:
+    folder = model.replace("/", "__")
+    if folder in ("", ".", "..") or "\0" in folder:
+        raise InstanceError(f"model_name_or_path {model!r} cannot name a folder")
+    return folder
+
+
+def check_run_id(run_id: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", run_id):
+        raise InstanceError(f"run id {run_id!r}: letters, digits and ._+- only")
+    return run_id
+
+
+class _Log:
+    """``run_instance.log``, in the harness's wording where its readers look for it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(f"{stamp} - INFO - {message}\n")
+
+
+def _put(sandbox: DockerSandbox, path: str, data: str) -> None:
+    """Write a file outside the workspace (the sandbox's file tools write only inside it)."""
+    sandbox.write_file(".ponder-put", data.encode())
+    if sandbox.exec(f"mv -f .ponder-put {path}", 60).exit_code != 0:
+        raise InfrastructureError(f"cannot write {path} in the sandbox")
+
+
+def _take(sandbox: DockerSandbox, path: str) -> bytes:
+    """Read a file from outside the workspace, byte for byte."""
+    if sandbox.exec(f"mv -f {path} .ponder-take", 60).exit_code != 0:
+        return b""
+    data = sandbox.read_file(".ponder-take")
+    sandbox.exec("rm -f .ponder-take", 60)
+    return data
+
+
+def _apply(sandbox: DockerSandbox, patch: str, log: _Log) -> bool:
+    _put(sandbox, PATCH_PATH, patch)
+    output = ""
+    for attempt, command in enumerate(GIT_APPLY):
+        if attempt:  # a failed attempt (--reject above all) leaves a partial state behind
+            sandbox.exec("git checkout -- . ; git clean -fd", 120)
+        run = sandbox.exec(f"{command} {PATCH_PATH}", 120)
+        output = run.output
+        if run.exit_code == 0:
+            log(f"{APPLY_PASS}:\n{output}")
+            return True
+        log(f"Failed to apply patch to container: {command}")
+    if sandbox.exec(f"git apply --check --reverse {PATCH_PATH}", 120).exit_code == 0:
+        log(f"{APPLY_PASS}: verified already applied")
+        return True
+    log(f"{APPLY_FAIL}:\n{output}")
+    return False
 
 
 def grade_in(
     sandbox: DockerSandbox,
-    instance: Instance,
-    patch: str,
+    spec: Any,
+    prediction: Prediction,
     timeout_s: float,
-    keep: Callable[[str, str], None],
-) -> Report:
-    """Grade ``patch`` in a sandbox at the instance's base; ``keep(name, text)`` saves a log."""
-    report = Report(instance.instance_id, patch_exists=True)
-    sandbox.write_file(PATCH_FILE, patch.encode())
-    applied = sandbox.exec(APPLY, 120)
-    keep("apply.log", applied.output)
-    if applied.exit_code != 0:  # a patch that does not apply is unresolved, not an error
-        return report
-    report.patch_successfully_applied = True
-    if instance.test_patch:
-        sandbox.write_file(PATCH_FILE, instance.test_patch.encode())
-        if sandbox.exec(f"git apply -v {PATCH_FILE}", 120).exit_code != 0:
-            report.error = "the instance's test_patch does not apply on top of the prediction"
-            return report
-    sandbox.exec(f"rm -f {PATCH_FILE}", 30)
-    run = sandbox.exec(f"{test_command(instance)} >{OUTPUT_FILE} 2>&1", timeout_s)
-    output = sandbox.read_file(OUTPUT_FILE).decode("utf-8", errors="replace")
-    keep("test_output.txt", output)
-    report.test_exit_code = run.exit_code
+    folder: Path,
+) -> Graded:
+    """Grade in a sandbox at the instance's base, writing the harness's files to ``folder``."""
+    log = _Log(folder / "run_instance.log")
+    iid = prediction.instance_id
+    if not _apply(sandbox, prediction.model_patch or "", log):
+        return Graded(iid, "error", "the patch does not apply")
+    (folder / "eval.sh").write_text(spec.eval_script)
+    _put(sandbox, SCRIPT_PATH, spec.eval_script)
+    run = sandbox.exec(f"/bin/bash {SCRIPT_PATH} >{OUTPUT_PATH} 2>&1", timeout_s)
+    output = _take(sandbox, OUTPUT_PATH).decode("utf-8", errors="replace")
     if run.timed_out:
-        report.timed_out = True
-        report.error = f"the tests ran past {timeout_s:.0f} s"
-        return report
-    statuses = parse_pytest_log(output)
-    report.tests_status = {
-        "FAIL_TO_PASS": _split(instance.fail_to_pass, statuses),
-        "PASS_TO_PASS": _split(instance.pass_to_pass, statuses),
-        "FAIL_TO_FAIL": {"success": [], "failure": []},
-        "PASS_TO_FAIL": {"success": [], "failure": []},
-    }
-    if run.exit_code != 0 and not any(s in ("FAILED", "ERROR") for s in statuses.values()):
-        report.error = f"the test command exited {run.exit_code} but the log shows no failure"
-        return report
-    report.resolved = all(not part["failure"] for part in report.tests_status.values())
-    return report
+        output += f"\n\nTimeout error: {timeout_s:g} seconds exceeded."
+    (folder / "test_output.txt").write_text(output)
+    if run.timed_out:
+        log(f"Test timed out after {timeout_s:g} seconds.")
+        return Graded(iid, "error", f"the tests ran past {timeout_s:g} s")
+    report = reference.eval_report(spec, _as_json(prediction), folder / "test_output.txt")
+    (folder / "report.json").write_text(json.dumps(report, indent=4))
+    log(f"Result for {iid}: resolved: {report[iid]['resolved']}")
+    return Graded(iid, "resolved" if report[iid]["resolved"] else "unresolved")
+
+
+def _as_json(prediction: Prediction) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(prediction.to_json())
+    return result
 
 
 def grade(
     instance: Instance,
-    prediction: Prediction | None,
+    prediction: Prediction,
     *,
     client: Engine,
     default_image: str,
     timeout_s: float,
-    log_dir: Path,
+    logs: Path,
+    run_id: str,
     limits: Limits | None = None,
-) -> Report:
-    """Grade one prediction; writes ``patch.diff``, ``test_output.txt`` and ``report.json``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    patch = prediction.model_patch if prediction else None
-    if patch is None or not patch.strip():
-        report = Report(instance.instance_id, patch_is_None=patch is None)
-    else:
-        (log_dir / "patch.diff").write_text(patch)
-
-        def keep(name: str, text: str) -> None:
-            (log_dir / name).write_text(text)
-
+) -> Graded:
+    """Grade one prediction into ``logs/RUN_ID/MODEL/INSTANCE_ID``."""
+    iid = instance.instance_id
+    if prediction.model_patch in ("", None):  # the harness's test; whitespace is a patch
+        return Graded(iid, "empty")
+    folder = log_dir(logs, run_id, prediction.model_name_or_path, iid)
+    report = folder / "report.json"
+    if report.exists():
         try:
-            with instance_sandbox(
-                instance, client=client, default_image=default_image, limits=limits
-            ) as sandbox:
-                report = grade_in(sandbox, instance, patch, timeout_s, keep)
-        except InfrastructureError as error:
-            report = Report(instance.instance_id, patch_exists=True, error=str(error))
-    (log_dir / "report.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
-    return report
-
-
-def summarise(
-    instances: list[Instance], predictions: dict[str, Prediction], reports: list[Report]
-) -> dict[str, Any]:
-    """SWE-bench's run summary (schema version 2), plus ``timed_out_ids``."""
-    by_id = {r.instance_id: r for r in reports}
-    ids = [i.instance_id for i in instances]
-    submitted = [i for i in ids if i in predictions]
-    empty = [i for i in submitted if not (predictions[i].model_patch or "").strip()]
-    errors = [i for i in submitted if i in by_id and by_id[i].error]
-    resolved = [i for i in submitted if i in by_id and by_id[i].resolved and not by_id[i].error]
-    completed = [i for i in submitted if i in by_id and i not in empty and i not in errors]
-    unresolved = [i for i in completed if i not in resolved]
-    return {
-        "total_instances": len(ids),
-        "submitted_instances": len(submitted),
-        "completed_instances": len(completed),
-        "resolved_instances": len(resolved),
-        "unresolved_instances": len(unresolved),
-        "empty_patch_instances": len(empty),
-        "error_instances": len(errors),
-        "completed_ids": sorted(completed),
-        "incomplete_ids": sorted(i for i in ids if i not in submitted),
-        "empty_patch_ids": sorted(empty),
-        "submitted_ids": sorted(submitted),
-        "resolved_ids": sorted(resolved),
-        "unresolved_ids": sorted(unresolved),
-        "error_ids": sorted(errors),
-        "timed_out_ids": sorted(i for i in errors if by_id[i].timed_out),
-        "schema_version": 2,
-    }
+            resolved = json.loads(report.read_text())[iid]["resolved"]
+        except (ValueError, KeyError, TypeError):
+            return Graded(iid, "error", f"{report} is not a report", again=True)
+        return Graded(iid, "resolved" if resolved else "unresolved", again=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "patch.diff").write_text(prediction.model_patch or "")
+    try:
+        with instance_sandbox(
+            instance, client=client, default_image=default_image, limits=limits
+        ) as sandbox:
+            spec = reference.test_spec(instance, sandbox.image, WORKDIR)
+            return grade_in(sandbox, spec, prediction, timeout_s, folder)
+    except InfrastructureError as error:
+        _Log(folder / "run_instance.log")(f"Error in evaluating model for {iid}: {error}")
+        return Graded(iid, "error", str(error))
 
 
 def grade_all(
@@ -191,27 +195,31 @@ def grade_all(
     client: Engine,
     default_image: str,
     timeout_s: float,
+    run_id: str,
     report_dir: Path,
     workers: int = 1,
-    on_report: Callable[[Report], None] = lambda report: None,
-) -> dict[str, Any]:
-    """Grade every instance that has a prediction; writes and returns the summary."""
+    on_graded: Callable[[Graded], None] = lambda graded: None,
+) -> tuple[Path, dict[str, Any]]:
+    """Grade every instance that has a prediction; the harness's summary file and contents.
+    Logs go to :data:`LOG_ROOT` under the working directory, where ``make_run_report`` reads
+    them."""
+    wanted = [i for i in instances if i.instance_id in predictions]
 
-    def one(instance: Instance) -> Report:
-        report = grade(
+    def one(instance: Instance) -> Graded:
+        graded = grade(
             instance,
-            predictions.get(instance.instance_id),
+            predictions[instance.instance_id],
             client=client,
             default_image=default_image,
             timeout_s=timeout_s,
-            log_dir=report_dir / instance.instance_id,
+            logs=LOG_ROOT,
+            run_id=run_id,
         )
-        on_report(report)
-        return report
+        on_graded(graded)
+        return graded
 
-    wanted = [i for i in instances if i.instance_id in predictions]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade") as pool:
-        reports = list(pool.map(one, wanted))
-    summary = summarise(instances, predictions, reports)
-    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+        list(pool.map(one, wanted))
+    submitted = {iid: _as_json(p) for iid, p in predictions.items()}
+    dataset = [{"instance_id": i.instance_id} for i in instances]
+    return reference.run_report(submitted, dataset, run_id, report_dir)

@@ -1,9 +1,12 @@
 """SWE-bench task instances and predictions, in SWE-bench's own file formats.
 
-Instances come as JSONL or JSON (a list); ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` may be lists or
-JSON-encoded strings, as in the published datasets. Besides SWE-bench's columns ponder reads
-``image_name``/``docker_image`` (an image holding the repository at ``/testbed``), ``repo_path``
-and ``repo_bundle`` (a local repository or git bundle to check out), and ``test_cmd``.
+Instances come as JSONL, JSON (a list) or Parquet, or by dataset name from the local Hugging
+Face cache (:mod:`ponder.runtime.swe.datasets`); ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` may be
+lists or JSON-encoded strings, as in the published datasets. SWE-bench 5's columns ``image``,
+``eval_script``, ``log_parser``, ``eval_type`` and ``version`` say how an instance is tested.
+Besides those ponder reads ``image_name``/``docker_image`` (older names for ``image``),
+``repo_path`` and ``repo_bundle`` (a local repository or git bundle to check out), and
+``test_cmd`` (the test command, for instances without an ``eval_script``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+INSTALL = "pip install 'ponder[swebench]'"
 
 
 class InstanceError(Exception):
@@ -34,6 +39,10 @@ class Instance:
     repo_path: str | None = None
     repo_bundle: str | None = None
     test_cmd: str | None = None
+    eval_script: str | None = None
+    log_parser: str | None = None
+    eval_type: str | None = None
+    version: str = ""
     source: Path | None = None
     """The file the instance came from (relative repository paths are relative to it)."""
 
@@ -83,6 +92,8 @@ def _tests(value: Any, key: str, instance_id: str) -> list[str]:
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".parquet":
+        return read_parquet(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -109,6 +120,19 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return data
 
 
+def read_parquet(path: Path) -> list[dict[str, Any]]:
+    """The rows of a Parquet file (as the Hugging Face hub stores datasets) as records."""
+    try:
+        import pyarrow.parquet  # type: ignore[import-untyped]  # the swebench extra
+    except ImportError:
+        raise InstanceError(f"reading {path.name} needs pyarrow: {INSTALL}") from None
+    try:
+        rows: list[dict[str, Any]] = pyarrow.parquet.read_table(path).to_pylist()
+    except (OSError, pyarrow.ArrowException) as error:
+        raise InstanceError(f"{path} is not a readable Parquet file: {error}") from None
+    return rows
+
+
 def _text(record: dict[str, Any], key: str, instance_id: str) -> str | None:
     """A field that must be text when present (None when absent or empty)."""
     value = record.get(key)
@@ -119,8 +143,8 @@ def _text(record: dict[str, Any], key: str, instance_id: str) -> str | None:
     return value
 
 
-def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
-    """The instances in ``path`` (``.jsonl`` or ``.json``), only ``ids`` when given, in order."""
+def load_instances(path: Path) -> list[Instance]:
+    """The instances in ``path`` (``.jsonl``, ``.json`` or ``.parquet``), in order."""
     instances = []
     for number, record in enumerate(_records(path), 1):
         if not isinstance(record, dict):
@@ -131,11 +155,14 @@ def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
         text = {
             key: _text(record, key, iid)
             for key in ("repo", "base_commit", "patch", "test_patch", "image_name",
-                        "docker_image", "repo_path", "repo_bundle", "test_cmd")
+                        "docker_image", "image", "repo_path", "repo_bundle", "test_cmd",
+                        "eval_script", "log_parser", "eval_type", "version")
         }  # fmt: skip
         base_commit = text["base_commit"] or ""
         if base_commit and not _COMMIT.fullmatch(base_commit):
             raise InstanceError(f"{iid}: base_commit {base_commit!r} is not a commit id")
+        if text["eval_type"] not in (None, "pass_and_fail", "fail_only"):
+            raise InstanceError(f"{iid}: eval_type must be pass_and_fail or fail_only")
         instances.append(
             Instance(
                 instance_id=iid,
@@ -146,24 +173,33 @@ def load_instances(path: Path, ids: list[str] | None = None) -> list[Instance]:
                 test_patch=text["test_patch"] or "",
                 fail_to_pass=_tests(record.get("FAIL_TO_PASS"), "FAIL_TO_PASS", iid),
                 pass_to_pass=_tests(record.get("PASS_TO_PASS"), "PASS_TO_PASS", iid),
-                image=text["image_name"] or text["docker_image"],
+                image=text["image"] or text["image_name"] or text["docker_image"],
                 repo_path=text["repo_path"],
                 repo_bundle=text["repo_bundle"],
                 test_cmd=text["test_cmd"],
+                eval_script=text["eval_script"],
+                log_parser=text["log_parser"],
+                eval_type=text["eval_type"],
+                version=text["version"] or "",
                 source=path,
             )
         )
-    if ids:
-        known = {i.instance_id for i in instances}
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise InstanceError(f"not in {path}: {', '.join(missing)}")
-        instances = [i for i in instances if i.instance_id in set(ids)]
     counts = Counter(i.instance_id for i in instances)
     duplicates = sorted(iid for iid, count in counts.items() if count > 1)
     if duplicates:
         raise InstanceError(f"{path}: instance ids appear twice: {', '.join(duplicates)}")
     return instances
+
+
+def only_ids(instances: list[Instance], ids: list[str] | None, source: str) -> list[Instance]:
+    """Just the instances named in ``ids`` (all when None); InstanceError for an unknown id."""
+    if not ids:
+        return instances
+    known = {i.instance_id for i in instances}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise InstanceError(f"not in {source}: {', '.join(missing)}")
+    return [i for i in instances if i.instance_id in set(ids)]
 
 
 def select(
