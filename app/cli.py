@@ -217,13 +217,14 @@ def _explained(error: Exception) -> int | None:
     from ponder.app.exit_codes import UsageError
     from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
     from ponder.runtime.checkpoints import CheckpointError
+    from ponder.runtime.swe.workspaces import InfrastructureError
     from ponder.sandbox.base import SandboxError, SandboxUnavailable
 
     if isinstance(error, UsageError | ConfigError | ConfigurationError | SandboxUnavailable):
         return EXIT_USAGE
     if isinstance(error, BackendUnavailable):
         return EXIT_RETRYABLE
-    if isinstance(error, BackendError | SandboxError | CheckpointError):
+    if isinstance(error, BackendError | SandboxError | CheckpointError | InfrastructureError):
         return EXIT_FAILED
     return None
 

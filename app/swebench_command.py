@@ -10,6 +10,7 @@ SGLang) serves every worker. ``DOCKER_HOST`` picks the engine the sandboxes run 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -71,6 +72,12 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run.add_argument("--max-steps", type=int, help="steps per instance (default 300)")
     run.add_argument("--redo", action="store_true", help="run instances that have a prediction")
     run.add_argument("--image", help="image for instances without their own")
+    run.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="spread the instances over a Ray cluster (auto, or HOST:PORT); the nodes that run "
+        "sandboxes offer the docker resource: ray start --resources '{\"docker\": 4}'",
+    )
     grade = argparse.ArgumentParser(
         prog="ponder swebench eval",
         description="Grade predictions offline with SWE-bench's rules; per-instance report.json "
@@ -159,11 +166,16 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
 def _run(args: argparse.Namespace) -> int:
     config = load_config({"model": args.model, "image": args.image, "max_steps": args.max_steps})
     instances = _instances(args)
+    if args.ray and (config.model or "").startswith("llamacpp:"):
+        raise UsageError(
+            "a local GGUF cannot serve a cluster: serve it (ponder serve) and give --model "
+            "openai:URL#MODEL"
+        )
     backend_for, parallel = backend_factory(config, heavy=bool(args.heavy))
     limits = Limits()
     workers = worker_limit(args.workers, limits) if parallel else 1
     console = Console(stderr=True, highlight=False)
-    if workers < args.workers:
+    if workers < args.workers and not args.ray:
         why = "a local model serves one at a time" if not parallel else "CPUs and memory"
         console.print(f"running {workers} at a time, not {args.workers} ({why})")
     settings = BatchSettings(
@@ -178,7 +190,6 @@ def _run(args: argparse.Namespace) -> int:
         limits=limits,
         agent=agent_settings(config),
     )
-    client = prepared_engine(config.image)
     counts: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -198,10 +209,20 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
 
-    runner = BatchRunner(
-        instances, settings, backend_for, client=client, on_start=started, on_result=finished
-    )
-    summary, stopped = _until_stopped(runner.run, runner.stop)
+    if args.ray:
+        from ponder.runtime.swe.ray_batch import RaySpread
+
+        runner = BatchRunner(instances, settings, backend_for, client=None, on_result=finished)
+        spread = RaySpread(
+            runner, args.ray, functools.partial(prepared_engine, config.image), console.print
+        )
+        summary, stopped = _until_stopped(lambda: runner.run(spread), spread.stop)
+    else:
+        client = prepared_engine(config.image)
+        runner = BatchRunner(
+            instances, settings, backend_for, client=client, on_start=started, on_result=finished
+        )
+        summary, stopped = _until_stopped(runner.run, runner.stop)
     assert summary is not None
     console.print(
         f"{len(summary.results)} run, {len(summary.skipped)} already done; predictions in "

@@ -8,6 +8,8 @@
    create, copy in, record the baseline), the diff out, and removal, against the same steps done
    with git and the docker CLI (clone, checkout, `docker run -d`, `docker cp`, `docker exec git
    diff`, `docker rm -f`). Median of 10, interleaved.
+3. Ray's overhead: the same 8 instances over a two-node Ray cluster on this machine (each node
+   offering one `docker` slot) against the thread pool at 2 workers, in instances per minute.
 
 Run: .venv/bin/python bench/swe_bench.py  (or bench/run for every benchmark)
 """
@@ -102,6 +104,49 @@ def overhead(root: Path) -> None:
     )
 
 
+def over_ray(root: Path) -> None:
+    from ray.cluster_utils import Cluster
+
+    from ponder.runtime.swe.ray_batch import RaySpread
+
+    instances_file, scripts = write_task_set(root / "ray", ["fix"] * INSTANCES)
+    instances = load_instances(instances_file)
+
+    @contextmanager
+    def scripted(instance: Instance, number: int):  # type: ignore[no-untyped-def]
+        yield ScriptedBackend.from_file(scripts / f"{instance.instance_id}.jsonl")
+
+    def settings(name: str) -> BatchSettings:
+        out = root / "ray" / name
+        return BatchSettings(out / "preds.jsonl", out / "logs", "bench", DEFAULT_IMAGE, workers=2)
+
+    node = {"num_cpus": 1, "resources": {"docker": 1}, "object_store_memory": 10**8}
+    cluster = Cluster(initialize_head=True, head_node_args=node)
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    try:
+        rates = {}
+        for name in ("pool", "ray", "pool-again", "ray-again"):
+            runner = BatchRunner(instances, settings(name), scripted, client=connect())
+            started = time.perf_counter()
+            if name.startswith("ray"):
+                summary = runner.run(RaySpread(runner, cluster.address, connect))
+            else:
+                summary = runner.run()
+            elapsed = time.perf_counter() - started
+            assert len(summary.ids("submitted")) == INSTANCES, summary.as_json()
+            rates[name] = INSTANCES / elapsed * 60
+    finally:
+        cluster.shutdown()
+    pool = max(rates["pool"], rates["pool-again"])
+    ray_rate = max(rates["ray"], rates["ray-again"])
+    print(f"3. Ray (2 nodes x 1 slot) vs thread pool (2 workers), {INSTANCES} instances, best of 2")
+    print(
+        f"   pool {pool:6.1f} instances/min   Ray {ray_rate:6.1f} instances/min   "
+        f"Ray/pool {ray_rate / pool:.2f}"
+    )
+
+
 def run(*command: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -117,6 +162,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         throughput(Path(tmp))
         overhead(Path(tmp))
+        over_ray(Path(tmp))
 
 
 if __name__ == "__main__":

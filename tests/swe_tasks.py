@@ -108,6 +108,12 @@ TRAJECTORIES = {
         ),
         completion("Done.", tool_call("submit", 3, {"summary": "add now adds."})),
     ],
+    # Takes a while (a slow check), then fixes it: long enough to be caught mid-run.
+    "slow": [
+        completion("Run the tests first.", tool_call("bash", 0, {"command": "sleep 8"})),
+        completion("add subtracts.", replace(1, "def add(a, b):\n    return a + b")),
+        completion("Done.", tool_call("submit", 2, {"summary": "add now adds."})),
+    ],
     # Changes the wrong thing and submits.
     "wrong": [
         completion("Guess.", replace(0, "def add(a, b):\n    return a * b")),

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field, replace
@@ -120,6 +120,11 @@ BackendFor = Callable[[Instance, int], AbstractContextManager[ChatBackend]]
 """The backend for an instance's trajectory (0 for heavy mode's aggregation step)."""
 
 
+Spread = Callable[[list[Instance]], Iterable[InstanceResult]]
+"""Runs instances elsewhere (each through :meth:`BatchRunner.outcome` and
+:meth:`BatchRunner.keep`), yielding their results as they end."""
+
+
 class BatchRunner:
     def __init__(
         self,
@@ -127,10 +132,11 @@ class BatchRunner:
         settings: BatchSettings,
         backend_for: BackendFor,
         *,
-        client: Engine,
+        client: Engine | None,
         on_start: Callable[[Instance], None] = lambda instance: None,
         on_result: Callable[[InstanceResult], None] = lambda result: None,
     ) -> None:
+        """``client`` runs the sandboxes; None where they run elsewhere (``run(spread)``)."""
         self.instances = instances
         self.settings = settings
         self.backend_for = backend_for
@@ -148,7 +154,9 @@ class BatchRunner:
             for agent in self._agents.values():
                 agent.interrupt()
 
-    def run(self) -> BatchSummary:
+    def run(self, spread: Spread | None = None) -> BatchSummary:
+        """Run the instances without a prediction: in a thread pool of ``settings.workers``,
+        or as ``spread`` runs them (over a cluster)."""
         settings = self.settings
         settings.predictions.parent.mkdir(parents=True, exist_ok=True)
         settings.logs.mkdir(parents=True, exist_ok=True)
@@ -156,9 +164,11 @@ class BatchRunner:
         summary = BatchSummary(total=len(self.instances))
         todo = [i for i in self.instances if i.instance_id not in done]
         summary.skipped = [i.instance_id for i in self.instances if i.instance_id in done]
-        with ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="swe") as pool:
-            for result in pool.map(self._one, todo):
-                summary.results.append(result)
+        if spread is not None:
+            summary.results.extend(spread(todo))
+        else:
+            with ThreadPoolExecutor(settings.workers, thread_name_prefix="swe") as pool:
+                summary.results.extend(pool.map(self._one, todo))
         self._write_summary(summary)
         return summary
 
@@ -166,9 +176,16 @@ class BatchRunner:
         if self._stopping.is_set():
             return InstanceResult(instance.instance_id, "stopped", "not started", 0, 0.0, 0)
         self.on_start(instance)
+        result, patch = self.outcome(instance, self.settings.logs / instance.instance_id)
+        self.keep(result, patch)
+        return result
+
+    def outcome(self, instance: Instance, log_dir: Path) -> tuple[InstanceResult, str | None]:
+        """Run one instance, its logs (the session, ``result.json``) into ``log_dir``; the
+        result and the patch (None where the instance gets no prediction)."""
         started = time.monotonic()
-        log_dir = self.settings.logs / instance.instance_id
         log_dir.mkdir(parents=True, exist_ok=True)
+        patch: str | None
         try:
             finished, patch = self._attempt(instance, log_dir)
             result = self._judge(instance, finished, patch, time.monotonic() - started)
@@ -178,10 +195,15 @@ class BatchRunner:
             )
             patch = None
         (log_dir / "result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-        if patch is not None and result.status not in ("stopped", "error"):
-            self._record(Prediction(instance.instance_id, self.settings.model_name, patch))
+        if result.status in ("stopped", "error"):
+            patch = None
+        return result, patch
+
+    def keep(self, result: InstanceResult, patch: str | None) -> None:
+        """Append the prediction (when there is one) and report the result."""
+        if patch is not None:
+            self._record(Prediction(result.instance_id, self.settings.model_name, patch))
         self.on_result(result)
-        return result
 
     def _judge(
         self, instance: Instance, finished: RunFinished, patch: str, seconds: float
@@ -211,10 +233,14 @@ class BatchRunner:
             session_id="session",
         )
 
+        client = self.client
+        if client is None:
+            raise InfrastructureError("no Docker engine for this batch's sandboxes")
+
         def sandbox(number: int = 1) -> AbstractContextManager[DockerSandbox]:
             return instance_sandbox(
                 instance,
-                client=self.client,
+                client=client,
                 default_image=settings.default_image,
                 limits=settings.limits,
                 network=settings.network,
