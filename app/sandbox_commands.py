@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,13 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--sandbox", choices=["docker", "local"], help="backend")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
-    run.add_argument("words", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    run.add_argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND",
+        help="the command's words, each passed as is (-- python3 -c 'print(1)'), or one shell "
+        "line in quotes (-- 'make && make test')",
+    )
     return root
 
 
@@ -80,7 +87,9 @@ def _exec(args: argparse.Namespace, config: Config) -> int:
     words = args.words[1:] if args.words[:1] == ["--"] else args.words
     if not words:
         raise UsageError("give the command after --, e.g. ponder sandbox exec -- ls -la")
-    command = " ".join(words) if len(words) > 1 else words[0]
+    # One argument is a shell command line (`-- "make && make test"`); several are an argv,
+    # each word passed exactly as given.
+    command = shlex.join(words) if len(words) > 1 else words[0]
 
     def live(text: str) -> None:
         sys.stdout.write(text)

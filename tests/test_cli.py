@@ -140,3 +140,18 @@ def test_a_reader_that_leaves_early_gets_no_traceback(user_env: dict[str, str]) 
     os.close(write_end)
     assert result.returncode == 128 + signal.SIGPIPE
     assert result.stderr == ""
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_sandbox_exec_passes_its_words_exactly(user_env: dict[str, str], workspace: Path) -> None:
+    def exec_(*words: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PONDER, "sandbox", "exec", "--", *words], env=user_env, cwd=workspace,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    assert exec_("python3", "-c", 'print("a b")').stdout == "a b\n"
+    both = exec_("sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (both.returncode, both.stdout) == (3, "out\nerr\n")  # the sandbox merges stderr
+    assert exec_("echo", "$HOME").stdout == "$HOME\n"
+    assert exec_("echo a | tr a b").stdout == "b\n"  # one word: a shell command line

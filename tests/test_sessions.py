@@ -191,3 +191,37 @@ def test_resume_after_sigkill_then_export_undo_and_diff(
     assert undone.returncode == 0, undone.stderr
     assert not (workspace / "two.txt").exists()
     assert (workspace / "one.txt").exists()
+
+
+def test_ponder_diff_round_trips_through_git_apply(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """`ponder diff > p.diff; ponder undo; git apply p.diff` gives back the session's change:
+    a file without a final newline, a rename, a new file and a binary file last."""
+    (workspace / "note.txt").write_text("keep")
+    (workspace / "old.txt").write_text("line\n" * 10)
+    (workspace / "z.bin").write_bytes(b"\x00\x01zz")
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=workspace, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
+                   cwd=workspace, check=True)  # fmt: skip
+    change = (
+        "printf 'changed' > note.txt; mv old.txt new.txt; printf 'fresh' > added.txt; "
+        "printf '\\000\\007zz' > z.bin"
+    )
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Change.", tool_call("bash", 0, {"command": change})),
+        completion("Done.", content="ok"),
+    )
+    ran = ponder("--plain", "--model", f"scripted:{script}", "go", env=user_env, cwd=workspace)
+    assert ran.returncode == 0, ran.stderr
+    after = {p.name: p.read_bytes() for p in workspace.iterdir() if p.is_file()}
+    patch = tmp_path / "p.diff"
+    with patch.open("wb") as out:
+        subprocess.run([PONDER, "diff"], env=user_env, cwd=workspace, stdout=out, check=True)
+    assert patch.read_bytes().endswith(b"\n\n")  # a binary patch ends with an empty line
+    assert ponder("undo", env=user_env, cwd=workspace).returncode == 0
+    assert (workspace / "z.bin").read_bytes() == b"\x00\x01zz"
+    subprocess.run(["git", "apply", str(patch)], cwd=workspace, check=True)
+    assert {p.name: p.read_bytes() for p in workspace.iterdir() if p.is_file()} == after

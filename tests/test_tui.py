@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from prompt_toolkit.history import FileHistory
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -282,3 +283,19 @@ async def test_user_themes_load_and_a_broken_one_is_named(tmp_path: Path) -> Non
         assert app.theme == "mine"
         (problem,) = [str(b.render()) for b in app.query(TextBlock).filter(".error")]
         assert problem.startswith(f"theme skipped: {tmp_path / 'broken.toml'}")
+
+
+@pytest.mark.parametrize("colour", ['"#2e5cbz"', "12", '"nope"'])
+async def test_a_theme_with_a_bad_colour_is_a_note_and_the_default(
+    tmp_path: Path, colour: str
+) -> None:
+    (tmp_path / "x.toml").write_text(f'name = "x"\nprimary = {colour}\n')
+    app = make_app(FakeRun(answer(1, "done"), hold=False), user_themes=tmp_path, theme="x")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.theme == "ponder-dark"
+        (problem,) = [str(b.render()) for b in app.query(TextBlock).filter(".error")]
+        assert problem.startswith(f"theme skipped: {tmp_path / 'x.toml'}: ")
+        await pilot.press(*"/theme x", "enter")  # naming it later does not crash either
+        await settle(pilot)
+        assert app.theme == "ponder-dark"

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from textual.color import ColorParseError
 from textual.theme import Theme
 
 _FIELDS = [
@@ -41,10 +42,15 @@ def theme_from_toml(text: str, source: str) -> Theme:
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown or "name" not in data or "primary" not in data:
         raise ThemeError(f"{source}: needs name and primary; unknown keys: {unknown}")
+    colours = [k for k in _FIELDS[1:12] if k in data and not isinstance(data[k], str)]
+    if colours:
+        raise ThemeError(f"{source}: {colours[0]} must be a colour in quotes, like \"#2e5cbf\"")
     try:
-        return Theme(**data)
-    except (TypeError, ValueError) as exc:
+        theme = Theme(**data)
+        theme.to_color_system().generate()  # what Textual does when the theme is applied
+    except (TypeError, ValueError, ColorParseError) as exc:
         raise ThemeError(f"{source}: {exc}") from None
+    return theme
 
 
 def load_themes(user_dir: Path | None) -> tuple[list[Theme], list[str]]:
