@@ -72,3 +72,27 @@ def test_esc_stops_a_running_command_and_the_session_goes_on(
         pane.wait_for("Stopped waiting.")
         pane.send("C-q")
         pane.wait_for("EXIT=0", timeout=30)
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_esc_while_an_approval_waits_stops_the_run(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    script = write_script(
+        tmp_path / "script.jsonl",
+        completion("Publish.", tool_call("bash", 0, {"command": "git push origin main"})),
+        completion("Later.", content="Carried on."),
+    )
+    command = [PONDER, "--model", f"scripted:{script}", "--workspace", str(workspace)]
+    with terminal(command, user_env) as pane:
+        pane.wait_for("scripted:script.jsonl")
+        pane.send("push it", "Enter")
+        pane.wait_for("[n] deny")
+        pane.send("Escape")
+        screen = pane.wait_for("scripted:script.jsonl · interrupted", timeout=5)
+        assert "no longer asked: the run was interrupted" in screen
+        pane.send("carry on", "Enter")
+        pane.wait_for("Carried on.")
+        pane.send("C-q")
+        pane.wait_for("EXIT=0", timeout=30)

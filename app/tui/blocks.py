@@ -328,6 +328,16 @@ class ApprovalCard(Vertical, can_focus=True):
 
     def on_mount(self) -> None:
         self.focus()
+        self._reply.add_done_callback(self._withdrawn)
+
+    def _withdrawn(self, reply: Future[ApprovalAnswer]) -> None:
+        """The run stopped asking (interrupted): the card says so instead of waiting on."""
+        if not reply.cancelled():
+            return
+        try:
+            self.app.call_from_thread(self._done, None)
+        except RuntimeError:  # already on the app's thread (it was withdrawn before mounting)
+            self._done(None)
 
     def action_answer(self, decision: str) -> None:
         if decision in ("once", "always", "deny"):
@@ -342,15 +352,18 @@ class ApprovalCard(Vertical, can_focus=True):
         message.stop()
         self._done(ApprovalAnswer("deny", message.value.strip() or None))
 
-    def _done(self, answer: ApprovalAnswer) -> None:
+    def _done(self, answer: ApprovalAnswer | None) -> None:
+        """Show the answer (None: the run stopped asking) and hand it to the run."""
         if self.has_class("answered"):
             return
-        labels = {"once": "allowed once", "always": "always allowed", "deny": "denied"}
-        shown = f"{labels[answer.decision]}{': ' + answer.message if answer.message else ''}"
-        try:
-            self._reply.set_result(answer)
-        except InvalidStateError:  # the run was interrupted while it asked
-            shown = "no longer asked: the run was interrupted"
+        shown = "no longer asked: the run was interrupted"
+        if answer is not None:
+            try:
+                self._reply.set_result(answer)
+                labels = {"once": "allowed once", "always": "always allowed", "deny": "denied"}
+                shown = labels[answer.decision] + (f": {answer.message}" if answer.message else "")
+            except InvalidStateError:  # the run was interrupted while it asked
+                pass
         self._on_answered()
         self.remove_children()
         self.mount(Static(shown))
