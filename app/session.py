@@ -43,6 +43,7 @@ from ponder.runtime.mcp_client import McpHub, McpServerSpec
 from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.project_docs import find_project_docs, instructions_prompt
 from ponder.runtime.sessions import (
+    SessionInfo,
     SessionRecorder,
     find_session,
     read_session,
@@ -53,6 +54,7 @@ from ponder.runtime.sessions import (
 from ponder.runtime.tools import default_tools
 from ponder.runtime.tools.mcp import mcp_tools
 from ponder.sandbox.base import Sandbox
+from ponder.sandbox.safe_text import safe_text
 
 NEW_REPOSITORY = (
     "the model made a git repository in {workspace} (.git); its config and hooks were written "
@@ -87,6 +89,15 @@ def checkpoint_store() -> Path:
     return platformdirs.user_data_path("ponder") / "checkpoints"
 
 
+def resumed_note(found: SessionInfo, workspace: Path) -> str:
+    """Which session goes on, and where it ran when that was elsewhere."""
+    task = safe_text(" ".join(found.task.split()))
+    note = f"resuming session {found.id} of {found.created}: {task[:60]}"
+    if found.workspace != str(workspace):
+        note += f" (it ran in {safe_text(found.workspace)}; it goes on here, in {workspace})"
+    return note
+
+
 class Session:
     """One conversation in one workspace; :meth:`run` takes the next task."""
 
@@ -103,11 +114,11 @@ class Session:
         messages: list[Message] = []
         session_id = None
         if resume is not None:
-            found = find_session(resume or None)
+            found = find_session(resume or None, workspace=None if resume else workspace)
             if found is None:
-                raise UsageError(
-                    f"no session {resume or '(none yet)'} to resume; see `ponder sessions`"
-                )
+                what = f"no session {resume}" if resume else f"no session in {workspace}"
+                raise UsageError(f"{what} to resume; see `ponder sessions`")
+            print(f"ponder: {resumed_note(found, workspace)}", file=sys.stderr)
             _, events, skipped = read_session(found.path)
             if skipped:
                 print(f"ponder: warning: {skipped_warning(found.path, skipped)}", file=sys.stderr)

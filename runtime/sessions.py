@@ -169,11 +169,17 @@ def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
     return found
 
 
-def find_session(session_id: str | None, directory: Path | None = None) -> SessionInfo | None:
-    """A session by id (or its unique beginning); the newest one when ``session_id`` is None."""
+def find_session(
+    session_id: str | None, directory: Path | None = None, workspace: Path | None = None
+) -> SessionInfo | None:
+    """A session by id (or its unique beginning); without one, the newest that ran a task (in
+    ``workspace`` when given)."""
     sessions = list_sessions(directory)
     if session_id is None:
-        return sessions[0] if sessions else None
+        where = str(workspace) if workspace is not None else None
+        return next(
+            (s for s in sessions if s.task and (where is None or s.workspace == where)), None
+        )
     matching = [s for s in sessions if s.id.startswith(session_id)]
     return matching[0] if len(matching) == 1 else None
 

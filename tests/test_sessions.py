@@ -225,3 +225,29 @@ def test_ponder_diff_round_trips_through_git_apply(
     assert (workspace / "z.bin").read_bytes() == b"\x00\x01zz"
     subprocess.run(["git", "apply", str(patch)], cwd=workspace, check=True)
     assert {p.name: p.read_bytes() for p in workspace.iterdir() if p.is_file()} == after
+
+
+def test_resume_without_an_id_goes_on_with_this_workspace_s_session(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Not the newest session anywhere: the newest one of the workspace it is run in."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    for workspace, word in ((here, "apple"), (there, "pear")):
+        script = write_script(tmp_path / f"{word}.jsonl", completion("Ok.", content=f"{word}!"))
+        ran = ponder("--plain", "--model", f"scripted:{script}", f"remember {word}",
+                     env=user_env, cwd=workspace)  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+    echo = write_script(tmp_path / "echo.jsonl", completion("Ok.", content="again"))
+    resumed = ponder("--plain", "--resume", "--model", f"scripted:{echo}", "and now?",
+                     env=user_env, cwd=here)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming session" in resumed.stderr
+    assert ": remember apple" in resumed.stderr
+    elsewhere = tmp_path / "empty"
+    elsewhere.mkdir()
+    none = ponder("--plain", "--resume", "--model", f"scripted:{echo}", "x", env=user_env,
+                  cwd=elsewhere)  # fmt: skip
+    assert none.returncode == 2
+    assert f"no session in {elsewhere} to resume" in none.stderr

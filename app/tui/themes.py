@@ -44,7 +44,7 @@ def theme_from_toml(text: str, source: str) -> Theme:
         raise ThemeError(f"{source}: needs name and primary; unknown keys: {unknown}")
     colours = [k for k in _FIELDS[1:12] if k in data and not isinstance(data[k], str)]
     if colours:
-        raise ThemeError(f"{source}: {colours[0]} must be a colour in quotes, like \"#2e5cbf\"")
+        raise ThemeError(f'{source}: {colours[0]} must be a colour in quotes, like "#2e5cbf"')
     try:
         theme = Theme(**data)
         theme.to_color_system().generate()  # what Textual does when the theme is applied
