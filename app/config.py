@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import tomllib
@@ -106,11 +107,11 @@ class SamplingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = _GENERATION.temperature
-    top_p: float = _GENERATION.top_p
-    min_p: float = _GENERATION.min_p
+    temperature: float = Field(_GENERATION.temperature, ge=0, le=2, allow_inf_nan=False)
+    top_p: float = Field(_GENERATION.top_p, gt=0, le=1)
+    min_p: float = Field(_GENERATION.min_p, ge=0, le=1)
     """Local models only (OpenAI-compatible servers get temperature and top_p)."""
-    top_k: int | None = _GENERATION.top_k
+    top_k: int | None = Field(_GENERATION.top_k, ge=1)
     """Unset: no top-k cut. Local models only."""
 
     def generation(self) -> GenerationSettings:
@@ -317,6 +318,8 @@ def config_file() -> Path:
 
 def _from_file(path: Path) -> dict[str, Any]:
     if not path.exists():
+        if os.environ.get("PONDER_CONFIG"):  # named on purpose: missing is a mistake
+            raise ConfigError(f"PONDER_CONFIG names {path}, which does not exist")
         return {}
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -361,8 +364,27 @@ def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
 
 
 def _describe(exc: ValidationError) -> str:
-    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown key {where}{_did_you_mean(error['loc'])}")
+        else:
+            problems.append(f"{where}: {error['msg']}")
     return "; ".join(problems)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean KEY?)`` for a mistyped key, from the keys its table has."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 NO_MODEL_HELP = """ponder needs a model. Point it at one of:

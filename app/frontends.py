@@ -119,17 +119,19 @@ def run_line(
         return one(first_task)
     prompt = LinePrompt(commands or {}, workspace)
     last: RunFinished | None = None
+    # Someone at a terminal who ends the session ends it well (exit 0); tasks piped in are a
+    # script, whose exit code follows its last task.
     while True:
         try:
             text = prompt.read()
         except EOFError:
-            return last
+            return None if sys.stdin.isatty() else last
         except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line, like a shell
             continue
         if text.strip()[1:] in TASK_COMMANDS:
             last = one(TASK_COMMANDS[text.strip()[1:]])
         elif text.startswith("/"):
             if prompt.command(text, console) == "quit":
-                return last
+                return None if sys.stdin.isatty() else last
         elif text:
             last = one(text)

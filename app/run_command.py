@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ponder.app.config import NO_MODEL_HELP, Config, config_file, load_config
+from ponder.app.config import NO_MODEL_HELP, Config, config_dir, config_file, load_config
 from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import pick_frontend, run_line, run_tui, unattended_decision
 from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
@@ -56,6 +56,17 @@ def run_exec(args: argparse.Namespace, flags: Flags) -> int:
     )
 
 
+def known_theme(name: str) -> None:
+    """UsageError for a theme that is nowhere (one whose file is broken gets a note instead)."""
+    from ponder.app.tui.themes import load_themes
+
+    user_dir = config_dir() / "themes"
+    themes, _ = load_themes(user_dir)
+    names = sorted(t.name for t in themes)
+    if name not in names and not (user_dir / f"{name}.toml").exists():
+        raise UsageError(f"no theme {name!r}; themes: {', '.join(names)} (and files in {user_dir})")
+
+
 def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
     config, workspace = _setup(args, flags)
     if args.heavy:
@@ -63,9 +74,12 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
     if args.print:
         task = with_piped_input(args.prompt or "", read_piped_input())
         return run_unattended(config, workspace, task, verbose=args.verbose, resume=args.resume)
+    frontend = pick_frontend(args.plain)
+    if frontend == "tui":
+        known_theme(config.theme)
     with open_session(config, workspace, resume=args.resume) as session:
         commands = SessionCommands(session).commands
-        if pick_frontend(args.plain) == "line":
+        if frontend == "line":
             finished = run_line(
                 session.run,
                 interrupt=session.interrupt,
@@ -85,6 +99,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 workspace=workspace,
                 inline=args.inline,
             )
+            finished = None  # the person ended an interactive session: that went well
     return exit_code(finished)
 
 

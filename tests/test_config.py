@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PONDER
 
 from ponder.app.config import ConfigError, load_config
 
@@ -35,7 +37,47 @@ def test_layers_and_tables_merge_in_order(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_an_unknown_key_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "config.toml"
-    config.write_text("[llama]\ncontext = 4096\n")
+    config.write_text("[llama]\nctx-size = 4096\n")
     monkeypatch.setenv("PONDER_CONFIG", str(config))
-    with pytest.raises(ConfigError, match=r"invalid configuration in .*config.toml: llama.context"):
+    with pytest.raises(
+        ConfigError, match=r"config.toml: unknown key llama.ctx-size \(did you mean ctx_size\?\)"
+    ):
         load_config()
+
+
+@pytest.mark.parametrize(
+    ("flags", "in_file", "said"),
+    [
+        (["--max-steps", "0"], "", "max_steps: Input should be greater than or equal to 1"),
+        (["--max-tokens", "-1"], "", "max_tokens: Input should be greater than or equal to 1"),
+        (["--time-limit", "-1"], "", "time_limit: Input should be greater than 0"),
+        (["--temp", "-3"], "", "sampling.temperature: Input should be greater than or equal to 0"),
+        ([], "max_steps = -1\n", "max_steps: Input should be greater than or equal to 1"),
+        ([], "max_step = 3\n", "unknown key max_step (did you mean max_steps?)"),
+        ([], "[sampling]\ntemprature = 1\n", "unknown key sampling.temprature (did you mean"),
+    ],
+)
+def test_bad_values_are_usage_errors(
+    flags: list[str], in_file: str, said: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(in_file)
+    ran = subprocess.run(
+        [PONDER, "exec", "--model", "scripted:/nowhere.jsonl", *flags, "hi"],
+        env=dict(user_env, PONDER_CONFIG=str(config)), cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert said in ran.stderr
+
+
+def test_a_config_file_named_but_missing_is_a_usage_error(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    ran = subprocess.run(
+        [PONDER, "exec", "--model", "scripted:/nowhere.jsonl", "hi"],
+        env=dict(user_env, PONDER_CONFIG="/nope.toml"), cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert "PONDER_CONFIG names /nope.toml, which does not exist" in ran.stderr

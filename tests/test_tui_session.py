@@ -92,7 +92,13 @@ def test_esc_while_an_approval_waits_stops_the_run(
         pane.send("Escape")
         screen = pane.wait_for("scripted:script.jsonl · interrupted", timeout=5)
         assert "no longer asked: the run was interrupted" in screen
-        pane.send("carry on", "Enter")
-        pane.wait_for("Carried on.")
-        pane.send("C-q")
+        pane.send("C-q")  # the last task was interrupted, but the session ended as wished
         pane.wait_for("EXIT=0", timeout=30)
+
+
+def test_an_unknown_theme_is_a_usage_error(user_env: dict[str, str], tmp_path: Path) -> None:
+    script = write_script(tmp_path / "script.jsonl", completion("Easy.", content="It is 42."))
+    command = [PONDER, "--model", f"scripted:{script}"]
+    with terminal(command, {**user_env, "PONDER_THEME": "nope"}) as pane:
+        screen = pane.wait_for("EXIT=2", timeout=30)
+        assert "no theme 'nope'; themes: " in screen

@@ -52,7 +52,7 @@ def terminal(
         pytest.skip("tmux is not installed")
     session = f"ponder-test-{uuid.uuid4().hex[:8]}"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    script = f"env -i {exports} {shlex.join(command)}; echo; echo EXIT=$?; sleep 600"
+    script = f"env -i {exports} {shlex.join(command)}; code=$?; echo; echo EXIT=$code; sleep 600"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), script],
         check=True,
