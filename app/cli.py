@@ -7,15 +7,23 @@ command line has been read, so ``ponder --help`` and usage errors answer at once
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_RETRYABLE, EXIT_USAGE
+from ponder.app.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_RETRYABLE,
+    EXIT_USAGE,
+    UsageError,
+)
 
 
 class _Version(argparse.Action):
@@ -263,9 +271,25 @@ def _dispatch(argv: list[str]) -> int:
 
         return run_exec(exec_args, flags)
     args = main_parser().parse_args(argv)
+    _not_a_mistyped_command(args.prompt)
     from ponder.app.run_command import run_tasks
 
     return run_tasks(args, flags)
+
+
+COMMANDS = [*SUBCOMMANDS, "sessions", "export", "undo", "diff", "acp", "exec", "demo"]
+
+
+def _not_a_mistyped_command(prompt: str | None) -> None:
+    """A task of one word that is nearly a command's name is a typo, not a task."""
+    if prompt is None or not re.fullmatch(r"[a-z]+", prompt):
+        return
+    close = difflib.get_close_matches(prompt, COMMANDS, n=1, cutoff=0.75)
+    if close:
+        raise UsageError(
+            f"{prompt!r} is not a command; did you mean `ponder {close[0]}`? "
+            f'(as a task for the model, say more: ponder "{prompt} ...")'
+        )
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import platformdirs
+
 from ponder.runtime.confined_files import ConfinedTree
 
 if TYPE_CHECKING:  # the TUI imports this module for HELP; it must not pull in the session
@@ -28,7 +30,7 @@ HELP = {
     "theme": "show the themes; /theme NAME switches",
     "sessions": "the latest sessions",
     "mcp": "the MCP servers and their tools",
-    "export": "write this session to a file: /export [md|json] [PATH]",
+    "export": "write this session to a file: /export [md|json] [PATH] (default: the data folder)",
     "init": "have the model write a starter AGENTS.md for this repository",
     "clear": "start the conversation afresh (the session file keeps everything)",
     "quit": "leave ponder",
@@ -107,8 +109,16 @@ class SessionCommands:
         from ponder.runtime.sessions import read_session
 
         words = argument.split()
-        fmt = words.pop(0) if words and words[0] in ("md", "json") else "md"
-        path = Path(words[0]) if words else Path(f"ponder-{self.session.id}.{fmt}")
+        fmt = words.pop(0) if words and words[0] in ("md", "json") else ""
+        if len(words) > 1 or (words and not fmt and "/" not in words[0] and "." not in words[0]):
+            return f"/export takes md or json, then a path if you like; not {argument.strip()!r}"
+        if not fmt:
+            fmt = "json" if words and words[0].endswith(".json") else "md"
+        if not words:  # the data folder, not the repository
+            path = platformdirs.user_data_path("ponder") / "exports" / f"{self.session.id}.{fmt}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            path = Path(words[0]).expanduser()
         header, events, _ = read_session(self.session.recorder.path)
         if fmt == "json":
             text = json.dumps(

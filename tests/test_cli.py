@@ -12,6 +12,7 @@ import paramiko
 import pytest
 from conftest import PONDER
 from docker_hosts import ssh_docker_host
+from k2text import completion, write_script
 
 
 def ponder(
@@ -155,3 +156,15 @@ def test_sandbox_exec_passes_its_words_exactly(user_env: dict[str, str], workspa
     assert (both.returncode, both.stdout) == (3, "out\nerr\n")  # the sandbox merges stderr
     assert exec_("echo", "$HOME").stdout == "$HOME\n"
     assert exec_("echo a | tr a b").stdout == "b\n"  # one word: a shell command line
+
+
+def test_a_mistyped_command_is_not_a_task(user_env: dict[str, str], tmp_path: Path) -> None:
+    typo = ponder("sesions", env=user_env, cwd=tmp_path)
+    assert typo.returncode == 2
+    assert "'sesions' is not a command; did you mean `ponder sessions`?" in typo.stderr
+    assert "did you mean `ponder swebench`" in ponder("swebnch", env=user_env).stderr
+    script = write_script(tmp_path / "s.jsonl", completion("Ok.", content="done"))
+    for task in ("hello", "fix the sessions list"):  # far from any command, or several words
+        ran = ponder("--plain", "--model", f"scripted:{script}", task, env=user_env, cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        assert "done" in ran.stdout

@@ -169,7 +169,7 @@ def test_export_into_the_workspace_never_writes_through_a_planted_link(
     )
     ran = subprocess.run(
         [PONDER, "--plain", "--model", f"scripted:{script}"],
-        input="make notes\n/export md notes.md\n/export md sub/fresh.md\n",
+        input="make notes\n/export md notes.md\n/export md sub/fresh.md\n/export xml\n/export\n",
         env=user_env, cwd=workspace, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
@@ -177,3 +177,10 @@ def test_export_into_the_workspace_never_writes_through_a_planted_link(
     assert not (workspace / "notes.md").is_symlink()
     assert "# ponder session" in (workspace / "notes.md").read_text()
     assert "# ponder session" in (workspace / "sub" / "fresh.md").read_text()
+    # An unknown format is refused, and without a path the export goes to the data folder.
+    assert "/export takes md or json, then a path if you like; not 'xml'" in ran.stdout
+    assert not (workspace / "xml").exists()
+    exports = Path(user_env["HOME"]) / ".local" / "share" / "ponder" / "exports"
+    (exported,) = exports.glob("*.md")
+    assert f"exported to {exported}" in ran.stdout.replace("\n", "")
+    assert sorted(p.name for p in workspace.iterdir()) == ["notes.md", "sub"]
