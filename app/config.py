@@ -387,7 +387,7 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-NO_MODEL_HELP = """ponder needs a model. Point it at one of:
+NO_MODEL_HELP = """no model given; ponder needs one. Point it at one of:
   a Kimi K2 Thinking GGUF   ponder --model llamacpp:/models/Kimi-K2-Thinking-00001-of-00008.gguf
   an OpenAI-compatible API  ponder --model 'openai:https://api.moonshot.ai/v1#kimi-k2-thinking'
                             (also vLLM, SGLang or llama-server: openai:http://HOST:PORT/v1#MODEL)

@@ -108,7 +108,8 @@ def run_line(
 ) -> RunFinished | None:
     """One task when given one (a one-liner), else a prompt loop until end of input.
     Approvals are asked at the terminal, or answered ``unattended`` without one."""
-    console = Console(highlight=False)
+    # Into a pipe or a file, lines stay whole: whatever reads them does its own wrapping.
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     port = LinePort(LinePrinter(console), console, None if sys.stdin.isatty() else unattended)
 
     def one(task: str) -> RunFinished:

@@ -162,8 +162,10 @@ def run(argv: list[str]) -> int:
         "`trust [NAME ...]` lets this folder's .mcp.json servers start (all, or those named). "
         "A project's server runs its command on this machine, so read it before you trust it.",
     )
-    parser.add_argument("action", choices=["list", "trust"])
-    parser.add_argument("names", nargs="*", help="with trust: only these servers")
+    parser.add_argument(
+        "action", choices=["list", "trust"], metavar="COMMAND", help="list or trust"
+    )
+    parser.add_argument("names", nargs="*", default=[], help="with trust: only these servers")
     parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
     args = parser.parse_args(argv)
     workspace = args.workspace.resolve()

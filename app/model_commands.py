@@ -28,12 +28,17 @@ GROUP_LABELS = {
 }
 
 
+DEFAULT_PLAN_CTX = 131072
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ponder model", description="Inspect models and formats.")
-    commands = root.add_subparsers(dest="command", required=True)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     render = commands.add_parser("render", help="print the exact prompt text for a conversation")
-    render.add_argument("--messages", type=Path, required=True, help="JSON list of messages")
+    render.add_argument(
+        "--messages", type=Path, required=True, help="JSON list of messages (- for stdin)"
+    )
     render.add_argument("--tools", type=Path, help="JSON list of tools (OpenAI function format)")
     render.add_argument("--no-generation-prompt", action="store_true")
     render.add_argument("--gguf", type=Path, help="use the chat template embedded in this GGUF")
@@ -52,7 +57,12 @@ def parser() -> argparse.ArgumentParser:
         default="0",
         help="GPU memory: 141G, 80GB, 141GiB; a plain number is GB (0: no GPU)",
     )
-    plan.add_argument("--ctx", type=int, default=131072, help="context tokens for the KV cache")
+    plan.add_argument(
+        "--ctx",
+        type=int,
+        help=f"context tokens for the KV cache (default: the model's trained length, at most "
+        f"{DEFAULT_PLAN_CTX})",
+    )
     plan.add_argument("--gpu-bw", type=float, default=4800.0, help="GPU memory bandwidth, GB/s")
     plan.add_argument("--cpu-bw", type=float, default=200.0, help="CPU memory bandwidth, GB/s")
     plan.add_argument("--json", action="store_true")
@@ -67,7 +77,9 @@ def run(argv: list[str]) -> int:
 
 def _load_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(
+            sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        )
     except FileNotFoundError:
         raise ConfigurationError(f"{what} file not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -108,9 +120,25 @@ def _parse(args: argparse.Namespace) -> int:
         }
         for call in result.tool_calls
     ]
-    out = {"reasoning": result.reasoning, "content": result.content, "tool_calls": calls}
+    dropped = [{"raw_id": d.raw_id, "why": d.why} for d in result.dropped]
+    out = {
+        "reasoning": result.reasoning,
+        "content": result.content,
+        "tool_calls": calls,
+        "dropped_calls": dropped,
+    }
     print(json.dumps(out, ensure_ascii=False, indent=2))
+    for call in dropped:  # the model would be told; say it here too
+        print(f"ponder: a call was dropped: {call['why']}", file=sys.stderr)
     return 0
+
+
+def _count(n: int) -> str:
+    """A parameter count: billions for real models, millions or thousands for small ones."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale * 0.995:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
 
 
 def _size(n_bytes: float) -> str:
@@ -149,15 +177,14 @@ def _info(args: argparse.Namespace) -> int:
     console.print(f"[bold]{model.path.name}[/] ({len(model.shards)} file(s))")
     for key in ("architecture", "blocks", "dense_blocks", "context_length", "tokenizer"):
         console.print(f"  {key.replace('_', ' ')}: {data[key]}")
-    console.print(f"  parameters: {model.parameter_count / 1e9:.3f} B")
+    console.print(f"  parameters: {_count(model.parameter_count)}")
     if data["experts"]:
         console.print(
             f"  experts: {data['experts']} routed ({data['experts_used']} used per token), "
             f"{data['experts_shared']} shared"
         )
-    console.print(
-        f"  vocabulary: {data['vocabulary']} tokens ({data['tokenizer_pre']} pre-tokenizer)"
-    )
+    pre = f" ({data['tokenizer_pre']} pre-tokenizer)" if data["tokenizer_pre"] else ""
+    console.print(f"  vocabulary: {data['vocabulary']} tokens{pre}")
     console.print(f"  chat template embedded: {'yes' if data['chat_template'] else 'no'}")
     console.print(f"  KV cache: {data['kv_cache_bytes_per_token'] / 1024:.1f} KiB per token (f16)")
     table = Table("group", "size", "types")
@@ -171,10 +198,20 @@ def _info(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     model = read_gguf(args.path)
+    ctx, why = args.ctx, "as asked"
+    if ctx is None:
+        trained = model.context_length
+        ctx = min(trained or DEFAULT_PLAN_CTX, DEFAULT_PLAN_CTX)
+        why = (
+            f"the model names no trained length; {ctx} assumed (--ctx changes it)"
+            if not trained
+            else f"the model's trained length, {trained}" + (", capped" if trained > ctx else "")
+        )
+    args.ctx = ctx
     plan = plan_offload(
         model,
         gpu_mem=parse_size(args.gpu_mem),
-        ctx=args.ctx,
+        ctx=ctx,
         gpu_bandwidth=args.gpu_bw * 1e9,
         cpu_bandwidth=args.cpu_bw * 1e9,
     )
@@ -191,6 +228,7 @@ def _plan(args: argparse.Namespace) -> int:
     table.add_row("KV cache", _size(kv_gpu), _size(plan.kv_bytes - kv_gpu))
     table.add_row("[bold]total", f"[bold]{_size(plan.gpu_total)}", f"[bold]{_size(plan.cpu_total)}")
     console.print(table)
+    console.print(f"  context: {ctx} tokens ({why})")
     for note in plan.notes:
         console.print(f"  {note}")
     console.print(f"  llama.cpp flags: {plan.llama_cpp_flags()}")

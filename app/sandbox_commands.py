@@ -23,7 +23,7 @@ from ponder.sandbox.leftovers import remove_leftover_tempdirs
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ponder sandbox", description="Manage sandboxes.")
-    commands = root.add_subparsers(dest="action", required=True)
+    commands = root.add_subparsers(dest="action", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", help="build the default sandbox image")
     build.add_argument("--image", help="tag to build (default: ponder's own)")

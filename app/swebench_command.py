@@ -64,7 +64,9 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     choose(run)
     run.add_argument("--workers", type=int, default=1, help="sandboxes at once (default 1)")
-    run.add_argument("--out", type=Path, default=Path("preds.jsonl"), help="predictions file")
+    run.add_argument(
+        "--out", type=Path, default=Path("preds.jsonl"), help="predictions file (preds.jsonl)"
+    )
     run.add_argument("--logs", type=Path, help="per-instance logs (default: OUT's name + .logs)")
     run.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:DIR")
     run.add_argument("--heavy", type=int, metavar="N", help="N trajectories per instance")
@@ -197,15 +199,16 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"… {instance.instance_id}")
 
     def finished(result: InstanceResult) -> None:
+        said = {result.status, "submitted", "time_limit"}  # a reason the status already gives
+        why = "" if result.reason in said else f"{safe_text(result.reason)}, "
         with lock:
             counts[result.status] = counts.get(result.status, 0) + 1
             done = sum(counts.values())
             tally = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
         console.print(
             Text(
-                f"{MARKS[result.status]} {result.instance_id}: {result.status} "
-                f"({safe_text(result.reason)}, {result.steps} steps, {result.seconds:.0f} s) · "
-                f"{done} done: {tally}"
+                f"{MARKS[result.status]} {result.instance_id}: {result.status.replace('_', ' ')} "
+                f"({why}{result.steps} steps, {result.seconds:.0f} s) · {done} done: {tally}"
             )
         )
 

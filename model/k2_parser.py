@@ -328,7 +328,7 @@ class K2OutputParser:
         if not call.valid:
             raw_id = "".join(call.raw_id).strip()
             if raw_id or call.arguments:
-                yield from self._abandon_call(f"its id {raw_id!r} lacks the :N index")
+                yield from self._abandon_call(f"its id {raw_id!r} is not NAME:N")
             self._call = None
             return
         self._call = None

@@ -20,12 +20,13 @@ _NAME = re.compile(r"(?P<prefix>ponder-[a-z]+-)(?P<pid>\d+)\.(?P<start>\d+)-\w+"
 
 
 def process_start_time(pid: int) -> str:
-    """The kernel's start time of ``pid`` (clock ticks since boot); empty when unknown."""
+    """The kernel's start time of ``pid`` (clock ticks since boot); empty when unknown or when
+    the process has ended and only its zombie waits to be reaped."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return ""
-    return fields[19]
+    return "" if fields[0] in ("Z", "X") else fields[19]
 
 
 def owner_alive(pid: int, start: str) -> bool:

@@ -33,7 +33,7 @@ def ponder(
 def test_without_a_model_it_says_how_to_configure_one(user_env: dict[str, str]) -> None:
     result = ponder(env=user_env)
     assert result.returncode == 2
-    assert "ponder needs a model" in result.stderr
+    assert result.stderr.startswith("ponder: no model given; ponder needs one.")
     assert "PONDER_MODEL" in result.stderr
     assert f"{user_env['XDG_CONFIG_HOME']}/ponder/config.toml" in result.stderr
     assert "Traceback" not in result.stderr

@@ -180,7 +180,7 @@ def test_a_call_without_an_index_is_reported() -> None:
     result = parse_completion(SAMPLES["call without an index"])
     assert result.tool_calls == []
     assert result.dropped == [
-        CallDropped("functions.bash", "its id 'functions.bash' lacks the :N index")
+        CallDropped("functions.bash", "its id 'functions.bash' is not NAME:N")
     ]
 
 

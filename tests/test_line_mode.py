@@ -149,3 +149,23 @@ def test_ctrl_c_stops_a_running_command_and_the_session_goes_on(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_piped_line_mode_keeps_long_lines_whole(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    long = "echo " + "x" * 150
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Ok.", tool_call("bash", 0, {"command": long})),
+        completion("Ok.", content="word " * 40),
+    )
+    ran = subprocess.run(
+        [PONDER, "--plain", "--model", f"scripted:{script}"], input="go\n", env=user_env,
+        cwd=workspace, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert f"▶ bash $ {long}" in lines  # not cut at 80 columns
+    assert ("word " * 40).strip() in [line.strip() for line in lines]

@@ -38,6 +38,13 @@ def test_parse_prints_the_documented_json(user_env: dict[str, str]) -> None:
     assert bad["arguments"] is None
     assert bad["raw_arguments"] == "{oops"
     assert "not valid JSON" in bad["error"]
+    # A call whose arguments marker is missing cannot run: it is listed, and said, not lost.
+    unmarked = "<|tool_call_begin|>functions.bash:2 {}<|tool_call_end|>"
+    dropped = ponder("parse", "-", env=user_env, stdin=unmarked)
+    assert json.loads(dropped.stdout)["dropped_calls"] == [
+        {"raw_id": "functions.bash:2 {}", "why": "its id 'functions.bash:2 {}' is not NAME:N"}
+    ]
+    assert "ponder: a call was dropped: its id" in dropped.stderr
 
 
 def test_render_prints_exactly_what_the_model_sees(
@@ -48,6 +55,8 @@ def test_render_prints_exactly_what_the_model_sees(
     result = ponder("render", "--messages", str(tmp_path / "m.json"), env=user_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ChatTemplate.official().render(messages)
+    piped = ponder("render", "--messages", "-", env=user_env, stdin=json.dumps(messages))
+    assert piped.stdout == result.stdout
     bare = ponder(
         "render", "--messages", str(tmp_path / "m.json"), "--no-generation-prompt", env=user_env
     )
@@ -73,6 +82,8 @@ def test_info_describes_a_gguf(tiny_k2: Path, user_env: dict[str, str]) -> None:
     text = ponder("info", str(tiny_k2), env=user_env).stdout
     assert "routed experts" in text
     assert "Q4_0" in text
+    assert "parameters: 0.000 B" not in text  # a small model's count is in K or M
+    assert "None pre-tokenizer" not in text
 
 
 def test_plan_on_a_gguf(tiny_k2: Path, user_env: dict[str, str]) -> None:
@@ -86,3 +97,5 @@ def test_plan_on_a_gguf(tiny_k2: Path, user_env: dict[str, str]) -> None:
     assert plan["llama_cpp_flags"] == "-ngl 999"
     table = ponder("plan", str(tiny_k2), "--gpu-mem", "0", env=user_env).stdout
     assert "decode bound" in table
+    trained = json.loads(ponder("info", str(tiny_k2), "--json", env=user_env).stdout)
+    assert f"context: {trained['context_length']} tokens (the model's trained length" in table

@@ -101,6 +101,9 @@ def test_a_batch_runs_grades_and_resumes(
     )
     assert "1 run, 0 already done" in redo.stderr
     assert [p["instance_id"] for p in lines(preds)][-1] == "calc__wrong-2"
+    whole = json.loads((tmp_path / "preds.summary.json").read_text())  # every run's results
+    assert whole["total_instances"] == 4
+    assert whole["timed_out_ids"] == ["calc__endless-3"]
 
 
 def test_sigterm_keeps_what_finished_and_leaves_no_container(
@@ -297,7 +300,8 @@ def test_patches_leave_out_debris_and_new_tests() -> None:
         "+++ b/test_mine.py\n@@ -0,0 +1 @@\n+x\n"
     )
     pyc = "diff --git a/__pycache__/calc.pyc b/__pycache__/calc.pyc\nBinary files differ\n"
-    assert filter_patch(fix + new_test + pyc) == fix
+    repro = new_test.replace("test_mine.py", "repro.py")
+    assert filter_patch(fix + new_test + pyc + repro) == fix
     assert filter_patch(TEST_PATCH) == TEST_PATCH  # changing an existing test is kept
 
 

@@ -230,6 +230,26 @@ async def test_slash_commands_help_theme_clear_and_unknown() -> None:
         assert [str(b.render()) for b in app.query(TextBlock)] == ["fresh"]
 
 
+async def test_a_slow_command_s_result_takes_the_place_of_its_placeholder_and_diff_is_coloured() -> (
+    None
+):
+    diff = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+    commands = {"model": lambda _: "model: scripted:other", "diff": lambda _: diff}
+    app = PonderApp(
+        FakeRun(answer(1, "done"), hold=False), model="scripted:test", commands=commands,
+        slow_commands=frozenset({"model"}),
+    )  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        for text in ("/model other", "/diff"):
+            app.query_one(PromptArea).load_text(text)
+            await pilot.press("enter")
+            await settle(pilot)
+        assert [str(b.render()) for b in app.query(TextBlock)] == ["model: scripted:other"]
+        (block,) = app.query(DiffBlock)
+        assert block.border_title == "everything this session changed"
+        assert block.copy_text() == diff
+
+
 async def test_escape_interrupts_a_running_task() -> None:
     run = FakeRun([*started(), *reasoning(1, "Thinking a long time.")])
     app = make_app(run, task="go")

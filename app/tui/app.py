@@ -182,16 +182,16 @@ class PonderApp(App[RunFinished | None]):
     def _run_command(self, name: str, argument: str) -> None:
         command = self._commands[name]
 
-        def run() -> None:
+        def run(pending: Widget | None = None) -> None:
             try:
                 shown, failed = command(argument), False
             except Exception as error:  # a command's failure is shown, not fatal
                 shown, failed = f"/{name} failed: {error}", True
-            self._events.put(_Note(shown, failed))
+            self._events.put(_Note(shown, failed, pending))
 
         if name in self._slow:
-            self._note(f"/{name}…")
-            self.run_worker(run, thread=True, group="command", exit_on_error=False)
+            pending = self._note(f"/{name}…")
+            self.run_worker(lambda: run(pending), thread=True, group="command", exit_on_error=False)
         else:
             run()
 
@@ -266,8 +266,10 @@ class PonderApp(App[RunFinished | None]):
             for old in transcript.children[:excess]:
                 old.remove()
 
-    def _note(self, text: str, error: bool = False) -> None:
-        self._mount(TextBlock(safe_text(text), classes="error" if error else "note"))
+    def _note(self, text: str, error: bool = False) -> TextBlock:
+        block = TextBlock(safe_text(text), classes="error" if error else "note")
+        self._mount(block)
+        return block
 
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
@@ -303,7 +305,12 @@ class PonderApp(App[RunFinished | None]):
 
     def _take(self, item: Event | _Note | ApprovalCard) -> None:
         if isinstance(item, _Note):
-            self._note(item.text, item.failed)
+            if item.replaces is not None and item.replaces.is_attached:
+                item.replaces.remove()
+            if item.text.startswith("diff --git") and not item.failed:  # /diff, coloured
+                self._mount(DiffBlock("everything this session changed", safe_text(item.text)))
+            else:
+                self._note(item.text, item.failed)
         elif isinstance(item, ApprovalCard):
             self._end_reasoning()
             self._mount(item)
@@ -341,7 +348,7 @@ class PonderApp(App[RunFinished | None]):
         elif isinstance(event, ToolCallFinished):
             self._cards.pop(event.call_id).finish(event)
         elif isinstance(event, FileEdited):
-            self._mount(DiffBlock(event.path, event.diff))
+            self._mount(DiffBlock(f"edited {event.path}", event.diff))
         elif isinstance(event, PlanUpdated):
             self._show_plan(event)
         elif isinstance(event, RunFinished):
@@ -388,11 +395,13 @@ class PonderApp(App[RunFinished | None]):
 
 
 class _Note:
-    """A slash command's result, handed to the UI thread through the event queue."""
+    """A slash command's result, handed to the UI thread through the event queue; it takes
+    the place of ``replaces`` (the "/name…" shown while a slow command ran)."""
 
-    def __init__(self, text: str, failed: bool) -> None:
+    def __init__(self, text: str, failed: bool, replaces: Widget | None = None) -> None:
         self.text = text
         self.failed = failed
+        self.replaces = replaces
 
 
 @dataclass(frozen=True)

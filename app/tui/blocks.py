@@ -270,10 +270,10 @@ def diff_content(diff: str) -> Content:
 
 
 class DiffBlock(Block):
-    def __init__(self, path: str, diff: str) -> None:
+    def __init__(self, title: str, diff: str) -> None:
         super().__init__(classes="diff")
         self.diff = diff
-        self.border_title = f"edited {path}"
+        self.border_title = title
 
     def compose(self) -> ComposeResult:
         yield Static(diff_content(self.diff))

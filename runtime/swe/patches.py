@@ -20,8 +20,12 @@ ADDED_AND_DROPPED = (
     "*/tests/*",
     "reproduce*",
     "*/reproduce*",
+    "repro.py",
+    "*/repro.py",
     "repro_*",
+    "*/repro_*",
     "scratch*",
+    "*/scratch*",
 )
 """New files (only new ones) left out of a patch by default: the agent's own tests and scripts."""
 

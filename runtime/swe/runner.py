@@ -86,7 +86,6 @@ class BatchSummary:
     def as_json(self) -> dict[str, object]:
         return {
             "total_instances": self.total,
-            "skipped_ids": sorted(self.skipped),
             "submitted_ids": self.ids("submitted", "finished"),
             "empty_patch_ids": self.ids("empty"),
             "timed_out_ids": self.ids("timed_out"),
@@ -307,5 +306,17 @@ class BatchRunner:
             os.fsync(file.fileno())
 
     def _write_summary(self, summary: BatchSummary) -> None:
+        """The summary of every run into this predictions file: this run's results replace
+        earlier ones of the same instances (a resumed or ``--ids`` run keeps the others)."""
         path = self.settings.predictions.with_suffix(".summary.json")
-        path.write_text(json.dumps(summary.as_json(), indent=2) + "\n")
+        ran = {r.instance_id for r in summary.results}
+        earlier = []
+        try:
+            for record in json.loads(path.read_text()).get("results", []):
+                if record.get("instance_id") not in ran:
+                    earlier.append(InstanceResult(**record))
+        except (OSError, ValueError, TypeError, AttributeError):
+            earlier = []  # none yet, or not one ponder can read: this run's view only
+        results = sorted([*earlier, *summary.results], key=lambda r: r.instance_id)
+        whole = BatchSummary(total=len(results), results=results)
+        path.write_text(json.dumps(whole.as_json(), indent=2) + "\n")
