@@ -28,6 +28,7 @@ from ponder.runtime.events import (
     LoopDetected,
     McpServer,
     McpServersStarted,
+    ModelRetrying,
     PlanUpdated,
     ReasoningBudgetReached,
     ReasoningText,
@@ -125,6 +126,11 @@ def describe_note(event: Event) -> str | None:
     a checkpoint, a policy's answer); None for every other event."""
     if isinstance(event, ReasoningBudgetReached):
         return f"reasoning budget reached after {event.tokens:,} tokens; the model acts now"
+    if isinstance(event, ModelRetrying):
+        return (
+            f"model: attempt {event.attempt} of {event.attempts} failed: {event.error}; "
+            f"trying again in {event.delay_s:.0f} s"
+        )
     if isinstance(event, ContextCompacted):
         before, after = event.tokens_before, event.tokens_after
         return f"context: {COMPACTIONS[event.kind]} ({before:,} → {after:,} tokens)"

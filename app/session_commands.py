@@ -40,6 +40,11 @@ def parser(command: str) -> argparse.ArgumentParser:
     elif command in ("undo", "diff"):
         parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
         parser.add_argument("--session", help="default: the latest session of the workspace")
+    else:
+        parser.add_argument("--workspace", type=Path, help="only sessions of this folder (. here)")
+        parser.add_argument("--limit", type=int, default=20, help="newest N (default 20; 0 all)")
+        parser.add_argument("--all", action="store_true", help="also sessions that ran no task")
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -47,7 +52,7 @@ def run(argv: list[str]) -> int:
     command = argv[0]
     args = parser(command).parse_args(argv[1:])
     if command == "sessions":
-        return _list()
+        return _list(args)
     if command == "export":
         return _export(args.id, args.format)
     with _checkpoints(args.workspace, args.session) as checkpoints:
@@ -61,13 +66,26 @@ def run(argv: list[str]) -> int:
     return 0
 
 
-def _list() -> int:
-    sessions = list_sessions()
+def _list(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise UsageError("--limit must be 0 (all) or more")
+    sessions = [s for s in list_sessions() if s.task or args.all]
+    if args.workspace is not None:
+        where = str(args.workspace.resolve())
+        sessions = [s for s in sessions if s.workspace == where]
+    if args.limit:
+        sessions = sessions[: args.limit]
+    if args.json:
+        for info in sessions:
+            fields = ("id", "created", "status", "workspace", "model", "task")
+            print(json.dumps({name: getattr(info, name) for name in fields}))
+        return 0
     if not sessions:
-        print("no sessions yet")
+        print("no sessions yet" if args.workspace is None else f"no sessions in {args.workspace}")
         return 0
     rows = [
-        [_field(text) for text in (info.id, info.created, info.status, info.workspace, info.task)]
+        [_field(text) for text in (info.id, info.created, info.status, info.workspace)]
+        + [_task(info.task)]
         for info in sessions
     ]
     if not sys.stdout.isatty():  # for scripts: one tab-separated line per session
@@ -84,6 +102,14 @@ def _list() -> int:
         table.add_row(*(Text(field) for field in row))
     Console(highlight=False).print(table)
     return 0
+
+
+def _task(task: str) -> str:
+    """A task in one line: its first line, cut at 80 characters (a piped file can be long)."""
+    lines = task.strip().splitlines() or [""]
+    first = _field(lines[0])
+    more = len(lines) > 1 or len(first) > 80
+    return first[:80] + ("…" if more else "")
 
 
 def _field(text: str) -> str:

@@ -64,6 +64,17 @@ class ReasoningCut:
     tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """The server could not be used; attempt ``attempt`` of ``attempts`` failed with ``error``
+    and the next starts in ``delay_s`` seconds."""
+
+    attempt: int
+    attempts: int
+    error: str
+    delay_s: float
+
+
 StopReason = Literal["stop", "length", "cancelled"]
 
 
@@ -75,4 +86,13 @@ class Finished:
     reason: StopReason
 
 
-Delta = ReasoningDelta | ContentDelta | ToolCallEnd | CallDropped | Usage | ReasoningCut | Finished
+Delta = (
+    ReasoningDelta
+    | ContentDelta
+    | ToolCallEnd
+    | CallDropped
+    | Usage
+    | ReasoningCut
+    | Retrying
+    | Finished
+)

@@ -36,6 +36,7 @@ from ponder.model.deltas import (
     Finished,
     ParsedToolCall,
     ReasoningDelta,
+    Retrying,
     StopReason,
     ToolCallEnd,
     Usage,
@@ -210,7 +211,8 @@ class OpenAICompatBackend:
                     _closing_on(cancel, response),
                 ):
                     if response.status_code >= 400:
-                        delay = self._failed(response, attempt)
+                        problem = self._failed(response)
+                        delay = self._backoff(attempt, problem, _retry_after(response))
                     else:
                         prompt = partial(self.count_tokens, messages, tools)
                         for delta in self._read(response, prompt):
@@ -225,8 +227,10 @@ class OpenAICompatBackend:
                     raise BackendUnavailable(
                         f"{self.base_url} dropped the connection mid-response ({exc})"
                     ) from None
-                delay = self._backoff(attempt, f"cannot reach {self.base_url} ({exc})")
+                problem = f"cannot reach {self.base_url} ({exc})"
+                delay = self._backoff(attempt, problem)
             attempt += 1
+            yield Retrying(attempt, self.options.max_retries + 1, problem, delay)
             if cancel is not None and cancel.wait(delay):
                 yield Finished("cancelled")
                 return
@@ -239,13 +243,12 @@ class OpenAICompatBackend:
         delay = self.options.retry_base_s * 2**attempt
         return min(hint, MAX_RETRY_AFTER_S) if hint is not None else delay
 
-    def _failed(self, response: httpx.Response, attempt: int) -> float:
+    def _failed(self, response: httpx.Response) -> str:
+        """What went wrong, when trying again may help; raises when it cannot."""
         message = _error_message(response)
         status = response.status_code
         if status in RETRYABLE_STATUS:
-            return self._backoff(
-                attempt, f"{self.base_url} answered {status}: {message}", _retry_after(response)
-            )
+            return f"{self.base_url} answered {status}: {message}"
         if status in (401, 403):
             raise ConfigurationError(
                 f"{self.base_url} refused the request ({status}: {message}); check the API key "

@@ -85,6 +85,17 @@ class ReasoningBudgetReached(_Event):
     tokens: int
 
 
+class ModelRetrying(_Event):
+    """The model's server could not be used; ponder tries again in ``delay_s`` seconds."""
+
+    type: Literal["model_retrying"] = "model_retrying"
+    step: int
+    attempt: int
+    attempts: int
+    error: str
+    delay_s: float
+
+
 class ToolCallStarted(_Event):
     type: Literal["tool_call_started"] = "tool_call_started"
     step: int
@@ -311,6 +322,7 @@ Event = Annotated[
     | ReasoningText
     | ContentText
     | ReasoningBudgetReached
+    | ModelRetrying
     | ToolCallStarted
     | ApprovalRequested
     | ApprovalResolved

@@ -15,12 +15,14 @@ from ponder.model.deltas import (
     ParsedToolCall,
     ReasoningCut,
     ReasoningDelta,
+    Retrying,
     ToolCallEnd,
     Usage,
 )
 from ponder.runtime.events import (
     ContentText,
     Event,
+    ModelRetrying,
     ReasoningBudgetReached,
     ReasoningText,
     UsageReported,
@@ -86,6 +88,16 @@ def read_reply(
             reply.dropped.append(delta)
         elif isinstance(delta, ReasoningCut):
             event(ReasoningBudgetReached(step=step, tokens=delta.tokens))
+        elif isinstance(delta, Retrying):
+            event(
+                ModelRetrying(
+                    step=step,
+                    attempt=delta.attempt,
+                    attempts=delta.attempts,
+                    error=delta.error,
+                    delay_s=delta.delay_s,
+                )
+            )
         elif isinstance(delta, Usage):
             reply.usage = delta
             event(UsageReported(step=step, context_size=context_size, **asdict(delta)))

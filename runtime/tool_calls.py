@@ -28,6 +28,7 @@ from ponder.runtime.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from ponder.runtime.port import NOBODY
 from ponder.runtime.tools.base import Tool, ToolContext, ToolInputError, ToolOutcome
 from ponder.sandbox.base import Sandbox
 
@@ -56,6 +57,9 @@ class ToolRunner:
         self.ask = ask
         self.cancel = cancel
         self.policy = policy
+        self._waits = threading.local()
+        """``waited_s``: how long this thread's call waited for its answer (the person's time,
+        left out of the call's elapsed time); read-only calls run in threads of their own."""
 
     def run(self, step: int, calls: list[ParsedToolCall]) -> list[ToolOutcome]:
         outcomes: dict[int, ToolOutcome] = {}
@@ -90,6 +94,7 @@ class ToolRunner:
             )
         )
         started = time.monotonic()
+        self._waits.waited_s = 0.0
         outcome = self._outcome(step, call)
         self.emit(
             ToolCallFinished(
@@ -101,7 +106,7 @@ class ToolRunner:
                 timed_out=outcome.timed_out,
                 interrupted=outcome.interrupted,
                 notice=outcome.notice,
-                elapsed_s=time.monotonic() - started,
+                elapsed_s=time.monotonic() - started - self._waits.waited_s,
             )
         )
         return outcome
@@ -151,7 +156,9 @@ class ToolRunner:
             prefix=verdict.prefix,
         )
         self.emit(request)
+        asked = time.monotonic()
         answer = self.ask(request)
+        self._waits.waited_s = time.monotonic() - asked
         if answer is None:  # interrupted while it waited
             return ToolOutcome(INTERRUPTED, ok=False, interrupted=True)
         self.emit(
@@ -161,6 +168,8 @@ class ToolRunner:
         )
         if answer.decision == "always" and verdict.prefix:
             self.policy.allow.append(verdict.prefix)
+        if answer.decision == "deny" and answer.by == "policy":  # nobody was asked
+            return ToolOutcome(f"Not allowed. {answer.message or NOBODY}", ok=False)
         if answer.decision == "deny":
             said = f" Their message: {answer.message}" if answer.message else ""
             return ToolOutcome(f"The user did not allow this action.{said}", ok=False)

@@ -174,6 +174,7 @@ def test_headless_runs_deny_what_would_ask(sandbox: Sandbox, workspace: Path) ->
     assert (resolved.decision, resolved.by) == ("deny", "policy")
     result = next(m.content for m in agent.messages if m.role == "tool")
     assert "nobody to give it" in result
+    assert "The user did not allow" not in result  # no user was asked
 
 
 class Away:

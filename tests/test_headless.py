@@ -18,6 +18,7 @@ from ponder.runtime.events import (
     ApprovalResolved,
     CheckpointsOff,
     MessageAdded,
+    ModelRetrying,
     RunFinished,
     ToolCallFinished,
     event_from_json,
@@ -179,15 +180,24 @@ def test_exec_exit_codes(
     # 75: the backend cannot be reached (a closed port on this machine), so retry later.
     config = Path(user_env["XDG_CONFIG_HOME"]) / "ponder" / "config.toml"
     config.parent.mkdir(parents=True)
-    config.write_text("[openai]\nmax_retries = 0\n")
+    config.write_text("[openai]\nmax_retries = 1\n")
     unreachable = run(
         "exec", "--json", "look", "--model", "openai:http://127.0.0.1:9/v1#m",
         env=user_env, cwd=workspace,
     )  # fmt: skip
     assert unreachable.returncode == 75, unreachable.stderr
-    finished = event_from_json(unreachable.stdout.splitlines()[-1])
+    events = [event_from_json(line) for line in unreachable.stdout.splitlines()]
+    finished = events[-1]
     assert isinstance(finished, RunFinished)
     assert (finished.reason, finished.retryable) == ("error", True)
+    (retry,) = [e for e in events if isinstance(e, ModelRetrying)]  # told while it waited
+    assert (retry.attempt, retry.attempts, retry.delay_s) == (1, 2, 1.0)
+    assert "cannot reach http://127.0.0.1:9/v1" in retry.error
+    line_mode = run(
+        "--plain", "look", "--model", "openai:http://127.0.0.1:9/v1#m", env=user_env, cwd=workspace
+    )
+    assert "model: attempt 1 of 2 failed: cannot reach" in line_mode.stdout
+    assert "trying again in 1 s" in line_mode.stdout
 
 
 def test_exec_interrupted_by_ctrl_c_exits_130(

@@ -60,8 +60,7 @@ def test_hostile_replies_are_told_to_the_model_and_the_run_goes_on(
         ("your reply was empty", True),
         ("your reply held only reasoning, with no answer and no tool call", True),
         (
-            "your tool call 'functions.bash' was not run: "
-            "its id 'functions.bash' is not NAME:N",
+            "your tool call 'functions.bash' was not run: its id 'functions.bash' is not NAME:N",
             True,
         ),
     ]

@@ -25,6 +25,7 @@ from ponder.model.deltas import (
     Delta,
     Finished,
     ReasoningDelta,
+    Retrying,
     ToolCallEnd,
     Usage,
 )
@@ -127,6 +128,12 @@ def test_rate_limits_and_server_errors_are_retried() -> None:
         deltas = run(OpenAICompatBackend(f"{server.url}#m", FAST))
     assert len(server.requests) == 4
     assert deltas[-1] == Finished("stop")
+    # Each failed attempt is told as it happens, with why and when the next comes.
+    retries = [d for d in deltas if isinstance(d, Retrying)]
+    assert [(r.attempt, r.attempts) for r in retries] == [(1, 4), (2, 4), (3, 4)]
+    assert retries[0].error.endswith("answered 429: slow down")
+    assert retries[0].delay_s == 0  # Retry-After: 0
+    assert retries[2].error.endswith("answered 503: overloaded")
 
 
 def test_retries_end_with_a_retryable_error() -> None:

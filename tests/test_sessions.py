@@ -251,3 +251,32 @@ def test_resume_without_an_id_goes_on_with_this_workspace_s_session(
                   cwd=elsewhere)  # fmt: skip
     assert none.returncode == 2
     assert f"no session in {elsewhere} to resume" in none.stderr
+
+
+def test_the_session_list_is_one_line_each_and_filters(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    script = write_script(tmp_path / "s.jsonl", completion("Ok.", content="ok"))
+    piped = "".join(f"line {n} of a pasted file\n" for n in range(17))
+    ran = subprocess.run(
+        [PONDER, "-p", "--model", f"scripted:{script}", "summarise"], input=piped,
+        env=user_env, cwd=here, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ponder("--plain", "--model", f"scripted:{script}", "x", env=user_env,
+                  cwd=there).returncode == 0  # fmt: skip
+    data = Path(user_env["HOME"]) / ".local" / "share" / "ponder" / "sessions"
+    SessionRecorder(data, {"workspace": str(here)}).close()  # a TUI opened and left: no task
+
+    listing = ponder("sessions", env=user_env, cwd=here).stdout.splitlines()
+    assert len(listing) == 2  # one line each; the empty session is left out
+    assert listing[1].split("\t")[4].endswith("…")  # the 17 lines became one
+    assert len(ponder("sessions", "--all", env=user_env, cwd=here).stdout.splitlines()) == 3
+    mine = ponder("sessions", "--workspace", ".", "--json", env=user_env, cwd=here).stdout
+    (record,) = [json.loads(line) for line in mine.splitlines()]
+    assert record["workspace"] == str(here)
+    assert record["task"].startswith("summarise")
+    assert len(ponder("sessions", "--limit", "1", env=user_env, cwd=here).stdout.splitlines()) == 1

@@ -170,6 +170,24 @@ async def test_approvals_take_a_key_or_a_message() -> None:
         run.release()
 
 
+async def test_a_call_waiting_for_approval_says_so_and_the_question_comes_first() -> None:
+    request = ApprovalRequested(
+        call_id="functions.bash:0", name="bash", summary="python3 -m pytest -q",
+        reason="runs code", prefix="python3",
+    )  # fmt: skip
+    run = FakeRun([*started(), *command(1, 0, "", None)[:1], request], approval=request)
+    app = make_app(run, task="test")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tool = app.query_one(ToolCard)
+        assert "waiting for your approval" in str(tool.query_one(".tool-status", Static).render())
+        assert "bash waits for your approval" in str(app.query_one(StatusLine).render())
+        blocks = list(app.query_one("#transcript").children)
+        assert blocks.index(app.query_one(ApprovalCard)) < blocks.index(tool)
+        await pilot.press("y")
+        run.release()
+
+
 async def test_the_prompt_sends_keeps_history_and_completes(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     history = tmp_path / "history"
@@ -230,9 +248,7 @@ async def test_slash_commands_help_theme_clear_and_unknown() -> None:
         assert [str(b.render()) for b in app.query(TextBlock)] == ["fresh"]
 
 
-async def test_a_slow_command_s_result_takes_the_place_of_its_placeholder_and_diff_is_coloured() -> (
-    None
-):
+async def test_a_slow_command_s_result_replaces_its_placeholder_and_diff_is_coloured() -> None:
     diff = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
     commands = {"model": lambda _: "model: scripted:other", "diff": lambda _: diff}
     app = PonderApp(

@@ -38,6 +38,7 @@ from ponder.app.tui.themes import load_themes
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import (
     ApprovalRequested,
+    ApprovalResolved,
     ContentText,
     Event,
     FileEdited,
@@ -313,7 +314,11 @@ class PonderApp(App[RunFinished | None]):
                 self._note(item.text, item.failed)
         elif isinstance(item, ApprovalCard):
             self._end_reasoning()
-            self._mount(item)
+            call = self._cards.get(item.request.call_id)
+            if call is not None and call.is_attached:  # the question, then the call it asks
+                self.query_one("#transcript", VerticalScroll).mount(item, before=call)
+            else:
+                self._mount(item)
         else:
             item = for_display(item)
             self.status.apply(item)
@@ -345,6 +350,9 @@ class PonderApp(App[RunFinished | None]):
             self._mount(card)
         elif isinstance(event, ToolOutput):
             self._cards[event.call_id].write(event.text)
+        elif isinstance(event, ApprovalRequested | ApprovalResolved):
+            if event.call_id in self._cards:
+                self._cards[event.call_id].waiting(isinstance(event, ApprovalRequested))
         elif isinstance(event, ToolCallFinished):
             self._cards.pop(event.call_id).finish(event)
         elif isinstance(event, FileEdited):

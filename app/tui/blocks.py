@@ -192,11 +192,15 @@ class ToolCard(Block):
         self._finished: ToolCallFinished | None = None
         self._output: list[str] = []
         self._ready = False
+        self._waiting = False
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(SPINNER[0]), classes="block-title")
         yield Log(max_lines=2000, classes="tool-output", auto_scroll=True)
-        yield Static(Content.styled("running…", "$text-muted"), classes="tool-status")
+        yield Static(Content.styled(self._state(), "$text-muted"), classes="tool-status")
+
+    def _state(self) -> str:
+        return "waiting for your approval" if self._waiting else "running…"
 
     def _header(self, mark: str) -> Content:
         return Content.assemble(
@@ -215,8 +219,15 @@ class ToolCard(Block):
     def running(self) -> bool:
         return self._finished is None
 
-    def spin(self, frame: int) -> None:
+    def waiting(self, for_approval: bool) -> None:
+        """While its approval is asked, the call is not running: no spinner, and it says so."""
+        self._waiting = for_approval
         if self._ready and self.running:
+            status = Content.styled(self._state(), "$text-muted")
+            self.query_one(".tool-status", Static).update(status)
+
+    def spin(self, frame: int) -> None:
+        if self._ready and self.running and not self._waiting:
             self.query_one(".block-title", Static).update(self._header(SPINNER[frame % 10]))
 
     def write(self, text: str) -> None:

@@ -12,6 +12,8 @@ from textual.content import Content
 from textual.widget import Widget
 
 from ponder.runtime.events import (
+    ApprovalRequested,
+    ApprovalResolved,
     ContentText,
     Event,
     ReasoningText,
@@ -89,6 +91,10 @@ class Status:
             self.tokens_used += event.completion_tokens
         elif isinstance(event, ToolCallStarted):
             self.state = f"running {event.name}"
+        elif isinstance(event, ApprovalRequested):
+            self.state = f"{event.name} waits for your approval"
+        elif isinstance(event, ApprovalResolved):
+            self.state = "running" if event.decision != "deny" else "denied"
         elif isinstance(event, RunFinished):
             self.state = ENDINGS.get(event.reason, event.reason)
 

@@ -83,7 +83,8 @@ def eval_lines(instance: Instance, workdir: str) -> list[str]:
 
 def default_test_command(test_files: list[str]) -> str:
     files = [_quoted(f) for f in test_files if f.endswith(".py")]
-    return " ".join(["pytest", "--no-header", "-rA", "--tb=short", "-p", "no:cacheprovider", *files])
+    command = ["pytest", "--no-header", "-rA", "--tb=short", "-p", "no:cacheprovider"]
+    return " ".join([*command, *files])
 
 
 def _quoted(word: str) -> str:
