@@ -1,7 +1,7 @@
 """What the prompt completes, in the TUI and in line mode: ``/commands`` and ``@paths``.
 
-``@path`` names a file of the workspace; the model reads it with its own tools, so completion
-only saves typing. The file list comes from git when the workspace is a repository (so ignored
+``@path`` names a file of the workspace; its contents go to the model with the task
+(:mod:`ponder.runtime.attachments`). The file list comes from git when the workspace is a repository (so ignored
 build outputs stay out) and from a bounded walk otherwise.
 """
 

@@ -24,6 +24,7 @@ from ponder.runtime.events import (
     ContextCompacted,
     Event,
     FileEdited,
+    FilesAttached,
     InstructionsLoaded,
     LoopDetected,
     McpServer,
@@ -142,6 +143,9 @@ def describe_note(event: Event) -> str | None:
         return f"instructions from {', '.join(event.files)}" + (
             f" ({event.note})" if event.note else ""
         )
+    if isinstance(event, FilesAttached):
+        files = f"attached {', '.join(event.files)}" if event.files else ""
+        return "; ".join(filter(None, [files, *event.notes]))
     if isinstance(event, CheckpointsOff):
         return f"checkpoints are off: {event.reason}; /undo and /diff will not work"
     if isinstance(event, Checkpointed):

@@ -26,6 +26,7 @@ from ponder.app.sandboxes import sandbox_session
 from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
+from ponder.runtime.attachments import attach_mentions
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.checkpoints import Checkpoint, CheckpointError, Checkpoints
 from ponder.runtime.context import ContextSettings
@@ -33,6 +34,7 @@ from ponder.runtime.events import (
     ApprovalRequested,
     CheckpointsOff,
     Event,
+    FilesAttached,
     InstructionsLoaded,
     McpServer,
     McpServersStarted,
@@ -184,7 +186,10 @@ class Session:
         for note in self._first_notes:
             recorded.event(note)
         self._first_notes.clear()
-        return self.agent.run(task, recorded)
+        attached = attach_mentions(task, self.workspace)
+        if attached.files or attached.notes:
+            recorded.event(FilesAttached(files=attached.files, notes=attached.notes))
+        return self.agent.run(task, recorded, attached.text)
 
     def interrupt(self) -> None:
         self.agent.interrupt()

@@ -107,6 +107,21 @@ class ConfinedTree:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def read_file(self, path: bytes, limit: int) -> bytes | None:
+        """Up to ``limit`` + 1 bytes of the regular file ``path`` (one more than the limit says
+        it was cut); None when ``path`` is a link, a directory or something else."""
+        with self._parent(path, create=False) as (fd, name):
+            try:
+                handle = os.open(name, _READ, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.EISDIR):
+                    return None
+                raise
+            with os.fdopen(handle, "rb") as file:
+                if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):  # a FIFO, a device
+                    return None
+                return file.read(limit + 1)
+
     def write_file(self, path: bytes, data: bytes, executable: bool) -> None:
         """Create or replace ``path`` with ``data`` (a temporary file, then a rename)."""
         with self._parent(path, create=True) as (fd, name):

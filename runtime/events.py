@@ -259,6 +259,15 @@ class McpServersStarted(_Event):
     """Servers left out, and why (a project's server not trusted yet, an unusable one)."""
 
 
+class FilesAttached(_Event):
+    """Files the task names (``@path``) went to the model with it."""
+
+    type: Literal["files_attached"] = "files_attached"
+    files: list[str]
+    notes: list[str] = []
+    """What was cut or left out, and why."""
+
+
 class CheckpointsOff(_Event):
     """Checkpoints could not be taken (a folder too big, git failing); the session goes on
     without them, and ``/undo`` and ``/diff`` say why."""
@@ -336,6 +345,7 @@ Event = Annotated[
     | ReplyProblem
     | Checkpointed
     | CheckpointsOff
+    | FilesAttached
     | InstructionsLoaded
     | McpServersStarted
     | StepFinished

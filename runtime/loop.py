@@ -168,7 +168,9 @@ class Agent:
 
     # --- a run
 
-    def run(self, task: str, port: RunPort) -> RunFinished:
+    def run(self, task: str, port: RunPort, attached: str = "") -> RunFinished:
+        """Run ``task`` to its end; ``attached`` (files the task names) goes to the model with
+        it but is not the task the events show."""
         self.cancel.clear()
         self._time_up.clear()
         self._port = port
@@ -189,7 +191,7 @@ class Agent:
                     time_limit=budgets.time_limit,
                 )
             )
-            ending = self._run(task, BudgetTracker(budgets))
+            ending = self._run(task, attached, BudgetTracker(budgets))
         except (BackendError, SandboxError) as error:
             retryable = isinstance(error, BackendUnavailable) or None
             ending = Ending("error", error=str(error), retryable=retryable)
@@ -208,13 +210,13 @@ class Agent:
         self._port = _idle()
         return finished
 
-    def _run(self, task: str, tracker: BudgetTracker) -> Ending:
+    def _run(self, task: str, attached: str, tracker: BudgetTracker) -> Ending:
         if not self.messages:
             prompt = self.settings.system_prompt or system_prompt(self.sandbox.workdir)
             if self.settings.instructions:
                 prompt += "\n\n" + self.settings.instructions
             self._add(Message(role="system", content=prompt))
-        self._add(Message(role="user", content=task))
+        self._add(Message(role="user", content=task + attached))
         self.state.task = task
         while True:
             limit = tracker.exceeded(self._steps)
