@@ -266,6 +266,39 @@ async def test_a_slow_command_s_result_replaces_its_placeholder_and_diff_is_colo
         assert block.copy_text() == diff
 
 
+async def test_messages_typed_while_it_works_are_queued_and_sent_after() -> None:
+    run = FakeRun([*started(), *reasoning(1, "Working.")])
+    app = make_app(run, task="first")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for text in ("also this", "and that"):
+            app.query_one(PromptArea).load_text(text)
+            await pilot.press("enter")
+        await settle(pilot)
+        queue = str(app.query_one("#queue", Static).render())
+        assert "queued: also this" in queue
+        assert "queued: and that" in queue
+        assert run.tasks == ["first"]
+        run.release()
+        await settle(pilot)
+        assert run.tasks == ["first", "also this\n\nand that"]  # one message, as typed
+        assert not app.query_one("#queue", Static).display
+
+
+async def test_queued_messages_come_back_to_the_prompt_after_esc() -> None:
+    run = FakeRun([*started(), *reasoning(1, "Working.")])
+    app = make_app(run, task="first")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.query_one(PromptArea).load_text("second thoughts")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert run.tasks == ["first"]
+        assert app.query_one(PromptArea).text == "second thoughts"
+
+
 async def test_escape_interrupts_a_running_task() -> None:
     run = FakeRun([*started(), *reasoning(1, "Thinking a long time.")])
     app = make_app(run, task="go")

@@ -110,6 +110,8 @@ class PonderApp(App[RunFinished | None]):
         self._cards: dict[str, ToolCard] = {}
         self._frame = 0
         self._waiting: list[Future[ApprovalAnswer]] = []
+        self._queued: list[str] = []
+        """Messages typed while a task ran, to send when it ends."""
         self.status = Status(model=model)
 
     def compose(self) -> ComposeResult:
@@ -117,6 +119,7 @@ class PonderApp(App[RunFinished | None]):
         yield Static(id="plan")
         if self._interactive:
             yield Static(id="hint")
+            yield Static(id="queue")
             yield PromptArea(self._history, self.command_names, self._files)
         yield StatusLine(self.status, id="status")
 
@@ -148,10 +151,28 @@ class PonderApp(App[RunFinished | None]):
     def on_prompt_area_submitted(self, message: PromptArea.Submitted) -> None:
         if message.text.startswith("/"):
             self._command(message.text)
-        elif self._task_running:
-            self.notify("ponder is still working (Esc interrupts it)", severity="warning")
+        elif self._task_running:  # kept, and sent when the task ends
+            self._queued.append(message.text)
+            self._show_queue()
         else:
             self._start(message.text)
+
+    def _show_queue(self) -> None:
+        queue = self.query_one("#queue", Static)
+        lines = [f"queued: {' '.join(text.split())[:100]}" for text in self._queued]
+        queue.update(Content("\n".join(lines) + "\n(sent when this task ends; Esc keeps them)"))
+        queue.display = bool(self._queued)
+
+    def _send_queued(self, interrupted: bool) -> None:
+        """The messages typed while the task ran: the next task, or back in the prompt for
+        editing when the person stopped the task."""
+        text, self._queued = "\n\n".join(self._queued), []
+        self._show_queue()
+        if interrupted:
+            prompt = self.query_one(PromptArea)
+            prompt.load_text(text + ("\n" + prompt.text if prompt.text else ""))
+        else:
+            self._start(text)
 
     def on_prompt_area_completions(self, message: PromptArea.Completions) -> None:
         hint = self.query_one("#hint", Static)
@@ -392,6 +413,8 @@ class PonderApp(App[RunFinished | None]):
             self._note(f"error: {event.error}", error=True)
         if not self._interactive:
             self.status.state += " · press q to quit"
+        elif self._queued:
+            self._send_queued(interrupted=event.reason == "interrupted")
 
     def _spin(self) -> None:
         self._frame += 1
