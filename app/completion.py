@@ -1,8 +1,8 @@
 """What the prompt completes, in the TUI and in line mode: ``/commands`` and ``@paths``.
 
 ``@path`` names a file of the workspace; its contents go to the model with the task
-(:mod:`ponder.runtime.attachments`). The file list comes from git when the workspace is a repository (so ignored
-build outputs stay out) and from a bounded walk otherwise.
+(:mod:`ponder.runtime.attachments`). The file list comes from git when the workspace is a
+repository (so ignored build outputs stay out) and from a bounded walk otherwise.
 """
 
 from __future__ import annotations
