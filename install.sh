@@ -13,7 +13,7 @@ usage() {
 usage: ./install.sh [--prefix DIR] [--dev] [--yes]
 
   --prefix DIR  virtual environment to install into (default: .venv in this checkout)
-  --dev         also install the test and lint tools (and tmux for the terminal tests)
+  --dev         also install the test and lint tools (and tmux, zsh and fish for the terminal tests)
   --yes         install missing system packages (Docker from Debian) without asking
 EOF
 }
@@ -121,8 +121,15 @@ info=$(llama_info) || fail "llama-cpp-python does not load after the build; see 
 why=$("${PROBE[@]}" --check "$info" --record "$PREFIX/ponder-llama-build.json") ||
     fail "llama.cpp still cannot run on this CPU: $why"
 
-if [ "$DEV" -eq 1 ] && ! command -v tmux >/dev/null 2>&1; then
-    apt_install tmux || echo "install.sh: tmux is missing; the terminal tests need it (apt-get install tmux)." >&2
+if [ "$DEV" -eq 1 ]; then
+    missing=()
+    for tool in tmux zsh fish; do  # the terminal tests, and shell completion checked in each shell
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt_install "${missing[@]}" ||
+            echo "install.sh: ${missing[*]} missing; the terminal tests need them (apt-get install ${missing[*]})." >&2
+    fi
 fi
 
 # --- Docker engine -----------------------------------------------------------------------------

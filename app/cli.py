@@ -24,6 +24,7 @@ from ponder.app.exit_codes import (
     EXIT_USAGE,
     UsageError,
 )
+from ponder.app.help_examples import examples
 
 
 class _Version(argparse.Action):
@@ -33,19 +34,19 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
-        from importlib.metadata import version
+        from ponder.app.doctor import versions
 
-        print(f"ponder {version('ponder')}")
+        print("\n".join(versions()))
         parser.exit()
 
 
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ponder",
+        **examples(""),
         description="A terminal coding agent for thinking models. Every command runs in a "
-        "Docker sandbox.",
-        epilog="Other commands: ponder exec (headless, for CI); ponder acp (for editors: Zed, "
-        "Toad); ponder mcp list|trust (MCP servers); ponder serve "
+        "Docker sandbox. Other commands: ponder exec (headless, for CI); ponder acp (for "
+        "editors: Zed, Toad); ponder mcp list|trust (MCP servers); ponder serve "
         "[GGUF] (a local model kept warm); ponder swebench [eval] (batches of "
         "SWE-bench tasks); ponder demo (a full run without a model); ponder doctor (checks "
         "everything ponder needs); ponder sessions, export ID, undo, diff (sessions and their "
@@ -71,6 +72,7 @@ def main_parser() -> argparse.ArgumentParser:
 def exec_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ponder exec",
+        **examples("exec"),
         description="Run one task without a terminal (CI): the answer on stdout, or every event "
         "as a JSON line with --json. Exit codes: 0 finished, 1 failed, 2 usage or configuration, "
         "75 backend unreachable or rate-limited (retry later), 130 interrupted.",
@@ -94,6 +96,7 @@ def exec_parser() -> argparse.ArgumentParser:
 def acp_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ponder acp",
+        **examples("acp"),
         description="Serve the Agent Client Protocol on stdin and stdout, for editors such as "
         "Zed (agent_servers: command ponder, args [acp]). The workspace is the editor's "
         "project folder; the options are those of every run.",
@@ -140,7 +143,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     llama.add_argument("-ctk", "--cache-type-k", help="KV cache type for keys (f16, q8_0, ...)")
     llama.add_argument("-ctv", "--cache-type-v", help="KV cache type for values")
     llama.add_argument("-t", "--threads", type=int, help="CPU threads")
-    llama.add_argument("--no-mmap", action="store_false", dest="mmap", default=None)
+    llama.add_argument(
+        "--no-mmap",
+        action="store_false",
+        dest="mmap",
+        default=None,
+        help="read the weights into memory instead of mapping the file",
+    )
 
 
 def flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -182,6 +191,7 @@ def flags(args: argparse.Namespace) -> dict[str, Any]:
 def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ponder demo",
+        **examples("demo"),
         description="Watch ponder fix a real bug in a real sandbox, with a recorded model.",
     )
     parser.add_argument("--plain", action="store_true", help="line mode instead of the TUI")
@@ -244,6 +254,7 @@ SUBCOMMANDS = {
     "serve": "serve",
     "mcp": "mcp_servers",
     "doctor": "doctor",
+    "completion": "shell_completion",
 }
 """``ponder NAME ARGS``: the module whose ``run(ARGS)`` does it."""
 

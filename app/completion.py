@@ -8,6 +8,7 @@ repository (so ignored build outputs stay out) and from a bounded walk otherwise
 from __future__ import annotations
 
 import os
+import re
 from os.path import commonpath
 from pathlib import Path
 
@@ -63,11 +64,20 @@ def current_word(text: str) -> str:
     return text.rsplit(maxsplit=1)[-1] if text and not text[-1].isspace() else ""
 
 
-def candidates(text: str, commands: list[str], files: list[str]) -> list[str]:
-    """Completions for the word at the end of ``text`` (the prompt up to the cursor)."""
+def candidates(
+    text: str,
+    commands: list[str],
+    files: list[str],
+    arguments: dict[str, list[str]] | None = None,
+) -> list[str]:
+    """Completions for the word at the end of ``text`` (the prompt up to the cursor):
+    a command, a command's argument (``arguments[name]``), or an ``@path``."""
     word = current_word(text)
     if word.startswith("/") and text.lstrip() == word:
         return [f"/{name}" for name in commands if name.startswith(word[1:])]
+    command = re.fullmatch(r"\s*/(\w+) +(\S*)", text)
+    if command and arguments and command[1] in arguments:
+        return [value for value in arguments[command[1]] if value.startswith(command[2])]
     if word.startswith("@"):
         prefix = word[1:]
         depth = prefix.count("/")

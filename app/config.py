@@ -107,11 +107,11 @@ class SamplingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(_GENERATION.temperature, ge=0, le=2, allow_inf_nan=False)
-    top_p: float = Field(_GENERATION.top_p, gt=0, le=1)
-    min_p: float = Field(_GENERATION.min_p, ge=0, le=1)
+    temperature: float = Field(default=_GENERATION.temperature, ge=0, le=2, allow_inf_nan=False)
+    top_p: float = Field(default=_GENERATION.top_p, gt=0, le=1)
+    min_p: float = Field(default=_GENERATION.min_p, ge=0, le=1)
     """Local models only (OpenAI-compatible servers get temperature and top_p)."""
-    top_k: int | None = Field(_GENERATION.top_k, ge=1)
+    top_k: int | None = Field(default=_GENERATION.top_k, ge=1)
     """Unset: no top-k cut. Local models only."""
 
     def generation(self) -> GenerationSettings:
@@ -261,8 +261,9 @@ class Config(BaseModel):
     """Command prefixes that are always refused (e.g. "rm -rf /")."""
     approve_unattended: Literal["deny", "allow"] = "deny"
     """Without a person to ask (pipes, CI): the answer to every approval request."""
-    theme: str = "ponder-dark"
-    """TUI theme: ponder-dark, or a theme from the config directory's themes/ folder."""
+    theme: str | None = None
+    """TUI theme: ponder-dark, or a theme from the config directory's themes/ folder; unset:
+    the one last chosen with /theme."""
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     llama: LlamaSettings = Field(default_factory=LlamaSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)

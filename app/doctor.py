@@ -7,6 +7,7 @@ crash is reported as a finding instead of ending the doctor. Exit 0 only when no
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from typing import Literal
 import platformdirs
 
 from ponder.app.config import ConfigError, config_file, load_config
+from ponder.app.help_examples import examples
 from ponder.sandbox.safe_text import safe_text
 
 Status = Literal["ok", "warn", "FAIL"]
@@ -107,6 +109,40 @@ def check_docker(image: str) -> list[Finding]:
     else:
         found.append(Finding("ok", "sandbox", "a command ran in a locked-down container"))
     return found
+
+
+def versions() -> list[str]:
+    """``ponder --version``: ponder and what it runs on, each found without failing."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ponder.model.cpu_features import built_features
+    from ponder.sandbox.base import SandboxUnavailable
+    from ponder.sandbox.docker_setup import connect
+    from ponder.sandbox.image import DEFAULT_IMAGE, image_present
+
+    try:
+        llama = f"llama-cpp-python {version('llama-cpp-python')}"
+    except PackageNotFoundError:
+        llama = "llama-cpp-python not installed"
+    info = _child(
+        "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())", timeout=30
+    )
+    built = ", ".join(sorted(built_features(info.stdout))) if info.returncode == 0 else ""
+    lines = [
+        f"ponder {version('ponder')}",
+        f"Python {platform.python_version()} ({sys.executable})",
+        f"llama.cpp: {llama}" + (f", built with {built}" if built else ""),
+    ]
+    try:
+        client = connect()
+        lines.append(f"Docker engine {client.version().get('Version', '?')}")
+        here = "built" if image_present(client, DEFAULT_IMAGE) else "not built yet"
+        lines.append(f"sandbox image {DEFAULT_IMAGE} ({here})")
+    except SandboxUnavailable as error:
+        lines.append(f"Docker: {str(error).splitlines()[0]}")
+        lines.append(f"sandbox image {DEFAULT_IMAGE}")
+    return lines
 
 
 def check_llama() -> list[Finding]:
@@ -219,12 +255,17 @@ def check_locations() -> list[Finding]:
     ]
 
 
+def parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="ponder doctor",
+        **examples("doctor"),
+        description="Check everything ponder needs (config, Docker, the sandbox, llama.cpp and "
+        "this CPU, a real model's smoke test, where files go), each with its fix.",
+    )
+
+
 def run(argv: list[str]) -> int:
-    if argv:
-        print(
-            "usage: ponder doctor   (checks everything ponder needs, with fixes)", file=sys.stderr
-        )
-        return 2
+    parser().parse_args(argv)
     checks: list[Callable[[], Finding | list[Finding]]] = [check_config]
     try:
         image = load_config().image

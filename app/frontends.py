@@ -26,6 +26,7 @@ from ponder.app.line_prompt import LinePrompt
 from ponder.app.slash_commands import SLOW, TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
+from ponder.sandbox.safe_text import safe_text
 
 if TYPE_CHECKING:  # Textual takes a quarter of a second to import; headless runs skip it
     from ponder.app.tui.app import Command, RunTask
@@ -74,12 +75,22 @@ def run_tui(
     model: str,
     first_task: str | None,
     interactive: bool = True,
-    theme: str = "ponder-dark",
+    theme: str | None = None,
     commands: dict[str, Command] | None = None,
     workspace: Path | None = None,
     inline: bool = False,
+    sandbox: str = "",
 ) -> RunFinished | None:
+    """The TUI; ``theme`` None is the one last chosen with /theme."""
     from ponder.app.tui.app import PonderApp
+    from ponder.app.tui.themes import remember_theme, remembered_theme
+
+    where = f" · {safe_text(str(workspace))}" if workspace else ""
+    welcome = (
+        f"ponder · {model}{' · ' + sandbox if sandbox else ''}{where}\n"
+        "Enter sends · Ctrl+J new line · Tab completes · @file attaches · Esc interrupts · "
+        "Ctrl+Q quits · /help lists commands and keys"
+    )
 
     app = PonderApp(
         run_task,
@@ -87,8 +98,10 @@ def run_tui(
         model=model,
         task=first_task,
         interactive=interactive,
-        theme=theme,
+        theme=theme or remembered_theme() or "ponder-dark",
         user_themes=config_dir() / "themes",
+        welcome=welcome,
+        on_theme=remember_theme,
         commands=commands,
         slow_commands=SLOW,
         files=(lambda: workspace_files(workspace)) if workspace else list,

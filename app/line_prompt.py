@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ponder.app.completion import candidates, current_word, history_file, workspace_files
-from ponder.app.slash_commands import HELP, TASK_COMMANDS, help_text
+from ponder.app.slash_commands import ARGUMENTS, HELP, LINE_KEYS, TASK_COMMANDS, help_text
 from ponder.sandbox.safe_text import safe_text
 
 FILES_FRESH_S = 5.0
@@ -47,7 +47,7 @@ class _Completer(Completer):
     ) -> Iterable[Completion]:
         text = document.text_before_cursor
         word = current_word(text)
-        for option in candidates(text, self._names, self._current_files()):
+        for option in candidates(text, self._names, self._current_files(), ARGUMENTS):
             yield Completion(option, start_position=-len(word))
 
 
@@ -98,7 +98,7 @@ class LinePrompt:
         if name == "quit":
             return "quit"
         if name == "help":
-            shown = help_text(self.names)
+            shown = help_text(self.names, LINE_KEYS)
         elif name == "theme":
             shown = "themes are for the TUI (run ponder without --plain)"
         elif name not in self.commands:

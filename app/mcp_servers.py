@@ -21,6 +21,7 @@ import platformdirs
 from pydantic import ValidationError
 
 from ponder.app.config import Config, McpServerSettings, load_config
+from ponder.app.help_examples import examples
 from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.project_docs import read_regular
 from ponder.sandbox.safe_text import safe_text
@@ -154,10 +155,11 @@ def trust(workspace: Path, names: list[str]) -> list[str]:
     return shown
 
 
-def run(argv: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     """``ponder mcp list|trust [NAME ...]``."""
     parser = argparse.ArgumentParser(
         prog="ponder mcp",
+        **examples("mcp"),
         description="MCP servers: `list` shows the config's and this folder's .mcp.json servers; "
         "`trust [NAME ...]` lets this folder's .mcp.json servers start (all, or those named). "
         "A project's server runs its command on this machine, so read it before you trust it.",
@@ -167,7 +169,11 @@ def run(argv: list[str]) -> int:
     )
     parser.add_argument("names", nargs="*", default=[], help="with trust: only these servers")
     parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     workspace = args.workspace.resolve()
     if args.action == "trust":
         lines = trust(workspace, args.names)

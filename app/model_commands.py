@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ponder.app.help_examples import examples
 from ponder.model.backend import ConfigurationError
 from ponder.model.chat_template import ChatTemplate
 from ponder.model.gguf_file import GROUPS, read_gguf
@@ -32,26 +33,44 @@ DEFAULT_PLAN_CTX = 131072
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="ponder model", description="Inspect models and formats.")
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    root = argparse.ArgumentParser(
+        prog="ponder model", description="Inspect models and formats.", **examples("model")
+    )
+    commands = root.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to inspect"
+    )
 
-    render = commands.add_parser("render", help="print the exact prompt text for a conversation")
+    render = commands.add_parser(
+        "render",
+        help="print the exact prompt text for a conversation",
+        **examples("model render"),
+    )
     render.add_argument(
         "--messages", type=Path, required=True, help="JSON list of messages (- for stdin)"
     )
     render.add_argument("--tools", type=Path, help="JSON list of tools (OpenAI function format)")
-    render.add_argument("--no-generation-prompt", action="store_true")
+    render.add_argument(
+        "--no-generation-prompt", action="store_true", help="leave out the assistant's opening"
+    )
     render.add_argument("--gguf", type=Path, help="use the chat template embedded in this GGUF")
 
-    parse = commands.add_parser("parse", help="split raw K2 output into reasoning, content, calls")
+    parse = commands.add_parser(
+        "parse",
+        help="split raw K2 output into reasoning, content, calls",
+        **examples("model parse"),
+    )
     parse.add_argument("file", nargs="?", default="-", help="raw completion text (- for stdin)")
 
-    info = commands.add_parser("info", help="what a GGUF holds (no weights are loaded)")
-    info.add_argument("path", type=Path)
-    info.add_argument("--json", action="store_true")
+    info = commands.add_parser(
+        "info", help="what a GGUF holds (no weights are loaded)", **examples("model info")
+    )
+    info.add_argument("path", type=Path, help="the GGUF (its first file, when split)")
+    info.add_argument("--json", action="store_true", help="as one JSON object")
 
-    plan = commands.add_parser("plan", help="GPU/CPU placement of a GGUF and its decode bound")
-    plan.add_argument("path", type=Path)
+    plan = commands.add_parser(
+        "plan", help="GPU/CPU placement of a GGUF and its decode bound", **examples("model plan")
+    )
+    plan.add_argument("path", type=Path, help="the GGUF (its first file, when split)")
     plan.add_argument(
         "--gpu-mem",
         default="0",
@@ -65,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--gpu-bw", type=float, default=4800.0, help="GPU memory bandwidth, GB/s")
     plan.add_argument("--cpu-bw", type=float, default=200.0, help="CPU memory bandwidth, GB/s")
-    plan.add_argument("--json", action="store_true")
+    plan.add_argument("--json", action="store_true", help="as one JSON object")
     return root
 
 

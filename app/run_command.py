@@ -75,7 +75,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
         task = with_piped_input(args.prompt or "", read_piped_input())
         return run_unattended(config, workspace, task, verbose=args.verbose, resume=args.resume)
     frontend = pick_frontend(args.plain)
-    if frontend == "tui":
+    if frontend == "tui" and config.theme is not None:
         known_theme(config.theme)
     with open_session(config, workspace, resume=args.resume) as session:
         commands = SessionCommands(session).commands
@@ -95,6 +95,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 model=session.agent.backend.name,
                 first_task=args.prompt,
                 theme=config.theme,
+                sandbox=session.agent.sandbox.description,
                 commands=commands,
                 workspace=workspace,
                 inline=args.inline,

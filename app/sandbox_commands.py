@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ponder.app.config import Config, load_config
 from ponder.app.exit_codes import UsageError
+from ponder.app.help_examples import examples
 from ponder.app.sandboxes import sandbox_session
 from ponder.sandbox.base import SandboxUnavailable
 from ponder.sandbox.docker_sandbox import DockerSandbox
@@ -22,18 +23,34 @@ from ponder.sandbox.leftovers import remove_leftover_tempdirs
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="ponder sandbox", description="Manage sandboxes.")
-    commands = root.add_subparsers(dest="action", required=True, metavar="COMMAND")
+    root = argparse.ArgumentParser(
+        prog="ponder sandbox", description="Manage sandboxes.", **examples("sandbox")
+    )
+    commands = root.add_subparsers(
+        dest="action", required=True, metavar="COMMAND", help="what to do"
+    )
 
-    build = commands.add_parser("build", help="build the default sandbox image")
+    build = commands.add_parser(
+        "build", help="build the default sandbox image", **examples("sandbox build")
+    )
     build.add_argument("--image", help="tag to build (default: ponder's own)")
     build.add_argument("--force", action="store_true", help="rebuild even if it exists")
     build.add_argument("--mirror", help="Debian mirror for a debootstrap build")
 
-    commands.add_parser("cleanup", help="remove sandboxes left by ponder runs that are gone")
+    commands.add_parser(
+        "cleanup",
+        help="remove sandboxes left by ponder runs that are gone",
+        **examples("sandbox cleanup"),
+    )
 
-    run = commands.add_parser("exec", help="run one command in a fresh sandbox, then remove it")
-    shell = commands.add_parser("shell", help="an interactive shell in a fresh sandbox")
+    run = commands.add_parser(
+        "exec",
+        help="run one command in a fresh sandbox, then remove it",
+        **examples("sandbox exec"),
+    )
+    shell = commands.add_parser(
+        "shell", help="an interactive shell in a fresh sandbox", **examples("sandbox shell")
+    )
     for sub in (run, shell):
         sub.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
         sub.add_argument("--image", help="sandbox image (default: ponder's own)")

@@ -300,9 +300,11 @@ def running_server(model_path: Path) -> str | None:
 
 def parser() -> argparse.ArgumentParser:
     from ponder.app.cli import add_run_options
+    from ponder.app.help_examples import examples
 
     result = argparse.ArgumentParser(
         prog="ponder serve",
+        **examples("serve"),
         description="Hold a local GGUF warm and serve it as an OpenAI-compatible API on "
         "localhost; ponder's llamacpp: runs of the same file use it. --status shows the "
         "running servers.",

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ponder.app.exit_codes import UsageError
 from ponder.app.export import to_markdown
+from ponder.app.help_examples import examples
 from ponder.app.session import checkpoint_store, describe_undo
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import event_to_json
@@ -33,10 +34,12 @@ def parser(command: str) -> argparse.ArgumentParser:
         "undo": "Put the workspace back as it was before the last step that changed files.",
         "diff": "Show everything a session changed in the workspace.",
     }
-    parser = argparse.ArgumentParser(prog=f"ponder {command}", description=descriptions[command])
+    parser = argparse.ArgumentParser(
+        prog=f"ponder {command}", description=descriptions[command], **examples(command)
+    )
     if command == "export":
         parser.add_argument("id", help="session id (or its beginning)")
-        parser.add_argument("--format", choices=["md", "json"], default="md")
+        parser.add_argument("--format", choices=["md", "json"], default="md", help="default md")
     elif command in ("undo", "diff"):
         parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
         parser.add_argument("--session", help="default: the latest session of the workspace")

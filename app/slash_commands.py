@@ -35,6 +35,12 @@ HELP = {
     "clear": "start the conversation afresh (the session file keeps everything)",
     "quit": "leave ponder",
 }
+ARGUMENTS = {
+    "approvals": ["ask", "auto", "yolo"],
+    "export": ["md", "json"],
+    "model": ["llamacpp:", "openai:", "scripted:"],
+}
+"""What Tab offers after a command's name (the TUI adds its themes)."""
 INIT_TASK = (
     "Look around this repository and write an AGENTS.md file at its root for the coding agents "
     "that will work in it (or improve the one there, keeping what is still true). In under 60 "
@@ -48,9 +54,30 @@ SLOW = frozenset({"compact", "model"})
 """Commands that may take a while (a model call, loading a model): run them off the UI thread."""
 
 
-def help_text(names: list[str]) -> str:
+TUI_KEYS = {
+    "Enter": "send (while ponder works: queue it for after)",
+    "Ctrl+J": "a new line",
+    "Tab": "complete a /command, its argument or an @file",
+    "↑ ↓": "earlier messages",
+    "Esc": "interrupt the model, a command or a waiting approval",
+    "y a n m": "answer an approval: once, always, deny, deny with a message",
+    "Ctrl+Q": "quit",
+}
+LINE_KEYS = {
+    "Enter": "send",
+    "Tab": "complete a /command, its argument or an @file",
+    "Ctrl+C": "interrupt the model or a command (twice: quit)",
+    "Ctrl+D": "quit",
+}
+
+
+def help_text(names: list[str], keys: dict[str, str] | None = None) -> str:
     width = max(len(name) for name in names) + 2
-    return "\n".join(f"/{name:<{width}}{HELP[name]}" for name in names)
+    lines = [f"/{name:<{width}}{HELP[name]}" for name in names]
+    if keys:
+        key_width = max(len(key) for key in keys) + 2
+        lines += ["", "keys:", *(f"  {key:<{key_width}}{what}" for key, what in keys.items())]
+    return "\n".join(lines)
 
 
 class SessionCommands:

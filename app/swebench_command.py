@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ponder.app.config import Config, load_config
 from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ponder.app.help_examples import examples
 from ponder.app.sandboxes import prepared_engine
 from ponder.app.session import agent_settings
 from ponder.model.backend import ChatBackend
@@ -60,7 +61,7 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run = argparse.ArgumentParser(
         prog="ponder swebench",
         description="Run ponder on SWE-bench instances, one sandbox each; write predictions.",
-        epilog="Grade them with: ponder swebench eval --instances FILE --predictions FILE",
+        **examples("swebench"),
     )
     choose(run)
     run.add_argument("--workers", type=int, default=1, help="sandboxes at once (default 1)")
@@ -82,6 +83,7 @@ def parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     grade = argparse.ArgumentParser(
         prog="ponder swebench eval",
+        **examples("swebench eval"),
         description="Grade predictions offline with SWE-bench's rules; per-instance report.json "
         "and a summary in SWE-bench's format.",
     )

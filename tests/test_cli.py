@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,3 +170,47 @@ def test_a_mistyped_command_is_not_a_task(user_env: dict[str, str], tmp_path: Pa
         ran = ponder("--plain", "--model", f"scripted:{script}", task, env=user_env, cwd=tmp_path)
         assert ran.returncode == 0, ran.stderr
         assert "done" in ran.stdout
+
+
+def test_every_command_has_examples_and_every_argument_a_help_text() -> None:
+    from ponder.app.shell_completion import command_parsers
+
+    for path, parser in command_parsers().items():
+        epilog = parser.epilog or ""
+        assert epilog.startswith("examples:\n  ") and "ponder" in epilog, path
+        for action in parser._actions:
+            assert action.help or action.dest == "help", f"ponder {path}: {action.dest}"
+
+
+def test_shell_completion_for_bash_zsh_and_fish(user_env: dict[str, str], tmp_path: Path) -> None:
+    scripts = {}
+    for shell in ("bash", "zsh", "fish"):
+        made = ponder("completion", shell, env=user_env)
+        assert made.returncode == 0, made.stderr
+        scripts[shell] = tmp_path / f"ponder.{shell}"
+        scripts[shell].write_text(made.stdout)
+
+    def bash_completes(line: str) -> str:
+        script = (
+            f"source {scripts['bash']}; read -ra COMP_WORDS <<< {shlex.quote(line)}; "
+            f'[ "{line[-1]}" = " " ] && COMP_WORDS+=(""); '
+            "COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _ponder; echo ${COMPREPLY[@]}"
+        )
+        return subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    assert bash_completes("ponder sand") == "sandbox"
+    assert bash_completes("ponder sandbox ").startswith("build cleanup exec shell")
+    assert bash_completes("ponder swebench eval --ru") == "--run-id"
+    assert bash_completes("ponder exec --out") == "--output-last-message --output-schema"
+    assert bash_completes("ponder fix the bu") == ""  # a task: the shell completes files
+    for shell in ("zsh", "fish"):
+        if shutil.which(shell):  # CI installs both; a machine without one checks the rest
+            subprocess.run([shell, "-n", str(scripts[shell])], check=True)
+    if shutil.which("fish"):
+        fish = subprocess.run(
+            ["fish", "-c", f"source {scripts['fish']}; complete -C'ponder swe'"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert fish.stdout.startswith("swebench\t")

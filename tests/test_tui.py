@@ -299,6 +299,39 @@ async def test_queued_messages_come_back_to_the_prompt_after_esc() -> None:
         assert app.query_one(PromptArea).text == "second thoughts"
 
 
+async def test_first_contact_welcome_help_keys_argument_completion_and_remembered_theme(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    from ponder.app.tui.themes import remember_theme, remembered_theme
+
+    app = PonderApp(
+        FakeRun(answer(1, "done"), hold=False), model="scripted:test",
+        welcome="ponder · scripted:test · docker", on_theme=remember_theme,
+    )  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        notes = [str(b.render()) for b in app.query(TextBlock)]
+        assert notes == ["ponder · scripted:test · docker"]
+        app.query_one(PromptArea).load_text("/help")
+        await pilot.press("enter")
+        await settle(pilot)
+        shown = str(list(app.query(TextBlock))[-1].render())
+        assert "keys:" in shown
+        assert "Esc" in shown
+        prompt = app.query_one(PromptArea)
+        prompt.clear()
+        await pilot.press(*"/theme ponder-l", "tab")
+        assert prompt.text == "/theme ponder-light "
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.theme == "ponder-light"
+        prompt.clear()
+        await pilot.press(*"/approvals au", "tab")
+        assert prompt.text == "/approvals auto "
+    assert remembered_theme() == "ponder-light"  # the next session opens with it
+
+
 async def test_escape_interrupts_a_running_task() -> None:
     run = FakeRun([*started(), *reasoning(1, "Thinking a long time.")])
     app = make_app(run, task="go")

@@ -23,7 +23,7 @@ from textual.widgets import Static
 
 from ponder.app.for_display import for_display
 from ponder.app.line import describe_note, plan_lines
-from ponder.app.slash_commands import HELP, TASK_COMMANDS, help_text
+from ponder.app.slash_commands import ARGUMENTS, HELP, TASK_COMMANDS, TUI_KEYS, help_text
 from ponder.app.tui.blocks import (
     AnswerBlock,
     ApprovalCard,
@@ -90,8 +90,14 @@ class PonderApp(App[RunFinished | None]):
         slow_commands: frozenset[str] = frozenset(),
         files: Callable[[], list[str]] = list,
         history: Path | None = None,
+        welcome: str | None = None,
+        on_theme: Callable[[str], None] = lambda name: None,
     ) -> None:
+        """``welcome`` is shown when an interactive session opens; ``on_theme`` is told the
+        theme the person switches to (to remember it)."""
         super().__init__()
+        self._welcome = welcome
+        self._on_theme = on_theme
         self._run_task = run_task
         self._interrupt = interrupt
         self._commands = commands or {}
@@ -120,7 +126,7 @@ class PonderApp(App[RunFinished | None]):
         if self._interactive:
             yield Static(id="hint")
             yield Static(id="queue")
-            yield PromptArea(self._history, self.command_names, self._files)
+            yield PromptArea(self._history, self.command_names, self._files, self._arguments)
         yield StatusLine(self.status, id="status")
 
     def on_mount(self) -> None:
@@ -139,10 +145,17 @@ class PonderApp(App[RunFinished | None]):
         self._show_status()
         if self._interactive:
             self.query_one(PromptArea).focus()
+            if self._welcome:
+                self._note(self._welcome)
         if self._first_task:
             self._start(self._first_task)
 
     # --- input
+
+    def _arguments(self) -> dict[str, list[str]]:
+        themes = sorted(self.available_themes, key=lambda n: (not n.startswith("ponder"), n))
+        model = [self.status.model, *ARGUMENTS["model"]]
+        return {**ARGUMENTS, "theme": themes, "model": model}
 
     def command_names(self) -> list[str]:
         built_in = (*BUILT_IN, *TASK_COMMANDS)
@@ -184,7 +197,7 @@ class PonderApp(App[RunFinished | None]):
         if name == "quit":
             self.exit(self._last)
         elif name == "help":
-            self._note(help_text(self.command_names()))
+            self._note(help_text(self.command_names(), TUI_KEYS))
         elif name == "theme":
             self._switch_theme(argument.strip())
         elif name in TASK_COMMANDS:
@@ -223,7 +236,8 @@ class PonderApp(App[RunFinished | None]):
             self._note(f"theme: {self.theme}\nthemes: {', '.join(names)}")
         elif name in self.available_themes:
             self.theme = name
-            self._note(f"theme: {name}")
+            self._on_theme(name)
+            self._note(f"theme: {name} (remembered)")
         else:
             self._note(f"no theme {name}; themes: {', '.join(names)}", error=True)
 

@@ -39,6 +39,7 @@ class PromptArea(TextArea):
         history: Path | None,
         commands: Callable[[], list[str]],
         files: Callable[[], list[str]],
+        arguments: Callable[[], dict[str, list[str]]] = dict,
     ) -> None:
         super().__init__(id="prompt", soft_wrap=True, tab_behavior="focus", compact=True)
         self._history_file = history
@@ -47,6 +48,7 @@ class PromptArea(TextArea):
         self._draft = ""
         self._commands = commands
         self._files = files
+        self._arguments = arguments
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
@@ -103,7 +105,7 @@ class PromptArea(TextArea):
     def _complete(self) -> None:
         row, column = self.cursor_location
         before = self.document.get_text_range((0, 0), (row, column))
-        options = candidates(before, self._commands(), self._files())
+        options = candidates(before, self._commands(), self._files(), self._arguments())
         word = current_word(before)
         if not options:
             self.post_message(self.Completions([]))

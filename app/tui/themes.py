@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from textual.color import ColorParseError
 from textual.theme import Theme
 
@@ -51,6 +53,28 @@ def theme_from_toml(text: str, source: str) -> Theme:
     except (TypeError, ValueError, ColorParseError) as exc:
         raise ThemeError(f"{source}: {exc}") from None
     return theme
+
+
+def remembered_theme() -> str | None:
+    """The theme last chosen with /theme (None when none was, or the note is not a name)."""
+    try:
+        name = _remembered().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return name if re.fullmatch(r"[\w.-]{1,64}", name) else None
+
+
+def remember_theme(name: str) -> None:
+    path = _remembered()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name + "\n", encoding="utf-8")
+    except OSError:
+        pass  # a read-only home: the choice lasts this session
+
+
+def _remembered() -> Path:
+    return platformdirs.user_state_path("ponder") / "theme"
 
 
 def load_themes(user_dir: Path | None) -> tuple[list[Theme], list[str]]:
