@@ -177,7 +177,8 @@ def test_every_command_has_examples_and_every_argument_a_help_text() -> None:
 
     for path, parser in command_parsers().items():
         epilog = parser.epilog or ""
-        assert epilog.startswith("examples:\n  ") and "ponder" in epilog, path
+        assert epilog.startswith("examples:\n  "), path
+        assert "ponder" in epilog, path
         for action in parser._actions:
             assert action.help or action.dest == "help", f"ponder {path}: {action.dest}"
 
