@@ -57,8 +57,9 @@ SLOW = frozenset({"compact", "model"})
 TUI_KEYS = {
     "Enter": "send (while ponder works: queue it for after)",
     "Ctrl+J": "a new line",
-    "Tab": "complete a /command, its argument or an @file",
+    "Tab": "complete a /command, its argument or an @file; in an empty prompt: the transcript",
     "↑ ↓": "earlier messages",
+    "Tab Shift+Tab": "in the transcript: the next or previous block (Enter opens it, c copies it)",
     "Esc": "interrupt the model, a command or a waiting approval",
     "y a n m": "answer an approval: once, always, deny, deny with a message",
     "Ctrl+Q": "quit",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prompt_toolkit.history import FileHistory
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Log, Static
 from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
 from ponder.app.slash_commands import INIT_TASK
@@ -27,7 +27,13 @@ from ponder.app.tui.blocks import (
 )
 from ponder.app.tui.prompt import PromptArea
 from ponder.app.tui.status import StatusLine
-from ponder.runtime.events import ApprovalRequested, Event, ReasoningText
+from ponder.runtime.events import (
+    ApprovalRequested,
+    Event,
+    FileEdited,
+    ReasoningText,
+    ToolCallStarted,
+)
 
 SIZE = (100, 40)
 
@@ -401,3 +407,42 @@ async def test_a_theme_with_a_bad_colour_is_a_note_and_the_default(
         await pilot.press(*"/theme x", "enter")  # naming it later does not crash either
         await settle(pilot)
         assert app.theme == "ponder-dark"
+
+
+async def test_the_transcript_is_reachable_and_folding_shows_its_state() -> None:
+    run = FakeRun([*started(), *reasoning(1, "Weigh it."), *answer(1, "done")], hold=False)
+    app = make_app(run, task="go")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("tab")  # the prompt is empty: on to the transcript
+        assert app.focused in app.query_one("#transcript").children  # the newest block
+        block = app.query_one(ReasoningBlock)
+        block.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert str(block.query_one(".block-title", Static).render()).startswith("▾ ")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert str(block.query_one(".block-title", Static).render()).startswith("▸ ")
+
+
+async def test_a_narrow_terminal_wraps_output_and_diffs_keep_their_marks() -> None:
+    long_line = "AssertionError: expected the mean of [1, 2, 3] to be 2.0 but it was 2.5 (off)"
+    events = [*started(), *command(1, 0, long_line + "\n", 1)]
+    call = "functions.str_replace:9"
+    diff = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-x = 1\n+" + "value = compute(" * 6 + ")\n"
+    events += [
+        ToolCallStarted(step=1, call_id=call, name="str_replace", arguments={"path": "x.py"},
+                        raw_arguments="{}"),
+        FileEdited(call_id=call, path="x.py", diff=diff),
+    ]  # fmt: skip
+    app = make_app(FakeRun(events), task="go")
+    async with app.run_test(size=(60, 40)) as pilot:
+        await settle(pilot)
+        log = app.query_one(ToolCard).query_one(Log)
+        assert len(log.lines) >= 2  # wrapped, not clipped
+        assert "".join(log.lines).replace("\n", "") == long_line
+        shown = str(app.query_one(DiffBlock).query_one(Static).render()).split("\n")
+        added = [row for row in shown if "compute" in row]
+        assert len(added) >= 2
+        assert all(row.startswith("+") for row in added)  # each wrapped row keeps its +

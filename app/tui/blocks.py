@@ -8,6 +8,7 @@ Colours come from theme variables only, so /theme repaints everything.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
@@ -125,12 +126,17 @@ class ReasoningBlock(Block):
         if self._ready:
             self._show_summary()
 
+    def action_fold(self) -> None:
+        super().action_fold()
+        if self._ready and self._seconds is not None:
+            self._show_summary()
+
     def _show_summary(self) -> None:
         tokens = estimate_tokens(self.text)
         title = self.query_one(".block-title", Static)
         title.update(
             Content.assemble(
-                ("▸ ", "$secondary"),
+                ("▾ " if self.has_class("open") else "▸ ", "$secondary"),
                 (
                     f"Thought for {self._seconds or 0:.0f} s, ~{tokens:,} tokens",
                     "$text-muted italic",
@@ -193,6 +199,7 @@ class ToolCard(Block):
         self._output: list[str] = []
         self._ready = False
         self._waiting = False
+        self._column = 0
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(SPINNER[0]), classes="block-title")
@@ -237,7 +244,26 @@ class ToolCard(Block):
         self._output.append(text)
         log = self.query_one(Log)
         log.display = True
-        log.write(text)
+        log.write(self._wrapped(text, log.scrollable_content_region.width))
+
+    def _wrapped(self, text: str, width: int) -> str:
+        """``text`` with line breaks where the log's width ends (a Log clips, it does not wrap);
+        the column is carried over, as output comes in pieces."""
+        if width < 8:
+            return text
+        out = []
+        for piece in re.split(r"(\n)", text):
+            if piece == "\n":
+                self._column = 0
+                out.append(piece)
+                continue
+            while self._column + len(piece) > width:
+                take = width - self._column
+                out.append(piece[:take] + "\n")
+                piece, self._column = piece[take:], 0
+            out.append(piece)
+            self._column += len(piece)
+        return "".join(out)
 
     def finish(self, event: ToolCallFinished) -> None:
         self._finished = event
@@ -261,10 +287,12 @@ class ToolCard(Block):
         return f"{self.summary}\n{''.join(self._output)}"
 
 
-def diff_content(diff: str) -> Content:
-    """A unified diff coloured with the theme: additions, removals, hunk headers."""
+def diff_content(diff: str, width: int | None = None) -> Content:
+    """A unified diff coloured with the theme: additions, removals, hunk headers. With a
+    ``width``, a longer line goes on in rows of its own that start with its ``+``, ``-`` or
+    space, so a wrapped change still reads as one."""
     parts: list[str | tuple[str, str]] = []
-    for line in diff.rstrip("\n").split("\n"):
+    for line in _rows(diff.rstrip("\n").split("\n"), width):
         if line.startswith(("+++", "---")):
             style = "$text-muted bold"
         elif line.startswith("+"):
@@ -280,6 +308,19 @@ def diff_content(diff: str) -> Content:
     return Content.assemble(*parts[:-1])
 
 
+def _rows(lines: list[str], width: int | None) -> list[str]:
+    if not width or width < 8:
+        return lines
+    rows = []
+    for line in lines:
+        marker = line[:1] if line[:1] in "+- " and not line.startswith(("+++", "---")) else ""
+        while len(line) > width:
+            rows.append(line[:width])
+            line = marker + line[width:]
+        rows.append(line)
+    return rows
+
+
 class DiffBlock(Block):
     def __init__(self, title: str, diff: str) -> None:
         super().__init__(classes="diff")
@@ -288,6 +329,10 @@ class DiffBlock(Block):
 
     def compose(self) -> ComposeResult:
         yield Static(diff_content(self.diff))
+
+    def on_resize(self) -> None:
+        """Wrap at the width there is, each row keeping its line's mark."""
+        self.query_one(Static).update(diff_content(self.diff, self.content_size.width))
 
     def copy_text(self) -> str:
         return self.diff

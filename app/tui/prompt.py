@@ -57,6 +57,8 @@ class PromptArea(TextArea):
             self._submit()
         elif key in NEWLINE_KEYS:
             self.insert("\n")
+        elif key == "tab" and not self.text:  # nothing to complete: on to the transcript
+            self.app.action_focus_previous()
         elif key == "tab":
             self._complete()
         elif key == "up" and self.cursor_location[0] == 0 and self._history:
