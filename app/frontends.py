@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
+from rich.text import Text
 
 from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
@@ -80,6 +81,7 @@ def run_tui(
     workspace: Path | None = None,
     inline: bool = False,
     sandbox: str = "",
+    history: tuple[str, list[str]] | None = None,
 ) -> RunFinished | None:
     """The TUI; ``theme`` None is the one last chosen with /theme."""
     from ponder.app.tui.app import PonderApp
@@ -102,6 +104,7 @@ def run_tui(
         user_themes=config_dir() / "themes",
         welcome=welcome,
         on_theme=remember_theme,
+        earlier=history,
         commands=commands,
         slow_commands=SLOW,
         files=(lambda: workspace_files(workspace)) if workspace else list,
@@ -118,12 +121,18 @@ def run_line(
     first_task: str | None,
     commands: dict[str, Command] | None = None,
     workspace: Path | None = None,
+    history: tuple[str, list[str]] | None = None,
 ) -> RunFinished | None:
     """One task when given one (a one-liner), else a prompt loop until end of input.
-    Approvals are asked at the terminal, or answered ``unattended`` without one."""
+    Approvals are asked at the terminal, or answered ``unattended`` without one; a resumed
+    session's ``history`` (its note and conversation so far) is printed first, dimmed."""
     # Into a pipe or a file, lines stay whole: whatever reads them does its own wrapping.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     port = LinePort(LinePrinter(console), console, None if sys.stdin.isatty() else unattended)
+    if history is not None:
+        console.print(Text(history[0], style="bold"))
+        for line in history[1][-12:]:
+            console.print(Text(line, style="dim"))
 
     def one(task: str) -> RunFinished:
         with ctrl_c_interrupts(interrupt):

@@ -17,7 +17,7 @@ from ponder.app.headless import read_piped_input, run_unattended, with_piped_inp
 from ponder.app.line import LinePrinter
 from ponder.app.output_schema import load_schema
 from ponder.app.sandboxes import copy_sandboxes
-from ponder.app.session import agent_settings, checkpoint_store, open_session
+from ponder.app.session import agent_settings, checkpoint_store, history_lines, open_session
 from ponder.app.slash_commands import SessionCommands
 from ponder.model.backend import ChatBackend
 from ponder.runtime.checkpoints import CheckpointError, apply_patch
@@ -79,6 +79,9 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
         known_theme(config.theme)
     with open_session(config, workspace, resume=args.resume) as session:
         commands = SessionCommands(session).commands
+        history = None
+        if session.resumed is not None:
+            history = (session.resumed, history_lines(session.agent.messages))
         if frontend == "line":
             finished = run_line(
                 session.run,
@@ -87,6 +90,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 first_task=args.prompt,
                 commands=commands,
                 workspace=workspace,
+                history=history,
             )
         else:
             finished = run_tui(
@@ -96,6 +100,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 first_task=args.prompt,
                 theme=config.theme,
                 sandbox=session.agent.sandbox.description,
+                history=history,
                 commands=commands,
                 workspace=workspace,
                 inline=args.inline,

@@ -91,6 +91,21 @@ def checkpoint_store() -> Path:
     return platformdirs.user_data_path("ponder") / "checkpoints"
 
 
+def history_lines(messages: Sequence[Message], limit: int = 60) -> list[str]:
+    """The conversation so far, a line per message or call (the last ``limit``), for a
+    resumed session's frontends."""
+    lines = []
+    for message in messages:
+        first = " ".join(message.content.split())[:160]
+        if message.role == "user":
+            lines.append(f"› {first}")
+        elif message.role == "assistant":
+            if first:
+                lines.append(f"  {first}")
+            lines += [f"  · {call.name} {call.arguments[:120]}" for call in message.tool_calls]
+    return [safe_text(line) for line in lines[-limit:]]
+
+
 def resumed_note(found: SessionInfo, workspace: Path) -> str:
     """Which session goes on, and where it ran when that was elsewhere."""
     task = safe_text(" ".join(found.task.split()))
@@ -115,12 +130,15 @@ class Session:
     ) -> None:
         messages: list[Message] = []
         session_id = None
+        self.resumed: str | None = None
+        """What was resumed, for the frontends to say (None for a new session)."""
         if resume is not None:
             found = find_session(resume or None, workspace=None if resume else workspace)
             if found is None:
                 what = f"no session {resume}" if resume else f"no session in {workspace}"
                 raise UsageError(f"{what} to resume; see `ponder sessions`")
-            print(f"ponder: {resumed_note(found, workspace)}", file=sys.stderr)
+            self.resumed = resumed_note(found, workspace)
+            print(f"ponder: {self.resumed}", file=sys.stderr)
             _, events, skipped = read_session(found.path)
             if skipped:
                 print(f"ponder: warning: {skipped_warning(found.path, skipped)}", file=sys.stderr)

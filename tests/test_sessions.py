@@ -245,6 +245,8 @@ def test_resume_without_an_id_goes_on_with_this_workspace_s_session(
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming session" in resumed.stderr
     assert ": remember apple" in resumed.stderr
+    assert "› remember apple" in resumed.stdout  # the conversation so far, then the new task
+    assert "  apple!" in resumed.stdout
     elsewhere = tmp_path / "empty"
     elsewhere.mkdir()
     none = ponder("--plain", "--resume", "--model", f"scripted:{echo}", "x", env=user_env,

@@ -21,6 +21,7 @@ from ponder.app.tui.blocks import (
     AnswerBlock,
     ApprovalCard,
     DiffBlock,
+    FoldedBlock,
     ReasoningBlock,
     TextBlock,
     ToolCard,
@@ -446,3 +447,18 @@ async def test_a_narrow_terminal_wraps_output_and_diffs_keep_their_marks() -> No
         added = [row for row in shown if "compute" in row]
         assert len(added) >= 2
         assert all(row.startswith("+") for row in added)  # each wrapped row keeps its +
+
+
+async def test_a_resumed_session_shows_its_conversation_folded() -> None:
+    earlier = ("resuming session 2026-x of 2026-11-30: fix it", ["› fix it", "  · bash ls"])
+    app = PonderApp(FakeRun(answer(1, "done"), hold=False), model="m", earlier=earlier)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        block = app.query_one(FoldedBlock)
+        assert "resuming session 2026-x" in str(block.query_one(".block-title", Static).render())
+        assert not block.query_one(".folded-body", Static).display
+        block.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert block.query_one(".folded-body", Static).display
+        assert block.copy_text() == "› fix it\n  · bash ls"

@@ -28,6 +28,7 @@ from ponder.app.tui.blocks import (
     AnswerBlock,
     ApprovalCard,
     DiffBlock,
+    FoldedBlock,
     ReasoningBlock,
     TextBlock,
     ToolCard,
@@ -92,10 +93,13 @@ class PonderApp(App[RunFinished | None]):
         history: Path | None = None,
         welcome: str | None = None,
         on_theme: Callable[[str], None] = lambda name: None,
+        earlier: tuple[str, list[str]] | None = None,
     ) -> None:
         """``welcome`` is shown when an interactive session opens; ``on_theme`` is told the
-        theme the person switches to (to remember it)."""
+        theme the person switches to (to remember it); ``earlier`` is a resumed session's
+        note and its conversation so far, shown folded."""
         super().__init__()
+        self._earlier = earlier
         self._welcome = welcome
         self._on_theme = on_theme
         self._run_task = run_task
@@ -147,6 +151,10 @@ class PonderApp(App[RunFinished | None]):
             self.query_one(PromptArea).focus()
             if self._welcome:
                 self._note(self._welcome)
+        if self._earlier is not None:
+            note, lines = self._earlier
+            title = f"{note} · {len(lines)} earlier lines (Enter opens them)"
+            self._mount(FoldedBlock(title, "\n".join(lines)))
         if self._first_task:
             self._start(self._first_task)
 

@@ -69,6 +69,31 @@ class TextBlock(Block):
         return self.text
 
 
+class FoldedBlock(Block):
+    """A title with a body that Enter (or a click) opens: a resumed session's conversation."""
+
+    def __init__(self, title: str, body: str) -> None:
+        super().__init__(classes="folded note")
+        self.title = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(), classes="block-title")
+        yield Static(Content(self.body), classes="folded-body")
+
+    def _title(self) -> Content:
+        return Content.assemble(
+            ("▾ " if self.has_class("open") else "▸ ", "$secondary"), self.title
+        )
+
+    def action_fold(self) -> None:
+        super().action_fold()
+        self.query_one(".block-title", Static).update(self._title())
+
+    def copy_text(self) -> str:
+        return self.body
+
+
 class ReasoningBlock(Block):
     """The model's reasoning for one step: live while it streams, then folded to one line
     ("Thought for 12 s, ~834 tokens") that Enter opens again."""
