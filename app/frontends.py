@@ -110,7 +110,10 @@ def run_tui(
         files=(lambda: workspace_files(workspace)) if workspace else list,
         history=history_file(),
     )
-    return app.run(inline=inline, inline_no_clear=inline)  # what it showed stays on screen
+    finished = app.run(inline=inline)
+    if inline:  # the inline frame is cleared; the whole transcript goes to the scrollback
+        print(app.final_transcript)
+    return finished
 
 
 def run_line(

@@ -46,13 +46,17 @@ def test_inline_mode_leaves_the_transcript_in_the_terminal(
     workspace: Path, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     script = tmp_path / "script.jsonl"
-    write_script(script, completion("Easy.", content="It is 42."))
+    rows = "\n\n".join(f"row {n}" for n in range(40))  # more than the inline frame holds
+    write_script(script, completion("Easy.", content=f"It is 42.\n\n{rows}"))
     command = [PONDER, "--inline", "--model", f"scripted:{script}", "what is it?"]
     with terminal(command, user_env, height=30) as pane:
-        pane.wait_for("It is 42.")
+        pane.wait_for("row 39")
         pane.send("C-q")
-        screen = pane.wait_for("EXIT=0", timeout=30)
-        assert "It is 42." in screen  # still there after ponder left
+        pane.wait_for("EXIT=0", timeout=30)
+        scrollback = pane.screen(history=500)
+        assert "› what is it?" in scrollback  # the whole transcript, not the last frame
+        assert "It is 42." in scrollback
+        assert "row 0\n" in scrollback
 
 
 @pytest.mark.usefixtures("sandbox_image")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -27,6 +28,7 @@ from ponder.app.slash_commands import ARGUMENTS, HELP, TASK_COMMANDS, TUI_KEYS, 
 from ponder.app.tui.blocks import (
     AnswerBlock,
     ApprovalCard,
+    Block,
     DiffBlock,
     FoldedBlock,
     ReasoningBlock,
@@ -100,6 +102,8 @@ class PonderApp(App[RunFinished | None]):
         note and its conversation so far, shown folded."""
         super().__init__()
         self._earlier = earlier
+        self.final_transcript = ""
+        """The transcript as plain text, kept when the app exits."""
         self._welcome = welcome
         self._on_theme = on_theme
         self._run_task = run_task
@@ -159,6 +163,29 @@ class PonderApp(App[RunFinished | None]):
             self._start(self._first_task)
 
     # --- input
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        self.final_transcript = self.transcript_text()  # the widgets go with the app
+        super().exit(*args, **kwargs)
+
+    def transcript_text(self) -> str:
+        """The transcript as plain text: what ``--inline`` leaves in the terminal's scrollback
+        (the inline frame holds only the last screenful)."""
+        parts = []
+        for block in self.query_one("#transcript", VerticalScroll).children:
+            if isinstance(block, ReasoningBlock):
+                continue  # folded in the TUI; the session file keeps it
+            if isinstance(block, ToolCard):
+                lines = block.copy_text().rstrip("\n").split("\n")
+                shown = [f"▶ {lines[0]}", *lines[1:][-20:]]
+                parts.append("\n".join(shown))
+            elif isinstance(block, TextBlock) and block.has_class("user"):
+                parts.append(f"› {block.text}")
+            elif isinstance(block, AnswerBlock):
+                parts.append(block.text)
+            elif isinstance(block, Block):
+                parts.append(block.copy_text())
+        return safe_text("\n\n".join(p for p in parts if p.strip()))
 
     def _arguments(self) -> dict[str, list[str]]:
         themes = sorted(self.available_themes, key=lambda n: (not n.startswith("ponder"), n))
