@@ -22,7 +22,7 @@ from rich.text import Text
 
 from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
-from ponder.app.line import LinePort, LinePrinter
+from ponder.app.line import LinePort, LinePrinter, enter_as_newline
 from ponder.app.line_prompt import LinePrompt
 from ponder.app.slash_commands import SLOW, TASK_COMMANDS
 from ponder.runtime.approvals import Decision
@@ -138,7 +138,7 @@ def run_line(
             console.print(Text(line, style="dim"))
 
     def one(task: str) -> RunFinished:
-        with ctrl_c_interrupts(interrupt):
+        with ctrl_c_interrupts(interrupt), enter_as_newline(False):
             return run_task(task, port)
 
     if first_task is not None:

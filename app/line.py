@@ -6,7 +6,11 @@ diffs. Colour and styles drop away by themselves when the output is not a termin
 
 from __future__ import annotations
 
+import sys
+import termios
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -260,11 +264,39 @@ class LinePrinter:
             self.console.print(Text(f"submitted: {event.answer}", style="bold green"))
 
 
+@contextmanager
+def enter_as_newline(on: bool) -> Iterator[None]:
+    """Whether the terminal turns Enter into a line feed (ICRNL), for the time of the block.
+
+    Off while a task runs: the prompt takes a line feed as Ctrl+J (a new line), so a message
+    typed meanwhile would wait unsent; kept as Enter, it is sent when the prompt comes back, so
+    messages typed during a task queue up after it. On while an approval is asked with
+    ``input()``, which needs the line feed to end its line.
+    """
+    if not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    before = termios.tcgetattr(fd)
+    changed = list(before)
+    changed[0] = changed[0] | termios.ICRNL if on else changed[0] & ~termios.ICRNL
+    termios.tcsetattr(fd, termios.TCSANOW, changed)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, before)
+
+
 def ask_in_line_mode(console: Console, request: ApprovalRequested) -> ApprovalAnswer:
     """Ask at the terminal: [y]es once, [a]lways for the prefix, [n]o, or no with a message."""
     request = for_display(request)
     console.print(Text(f"? {request.name} needs approval: {request.reason}", style="bold yellow"))
     console.print(Text(request.summary))
+    with enter_as_newline(True):
+        return _answer(request)
+
+
+def _answer(request: ApprovalRequested) -> ApprovalAnswer:
     choices = f"[y]es / [a]lways allow `{request.prefix}` / [n]o / [m]essage: "
     while True:
         try:

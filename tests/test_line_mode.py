@@ -169,3 +169,26 @@ def test_piped_line_mode_keeps_long_lines_whole(
     lines = ran.stdout.splitlines()
     assert f"▶ bash $ {long}" in lines  # not cut at 80 columns
     assert ("word " * 40).strip() in [line.strip() for line in lines]
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_a_message_typed_while_a_task_runs_is_sent_after_it(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = write_script(
+        tmp_path / "script.jsonl",
+        completion("Wait.", tool_call("bash", 0, {"command": "sleep 3"})),
+        completion("Done.", content="first done."),
+        completion("Ok.", content="second done."),
+    )
+    child = plain_session(script, workspace, user_env)
+    child.expect_exact("›")
+    child.send("first" + ENTER)
+    child.expect_exact("sleep 3")
+    child.send("second task" + ENTER)  # typed while the command runs
+    child.expect_exact("first done.")
+    child.expect_exact("task: second task")  # sent by itself when the prompt came back
+    child.expect_exact("second done.")
+    child.expect_exact("›")
+    child.sendeof()
+    child.expect(pexpect.EOF)
