@@ -84,6 +84,8 @@ def test_a_batch_runs_grades_and_resumes(
     report = json.loads((logs / "calc__fix-1" / "report.json").read_text())["calc__fix-1"]
     assert report["resolved"]
     assert report["tests_status"]["FAIL_TO_PASS"]["success"] == ["tests/test_calc.py::test_add"]
+    why = (logs / "calc__wrong-2" / "test_output.txt").read_text()
+    assert "assert add(2, 3) == 5" in why  # the failure's traceback is kept (--tb=short)
     wrong = json.loads((logs / "calc__wrong-2" / "report.json").read_text())
     assert wrong["calc__wrong-2"]["tests_status"]["FAIL_TO_PASS"]["failure"] == [
         "tests/test_calc.py::test_add"
