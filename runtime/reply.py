@@ -89,15 +89,7 @@ def read_reply(
         elif isinstance(delta, ReasoningCut):
             event(ReasoningBudgetReached(step=step, tokens=delta.tokens))
         elif isinstance(delta, Retrying):
-            event(
-                ModelRetrying(
-                    step=step,
-                    attempt=delta.attempt,
-                    attempts=delta.attempts,
-                    error=delta.error,
-                    delay_s=delta.delay_s,
-                )
-            )
+            event(ModelRetrying(step=step, **asdict(delta)))
         elif isinstance(delta, Usage):
             reply.usage = delta
             event(UsageReported(step=step, context_size=context_size, **asdict(delta)))

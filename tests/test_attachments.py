@@ -65,3 +65,16 @@ def test_the_model_gets_the_file_and_the_person_is_told(
         if e["type"] == "message_added" and e["message"]["role"] == "user"
     )
     assert user.endswith('<file path="notes.md">\nthe answer is 42\n\n</file>')
+
+
+def test_paths_that_leave_the_workspace_are_never_read(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / ".git").mkdir(parents=True)
+    (workspace / ".git" / "config").write_text("[core] secret")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "key.pem").write_text("private key")
+    (workspace / "docs").symlink_to(outside)  # a directory link on the way
+    task = "see @../outside/key.pem @docs/key.pem @.git/config @/etc/passwd"
+    attached = attach_mentions(task, workspace)
+    assert (attached.files, attached.text) == ([], "")

@@ -17,17 +17,11 @@ from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
 from ponder.app.slash_commands import INIT_TASK
 from ponder.app.tui.app import PonderApp
-from ponder.app.tui.blocks import (
-    AnswerBlock,
-    ApprovalCard,
-    DiffBlock,
-    FoldedBlock,
-    ReasoningBlock,
-    TextBlock,
-    ToolCard,
-)
+from ponder.app.tui.blocks import AnswerBlock, DiffBlock, FoldedBlock, ReasoningBlock, TextBlock
+from ponder.app.tui.cards import ApprovalCard, ToolCard
 from ponder.app.tui.prompt import PromptArea
 from ponder.app.tui.status import StatusLine
+from ponder.app.tui.transcript import Transcript
 from ponder.runtime.events import (
     ApprovalRequested,
     Event,
@@ -363,7 +357,7 @@ async def test_a_300_step_session_keeps_a_bounded_screen() -> None:
             if len(app.query(ToolCard)) and "line 300" in app.query(ToolCard).last().copy_text():
                 break
         transcript = app.query_one("#transcript")
-        assert len(transcript.children) <= PonderApp.MAX_BLOCKS
+        assert len(transcript.children) <= Transcript.MAX_BLOCKS
         assert "step 300/300" in status(app)
         # Still answering keys at once.
         await asyncio.wait_for(pilot.press("escape"), 5)

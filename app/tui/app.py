@@ -2,8 +2,7 @@
 
 The agent runs in a worker thread and hands its events over through a queue; the UI drains it
 about 30 times a second and merges runs of streamed text, so a fast model costs one repaint per
-frame, not one per token. A long session keeps the newest :attr:`PonderApp.MAX_BLOCKS` blocks
-on screen; the session file keeps everything.
+frame, not one per token. How events become blocks is the :class:`Transcript`'s business.
 """
 
 from __future__ import annotations
@@ -17,41 +16,27 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
 from ponder.app.for_display import for_display
-from ponder.app.line import describe_note, plan_lines
+from ponder.app.line import plan_lines
 from ponder.app.slash_commands import ARGUMENTS, HELP, TASK_COMMANDS, TUI_KEYS, help_text
-from ponder.app.tui.blocks import (
-    AnswerBlock,
-    ApprovalCard,
-    Block,
-    DiffBlock,
-    FoldedBlock,
-    ReasoningBlock,
-    TextBlock,
-    ToolCard,
-)
+from ponder.app.tui.blocks import DiffBlock, FoldedBlock, TextBlock
+from ponder.app.tui.cards import ApprovalCard
 from ponder.app.tui.prompt import PromptArea
 from ponder.app.tui.status import Status, StatusLine
 from ponder.app.tui.themes import load_themes
+from ponder.app.tui.transcript import Transcript
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import (
     ApprovalRequested,
-    ApprovalResolved,
     ContentText,
     Event,
-    FileEdited,
     PlanUpdated,
     ReasoningText,
     RunFinished,
-    StepStarted,
-    ToolCallFinished,
-    ToolCallStarted,
-    ToolOutput,
 )
 from ponder.runtime.port import RunPort
 from ponder.sandbox.safe_text import safe_text
@@ -77,7 +62,6 @@ class PonderApp(App[RunFinished | None]):
         Binding("q", "quit_if_idle", show=False),
         Binding("escape", "interrupt", "Interrupt", priority=True),
     ]
-    MAX_BLOCKS = 600
 
     def __init__(
         self,
@@ -119,9 +103,6 @@ class PonderApp(App[RunFinished | None]):
         self._events: queue.SimpleQueue[Event | _Note | ApprovalCard] = queue.SimpleQueue()
         self._task_running = False
         self._last: RunFinished | None = None
-        self._reasoning: ReasoningBlock | None = None
-        self._answer: AnswerBlock | None = None
-        self._cards: dict[str, ToolCard] = {}
         self._frame = 0
         self._waiting: list[Future[ApprovalAnswer]] = []
         self._queued: list[str] = []
@@ -129,7 +110,7 @@ class PonderApp(App[RunFinished | None]):
         self.status = Status(model=model)
 
     def compose(self) -> ComposeResult:
-        yield VerticalScroll(id="transcript")
+        yield Transcript()
         yield Static(id="plan")
         if self._interactive:
             yield Static(id="hint")
@@ -138,6 +119,7 @@ class PonderApp(App[RunFinished | None]):
         yield StatusLine(self.status, id="status")
 
     def on_mount(self) -> None:
+        self._transcript = self.query_one(Transcript)
         themes, problems = load_themes(self._user_themes)
         for theme in themes:
             self.register_theme(theme)
@@ -146,7 +128,7 @@ class PonderApp(App[RunFinished | None]):
         self.theme = (
             self._theme_name if self._theme_name in self.available_themes else "ponder-dark"
         )
-        self.query_one("#transcript", VerticalScroll).anchor()
+        self._transcript.anchor()
         self._status_line = self.query_one(StatusLine)
         self.set_interval(FRAME_S, self._drain)
         self.set_interval(0.1, self._spin)
@@ -158,34 +140,15 @@ class PonderApp(App[RunFinished | None]):
         if self._earlier is not None:
             note, lines = self._earlier
             title = f"{note} · {len(lines)} earlier lines (Enter opens them)"
-            self._mount(FoldedBlock(title, "\n".join(lines)))
+            self._transcript.add(FoldedBlock(title, "\n".join(lines)))
         if self._first_task:
             self._start(self._first_task)
 
     # --- input
 
     def exit(self, *args: Any, **kwargs: Any) -> None:
-        self.final_transcript = self.transcript_text()  # the widgets go with the app
+        self.final_transcript = self._transcript.plain_text()  # the widgets go with the app
         super().exit(*args, **kwargs)
-
-    def transcript_text(self) -> str:
-        """The transcript as plain text: what ``--inline`` leaves in the terminal's scrollback
-        (the inline frame holds only the last screenful)."""
-        parts = []
-        for block in self.query_one("#transcript", VerticalScroll).children:
-            if isinstance(block, ReasoningBlock):
-                continue  # folded in the TUI; the session file keeps it
-            if isinstance(block, ToolCard):
-                lines = block.copy_text().rstrip("\n").split("\n")
-                shown = [f"▶ {lines[0]}", *lines[1:][-20:]]
-                parts.append("\n".join(shown))
-            elif isinstance(block, TextBlock) and block.has_class("user"):
-                parts.append(f"› {block.text}")
-            elif isinstance(block, AnswerBlock):
-                parts.append(block.text)
-            elif isinstance(block, Block):
-                parts.append(block.copy_text())
-        return safe_text("\n\n".join(p for p in parts if p.strip()))
 
     def _arguments(self) -> dict[str, list[str]]:
         themes = sorted(self.available_themes, key=lambda n: (not n.startswith("ponder"), n))
@@ -246,7 +209,7 @@ class PonderApp(App[RunFinished | None]):
             self.notify(f"/{name} waits until the task is done (Esc interrupts it)")
         else:
             if name == "clear":
-                self.query_one("#transcript", VerticalScroll).remove_children()
+                self._transcript.remove_children()
             self._run_command(name, argument)
 
     def _run_command(self, name: str, argument: str) -> None:
@@ -316,7 +279,7 @@ class PonderApp(App[RunFinished | None]):
 
     def _start(self, task: str) -> None:
         self._task_running = True
-        self._mount(TextBlock(safe_text(task), classes="user"))
+        self._transcript.add(TextBlock(safe_text(task), classes="user"))
         self.status.state = "starting"
         self._show_status()
 
@@ -329,18 +292,8 @@ class PonderApp(App[RunFinished | None]):
 
         self.run_worker(work, thread=True, group="agent", exit_on_error=False)
 
-    def _mount(self, widget: Widget) -> None:
-        transcript = self.query_one("#transcript", VerticalScroll)
-        transcript.mount(widget)
-        excess = len(transcript.children) - self.MAX_BLOCKS
-        if excess > 0:
-            for old in transcript.children[:excess]:
-                old.remove()
-
     def _note(self, text: str, error: bool = False) -> TextBlock:
-        block = TextBlock(safe_text(text), classes="error" if error else "note")
-        self._mount(block)
-        return block
+        return self._transcript.note(text, error)
 
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
@@ -379,60 +332,21 @@ class PonderApp(App[RunFinished | None]):
             if item.replaces is not None and item.replaces.is_attached:
                 item.replaces.remove()
             if item.text.startswith("diff --git") and not item.failed:  # /diff, coloured
-                self._mount(DiffBlock("everything this session changed", safe_text(item.text)))
+                diff = DiffBlock("everything this session changed", safe_text(item.text))
+                self._transcript.add(diff)
             else:
                 self._note(item.text, item.failed)
         elif isinstance(item, ApprovalCard):
-            self._end_reasoning()
-            call = self._cards.get(item.request.call_id)
-            if call is not None and call.is_attached:  # the question, then the call it asks
-                self.query_one("#transcript", VerticalScroll).mount(item, before=call)
-            else:
-                self._mount(item)
+            self._transcript.ask(item)
         else:
             item = for_display(item)
             self.status.apply(item)
-            self._apply(item)
-
-    def _end_reasoning(self) -> None:
-        if self._reasoning is not None:
-            self._reasoning.finish()
-
-    def _apply(self, event: Event) -> None:
-        if isinstance(event, StepStarted):
-            self._end_reasoning()
-            self._reasoning = self._answer = None
-        elif isinstance(event, ReasoningText):
-            if self._reasoning is None:
-                self._reasoning = ReasoningBlock()
-                self._mount(self._reasoning)
-            self._reasoning.add_text(event.text)
-        elif isinstance(event, ContentText):
-            self._end_reasoning()
-            if self._answer is None:
-                self._answer = AnswerBlock(event.text)
-                self._mount(self._answer)
+            if isinstance(item, PlanUpdated):
+                self._show_plan(item)
+            elif isinstance(item, RunFinished):
+                self._finished(item)
             else:
-                self._answer.add_text(event.text)
-        elif isinstance(event, ToolCallStarted):
-            self._end_reasoning()
-            card = self._cards[event.call_id] = ToolCard(event)
-            self._mount(card)
-        elif isinstance(event, ToolOutput):
-            self._cards[event.call_id].write(event.text)
-        elif isinstance(event, ApprovalRequested | ApprovalResolved):
-            if event.call_id in self._cards:
-                self._cards[event.call_id].waiting(isinstance(event, ApprovalRequested))
-        elif isinstance(event, ToolCallFinished):
-            self._cards.pop(event.call_id).finish(event)
-        elif isinstance(event, FileEdited):
-            self._mount(DiffBlock(f"edited {event.path}", event.diff))
-        elif isinstance(event, PlanUpdated):
-            self._show_plan(event)
-        elif isinstance(event, RunFinished):
-            self._finished(event)
-        else:
-            self._note_for(event)
+                self._transcript.apply(item)
 
     def _show_plan(self, event: PlanUpdated) -> None:
         """The plan stays above the prompt, updated in place; an empty plan hides it."""
@@ -446,18 +360,10 @@ class PonderApp(App[RunFinished | None]):
         plan.update(Content("\n").join(lines))
         plan.display = bool(event.plan)
 
-    def _note_for(self, event: Event) -> None:
-        note = describe_note(event)
-        if note is not None:
-            self._note(note)
-
     def _finished(self, event: RunFinished) -> None:
-        self._end_reasoning()
+        self._transcript.run_ended()
         self._task_running = False
         self._last = event
-        for card in self._cards.values():
-            card.remove_class("running")
-        self._cards.clear()
         if event.reason == "error":
             self._note(f"error: {event.error}", error=True)
         if not self._interactive:
@@ -467,8 +373,7 @@ class PonderApp(App[RunFinished | None]):
 
     def _spin(self) -> None:
         self._frame += 1
-        for card in self._cards.values():
-            card.spin(self._frame)
+        self._transcript.spin(self._frame)
 
     def _show_status(self) -> None:
         self._status_line.refresh()
