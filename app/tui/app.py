@@ -295,9 +295,15 @@ class PonderApp(App[RunFinished | None]):
     def _note(self, text: str, error: bool = False) -> TextBlock:
         return self._transcript.note(text, error)
 
+    @property
+    def _shutting_down(self) -> bool:
+        """The app is shutting down: its widgets are being removed, children before parents,
+        while the frame timers may still fire."""
+        return not self.is_running or not self._status_line.is_attached
+
     def _drain(self) -> None:
         """Apply what arrived since the last frame, merging runs of streamed text."""
-        if not self._status_line.is_attached:  # the app is closing: its widgets are gone
+        if self._shutting_down:
             return
         batch: list[Event | _Note | ApprovalCard] = []
         texts: list[str] = []  # the run of streamed text at the end of ``batch``
@@ -372,6 +378,8 @@ class PonderApp(App[RunFinished | None]):
             self._send_queued(interrupted=event.reason == "interrupted")
 
     def _spin(self) -> None:
+        if self._shutting_down:  # a card whose title is already gone must not be spun
+            return
         self._frame += 1
         self._transcript.spin(self._frame)
 
