@@ -169,6 +169,7 @@ class ApprovalCard(Vertical, can_focus=True):
             ),
             classes="approval-keys",
         )
+        yield Static(classes="approval-answer")  # shown, alone, once answered
 
     def on_mount(self) -> None:
         self.focus()
@@ -188,6 +189,8 @@ class ApprovalCard(Vertical, can_focus=True):
             self._done(ApprovalAnswer(decision))  # type: ignore[arg-type]
 
     def action_message(self) -> None:
+        if self.has_class("answered"):
+            return
         field = Input(placeholder="Tell the model why (Enter sends)", classes="approval-message")
         self.mount(field)
         field.focus()
@@ -209,6 +212,7 @@ class ApprovalCard(Vertical, can_focus=True):
             except InvalidStateError:  # the run was interrupted while it asked
                 pass
         self._on_answered()
-        self.remove_children()
-        self.mount(Static(shown))
+        # One update and one class: no frame shows the card emptied (as removing and mounting did).
+        self.query_one(".approval-answer", Static).update(Content(shown))
         self.add_class("answered")
+        self.query(".approval-message").remove()  # hidden already; it must not keep the focus
