@@ -158,9 +158,9 @@ def test_redirected_background_jobs_survive_a_busy_machine(either: Sandbox) -> N
     """The job is judged by no timing at all, so a machine too busy to run it before the
     command ends cannot get it killed (two busy loops here, on a two-core machine)."""
     # The local backend's `ps` sees the whole host, the Docker variant's container included,
-    # so each backend sleeps for lengths of its own, and what is counted is which of the 30
-    # lengths run: under the full suite the local count twice read 31 (cause not found yet).
-    first = 400 if isinstance(either, DockerSandbox) else 500
+    # so each backend sleeps for lengths of its own, and lengths no one else would pick: a
+    # person's `sleep 540` in another shell once made this count 31.
+    first = 7300 if isinstance(either, DockerSandbox) else 7400
     busy = [subprocess.Popen(["python3", "-c", "while True: pass"]) for _ in range(2)]
     try:
         for number in range(30):
@@ -170,8 +170,8 @@ def test_redirected_background_jobs_survive_a_busy_machine(either: Sandbox) -> N
         for loop in busy:
             loop.kill()
             loop.wait()
-    lengths = f"{first // 100}[0-9][0-9]"
-    running = either.exec(f"ps -eo args | grep -E '^[s]leep {lengths}$' | sort -u", 10).output
+    lengths = f"{first // 100}[0-2][0-9]"
+    running = either.exec(f"ps -eo args | grep -E '^[s]leep {lengths}$' | sort", 10).output
     assert running.split("\n")[:-1] == [f"sleep {first + n}" for n in range(30)]
     either.exec(f"pkill -f 'sleep {lengths}'", 10)
 
