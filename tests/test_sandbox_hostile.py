@@ -161,19 +161,21 @@ def test_redirected_background_jobs_survive_a_busy_machine(either: Sandbox) -> N
     # so each backend sleeps for lengths of its own, and lengths no one else would pick: a
     # person's `sleep 540` in another shell once made this count 31.
     first = 7300 if isinstance(either, DockerSandbox) else 7400
+    lengths = f"{first // 100}[0-2][0-9]"
     busy = [subprocess.Popen(["python3", "-c", "while True: pass"]) for _ in range(2)]
     try:
         for number in range(30):
             command = f"sleep {first + number} > /tmp/job{number}.log 2>&1 & echo started"
             assert either.exec(command, timeout=60).output == "started\n"
+        for loop in busy:
+            loop.kill()
+        running = either.exec(f"ps -eo args | grep -E '^[s]leep {lengths}$' | sort", 10).output
+        assert running.split("\n")[:-1] == [f"sleep {first + n}" for n in range(30)]
     finally:
         for loop in busy:
             loop.kill()
             loop.wait()
-    lengths = f"{first // 100}[0-2][0-9]"
-    running = either.exec(f"ps -eo args | grep -E '^[s]leep {lengths}$' | sort", 10).output
-    assert running.split("\n")[:-1] == [f"sleep {first + n}" for n in range(30)]
-    either.exec(f"pkill -f 'sleep {lengths}'", 10)
+        either.exec(f"pkill -f '^sleep {lengths}$'", 10)
 
 
 def test_a_daemon_started_by_a_command_that_times_out(either: Sandbox) -> None:
