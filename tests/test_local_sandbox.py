@@ -30,7 +30,7 @@ def test_commands_run_in_the_workspace_and_keep_their_directory(
 def test_a_timeout_stops_the_command_and_what_it_started(local: LocalSandbox) -> None:
     result = local.exec("setsid sleep 611 >/dev/null 2>&1 & sleep 612", timeout=1)
     assert result.timed_out
-    left = subprocess.run(["pgrep", "-f", "sleep 61[12]"], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-f", "^sleep 61[12]$"], capture_output=True, text=True)
     assert left.stdout == ""
 
 

@@ -66,7 +66,11 @@ def still_answers(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def count(box: Sandbox, pattern: str) -> int:
     """Processes whose command line matches ``pattern`` (a grep -E pattern written so that it
-    does not match itself, e.g. ``[s]leep``)."""
+    does not match itself, e.g. ``[s]leep``).
+
+    The local backend's `ps` sees the whole host, so the tests sleep for lengths nobody else
+    picks (71xx, 73xx, 74xx): a person's `sleep 540` in another shell once made a count one
+    too many."""
     return int(box.exec(f"ps -eo args | grep -cE '{pattern}' || true", 10).output.strip())
 
 
@@ -113,11 +117,11 @@ def test_a_50_mb_line_without_newline(either: Sandbox) -> None:
     assert "bytes, 0 lines left out" in result.output
 
 
-def test_sleep_forever_returns_at_the_timeout_and_leaves_nothing(either: Sandbox) -> None:
-    result = either.exec("sleep infinity", timeout=2)
+def test_an_endless_sleep_returns_at_the_timeout_and_leaves_nothing(either: Sandbox) -> None:
+    result = either.exec("sleep 7100", timeout=2)
     assert result.timed_out
     assert result.exit_code in (124, 137)
-    assert count(either, "^[s]leep infinity") == 0
+    assert count(either, "^[s]leep 7100$") == 0
 
 
 def test_a_process_ignoring_sigterm_is_killed(either: Sandbox) -> None:
@@ -128,38 +132,37 @@ def test_a_process_ignoring_sigterm_is_killed(either: Sandbox) -> None:
 
 
 def test_a_background_job_holding_stdout_is_not_waited_for(either: Sandbox) -> None:
-    result = either.exec("echo started; sleep 300 & (sleep 0.3; yes tick) &", timeout=60)
+    result = either.exec("echo started; sleep 7101 & (sleep 0.3; yes tick) &", timeout=60)
     assert (result.exit_code, result.output, result.notice) == (0, "started\n", None)
     assert not result.timed_out
     # They keep running; what they print from now on is not this or any later command's.
     assert either.exec("sleep 1; echo next", 10).output == "next\n"
-    assert count(either, "^[s]leep 300") == 1
-    either.exec("pkill -f 'sleep 300'; pkill yes", 10)
+    assert count(either, "^[s]leep 7101$") == 1
+    either.exec("pkill -f '^sleep 7101$'; pkill -x yes", 10)
 
 
 def test_a_redirected_background_job_keeps_running(either: Sandbox) -> None:
-    result = either.exec("sleep 301 > /tmp/job.log 2>&1 & echo started", timeout=60)
+    result = either.exec("sleep 7102 > /tmp/job.log 2>&1 & echo started", timeout=60)
     assert (result.output, result.notice) == ("started\n", None)
-    assert count(either, "^[s]leep 301") == 1
-    either.exec("pkill -f 'sleep 301'", 10)
+    assert count(either, "^[s]leep 7102$") == 1
+    either.exec("pkill -f '^sleep 7102$'", 10)
 
 
 def test_a_job_that_redirects_after_the_command_ended_keeps_running(either: Sandbox) -> None:
     """What a job not yet scheduled when the command ends looks like: it still holds the
     output, and redirects a moment later. It must not be killed for that moment."""
-    command = "(sleep 1; exec sleep 402 > /tmp/late.log 2>&1) & echo started"
+    command = "(sleep 1; exec sleep 7103 > /tmp/late.log 2>&1) & echo started"
     assert either.exec(command, timeout=60).output == "started\n"
     either.exec("sleep 2", 10)
-    assert count(either, "^[s]leep 402") == 1
-    either.exec("pkill -f 'sleep 402'", 10)
+    assert count(either, "^[s]leep 7103$") == 1
+    either.exec("pkill -f '^sleep 7103$'", 10)
 
 
 def test_redirected_background_jobs_survive_a_busy_machine(either: Sandbox) -> None:
     """The job is judged by no timing at all, so a machine too busy to run it before the
     command ends cannot get it killed (two busy loops here, on a two-core machine)."""
-    # The local backend's `ps` sees the whole host, the Docker variant's container included,
-    # so each backend sleeps for lengths of its own, and lengths no one else would pick: a
-    # person's `sleep 540` in another shell once made this count 31.
+    # The Docker variant's container is on the host the local backend's `ps` sees, so each
+    # backend sleeps for lengths of its own.
     first = 7300 if isinstance(either, DockerSandbox) else 7400
     lengths = f"{first // 100}[0-2][0-9]"
     busy = [subprocess.Popen(["python3", "-c", "while True: pass"]) for _ in range(2)]
@@ -179,9 +182,9 @@ def test_redirected_background_jobs_survive_a_busy_machine(either: Sandbox) -> N
 
 
 def test_a_daemon_started_by_a_command_that_times_out(either: Sandbox) -> None:
-    result = either.exec("setsid nohup sleep 777 >/dev/null 2>&1 & sleep 100", timeout=2)
+    result = either.exec("setsid nohup sleep 7104 >/dev/null 2>&1 & sleep 100", timeout=2)
     assert result.timed_out
-    assert count(either, "^[s]leep 777") == 0
+    assert count(either, "^[s]leep 7104$") == 0
 
 
 def test_thousands_of_zombies_are_reaped(box: DockerSandbox) -> None:
