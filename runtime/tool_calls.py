@@ -113,7 +113,7 @@ class ToolRunner:
 
     def _outcome(self, step: int, call: ParsedToolCall) -> ToolOutcome:
         if self.cancel.is_set():
-            return ToolOutcome(INTERRUPTED, ok=False)
+            return ToolOutcome(INTERRUPTED, ok=False, interrupted=True)
         if call.error is not None or call.arguments is None:
             raw = call.raw_arguments
             shown = (

@@ -20,6 +20,7 @@ from ponder.runtime.events import (
     ReasoningText,
     RunFinished,
     ToolCallFinished,
+    ToolCallStarted,
     UsageReported,
 )
 from ponder.runtime.loop import Agent, AgentSettings
@@ -183,7 +184,7 @@ def test_an_interrupt_stops_generation_and_the_session_goes_on(sandbox: Sandbox)
 
 def test_an_interrupt_stops_a_running_command(sandbox: Sandbox, workspace: Path) -> None:
     lines = [
-        completion("Wait.", tool_call("bash", 0, {"command": "echo begun; sleep 200"})),
+        completion("Wait.", tool_call("bash", 0, {"command": "echo begun; sleep 7105"})),
         completion("Then.", content="after"),
     ]
     events: list[Event] = []
@@ -193,5 +194,22 @@ def test_an_interrupt_stops_a_running_command(sandbox: Sandbox, workspace: Path)
     (done,) = [e for e in events if isinstance(e, ToolCallFinished)]
     assert done.result.startswith("begun\n")
     assert done.result.endswith("[the user interrupted the command]")
-    left = sandbox.exec("ps -eo args | grep -c '^[s]leep 200' || true", 10).output.strip()
+    left = sandbox.exec("ps -eo args | grep -c '^[s]leep 7105$' || true", 10).output.strip()
     assert left == "0"
+
+
+def test_an_interrupt_as_a_call_starts_shows_the_call_interrupted(sandbox: Sandbox) -> None:
+    """Ctrl-C right after the call is shown, before its command runs: the call still ends as
+    interrupted, the words both frontends show, not as a plain failure."""
+    lines = [completion("Wait.", tool_call("bash", 0, {"command": "echo never"}))]
+    events: list[Event] = []
+    agent = agent_for(ScriptedBackend(lines), sandbox)
+
+    def interrupt_at_the_call(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, ToolCallStarted):
+            agent.interrupt()
+
+    assert agent.run("wait", Unattended(interrupt_at_the_call)).reason == "interrupted"
+    (done,) = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert (done.interrupted, done.result) == (True, "[not run: the user interrupted]")
