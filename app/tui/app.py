@@ -21,10 +21,10 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ponder.app.for_display import for_display
-from ponder.app.line import plan_lines
 from ponder.app.slash_commands import ARGUMENTS, HELP, TASK_COMMANDS, TUI_KEYS, help_text
 from ponder.app.tui.blocks import DiffBlock, FoldedBlock, TextBlock
 from ponder.app.tui.cards import ApprovalCard
+from ponder.app.tui.plan import PlanPanel
 from ponder.app.tui.prompt import PromptArea
 from ponder.app.tui.status import Status, StatusLine
 from ponder.app.tui.themes import load_themes
@@ -111,7 +111,7 @@ class PonderApp(App[RunFinished | None]):
 
     def compose(self) -> ComposeResult:
         yield Transcript()
-        yield Static(id="plan")
+        yield PlanPanel(id="plan")
         if self._interactive:
             yield Static(id="hint")
             yield Static(id="queue")
@@ -348,23 +348,11 @@ class PonderApp(App[RunFinished | None]):
             item = for_display(item)
             self.status.apply(item)
             if isinstance(item, PlanUpdated):
-                self._show_plan(item)
+                self.query_one(PlanPanel).show(item)
             elif isinstance(item, RunFinished):
                 self._finished(item)
             else:
                 self._transcript.apply(item)
-
-    def _show_plan(self, event: PlanUpdated) -> None:
-        """The plan stays above the prompt, updated in place; an empty plan hides it."""
-        styles = {"completed": "$text-muted", "in_progress": "$accent bold", "pending": ""}
-        lines = [
-            Content.styled("Plan" + (f": {event.explanation}" if event.explanation else ""), "bold")
-        ]
-        for line, item in zip(plan_lines(event), event.plan, strict=True):
-            lines.append(Content.styled(line, styles[item.status]))
-        plan = self.query_one("#plan", Static)
-        plan.update(Content("\n").join(lines))
-        plan.display = bool(event.plan)
 
     def _finished(self, event: RunFinished) -> None:
         self._transcript.run_ended()
