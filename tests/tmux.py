@@ -6,20 +6,24 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
+SESSION = "ponder-test"
+"""The one session on each terminal's own server."""
+
 
 class Pane:
-    def __init__(self, session: str) -> None:
-        self.session = session
+    def __init__(self, tmux: list[str]) -> None:
+        self.tmux = tmux
+        """``tmux`` and the options that reach this pane's own server."""
 
     def screen(self, history: int = 0) -> str:
-        args = ["tmux", "capture-pane", "-p", "-t", self.session]
+        args = [*self.tmux, "capture-pane", "-p", "-t", SESSION]
         if history:
             args += ["-S", f"-{history}"]
         return subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -34,30 +38,31 @@ class Pane:
         raise AssertionError(f"{text!r} did not appear; the screen shows:\n{self.screen()}")
 
     def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", SESSION, *keys], check=True)
 
 
 @contextmanager
 def terminal(
     command: list[str], env: dict[str, str], width: int = 120, height: int = 40
 ) -> Iterator[Pane]:
-    """Run ``command`` in a fresh tmux session; the pane stays open after it exits.
+    """Run ``command`` in a tmux server of its own; the pane stays open after it exits.
 
     ``env`` is the whole environment, plus a 256-colour TERM and Textual without animations
-    unless it says otherwise."""
+    unless it says otherwise. A shared server exits when its last session is killed, and a
+    session started in that moment fails ("server exited unexpectedly", 9 in 300 tries here),
+    so each terminal has its own server, on a socket in a folder of its own."""
     env = {"TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none", **env}
     if shutil.which("tmux") is None:
         if os.environ.get("CI"):
             pytest.fail("CI is set but tmux is not installed (install.sh --dev installs it)")
         pytest.skip("tmux is not installed")
-    session = f"ponder-test-{uuid.uuid4().hex[:8]}"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     script = f"env -i {exports} {shlex.join(command)}; code=$?; echo; echo EXIT=$code; sleep 600"
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), script],
-        check=True,
-    )
-    try:
-        yield Pane(session)
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    with tempfile.TemporaryDirectory(prefix="ponder-tmux-") as folder:
+        tmux = ["tmux", "-S", f"{folder}/socket"]
+        size = ["-x", str(width), "-y", str(height)]
+        subprocess.run([*tmux, "new-session", "-d", "-s", SESSION, *size, script], check=True)
+        try:
+            yield Pane(tmux)
+        finally:
+            subprocess.run([*tmux, "kill-server"], check=False)
