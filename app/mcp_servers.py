@@ -5,6 +5,12 @@ A project's ``.mcp.json`` (Claude Code's ``mcpServers`` shape) lives in the work
 sandbox can write, and starting a server runs its command on the host; so a project's server
 starts only once the user has trusted that exact definition (``ponder mcp trust``), and a
 changed definition needs trusting again. Until then the session says it was left out.
+
+Every server starts in a folder the sandbox cannot write (:func:`~ponder.runtime.mcp_client.
+server_folder`) unless its definition names a ``cwd`` (a project's, relative to the project).
+A definition that runs code from the workspace (a ``cwd``, a command, an argument or an ``env``
+value there) is named so: in the session's notes, in ``ponder mcp list``, and by ``ponder mcp
+trust``, which trusts such a project server only once the user has read that and said yes.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import argparse
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,7 @@ from pydantic import ValidationError
 
 from ponder.app.config import Config, McpServerSettings, load_config
 from ponder.app.help_examples import examples
-from ponder.runtime.mcp_client import McpServerSpec
+from ponder.runtime.mcp_client import McpServerSpec, in_workspace
 from ponder.runtime.project_docs import read_regular
 from ponder.sandbox.safe_text import safe_text
 
@@ -30,7 +38,11 @@ PROJECT_FILE = ".mcp.json"
 MAX_PROJECT_FILE = 256 * 1024
 
 
-def spec(name: str, settings: McpServerSettings) -> McpServerSpec:
+def spec(name: str, settings: McpServerSettings, workspace: Path) -> McpServerSpec:
+    """A relative ``cwd`` is the workspace's (a config's, as it was when ponder ran there)."""
+    cwd = None
+    if settings.cwd is not None:
+        cwd = str(workspace / Path(settings.cwd).expanduser())
     headers = dict(settings.http_headers)
     if settings.bearer_token_env_var:
         token = os.environ.get(settings.bearer_token_env_var)
@@ -41,14 +53,58 @@ def spec(name: str, settings: McpServerSettings) -> McpServerSpec:
         command=settings.command,
         args=tuple(settings.args),
         env=dict(settings.env),
-        cwd=settings.cwd,
+        cwd=cwd,
         url=settings.url,
         headers=headers,
         enabled_tools=None if settings.enabled_tools is None else frozenset(settings.enabled_tools),
         disabled_tools=frozenset(settings.disabled_tools),
         startup_timeout=settings.startup_timeout_sec,
         tool_timeout=settings.tool_timeout_sec,
+        workspace=str(workspace),
     )
+
+
+def workspace_code(server: McpServerSpec, workspace: Path) -> list[str]:
+    """What makes a stdio server run code from the workspace, which the sandbox can write: a
+    ``cwd`` there, and a command, an argument or an ``env`` value that is a path there."""
+    if server.command is None:
+        return []
+    found = []
+    if server.cwd is not None and in_workspace(server.cwd, workspace):
+        found.append(f"cwd {server.cwd}")
+    for word in (server.command, *server.args):
+        if Path(word).is_absolute() and in_workspace(word, workspace):
+            found.append(word)
+    for key, value in server.env.items():
+        paths = [part for part in value.split(os.pathsep) if Path(part).is_absolute()]
+        if any(in_workspace(path, workspace) for path in paths):
+            found.append(f"{key}={value}")
+    return found
+
+
+def runs_here(server: McpServerSpec, workspace: Path) -> str | None:
+    """The warning for a server that runs code from the workspace, if it does."""
+    found = workspace_code(server, workspace)
+    if not found:
+        return None
+    return (
+        f"runs code from the workspace, which the sandbox can write ({', '.join(found)}): "
+        "the model can change what it runs on this machine"
+    )
+
+
+def _looked_for_elsewhere(server: McpServerSpec, workspace: Path) -> list[str]:
+    """Relative paths of a server without ``cwd`` that name something in the workspace: it
+    starts in ponder's own folder, so they are looked for there instead."""
+    if server.command is None or server.cwd is not None:
+        return []
+    words = [server.command, *(arg for arg in server.args if not arg.startswith("-"))]
+    return [
+        word
+        for word in words
+        if not Path(word).is_absolute()
+        and (word.startswith(("./", "../")) or os.path.lexists(workspace / word))
+    ]
 
 
 def trust_file() -> Path:
@@ -103,14 +159,16 @@ def _from_claude_shape(definition: Any) -> McpServerSettings:
         command=definition.get("command"),
         args=definition.get("args", []),
         env=definition.get("env", {}),
+        cwd=definition.get("cwd"),
     )
 
 
 def session_servers(
     config: Config, workspace: Path, extra: Sequence[McpServerSpec] = ()
 ) -> tuple[list[McpServerSpec], list[str]]:
-    """The servers to start, and a note for each project server left out (and why)."""
-    specs = {name: spec(name, s) for name, s in config.mcp_servers.items() if s.enabled}
+    """The servers to start, and a note for each project server left out (and why) and for
+    each server that runs code from the workspace."""
+    specs = {name: spec(name, s, workspace) for name, s in config.mcp_servers.items() if s.enabled}
     notes = []
     found, problem = project_servers(workspace)
     if problem:
@@ -127,14 +185,21 @@ def session_servers(
                 "(`ponder mcp trust` in this folder)"
             )
         else:
-            specs[name] = spec(name, settings)
+            specs[name] = spec(name, settings, workspace)
     for server in extra:
-        specs[server.name] = server
+        specs[server.name] = replace(server, workspace=server.workspace or str(workspace))
+    for server in specs.values():
+        warning = runs_here(server, workspace)
+        if warning:
+            notes.append(f"MCP server {server.name} {warning}")
     return list(specs.values()), notes
 
 
-def trust(workspace: Path, names: list[str]) -> list[str]:
-    """Trust the project's servers (all, or those named); what was trusted, as lines to show."""
+def trust(
+    workspace: Path, names: list[str], confirm: Callable[[str, str], bool] = lambda *_: False
+) -> list[str]:
+    """Trust the project's servers (all, or those named); what was trusted, as lines to show.
+    One that runs code from the workspace is trusted only if ``confirm(name, warning)``."""
     found, problem = project_servers(workspace)
     if problem:
         raise ValueError(problem)
@@ -146,9 +211,28 @@ def trust(workspace: Path, names: list[str]) -> list[str]:
         if isinstance(settings, str):
             shown.append(f"{name}: unusable, not trusted ({settings})")
             continue
-        trusted.add(fingerprint(workspace, name, definition))
+        server = spec(name, settings, workspace)
         what = settings.url or " ".join([settings.command or "", *settings.args])
-        shown.append(f"{name}: trusted ({what})")
+        warning = runs_here(server, workspace)
+        known = fingerprint(workspace, name, definition) in trusted
+        if warning and not known and not confirm(name, warning):
+            shown.append(
+                f"{name}: not trusted: it {warning}; to trust it anyway, answer yes in a "
+                f"terminal or run `ponder mcp trust --yes {name}`"
+            )
+            continue
+        trusted.add(fingerprint(workspace, name, definition))
+        line = f"{name}: trusted ({what})"
+        if warning:
+            line += f"; it {warning}"
+        elsewhere = _looked_for_elsewhere(server, workspace)
+        if elsewhere:
+            line += (
+                f"; it starts in a folder of ponder's own, not here, so {', '.join(elsewhere)} "
+                'will not be found: if it must run here, give it "cwd": "." (it then runs code '
+                "the sandbox can write)"
+            )
+        shown.append(line)
     path = trust_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(trusted)))
@@ -162,27 +246,55 @@ def parser() -> argparse.ArgumentParser:
         **examples("mcp"),
         description="MCP servers: `list` shows the config's and this folder's .mcp.json servers; "
         "`trust [NAME ...]` lets this folder's .mcp.json servers start (all, or those named). "
-        "A project's server runs its command on this machine, so read it before you trust it.",
+        "A project's server runs its command on this machine, so read it before you trust it; "
+        "one that runs code from this folder (its cwd, a command or path here) is trusted only "
+        "once you say yes to that.",
     )
     parser.add_argument(
         "action", choices=["list", "trust"], metavar="COMMAND", help="list or trust"
     )
     parser.add_argument("names", nargs="*", default=[], help="with trust: only these servers")
     parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="with trust: also trust servers that run code from this folder, without asking",
+    )
     return parser
+
+
+def _confirm(yes: bool) -> Callable[[str, str], bool]:
+    """Whether to trust a server that runs code from the workspace: --yes, or the user's word."""
+
+    def ask(name: str, warning: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        print(safe_text(f"{name} {warning}."))
+        try:
+            return input(f"trust {safe_text(name)} anyway? [y/N] ").strip().lower() in ("y", "yes")
+        except EOFError:
+            return False
+
+    return ask
 
 
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     workspace = args.workspace.resolve()
     if args.action == "trust":
-        lines = trust(workspace, args.names)
+        lines = trust(workspace, args.names, _confirm(args.yes))
         print("\n".join(safe_text(line) for line in lines) or f"no servers in {PROJECT_FILE}")
         return 0
     config = load_config({})
     for name, mine in config.mcp_servers.items():
         what = mine.url or " ".join([mine.command or "", *mine.args])
-        print(safe_text(f"{name}: {what} (config{'' if mine.enabled else ', disabled'})"))
+        warning = runs_here(spec(name, mine, workspace), workspace)
+        state = "config" if mine.enabled else "config, disabled"
+        if warning:
+            state += f"; it {warning}"
+        print(safe_text(f"{name}: {what} ({state})"))
     found, problem = project_servers(workspace)
     trusted = _trusted()
     for name, (definition, settings) in found.items():
@@ -191,6 +303,9 @@ def run(argv: list[str]) -> int:
         else:
             known = fingerprint(workspace, name, definition) in trusted
             state = f"{PROJECT_FILE}, {'trusted' if known else 'not trusted'}"
+            warning = runs_here(spec(name, settings, workspace), workspace)
+            if warning:
+                state += f"; it {warning}"
         print(safe_text(f"{name}: {json.dumps(definition)[:200]} ({state})"))
     if problem:
         print(safe_text(problem))

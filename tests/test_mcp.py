@@ -1,6 +1,7 @@
 """MCP tools from real servers: ``mcp-server-time`` (PyPI) and the reference
 ``@modelcontextprotocol/server-everything`` (npm), over stdio and streamable HTTP, called by a
-scripted model through ``ponder exec``; failing servers, policy, and project servers."""
+scripted model through ``ponder exec``; failing servers, policy, project servers, and where a
+server starts (never in the workspace, unless its definition says so)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ from k2text import completion, tool_call, write_script
 from ponder.runtime.events import Event, McpServersStarted, MessageAdded, event_from_json
 
 TIME_SERVER = str(Path(sys.executable).parent / "mcp-server-time")
+WHERE_SERVER = """\
+import os
+from mcp.server import MCPServer
+
+server = MCPServer("where")
+
+
+@server.tool()
+def where() -> str:
+    '''The folder this server runs in.'''
+    return os.getcwd()
+
+
+server.run()
+"""
 
 
 @pytest.fixture(scope="session")
@@ -187,3 +203,149 @@ def test_a_projects_servers_start_only_once_trusted(
     _, events = run_exec(tmp_path, workspace, user_env, *steps)
     (started,) = [e for e in events if isinstance(e, McpServersStarted)]
     assert started.servers == []  # changed: not trusted any more
+
+
+def plant(workspace: Path, marker: Path) -> None:
+    """What the model could write in the workspace to run code on the host through a server:
+    a package named like the server's module, and a ``python`` for a ``PATH`` that has the
+    workspace's ``bin`` in it. Each writes ``marker`` (outside the workspace) when it runs."""
+    package = workspace / "mcp_server_time"
+    package.mkdir()
+    planted = f"open({str(marker)!r}, 'a').write('planted package imported\\n')\n"
+    (package / "__init__.py").write_text(planted)
+    (package / "__main__.py").write_text(planted)
+    (workspace / "bin").mkdir()
+    python = workspace / "bin" / "python"
+    python.write_text(f"#!/bin/sh\necho planted python ran >> '{marker}'\nexit 1\n")
+    python.chmod(0o755)
+
+
+def mcp_started(events: list[Event]) -> McpServersStarted:
+    (started,) = [e for e in events if isinstance(e, McpServersStarted)]
+    return started
+
+
+def test_servers_start_outside_the_workspace(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """``python -m mcp_server_time`` from the user's own config, with a same-named package and
+    a ``python`` planted in the workspace (and the workspace's ``bin`` on the user's PATH): the
+    real server starts, in ponder's own empty folder, and nothing planted runs."""
+    marker = tmp_path / "planted-ran"
+    plant(workspace, marker)
+    where = tmp_path / "servers" / "where.py"
+    where.parent.mkdir()
+    where.write_text(WHERE_SERVER)
+    data = tmp_path / "home" / ".local" / "share"
+    user_env["XDG_DATA_HOME"] = str(data)
+    venv_bin = str(Path(sys.executable).parent)
+    user_env["PATH"] = os.pathsep.join([str(workspace / "bin"), venv_bin, user_env["PATH"]])
+    configure(
+        user_env,
+        '[mcp_servers.time]\ncommand = "python"\nargs = ["-m", "mcp_server_time"]\n'
+        f'[mcp_servers.where]\ncommand = "{sys.executable}"\nargs = ["{where}"]\n',
+    )
+    result, events = run_exec(
+        tmp_path, workspace, user_env,
+        completion("What time?", tool_call("mcp__time__get_current_time", 0, {"timezone": "UTC"})),
+        completion("Where?", tool_call("mcp__where__where", 1, {})),
+        completion("Done.", content="It is late."),
+        flags=("--allow", "mcp__time", "--allow", "mcp__where"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    started = mcp_started(events)
+    assert [(s.name, s.state) for s in started.servers] == [("time", "ready"), ("where", "ready")]
+    assert started.notes == []  # nothing of theirs is in the workspace
+    clock, folder = tool_results(events)
+    assert json.loads(clock)["timezone"] == "UTC"  # the real server answered
+    assert not marker.exists(), marker.read_text()
+    private = data / "ponder" / "mcp-cwd"
+    assert Path(folder) == private.resolve()
+    assert private.stat().st_mode & 0o777 == 0o700
+    assert list(private.iterdir()) == []
+
+
+def test_a_cwd_the_config_names_is_honoured_and_flagged(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """The user chose the folder, so the server starts there (its relative script is found),
+    and since it is in the workspace the session says the sandbox can write what it runs."""
+    (workspace / "tools").mkdir()
+    (workspace / "tools" / "where.py").write_text(WHERE_SERVER)
+    configure(
+        user_env,
+        f'[mcp_servers.where]\ncommand = "{sys.executable}"\nargs = ["where.py"]\n'
+        'cwd = "tools"\n',  # relative: the workspace's
+    )
+    result, events = run_exec(
+        tmp_path, workspace, user_env,
+        completion("Where?", tool_call("mcp__where__where", 0, {})),
+        completion("Done.", content="There."),
+        flags=("--allow", "mcp__where"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    started = mcp_started(events)
+    assert [(s.name, s.state) for s in started.servers] == [("where", "ready")]
+    (folder,) = tool_results(events)
+    assert Path(folder) == (workspace / "tools").resolve()
+    (note,) = started.notes
+    assert note == (
+        f"MCP server where runs code from the workspace, which the sandbox can write "
+        f"(cwd {workspace / 'tools'}): the model can change what it runs on this machine"
+    )
+    listed = subprocess.run(
+        [PONDER, "mcp", "list"], cwd=workspace, env=user_env, capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    assert "where: " in listed.stdout
+    assert "runs code from the workspace, which the sandbox can write" in listed.stdout
+
+
+def test_trusting_a_project_server_that_runs_in_the_workspace_takes_a_yes(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """A project server that must run in the workspace says so (``"cwd": "."``); ``ponder mcp
+    trust`` tells the user it runs code the sandbox can write, and without a yes (no terminal
+    here, so ``--yes``) leaves it untrusted. One without ``cwd`` is trusted as before, told
+    that it starts elsewhere, and indeed does not find its script there."""
+    (workspace / "where.py").write_text(WHERE_SERVER)
+    definition = {
+        "mcpServers": {
+            "here": {"command": sys.executable, "args": ["where.py"], "cwd": "."},
+            "elsewhere": {"command": sys.executable, "args": ["where.py"]},
+        }
+    }
+    (workspace / ".mcp.json").write_text(json.dumps(definition))
+
+    def ponder_mcp(*args: str) -> str:
+        done = subprocess.run(
+            [PONDER, "mcp", *args], cwd=workspace, env=user_env, capture_output=True, text=True,
+            timeout=60, check=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        return done.stdout
+
+    warning = (
+        f"runs code from the workspace, which the sandbox can write (cwd {workspace}): "
+        "the model can change what it runs on this machine"
+    )
+    here, elsewhere = ponder_mcp("trust").splitlines()
+    assert here == (
+        f"here: not trusted: it {warning}; to trust it anyway, answer yes in a terminal or run "
+        "`ponder mcp trust --yes here`"
+    )
+    assert elsewhere.startswith(f"elsewhere: trusted ({sys.executable} where.py); it starts in ")
+    assert "so where.py will not be found" in elsewhere
+    steps = (completion("Where?", tool_call("mcp__here__where", 0, {})), completion("Done."))
+    _, events = run_exec(tmp_path, workspace, user_env, *steps, flags=("--allow", "mcp__here"))
+    started = mcp_started(events)
+    assert [(s.name, s.state) for s in started.servers] == [("elsewhere", "failed")]
+    assert "server here not started until you trust it" in started.notes[0]
+
+    here, _ = ponder_mcp("trust", "--yes").splitlines()
+    assert here == f"here: trusted ({sys.executable} where.py); it {warning}"
+    _, events = run_exec(tmp_path, workspace, user_env, *steps, flags=("--allow", "mcp__here"))
+    started = mcp_started(events)
+    assert {s.name: s.state for s in started.servers} == {"elsewhere": "failed", "here": "ready"}
+    assert started.notes == [f"MCP server here {warning}"]
+    (folder,) = tool_results(events)
+    assert Path(folder) == workspace.resolve()
