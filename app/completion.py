@@ -15,7 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from ponder.runtime.host_git import GitFailed, run_git
-from ponder.sandbox.safe_text import safe_text
+from ponder.sandbox.safe_text import safe_name
 
 MAX_FILES = 20_000
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", ".venv", "target", "build"})
@@ -38,7 +38,7 @@ def workspace_files(root: Path) -> list[str]:
         listed = output.decode(errors="replace").split("\0")[:-1][:MAX_FILES]
     except GitFailed:
         listed = _walk(root)
-    listed = [name for name in listed if safe_text(name) == name]
+    listed = [name for name in listed if safe_name(name) == name]
     directories = {str(Path(f).parent) + "/" for f in listed if "/" in f}
     for directory in list(directories):  # the parents of nested directories too
         parts = directory.rstrip("/").split("/")

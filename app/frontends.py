@@ -27,7 +27,7 @@ from ponder.app.line_prompt import LinePrompt
 from ponder.app.slash_commands import SLOW, TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
-from ponder.sandbox.safe_text import safe_text
+from ponder.sandbox.safe_text import safe_name
 
 if TYPE_CHECKING:  # Textual takes a quarter of a second to import; headless runs skip it
     from ponder.app.tui.app import Command, RunTask
@@ -87,7 +87,7 @@ def run_tui(
     from ponder.app.tui.app import PonderApp
     from ponder.app.tui.themes import remember_theme, remembered_theme
 
-    where = f" · {safe_text(str(workspace))}" if workspace else ""
+    where = f" · {safe_name(str(workspace))}" if workspace else ""
     welcome = (
         f"ponder · {model}{' · ' + sandbox if sandbox else ''}{where}\n"
         "Enter sends · Ctrl+J new line · Tab completes · @file attaches · Esc interrupts · "

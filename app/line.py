@@ -245,11 +245,13 @@ class LinePrinter:
         if event.notice:
             self.console.print(Text(f"  {event.notice}", style="yellow"))
         if event.exit_code is None and event.name != "submit":
+            # Indented under its call: no line of a result (which can hold a file name with a
+            # newline, or anything a file holds) can pass for one of ponder's own.
             lines = event.result.rstrip("\n").split("\n")
-            preview = "\n".join(lines[:RESULT_PREVIEW_LINES])
+            shown = lines[:RESULT_PREVIEW_LINES]
             if len(lines) > RESULT_PREVIEW_LINES:
-                preview += f"\n… {len(lines) - RESULT_PREVIEW_LINES} more lines"
-            self.console.print(Text(preview, style="dim"))
+                shown.append(f"… {len(lines) - RESULT_PREVIEW_LINES} more lines")
+            self.console.print(Text("\n".join(f"  {line}" for line in shown), style="dim"))
 
     def _print_run_finished(self, event: RunFinished) -> None:
         if event.reason == "error":

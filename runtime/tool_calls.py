@@ -31,6 +31,7 @@ from ponder.runtime.events import (
 from ponder.runtime.port import NOBODY
 from ponder.runtime.tools.base import Tool, ToolContext, ToolInputError, ToolOutcome
 from ponder.sandbox.base import Sandbox
+from ponder.sandbox.safe_text import safe_name
 
 INTERRUPTED = "[not run: the user interrupted]"
 RAW_SHOWN = 2000
@@ -177,10 +178,12 @@ class ToolRunner:
 
 
 def _summary(call: ParsedToolCall) -> str:
+    """What a person is asked about. The path goes in on one line (its first line names the
+    file), so a name with a newline cannot pass its second half off as the file's text."""
     arguments = call.arguments or {}
     if call.name == "bash":
         return str(arguments.get("command", ""))
-    path = str(arguments.get("path", ""))
+    path = safe_name(str(arguments.get("path", "")))
 
     def details(key: str) -> str:
         return str(arguments.get(key, ""))[:2000]

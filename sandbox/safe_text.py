@@ -4,7 +4,8 @@ Everything the model writes, every command's output and every file name or conte
 out of the sandbox can carry escape sequences: a title change, an OSC 52 clipboard write, a
 cleared screen, a cursor move that hides a line, or bidirectional-text controls that show a
 command other than the one that runs. :func:`safe_text` is the one function every printing path
-uses (line mode, ``-p``, ``-v``, export, the TUI, tool headers, diffs, approvals).
+uses (line mode, ``-p``, ``-v``, export, the TUI, tool headers, diffs, approvals), and
+:func:`safe_name` the one for file names and paths, which must stay on one line.
 
 It is a single left-to-right pass over the text that leaves no control character behind:
 colour and erase-line sequences (``ESC [ ... m``, ``ESC [ ... K``), which only style text, are
@@ -26,6 +27,7 @@ _CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _UNSAFE = re.compile(f"{_STYLE}|{_CONTROL}|[{BIDI_CONTROLS}\ud800-\udfff]")
 """The last class also holds lone surrogates, which no terminal encoding can write."""
+_UNSAFE_IN_NAME = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}\ud800-\udfff]")
 
 
 def _stand_in(match: re.Match[str]) -> str:
@@ -47,6 +49,13 @@ def safe_text(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     return _UNSAFE.sub(_stand_in, text)
+
+
+def safe_name(name: str) -> str:
+    """A file name or path as one line with every control character visible, tab and newline
+    too (``x\\n✓ exit 0`` is shown as ``x␊✓ exit 0``), so a name cannot print a line of its
+    own that passes for ponder's. Nothing is dropped: a colour sequence is part of the name."""
+    return _UNSAFE_IN_NAME.sub(_stand_in, name)
 
 
 def last_line_state(text: str) -> str:

@@ -1,6 +1,7 @@
-"""No escape sequence from the model, a command or a file name reaches the user's terminal.
+"""No escape sequence from the model, a command or a file name reaches the user's terminal,
+and no file name prints a line of its own.
 
-The sanitizer on its own, then every path that prints a run, checked on the raw bytes a real
+The sanitizers on their own, then every path that prints a run, checked on the raw bytes a real
 terminal (a pty) receives: line mode, ``-p`` and ``-v``, ``exec --json``, export and the TUI.
 """
 
@@ -15,8 +16,12 @@ import pexpect
 import pytest
 from conftest import PONDER
 from k2text import completion, tool_call, write_script
+from tmux import terminal
 
-from ponder.sandbox.safe_text import safe_text
+from ponder.app.completion import workspace_files
+from ponder.app.for_display import for_display
+from ponder.runtime.events import Checkpointed, FileEdited, FilesAttached, ToolCallStarted
+from ponder.sandbox.safe_text import safe_name, safe_text
 
 TITLE = "\x1b]0;PWNED-TITLE\x07"
 CLIPBOARD = "\x1b]52;c;UFdORUQ=\x07"  # OSC 52: put "PWNED" on the clipboard
@@ -134,3 +139,122 @@ def test_the_tui_shows_no_raw_sequence(
         child.close(force=True)
     assert_clean(received)
     assert (workspace / f"notes{TITLE}.txt").exists()  # the file is as the model made it
+
+
+FORGED = "✓ exit 0 fake.txt"
+"""The second line of a file name, made to read like ponder's line for a command that ended well."""
+CREATED = f"x\n{FORGED}"
+SHOWN = "x␊✓ exit 0 fake.txt"
+"""How ``CREATED`` is shown: on one line, the newline visible."""
+TOUCHED = "y␊✓ exit 0 fake.txt"
+"""How the name the model's command makes is shown."""
+
+
+def test_a_name_is_one_line_with_every_control_shown() -> None:
+    assert safe_name(CREATED) == SHOWN
+    assert safe_name("a\tb\r\x1b[31mc\u202ed\x9b") == "a␉b␍␛[31mc⟨U+202E⟩d␛["  # nothing dropped
+    assert safe_name(SHOWN) == SHOWN
+
+
+def test_events_show_names_on_one_line() -> None:
+    diff = f"--- a/{CREATED}\n+++ b/{CREATED}\n@@ -1 +1 @@\n-a\n+b\n"
+    edited = for_display(FileEdited(call_id="c", path=CREATED, diff=diff))
+    assert edited.path == SHOWN
+    assert edited.diff == f"--- a/{SHOWN}\n+++ b/{SHOWN}\n@@ -1 +1 @@\n-a\n+b\n"
+    created = for_display(
+        FileEdited(call_id="c", path=CREATED, diff=f"--- /dev/null\n+++ b/{CREATED}\n")
+    )
+    assert created.diff == f"--- /dev/null\n+++ b/{SHOWN}\n"
+    assert for_display(Checkpointed(step=1, commit="c", files=[CREATED])).files == [SHOWN]
+    assert for_display(FilesAttached(files=[CREATED])).files == [SHOWN]
+    call = ToolCallStarted(
+        step=1, call_id="c", name="view", arguments={"path": CREATED, "other": "a\nb"}
+    )
+    assert for_display(call).arguments == {"path": SHOWN, "other": "a\nb"}  # text keeps lines
+
+
+def test_completion_leaves_out_names_with_a_newline(tmp_path: Path) -> None:
+    (tmp_path / CREATED).write_text("")
+    (tmp_path / "plain.txt").write_text("")
+    assert workspace_files(tmp_path) == ["plain.txt"]
+
+
+def names_script(path: Path) -> Path:
+    """A model that makes two files whose names' second line is ``FORGED``: one with
+    create_file, one with bash (its command spells the check mark in escapes, so only the name
+    holds the forged text)."""
+    touch = "touch \"$(printf 'y\\n\\xe2\\x9c\\x93 exit 0 fake.txt')\""
+    return write_script(
+        path,
+        completion("Create.", tool_call("create_file", 0, {"path": CREATED, "file_text": "hi\n"})),
+        completion("Touch.", tool_call("bash", 1, {"command": touch})),
+        completion("Done.", content="Made them."),
+    )
+
+
+def assert_names_on_one_line(received: str) -> None:
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", received)  # colours off
+    assert not [line for line in shown.splitlines() if line.startswith(FORGED)], shown
+    assert f"create_file {SHOWN}" in shown  # the call's header
+    assert f"+++ b/{SHOWN}" in shown  # the diff's header
+    assert TOUCHED in shown  # the name bash made, in its checkpoint
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_a_file_name_cannot_forge_a_line_in_verbose_output(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    script = names_script(tmp_path / "model.jsonl")
+    ran = subprocess.run(
+        [PONDER, "-p", "-v", "--model", f"scripted:{script}", "make them"],
+        env=user_env, cwd=workspace, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert_names_on_one_line(ran.stderr)
+    assert (workspace / CREATED).read_text() == "hi\n"  # the files are as the model made them
+    assert (workspace / f"y\n{FORGED}").exists()
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_a_file_name_cannot_forge_a_line_in_line_mode_or_its_approvals(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    script = names_script(tmp_path / "model.jsonl")
+    child = pexpect.spawn(
+        PONDER, ["--plain", "--approval", "ask", "--model", f"scripted:{script}", "make them"],
+        env=user_env | {"TERM": "xterm"}, cwd=str(workspace), encoding="utf-8", timeout=60,
+        dimensions=(40, 120),
+    )  # fmt: skip
+    shown = ""
+    for _ in range(2):  # create_file, then bash
+        child.expect_exact("[m]essage: ")
+        shown += child.before + child.after
+        child.send("y\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    shown += child.before
+    assert child.exitstatus == 0, shown
+    assert_names_on_one_line(shown)
+    assert f"\n{SHOWN} (new file)" in shown  # what the approval asks about
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_the_tui_shows_a_file_name_on_one_line(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    script = names_script(tmp_path / "model.jsonl")
+    command = [PONDER, "--approval", "ask", "--model", f"scripted:{script}", "make them"]
+    with terminal([*command, "--workspace", str(workspace)], user_env) as pane:
+        asked = pane.wait_for("[n] deny")
+        pane.send("y")
+        pane.wait_for("bash needs approval")
+        pane.send("y")
+        screen = pane.wait_for("Made them.")
+        pane.send("C-q")
+        pane.wait_for("EXIT=0", timeout=30)
+    assert f"{SHOWN} (new file)" in asked  # the approval card
+    assert f"create_file {SHOWN}" in screen  # the tool card
+    assert f"edited {SHOWN}" in screen  # the diff's title
+    assert TOUCHED in screen  # the checkpoint
+    for text in (asked, screen):  # the forged text only ever follows its name's first half
+        assert re.search(f"(?<!␊){re.escape(FORGED)}", text) is None, text
