@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from prompt_toolkit.history import FileHistory
+from textual.app import App
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import Log, Static
 from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
@@ -19,6 +21,7 @@ from ponder.app.slash_commands import INIT_TASK
 from ponder.app.tui.app import PonderApp
 from ponder.app.tui.blocks import AnswerBlock, DiffBlock, FoldedBlock, ReasoningBlock, TextBlock
 from ponder.app.tui.cards import ApprovalCard, ToolCard
+from ponder.app.tui.links import OpenLink
 from ponder.app.tui.prompt import PromptArea
 from ponder.app.tui.status import StatusLine
 from ponder.app.tui.transcript import Transcript
@@ -374,6 +377,48 @@ async def test_the_answer_shows_as_markdown() -> None:
         (paragraph,) = block.children
         assert str(paragraph.render()) == "Fixed median()."  # Markdown: the bold is a style
         assert "done" in status(app)
+
+
+async def test_a_link_shows_its_target_and_only_http_opens_after_a_yes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = (
+        "See [https://good.example](https://evil.example).\n\n"
+        "Not [x](file:///etc/passwd) nor [s](ssh://host/x)."
+    )
+    # No browser can be opened here: App.open_url is where Textual would start one.
+    opened: list[str] = []
+    monkeypatch.setattr(App, "open_url", lambda self, url, new_tab=True: opened.append(url))
+    run = FakeRun([*started(), *reasoning(1, "Done."), *answer(2, text)])
+    app = make_app(run, task="go")
+    notes: list[str] = []
+    monkeypatch.setattr(app, "notify", lambda message, **options: notes.append(message))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first, second = app.query_one(AnswerBlock).children
+
+        async def click(paragraph: Widget, on: str) -> None:
+            await pilot.click(paragraph, offset=(str(paragraph.render()).index(on), 0))
+            await settle(pilot)
+
+        assert str(first.render()) == "See https://good.example (https://evil.example)."
+        assert str(second.render()) == "Not [x](file:///etc/passwd) nor s (ssh://host/x)."
+        await click(second, "file:")  # Markdown itself makes no link of file:
+        await click(second, "ssh:")
+        assert not isinstance(app.screen, OpenLink)
+        assert notes == ["not opened: ssh://host/x (only http and https links open)"]
+        await click(first, "good.example")
+        assert isinstance(app.screen, OpenLink)  # asked first
+        assert (
+            str(app.screen.query_one(".open-link-url", Static).render()) == "https://evil.example"
+        )
+        await pilot.press("n")
+        assert not isinstance(app.screen, OpenLink)
+        assert opened == []
+        await click(first, "good.example")
+        await pilot.press("y")
+        assert opened == ["https://evil.example"]  # the real target
+        run.release()
 
 
 async def test_user_themes_load_and_a_broken_one_is_named(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
+from ponder.app.tui.links import answer_parser, follow_link
 from ponder.model.backend import estimate_tokens
 
 CHUNK_CHARS = 4000
@@ -167,7 +168,8 @@ class ReasoningBlock(Block):
 
 
 class AnswerBlock(Markdown):
-    """The model's visible answer as Markdown, set whole at most once a frame.
+    """The model's visible answer as Markdown, set whole at most once a frame; each link shows
+    its target, and a click asks before it opens one.
 
     ``Markdown.append`` (and ``MarkdownStream``, which uses it) garbles inline code that is split
     across two fragments (seen with Textual 8.2.8), so the full text is parsed each time.
@@ -177,7 +179,7 @@ class AnswerBlock(Markdown):
     BINDINGS = [Binding("c", "copy", "Copy", show=False)]
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, classes="answer")
+        super().__init__(text, classes="answer", parser_factory=answer_parser, open_links=False)
         self.text = text
         self._ready = False
 
@@ -197,6 +199,11 @@ class AnswerBlock(Markdown):
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.text)
         self.notify(f"copied {len(self.text):,} characters", timeout=2)
+
+    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
+        """Not Textual's default (open any link at once): see :mod:`ponder.app.tui.links`."""
+        event.stop()
+        follow_link(self.app, event.href)
 
 
 def diff_content(diff: str, width: int | None = None) -> Content:
