@@ -6,23 +6,40 @@ out (a networked sandbox) or destroy work in a bind-mounted workspace (``git res
 ``git clean``, ``git push``, a ``checkout`` or ``restore`` of files); ``yolo`` never asks. (In a
 Docker sandbox the repository's ``.git`` is read-only, so most of these fail anyway; with
 ``--sandbox local`` they would not.)
-Allow and deny rules are command prefixes, checked against every sub-command of a pipeline or a
-``&&``/``;`` chain; deny rules win in every mode. Who answers is the run's port
-(:mod:`ponder.runtime.port`): a person, or a policy when nobody is there.
+Allow and deny rules are command prefixes, checked against every simple command in the text:
+each part of a pipeline or ``&&``/``;`` chain, and what ``$( )``, backticks, ``eval``, ``bash -c``,
+``find -exec``, ``xargs`` and wrappers such as ``env``, ``sudo`` or ``timeout`` run. Deny rules win
+in every mode. Who answers is the run's port (:mod:`ponder.runtime.port`): a person, or a policy
+when nobody is there.
+
+A program is matched by its name for the rules that stop something (deny rules and the lists
+above): ``/usr/bin/git`` and ``\\git`` are ``git``, and ``git -C dir clean`` is ``git clean``. An
+allow rule needs the program as written, so that ``./git status`` is not ``git status``.
+
+A word bash only fills in when the command runs (``$G``, ``$(echo git)``, a glob, what ``xargs``
+reads) could be anything, so from that word on ponder cannot tell what runs. Where the words it
+can read start a rule and the next word it needs is such a word, the command *may* match the
+rule: ``auto`` and ``ask`` then ask, with the reason; ``yolo`` asks nothing, so it denies a
+command that may match a deny rule (a deny rule promises that the command never runs, and the
+model can always write the program out) and allows the rest.
+
+What this cannot see: what a script or an interpreter runs (``bash build.sh``, ``python -c``), a
+copy or link of a program under another name, git aliases in the repository's config. Approvals
+read the command; the sandbox is what contains it.
 """
 
 from __future__ import annotations
 
-import shlex
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Mode = Literal["ask", "auto", "yolo"]
 Decision = Literal["once", "always", "deny"]
 
 READ_ONLY_TOOLS = frozenset({"view", "submit", "update_plan"})
 MCP_PREFIX = "mcp__"
-_SEPARATORS = frozenset({"|", "||", "&&", ";", "&", "\n", "(", ")", ";;", "|&"})
 NETWORK_COMMANDS = (
     "curl",
     "wget",
@@ -64,58 +81,480 @@ class ApprovalAnswer:
     by: Literal["user", "policy"] = "user"
 
 
-SHELLS = frozenset({"bash", "sh", "dash", "zsh"})
-WRAPPERS = frozenset({"sudo", "env", "nohup", "time", "command", "exec", "nice"})
-"""Programs that run the rest of their words as the command (judged as that command)."""
+# Reading bash.
 
 
-def split_commands(command: str, depth: int = 0) -> list[list[str]]:
-    """The words of each simple command in a pipeline or chain, including those in ``$( )``,
-    backticks, ``bash -c '...'`` and ``eval`` (best effort for odd shell)."""
-    commands = _split(command)
-    if depth < 3:
-        nested: list[list[str]] = []
-        for words in commands:
-            inner = _inner_script(_strip_env(words))
-            nested.extend(split_commands(inner, depth + 1) if inner else [words])
-        commands = nested
-    return commands
+class Word(NamedTuple):
+    text: str
+    """Without its quotes; an expansion is kept as written (``$G``, ``$(echo git)``)."""
+    literal: bool
+    """Nothing in it is filled in at run time: the text is what the program receives."""
 
 
-def _inner_script(words: list[str]) -> str | None:
-    if words[:1] == ["eval"]:
-        return " ".join(words[1:])
-    if words[:1] and words[0].rsplit("/", 1)[-1] in SHELLS and "-c" in words[1:-1]:
-        return words[words.index("-c", 1) + 1]
-    return None
+_OPERATORS: tuple[str, ...] = ("&&", "||", ";;&", ";;", ";&", "|&", "&>>", "&>", "<<<", "<<-")
+_OPERATORS += ("<<", ">>", "<&", ">&", ">|", "<>", "&", "|", ";", "(", ")", "<", ">")
+"""Longest first, so that ``&&`` is not read as two ``&``."""
+_REDIRECTS = frozenset(op for op in _OPERATORS if "<" in op or ">" in op)
+_GLOB = re.compile(r"[*?]|\[[^\s\]]+\]|\{[^\s{}]*(,|\.\.)[^\s{}]*\}")
+_VARIABLE = re.compile(r"\$([A-Za-z_]\w*|[0-9@*#?$!-])")
 
 
-def _split(command: str) -> list[list[str]]:
-    text = command.replace("\n", " ; ").replace("`", " ; ")
-    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    commands: list[list[str]] = [[]]
-    try:
-        for token in lexer:
-            if token in _SEPARATORS:
-                commands.append([])
+class _Reader:
+    """Splits a bash script into simple commands the way bash does, as far as approvals need:
+    quotes, escapes, operators, redirections (their targets are not arguments), here-documents
+    (their bodies are not commands) and expansions, which make a word not literal. The scripts
+    that substitutions run are kept in ``substitutions`` to be judged on their own."""
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.at = 0
+        self.commands: list[list[Word]] = [[]]
+        self.substitutions: list[str] = []
+        self._text: list[str] = []
+        self._open = self._quoted = False
+        self._literal = True
+        self._redirect: str | None = None
+        """The redirection whose target the next word is."""
+        self._pattern = False
+        """Reading a ``case`` pattern (``a|b)``): words that are not commands."""
+        self._heredocs: list[tuple[str, bool, bool]] = []
+        """Here-documents whose bodies start after the next newline: (delimiter, the body is
+        expanded, leading tabs are stripped)."""
+
+    def read(self) -> _Reader:
+        script = self.script
+        while self.at < len(script):
+            char = script[self.at]
+            if char in " \t\n":
+                self._end_word()
+                self.at += 1
+                if char == "\n":
+                    self._separate()
+                    self._skip_heredocs()
+            elif char == "#" and not self._open:  # a comment, to the end of the line
+                self.at = _find(script, "\n", self.at)
+            elif char == "\\":
+                if script[self.at + 1 : self.at + 2] != "\n":  # a backslash-newline joins lines
+                    self._add(script[self.at + 1 : self.at + 2], quoted=True)
+                self.at += 2
+            elif char == "'":
+                end = _find(script, "'", self.at + 1)
+                self._add(script[self.at + 1 : end], quoted=True)
+                self.at = end + 1
+            elif char == '"':
+                self.at += 1
+                self._double_quoted('"')
+            elif char in "$`" or script.startswith(("<(", ">("), self.at):
+                self._expansion()
+            elif char == "(" and self._open and not script.startswith("()", self.at):
+                self._in_word_parentheses()
+            elif char in "&|;()<>":  # each of them starts an operator
+                self._operator(next(op for op in _OPERATORS if script.startswith(op, self.at)))
             else:
-                commands[-1].append(token)
-    except ValueError:  # unbalanced quotes: judge the text as one command
-        return [command.split()]
-    return [words for words in commands if words]
+                if _GLOB.match(script, self.at):
+                    self._literal = False
+                self._add(char)
+                self.at += 1
+        self._end_word()
+        self.commands = [words for words in self.commands if words]
+        return self
+
+    def _add(self, text: str, quoted: bool = False) -> None:
+        self._text.append(text)
+        self._open = True
+        self._quoted |= quoted
+
+    def _end_word(self) -> None:
+        if not self._open:
+            return
+        word = Word("".join(self._text), self._literal)
+        if self._pattern:
+            self._pattern = word.text != "esac"
+        elif self._redirect is None:
+            self.commands[-1].append(word)
+            texts = [w.text for w in self.commands[-1]]
+            self._pattern = len(texts) == 3 and texts[0] == "case" and texts[2] == "in"
+        elif self._redirect in ("<<", "<<-"):
+            self._heredocs.append((word.text, not self._quoted, self._redirect == "<<-"))
+        self._redirect = None
+        self._text = []
+        self._open = self._quoted = False
+        self._literal = True
+
+    def _separate(self) -> None:
+        self._redirect = None
+        if self.commands[-1]:
+            self.commands.append([])
+
+    def _operator(self, operator: str) -> None:
+        self.at += len(operator)
+        if operator in _REDIRECTS:
+            if self._open and "".join(self._text).isdigit() and not self._quoted:
+                self._text, self._open = [], False  # ``2>&1``: the 2 is a file descriptor
+            self._end_word()
+            self._redirect = operator
+            return
+        self._end_word()
+        if self._pattern and operator != ")":  # ``a|b)``, ``(a)``: still the pattern
+            return
+        self._separate()  # also for ``f()``: the body that follows is a command
+        self._pattern = operator in (";;", ";&", ";;&")  # the next pattern of a ``case``
+
+    def _double_quoted(self, closing: str) -> None:
+        """From after the opening quote to after ``closing`` (none: to the end, for the body of
+        a here-document, which is expanded the same way)."""
+        script = self.script
+        self._add("", quoted=True)
+        while self.at < len(script) and script[self.at] != closing:
+            char = script[self.at]
+            if char == "\\" and script[self.at + 1 : self.at + 2] in ("$", "`", '"', "\\", "\n"):
+                self._add(script[self.at + 1].strip("\n"))
+                self.at += 2
+            elif char in "$`":
+                self._expansion()
+            else:
+                self._add(char)
+                self.at += 1
+        self.at += 1
+
+    def _expansion(self) -> None:
+        """``$name``, ``${...}``, ``$(...)``, backticks, ``<(...)``, ``$'...'``: kept as written
+        and not literal; the scripts that substitutions run are kept."""
+        script, start = self.script, self.at
+        if script.startswith(("$(", "<(", ">("), start):
+            end = _closing(script, start + 2, "(", ")")
+            self.substitutions.append(script[start + 2 : end])
+        elif script[start] == "`":
+            end = _find(script, "`", start + 1, escapes=True)
+            self.substitutions.append(re.sub(r"\\([`$\\])", r"\1", script[start + 1 : end]))
+        elif script.startswith("${", start):
+            end = _closing(script, start + 2, "{", "}")
+            self.substitutions += _Reader(script[start + 2 : end]).read().substitutions
+        elif script.startswith("$'", start):
+            end = _find(script, "'", start + 2, escapes=True)
+        elif variable := _VARIABLE.match(script, start):
+            end = variable.end() - 1
+        else:  # a lone ``$`` is just a dollar sign
+            self._add("$")
+            self.at += 1
+            return
+        self._add(script[start : end + 1])
+        self._literal = False
+        self.at = end + 1
+
+    def _in_word_parentheses(self) -> None:
+        """``a=(1 2)``, extglob's ``@(a|b)``: part of the word, and not literal."""
+        end = _closing(self.script, self.at + 1, "(", ")")
+        self.substitutions += _Reader(self.script[self.at + 1 : end]).read().substitutions
+        self._add(self.script[self.at : end + 1])
+        self._literal = False
+        self.at = end + 1
+
+    def _skip_heredocs(self) -> None:
+        for delimiter, expanded, tabs in self._heredocs:
+            start = self.at
+            while self.at < len(self.script):
+                end = _find(self.script, "\n", self.at)
+                line = self.script[self.at : end]
+                self.at = end + 1
+                if (line.lstrip("\t") if tabs else line) == delimiter:
+                    break
+            if expanded:
+                body = _Reader(self.script[start : self.at])
+                body._double_quoted("")
+                self.substitutions += body.substitutions
+        self._heredocs = []
 
 
-def _strip_env(words: list[str]) -> list[str]:
-    """``FOO=1 sudo env BAR=2 git push`` is judged as ``git push``."""
-    index = 0
-    while index < len(words):
-        word = words[index]
-        if word in WRAPPERS or ("=" in word and not word.startswith("=")):
-            index += 1
+def _find(text: str, char: str, start: int, escapes: bool = False) -> int:
+    """Where ``char`` next is (past backslash escapes if ``escapes``), or the end."""
+    at = start
+    while at < len(text) and text[at] != char:
+        at += 2 if escapes and text[at] == "\\" else 1
+    return min(at, len(text))
+
+
+def _closing(text: str, start: int, opening: str, closing: str) -> int:
+    """Where the ``closing`` that matches an ``opening`` before ``start`` is (quotes skipped), or
+    the end. A misread only moves text between a substitution and its command: all of it is
+    still judged."""
+    depth, at = 1, start
+    while at < len(text):
+        char = text[at]
+        if char == "\\":
+            at += 1
+        elif char in "'\"":
+            at = _find(text, char, at + 1, escapes=char == '"')
+        elif char == opening:
+            depth += 1
+        elif char == closing:
+            depth -= 1
+            if depth == 0:
+                return at
+        at += 1
+    return len(text)
+
+
+# What each simple command runs.
+
+
+@dataclass(frozen=True)
+class Command:
+    """A simple command as ponder reads it."""
+
+    words: tuple[str, ...]
+    known: int
+    """How many of the first words are certain; from ``words[known]`` on, the command could be
+    anything. 0: the program itself is chosen at run time."""
+    why: str = ""
+    """What is only known at run time, for the reason a person is shown (```$G```)."""
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+class _Wrapper(NamedTuple):
+    values: frozenset[str]
+    """Its options that take the next word as their value."""
+    operands: int = 0
+    """Words before the command (``timeout 5 git``)."""
+
+
+def _wrapper(values: str = "", operands: int = 0) -> _Wrapper:
+    return _Wrapper(frozenset(values.split()), operands)
+
+
+WRAPPERS = {
+    "sudo": _wrapper("-u -g -h -p -C -D -r -t -T -U -R --user --group --host --prompt --chdir"),
+    "doas": _wrapper("-u -C"),
+    "env": _wrapper("-u -C -a -S --unset --chdir --argv0 --split-string"),
+    "nohup": _wrapper(),
+    "time": _wrapper("-f -o --format --output"),
+    "command": _wrapper(),
+    "builtin": _wrapper(),
+    "exec": _wrapper("-a"),
+    "nice": _wrapper("-n --adjustment"),
+    "timeout": _wrapper("-s -k --signal --kill-after", operands=1),
+    "stdbuf": _wrapper("-i -o -e --input --output --error"),
+    "setsid": _wrapper(),
+    "chroot": _wrapper(operands=1),
+    "busybox": _wrapper(),
+    "xargs": _wrapper("-a -d -E -I -L -n -P -s --arg-file --delimiter --max-lines --max-args"),
+}
+"""Programs that run the rest of their words as a command (judged as that command)."""
+RESERVED = frozenset({"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done"})
+RESERVED |= {"while", "until", "esac"}
+SHELLS = frozenset({"bash", "sh", "dash", "zsh", "ksh", "mksh", "ash", "fish"})
+SHELL_VALUES = frozenset({"-o", "-O", "--rcfile", "--init-file"})
+FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+GIT_VALUES = frozenset(
+    {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--attr-source"}
+)
+"""git's options before the subcommand that take the next word as their value."""
+GIT_SAFE_CONFIG = ("user.", "color.", "advice.", "init.defaultbranch", "commit.gpgsign")
+"""``git -c`` settings that cannot change what git runs (an alias, a pager or a hook can)."""
+_ASSIGNMENT = re.compile(r"[A-Za-z_]\w*(\[[^]]*\])?\+?=")
+_MAX_DEPTH = 8
+
+
+def split_commands(command: str, depth: int = 0) -> list[Command]:
+    """Every simple command in ``command``: those of its pipelines and chains, then those that
+    its substitutions, ``eval``, ``bash -c`` and the like run."""
+    if depth > _MAX_DEPTH:
+        return [_command([Word(command, False)], "commands nested too deep to read", known=0)]
+    reader = _Reader(command).read()
+    found = [simple for words in reader.commands for simple in _resolve(words, depth)]
+    for script in reader.substitutions:
+        found += split_commands(script, depth + 1)
+    return found
+
+
+def _command(words: Sequence[Word], why: str = "", known: int | None = None) -> Command:
+    certain = next((i for i, word in enumerate(words) if not word.literal), len(words))
+    known = certain if known is None else min(known, certain)
+    if not why and known < len(words):
+        why = f"`{words[known].text}`"
+    return Command(tuple(word.text for word in words), known, why)
+
+
+def _basename(program: str) -> str:
+    return program.rsplit("/", 1)[-1]
+
+
+def _resolve(words: list[Word], depth: int) -> list[Command]:
+    """What one simple command runs: past assignments, ``{``/``if``/``!`` and wrappers, to the
+    program; then, for programs that run other commands, those commands."""
+    at, xargs = 0, None  # for xargs: what ``-I`` replaces with what it reads, or "" (appends it)
+    while at < len(words):
+        text, name = words[at].text, _basename(words[at].text)
+        if _ASSIGNMENT.match(text) or (words[at].literal and text in RESERVED):
+            at += 1
+        elif text in ("function", "coproc"):  # ``function f {``: the name is not run
+            at += 2 if [w.text for w in words[at + 2 : at + 3]] == ["{"] else 1
+        elif words[at].literal and name in WRAPPERS:
+            end = _past_options(words, at + 1, WRAPPERS[name].values)
+            if name == "env" and _has_option(words[at + 1 : end], "-S --split-string"):
+                return [_command(words[at:], "the words `env -S` splits", known=0)]
+            if name == "xargs":
+                xargs = _xargs_replaces(words[at + 1 : end])
+            at = end + WRAPPERS[name].operands
         else:
             break
-    return words[index:]
+    if at >= len(words):
+        return []
+    rest = words[at:]
+    if xargs is not None:
+        rest = _placeholders(rest, xargs) if xargs else [*rest, Word("<what xargs reads>", False)]
+    program, name = rest[0], _basename(rest[0].text)
+    if not program.literal:
+        return [_command(rest)]
+    if name.startswith("git-"):  # /usr/lib/git-core/git-clean
+        rest = [Word("git", True), Word(name[4:], True), *rest[1:]]
+        name = "git"
+    if name == "eval":  # bash reads its words again, as a script
+        return split_commands(" ".join(word.text for word in rest[1:]), depth + 1)
+    if name in SHELLS or name in ("source", "."):
+        return _shell(rest, depth)
+    if name in ("alias", "hash"):  # ``alias g=git``, ``hash -p /usr/bin/git g``: g is git
+        defined = [tuple(w.text.split("=", 1)) for w in rest[1:] if "=" in w.text]
+        defined += [(w.text, rest[2].text) for w in rest[3:4] if rest[1].text == "-p"]
+        return [
+            _followed_by(command, f"<what follows {alias}>")
+            for alias, value in defined
+            for command in split_commands(value, depth + 1)
+        ]
+    if name == "trap":  # ``trap 'git clean -fdx' EXIT``
+        script = rest[_past_options(rest, 1, frozenset()) :][:1]
+        return split_commands(script[0].text, depth + 1) if script else []
+    if name == "git":
+        return [_git(rest)]
+    if name == "find":
+        return [_command(rest), *_find_exec(rest, depth)]
+    return [_command(rest)]
+
+
+def _followed_by(command: Command, word: str) -> Command:
+    """``command`` with words after it that are only known at run time."""
+    if command.known < len(command.words):
+        return command
+    return Command((*command.words, word), command.known, f"`{word}`")
+
+
+def _past_options(words: Sequence[Word], at: int, values: frozenset[str]) -> int:
+    """The index of the first word after the options that start at ``at``."""
+    while at < len(words) and words[at].literal and words[at].text.startswith(("-", "+")):
+        option = words[at].text
+        if option in ("-", "--"):
+            return at + 1
+        at += 1 + _takes_value(option, values)
+    return at
+
+
+def _has_option(options: Sequence[Word], names: str) -> bool:
+    """Whether one of ``names`` (``-c --split-string``) is among ``options``: alone, in a
+    cluster (``-lc``) or with its value (``--split-string=...``)."""
+    wanted = names.split()
+    for text in (word.text for word in options):
+        if text.startswith("--") and text.partition("=")[0] in wanted:
+            return True
+        if text[:1] == "-" and text[:2] != "--" and any(f"-{c}" in wanted for c in text[1:]):
+            return True
+    return False
+
+
+def _takes_value(option: str, values: frozenset[str]) -> bool:
+    """Whether ``option`` (``-u``, ``--user``, ``-Eu``) takes the next word as its value."""
+    if option.startswith("--"):
+        return option in values
+    for position, letter in enumerate(option[1:], start=2):
+        if f"-{letter}" in values:
+            return position == len(option)  # ``-uroot`` has its value in the word
+    return False
+
+
+def _xargs_replaces(options: Sequence[Word]) -> str:
+    """What ``xargs -I R`` (``-iR``, ``--replace=R``) replaces with what it reads; "" when it
+    adds what it reads to the end of the command."""
+    for at, text in enumerate(word.text for word in options):
+        if text == "-I" and at + 1 < len(options):
+            return options[at + 1].text
+        if text.startswith(("-I", "-i")):
+            return text[2:] or "{}"
+        if text.startswith("--replace"):
+            return text.partition("=")[2] or "{}"
+    return ""
+
+
+def _placeholders(words: Sequence[Word], marker: str) -> list[Word]:
+    """The words, those with ``marker`` in them (what ``find`` or ``xargs`` fill in) not
+    literal."""
+    return [Word(word.text, word.literal and marker not in word.text) for word in words]
+
+
+def _shell(words: list[Word], depth: int) -> list[Command]:
+    """``bash -c SCRIPT`` runs SCRIPT; ``bash FILE`` and ``source FILE`` are judged by the file's
+    name; a shell that reads its commands from its input or a stream runs what ponder cannot
+    see."""
+    program = words[0].text
+    at = _past_options(words, 1, SHELL_VALUES) if _basename(program) in SHELLS else 1
+    script = words[at] if at < len(words) else None
+    if script is not None and _has_option(words[1:at], "-c"):
+        return split_commands(script.text, depth + 1)
+    if script is None or _has_option(words[1:at], "-s"):
+        return [_command(words, f"what `{program}` reads from its input", known=0)]
+    if script.text.startswith(("/dev/", "/proc/")) or not script.literal:
+        return [_command(words, f"the script `{script.text}`", known=0)]
+    return [_command(words)]
+
+
+def _git(words: list[Word]) -> Command:
+    """``git -C dir --no-pager clean`` is ``git clean``. A ``-c`` setting can make git run
+    anything (``-c alias.x='clean -fdx' x``), as can ``--exec-path=DIR``: what follows it is
+    only known at run time."""
+    at = 1
+    while at < len(words) and words[at].literal and words[at].text.startswith("-"):
+        option, _, value = words[at].text.partition("=")
+        takes = option in GIT_VALUES and not value
+        if takes and at + 1 < len(words):
+            value = words[at + 1].text
+        changes_what_runs = option in ("-c", "--config-env") or (option == "--exec-path" and value)
+        if changes_what_runs and not value.lower().startswith(GIT_SAFE_CONFIG):
+            return _command(words, f"what `{option} {value}` does", known=1)
+        at += 1 + takes
+    return _command(words[:1] + words[at:])
+
+
+def _find_exec(words: list[Word], depth: int) -> list[Command]:
+    """The commands of ``find -exec ... ;`` (``{}``, the file found, is not literal)."""
+    found: list[Command] = []
+    for at, word in enumerate(words):
+        if word.literal and word.text in FIND_EXEC:
+            ends = [i for i in range(at + 1, len(words)) if words[i].text in (";", "+")]
+            command = words[at + 1 : ends[0] if ends else len(words)]
+            found += _resolve(_placeholders(command, "{}"), depth + 1)
+    return found
+
+
+# Judging commands.
+
+Match = Literal["yes", "maybe", "no"]
+
+
+def _match(command: Command, rule: str, by_name: bool) -> Match:
+    """Whether ``command`` starts with the words of ``rule``; ``maybe`` where a word only known
+    at run time stands where the rule needs one. ``by_name``: the program matches by its name
+    (``/usr/bin/git`` is ``git``)."""
+    wanted = rule.split()
+    for index, want in enumerate(wanted):
+        if index == command.known:
+            return "maybe" if index < len(command.words) else "no"
+        word = command.words[index]
+        if index == 0 and by_name:
+            word, want = _basename(word), _basename(want)
+        if word != want:
+            return "no"
+    return "yes" if wanted else "no"
 
 
 SUBCOMMAND_TOOLS = frozenset(
@@ -123,16 +562,30 @@ SUBCOMMAND_TOOLS = frozenset(
 )
 
 
-def _prefix(words: list[str]) -> str:
-    """What "always allow" covers: the program, with its subcommand for tools that have them."""
-    if words[0] in SUBCOMMAND_TOOLS and len(words) > 1 and not words[1].startswith("-"):
+def _prefix(command: Command) -> str:
+    """What "always allow" covers: the program, with its subcommand for tools that have them;
+    nothing when the program is only known at run time."""
+    words = command.words[: command.known]
+    if len(words) > 1 and _basename(words[0]) in SUBCOMMAND_TOOLS and words[1][:1] != "-":
         return " ".join(words[:2])
-    return words[0]
+    return " ".join(words[:1])
 
 
-def matches(words: list[str], prefix: str) -> bool:
-    wanted = prefix.split()
-    return bool(wanted) and words[: len(wanted)] == wanted
+_DENIED = "a deny rule forbids"
+
+
+def _unsure(command: Command, rule: str, danger: str) -> str:
+    """Why a command that may be ``rule`` is stopped; ``danger``: what ``rule`` does."""
+    if command.known == 0:
+        return _chosen_at_run_time(command, danger == _DENIED)
+    return (
+        f"`{command.text}` may be `{rule}`, which {danger}: {command.why} is only known at run time"
+    )
+
+
+def _chosen_at_run_time(command: Command, denied: bool = False) -> str:
+    about = "whether a deny rule forbids it" if denied else "what runs"
+    return f"the program is chosen at run time ({command.why}): ponder cannot tell {about}"
 
 
 @dataclass(frozen=True)
@@ -162,9 +615,8 @@ class ApprovalPolicy:
             if self.mode == "ask" and tool not in self.allow:
                 return Verdict("ask", f"{tool} changes a file", prefix=tool)
             return Verdict("allow")
-        command = str(arguments.get("command", ""))
-        parts = [_strip_env(words) for words in split_commands(command)]
-        verdicts = [self._check_words(words) for words in parts if words]
+        commands = split_commands(str(arguments.get("command", "")))
+        verdicts = [self._check_command(command) for command in commands]
         for wanted in ("deny", "ask"):
             for verdict in verdicts:
                 if verdict.action == wanted:
@@ -185,25 +637,39 @@ class ApprovalPolicy:
             return Verdict("allow")
         return Verdict("ask", f"{tool} runs on your machine, outside the sandbox", prefix=tool)
 
-    def _check_words(self, words: list[str]) -> Verdict:
-        text = " ".join(words)
-        for rule in self.deny:
-            if matches(words, rule):
-                return Verdict("deny", f"`{text}` matches the deny rule `{rule}`")
-        if self.mode == "yolo" or any(matches(words, rule) for rule in self.allow):
+    def _check_command(self, command: Command) -> Verdict:
+        denied = {rule: _match(command, rule, by_name=True) for rule in self.deny}
+        for rule, found in denied.items():
+            if found == "yes":
+                return Verdict("deny", f"`{command.text}` matches the deny rule `{rule}`")
+        for rule, found in denied.items():
+            if found == "maybe" and self.mode == "yolo":  # nobody to ask: a deny rule holds
+                return Verdict("deny", _unsure(command, rule, _DENIED))
+            if found == "maybe":
+                return Verdict("ask", _unsure(command, rule, _DENIED), _prefix(command))
+        allowed = any(_match(command, rule, by_name=False) == "yes" for rule in self.allow)
+        if self.mode == "yolo" or allowed:
             return Verdict("allow")
-        prefix = _prefix(words)
+        prefix = _prefix(command)
+        if self.mode == "ask" and command.known == 0:
+            return Verdict("ask", _chosen_at_run_time(command))
         if self.mode == "ask":
             return Verdict("ask", "every command is checked in ask mode", prefix)
-        if self.network:
-            for rule in NETWORK_COMMANDS:
-                if matches(words, rule):
-                    return Verdict("ask", f"`{rule}` may reach the network", rule)
-        if self.bind_mounted:
-            for rule in DESTRUCTIVE_GIT:
-                if matches(words, rule):
-                    return Verdict("ask", f"`{rule}` can destroy work in your repository", rule)
-            for rule in CHECKOUT_GIT:
-                if matches(words, rule) and not BRANCH_ONLY & set(words[2:3]):
-                    return Verdict("ask", f"`{rule}` can overwrite uncommitted changes", rule)
+        for rule, danger in self._guarded():
+            found = _match(command, rule, by_name=True)
+            if found == "maybe":
+                return Verdict("ask", _unsure(command, rule, danger), prefix)
+            branch_only = rule in CHECKOUT_GIT and BRANCH_ONLY & set(command.words[2:3])
+            if found == "yes" and not branch_only:
+                return Verdict("ask", f"`{rule}` {danger}", rule)
         return Verdict("allow")
+
+    def _guarded(self) -> list[tuple[str, str]]:
+        """The rules ``auto`` mode asks about, with what each does."""
+        guarded: list[tuple[str, str]] = []
+        if self.network:
+            guarded += [(rule, "may reach the network") for rule in NETWORK_COMMANDS]
+        if self.bind_mounted:
+            guarded += [(rule, "can destroy work in your repository") for rule in DESTRUCTIVE_GIT]
+            guarded += [(rule, "can overwrite uncommitted changes") for rule in CHECKOUT_GIT]
+        return guarded

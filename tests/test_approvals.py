@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -29,21 +30,24 @@ def _local(local_sandbox: LocalSandbox) -> LocalSandbox:
 
 
 def test_commands_are_split_into_their_parts() -> None:
-    assert split_commands("cd src && make test | tee log; echo 'a && b'\ngit status") == [
+    def words(command: str) -> list[list[str]]:
+        return [list(simple.words) for simple in split_commands(command)]
+
+    assert words("cd src && make test | tee log; echo 'a && b'\ngit status 2>&1 >/dev/null") == [
         ["cd", "src"],
         ["make", "test"],
         ["tee", "log"],
         ["echo", "a && b"],
         ["git", "status"],
     ]
-    # Commands inside other commands are judged too.
+    # Commands inside other commands are judged too, after the command they are in.
     nested = "echo $(git push) `git clean -fd`; bash -c 'git reset --hard' && eval git stash drop"
-    assert split_commands(nested) == [
-        ["echo", "$"],
-        ["git", "push"],
-        ["git", "clean", "-fd"],
+    assert words(nested) == [
+        ["echo", "$(git push)", "`git clean -fd`"],
         ["git", "reset", "--hard"],
         ["git", "stash", "drop"],
+        ["git", "push"],
+        ["git", "clean", "-fd"],
     ]
 
 
@@ -80,6 +84,164 @@ def test_rules_apply_to_every_sub_command() -> None:
     # Deny rules hold in yolo mode too.
     yolo = ApprovalPolicy(mode="yolo", deny=["git push"])
     assert yolo.check("bash", {"command": "git add . && git push"}).action == "deny"
+
+
+# Getting around a rule. The model writes the command; these are the ways it could hide a denied
+# or asked-for command from a reader that takes the first word literally.
+
+GUARDED = ApprovalPolicy(mode="auto", deny=["rm", "git clean"])
+"""``auto`` mode, with ``rm`` and ``git clean`` denied."""
+
+
+def verdict(command: str, policy: ApprovalPolicy = GUARDED) -> tuple[str, str]:
+    found = policy.check("bash", {"command": command})
+    return found.action, found.reason
+
+
+def at_run_time(word: str, about: str = "whether a deny rule forbids it") -> tuple[str, str]:
+    return "ask", f"the program is chosen at run time ({word}): ponder cannot tell {about}"
+
+
+@pytest.mark.parametrize(
+    ("command", "word"),
+    [
+        ("G=git; $G clean -fdx", "`$G`"),  # issue 22, item 8
+        ("${G} clean -fdx", "`${G}`"),
+        ('"$G" clean -fdx', "`$G`"),
+        ("$(echo git) clean -fdx", "`$(echo git)`"),
+        ("`echo git` clean -fdx", "``echo git``"),
+        ('x="git clean -fdx"; eval "$x"', "`$x`"),
+        ("{git,} clean -fdx", "`{git,}`"),  # brace expansion
+        ("/usr/bin/gi? clean -fdx", "`/usr/bin/gi?`"),  # a glob
+        ('f() { "$@"; }; f git clean -fdx', "`$@`"),  # a function that runs its arguments
+        ("find /usr/bin -name git -exec {} clean -fdx \\;", "`{}`"),
+        ("echo 'git clean -fdx' | sh", "what `sh` reads from its input"),
+        ("bash <<< 'git clean -fdx'", "what `bash` reads from its input"),
+        ("source <(echo git clean -fdx)", "the script `<(echo git clean -fdx)`"),
+        ("env -S 'git clean -fdx'", "the words `env -S` splits"),
+    ],
+)
+def test_a_program_chosen_at_run_time_asks(command: str, word: str) -> None:
+    assert verdict(command) == at_run_time(word)
+    # Without deny rules, auto mode asks all the same: it could be `git clean`.
+    assert verdict(command, ApprovalPolicy(mode="auto")) == at_run_time(word, "what runs")
+
+
+@pytest.mark.parametrize(
+    ("command", "judged", "rule"),
+    [
+        ("/usr/bin/git clean -fdx", "/usr/bin/git clean -fdx", "git clean"),  # issue 22, item 8
+        ("./../usr/bin/git clean -fdx", "./../usr/bin/git clean -fdx", "git clean"),
+        ("/usr/lib/git-core/git-clean -fdx", "git clean -fdx", "git clean"),
+        ("\\git clean -fdx", "git clean -fdx", "git clean"),
+        ("g''it clean -fdx", "git clean -fdx", "git clean"),
+        ('"git" "clean" -fdx', "git clean -fdx", "git clean"),
+        ("/bin/rm -rf build", "/bin/rm -rf build", "rm"),
+    ],
+)
+def test_a_program_is_known_by_its_name_however_it_is_written(
+    command: str, judged: str, rule: str
+) -> None:
+    assert verdict(command) == ("deny", f"`{judged}` matches the deny rule `{rule}`")
+
+
+def test_auto_mode_knows_git_by_name_but_allow_rules_need_the_program_as_written() -> None:
+    assert verdict("/usr/bin/git reset --hard", ApprovalPolicy()) == (
+        "ask",
+        "`git reset --hard` can destroy work in your repository",
+    )
+    # `./git` may be any script: an allow rule for `git status` does not let it run.
+    asking = ApprovalPolicy(mode="ask", allow=["git status"])
+    assert verdict("git status", asking) == ("allow", "")
+    assert verdict("./git status", asking) == ("ask", "every command is checked in ask mode")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "command git clean -fdx",
+        "exec git clean -fdx",
+        "env -i PATH=/usr/bin git clean -fdx",
+        "timeout -s KILL 5 git clean -fdx",
+        "nice -n 5 git clean -fdx",
+        "sudo -Eu root git clean -fdx",
+        "builtin eval 'git clean -fdx'",
+        "find . -maxdepth 0 -exec git clean -fdx \\;",
+        "sh -c 'git clean -fdx'",
+        'bash -lc "cd sub && git clean -fdx"',
+        "f() { git clean -fdx; }; f",
+        "function f { git clean -fdx; }",
+        "trap 'git clean -fdx' EXIT",
+        "shopt -s expand_aliases\nalias g='git clean'\ng -fdx",
+        "{ git clean -fdx; } 2>/dev/null",
+        "if true; then git clean -fdx; fi",
+        'case "$1" in -f) git clean -fdx;; esac',
+        'echo "$(git clean -fdx)"',
+        "cat <<EOF\n$(git clean -fdx)\nEOF",
+        "git -C sub clean -fdx",
+        "git --git-dir=.git clean -fdx",
+        "git --git-dir .git --work-tree . --no-pager clean -fdx",
+        "git >/dev/null clean -fdx",
+    ],
+)
+def test_a_command_another_command_runs_is_judged(command: str) -> None:
+    action, reason = verdict(command)
+    assert action == "deny"
+    assert reason.endswith("` matches the deny rule `git clean`")
+
+
+@pytest.mark.parametrize(
+    ("command", "unknown"),
+    [
+        ("git $SUB -fdx", ("git $SUB -fdx", "`$SUB`")),
+        ("echo clean | xargs git", ("git <what xargs reads>", "`<what xargs reads>`")),
+        ("echo clean | xargs -I X git X -fdx", ("git X -fdx", "`X`")),
+        (
+            "git -c alias.x='clean -fdx' x",
+            ("git -c alias.x=clean -fdx x", "what `-c alias.x=clean -fdx` does"),
+        ),
+        ("alias g=git", ("git <what follows g>", "`<what follows g>`")),
+    ],
+)
+def test_a_word_only_known_at_run_time_asks_where_a_rule_needs_it(
+    command: str, unknown: tuple[str, str]
+) -> None:
+    judged, word = unknown
+    assert verdict(command) == (
+        "ask",
+        f"`{judged}` may be `git clean`, which a deny rule forbids: "
+        f"{word} is only known at run time",
+    )
+    # Where no rule needs the word, the command runs.
+    assert verdict("git log $REV")[0] == "allow"
+
+
+def test_everyday_commands_still_run_without_asking() -> None:
+    commands = [
+        'OUT=$(make 2>&1); echo "$OUT" | tail -n 5',
+        'for f in *.py; do python -m py_compile "$f"; done',
+        "[ -f setup.py ] && pip install -e . || true",
+        'case "$1" in test) pytest -q;; *) echo usage;; esac',
+        "cat > notes.md <<'EOF'\nit's `git clean`, don't $(run) it\nEOF",
+        "git -c user.name=me -c user.email=me@x commit -qm 'fix: parser'",
+        "git log --oneline | head -n 3",
+        "bash ./scripts/build.sh --fast",  # a script is judged by its name
+        "rm -- *.pyc",
+    ]
+    policy = ApprovalPolicy(mode="auto", deny=["rm -rf", "git clean"])
+    assert [verdict(command, policy) for command in commands] == [("allow", "")] * len(commands)
+
+
+def test_yolo_asks_nothing_but_keeps_its_deny_rules() -> None:
+    yolo = ApprovalPolicy(mode="yolo", deny=["git clean"])
+    assert verdict("/usr/bin/git clean -fdx", yolo)[0] == "deny"
+    # A program chosen at run time may be what a deny rule forbids: with nobody to ask, denied.
+    assert verdict("G=git; $G clean -fdx", yolo) == (
+        "deny",
+        "the program is chosen at run time (`$G`): ponder cannot tell whether a deny rule "
+        "forbids it",
+    )
+    assert verdict("G=git; $G status", ApprovalPolicy(mode="yolo")) == ("allow", "")
 
 
 def test_file_tools_ask_only_in_ask_mode() -> None:
@@ -155,6 +317,30 @@ def test_the_four_answers(sandbox: Sandbox, workspace: Path) -> None:
         "always",
         "deny",
     ]
+
+
+def test_a_git_clean_hidden_in_a_variable_waits_for_the_person(
+    sandbox: Sandbox, workspace: Path
+) -> None:
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    (workspace / "notes.txt").write_text("not committed yet\n")
+    agent = Agent(
+        ScriptedBackend(
+            [
+                completion("Tidy.", tool_call("bash", 0, {"command": "G=git; $G clean -fdx"})),
+                completion("Fine.", content="ok"),
+            ]
+        ),
+        sandbox,
+        policy=ApprovalPolicy(mode="auto", deny=["git clean"]),
+    )
+    person = Person([], ApprovalAnswer("deny"))
+    agent.run("tidy the repository", person)
+    assert [request.reason for request in person.asked] == [
+        "the program is chosen at run time (`$G`): ponder cannot tell whether a deny rule "
+        "forbids it"
+    ]
+    assert (workspace / "notes.txt").read_text() == "not committed yet\n"
 
 
 def test_headless_runs_deny_what_would_ask(sandbox: Sandbox, workspace: Path) -> None:
