@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from ponder.app.change_text import OUTSIDE_HEADING, changes_block
 from ponder.app.config import NO_MODEL_HELP, Config, config_dir, config_file, load_config
 from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import pick_frontend, run_line, run_tui, unattended_decision
@@ -20,9 +23,11 @@ from ponder.app.sandboxes import copy_sandboxes
 from ponder.app.session import agent_settings, checkpoint_store, history_lines, open_session
 from ponder.app.slash_commands import SessionCommands
 from ponder.model.backend import ChatBackend
-from ponder.runtime.checkpoints import CheckpointError, apply_patch
-from ponder.runtime.events import Event
-from ponder.runtime.heavy import run_heavy
+from ponder.runtime.checkpoint_store import CheckpointError, apply_patch
+from ponder.runtime.checkpoints import Checkpoints
+from ponder.runtime.events import Checkpointed, Event, PathChange, RunFinished, RunStarted
+from ponder.runtime.heavy import HeavyResult, run_heavy
+from ponder.runtime.sessions import SessionRecorder, sessions_dir
 from ponder.sandbox.safe_text import safe_text
 
 Flags = Callable[[argparse.Namespace], dict[str, Any]]
@@ -152,16 +157,62 @@ def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
         for backend in backends:
             backend.close()
     console.print()
-    if result.chosen and result.diff:
-        try:
-            apply_patch(workspace, checkpoint_store(), result.diff.encode())
-        except CheckpointError as error:
-            print(
-                f"ponder: the chosen changes did not apply: {safe_text(str(error))}",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"kept the changes of trajectory {result.chosen}", file=sys.stderr)
-    else:
+    if not (result.chosen and result.diff):
         print("no trajectory's changes were kept", file=sys.stderr)
+        return 0
+    try:
+        kept = _keep(workspace, config, args.prompt, result)
+    except CheckpointError as error:
+        print(f"ponder: the chosen changes did not apply: {safe_text(str(error))}", file=sys.stderr)
+        return 1
+    print(
+        f"kept the changes of trajectory {result.chosen} (session {kept.id}: `ponder diff` "
+        "shows them, `ponder undo` takes them back)",
+        file=sys.stderr,
+    )
+    block = changes_block(kept.changes, OUTSIDE_HEADING)
+    if block:
+        print(block, file=sys.stderr)
     return 0
+
+
+@dataclass(frozen=True)
+class _Kept:
+    id: str
+    changes: list[PathChange]
+
+
+def _keep(workspace: Path, config: Config, task: str, result: HeavyResult) -> _Kept:
+    """Apply the chosen trajectory's change as a checkpointed step of a session of its own, so
+    that it is shown and undone like any step's."""
+    recorder = SessionRecorder(
+        sessions_dir(),
+        {
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "workspace": str(workspace),
+            "model": config.model or "",
+        },
+    )
+    try:
+        recorder(
+            RunStarted(
+                task=task,
+                session_id=recorder.id,
+                model=config.model or "",
+                sandbox="docker, copy mode (heavy)",
+                max_steps=config.max_steps,
+                time_limit=None,
+            )
+        )
+        with Checkpoints(workspace, recorder.id, checkpoint_store()) as checkpoints:
+            checkpoints.before_step()
+            apply_patch(workspace, checkpoint_store(), (result.diff or "").encode())
+            step = checkpoints.checkpoint()
+        changes = step.changes if step else []
+        if step is not None:
+            recorder(Checkpointed(step=1, commit=step.commit, files=step.files, changes=changes))
+        steps = sum(t.finished.steps for t in result.trajectories)
+        recorder(RunFinished(reason="answered", answer=result.answer, steps=steps))
+    finally:
+        recorder.close()
+    return _Kept(recorder.id, changes)

@@ -50,6 +50,7 @@ def copy_sandboxes(config: Config, workspace: Path) -> Callable[[int], DockerSan
         client=client,
         network=config.network,
         environment=environment,
+        disk=config.disk.limits(),
     )
 
 

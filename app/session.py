@@ -18,6 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
+from ponder.app.change_text import OUTSIDE_HEADING, SHOWN_AT_MOST, changes_block, describe_undo
 from ponder.app.config import Config, config_dir
 from ponder.app.exit_codes import UsageError
 from ponder.app.line import describe_server
@@ -28,7 +29,7 @@ from ponder.model.messages import Message
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.attachments import attach_mentions
 from ponder.runtime.budgets import Budgets
-from ponder.runtime.checkpoints import Checkpoint, CheckpointError, Checkpoints
+from ponder.runtime.checkpoints import CheckpointError, Checkpoints, Diff
 from ponder.runtime.context import ContextSettings
 from ponder.runtime.events import (
     ApprovalRequested,
@@ -160,7 +161,9 @@ class Session:
         self.checkpoints_off: str | None = None
         """Why this session has no checkpoints (None while it has them)."""
         try:
-            checkpoints = Checkpoints(workspace, self.recorder.id, checkpoint_store())
+            checkpoints = Checkpoints(
+                workspace, self.recorder.id, checkpoint_store(), busy=sandbox.background_jobs
+            )
         except CheckpointError as error:  # the session goes on without them, and says so
             self.checkpoints_off = str(error)
         self._first_notes: list[Event] = []
@@ -229,7 +232,7 @@ class Session:
         checkpoints = self.agent.checkpoints
         if checkpoints is None:
             return f"no diff to show: checkpoints are off ({self.checkpoints_off})"
-        return checkpoints.diff().decode(errors="replace") or "no changes yet"
+        return diff_text(checkpoints.diff()) or "no changes yet"
 
     def compact(self) -> int:
         return self.agent.compact(_Recorded(self, Unattended(lambda event: None)))
@@ -270,9 +273,11 @@ class _Recorded:
         return self.port.approve(request)
 
 
-def describe_undo(checkpoint: Checkpoint) -> str:
-    files = ", ".join(checkpoint.files) or "no files"
-    return f"undone: back at checkpoint {checkpoint.commit[:8]} ({files} restored)"
+def diff_text(diff: Diff, limit: int | None = SHOWN_AT_MOST) -> str:
+    """A session's diff for a person: the patch, then what it does not show."""
+    patch = safe_text(diff.patch.decode(errors="replace"))
+    block = changes_block(diff.changes, OUTSIDE_HEADING, limit)
+    return "\n".join(part for part in (patch.rstrip("\n"), block) if part)
 
 
 @contextmanager

@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ponder.app.change_text import OUTSIDE_HEADING, changes_block, describe_undo
 from ponder.app.exit_codes import UsageError
 from ponder.app.export import to_markdown
 from ponder.app.help_examples import examples
-from ponder.app.session import checkpoint_store, describe_undo
+from ponder.app.session import checkpoint_store, diff_text
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import event_to_json
 from ponder.runtime.sessions import (
@@ -60,12 +61,18 @@ def run(argv: list[str]) -> int:
         return _export(args.id, args.format)
     with _checkpoints(args.workspace, args.session) as checkpoints:
         if command == "undo":
-            print(safe_text(describe_undo(checkpoints.undo())))
-        elif sys.stdout.isatty():
-            print(safe_text(checkpoints.diff().decode(errors="replace")), end="")
-        else:  # byte for byte as git wrote it, so that `git apply` takes it back
-            sys.stdout.flush()
-            sys.stdout.buffer.write(checkpoints.diff())
+            print(describe_undo(checkpoints.undo()))
+            return 0
+        diff = checkpoints.diff()
+    if sys.stdout.isatty():
+        text = diff_text(diff, limit=None)
+        print(text if text else "no changes")
+    else:  # the patch byte for byte as git wrote it (`git apply` takes it); the rest to stderr
+        sys.stdout.flush()
+        sys.stdout.buffer.write(diff.patch)
+        block = changes_block(diff.changes, OUTSIDE_HEADING, limit=None)
+        if block:
+            print(block, file=sys.stderr)
     return 0
 
 
@@ -153,4 +160,4 @@ def _session_for(workspace: Path, session_id: str | None) -> SessionInfo:
 def _checkpoints(workspace: Path, session_id: str | None) -> Checkpoints:
     workspace = workspace.resolve()
     info = _session_for(workspace, session_id)
-    return Checkpoints(Path(info.workspace), info.id, checkpoint_store())
+    return Checkpoints(Path(info.workspace), info.id, checkpoint_store(), create=False)

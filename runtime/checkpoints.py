@@ -1,130 +1,129 @@
-"""Checkpoints of the workspace, so that what a session did can be undone, and only that.
+"""Checkpoints of the workspace: what a session did is seen, shown and undone, and only that.
 
-Each workspace gets a private git repository in ponder's data directory (the *store*), with the
-workspace as its work tree. The workspace's own ``.git`` is never read or written: what the
-sandbox can write must not decide what git runs on the host or what a checkpoint holds. The
-store's attributes switch off every filter and conversion (files are kept byte for byte), and
-every command goes through :func:`~ponder.runtime.host_git.run_git`.
+Each workspace gets a private git repository in ponder's data directory (the *store*,
+:mod:`~ponder.runtime.checkpoint_store`); the workspace's own ``.git`` is never read or written.
 
-A session's checkpoints are a chain of commits on ``refs/ponder/checkpoints/<session>``: the
-start, then one commit for each step that changed files, holding the workspace after the step
-and, in its message, the tree from just before the step. A step's own change is the difference
-between the two, so changes made between steps (by the user, or another session in the same
-workspace) are never the session's: undo puts back only what the step changed, refuses when
-one of those files changed since, and never follows a symlink out of the workspace
-(:mod:`~ponder.runtime.confined_files`).
+**What a checkpoint holds.** :func:`~ponder.runtime.ledger.walk` reads every path of the
+workspace with facts the sandbox cannot forge (inode, size, ctime). A path is *stored* (its
+content, in the ``w`` tree, at its own path) or *listed* (a signature of its facts, as a gitlink
+in the ``l`` tree, at an encoded path), as :func:`~ponder.runtime.ledger.unstored_reason` says:
+git metadata, cache folders, big and unreadable files are listed, the rest stored, ignored files
+included. Nothing the sandbox writes turns this off: a name git refuses, a file git cannot read
+or a file too big is listed instead.
 
-Ignored files are not stored, but ``.gitignore`` files always are, so a new one that hides
-files shows in every diff. Past :data:`PRIVATE_FILE_LIMIT` files or :data:`PRIVATE_BYTE_LIMIT`
-bytes, a folder that is not a project (a home directory, /tmp) is not copied and checkpoints are
-off. Nested git repositories are left out: they keep their own history. Whether the workspace
-changed is decided from a cheap fingerprint (paths, sizes, modification times), so steps that
-change nothing cost no git calls.
+**The chain.** A session's checkpoints are commits on ``refs/ponder/ledger/<session>``: the
+start, then one commit for each step that changed something, holding the workspace before
+(``bw``, ``bl``) and after (``w``, ``l``) the step. Changes between two steps are someone
+else's (the user, another session), unless the sandbox still ran processes when the earlier
+step ended: then a background job of the session may have made them, and they are the
+session's, in a checkpoint of their own. Undo puts back what the session's last checkpoint
+changed, refuses when any of it changed since, and never follows a symlink out of the
+workspace (:mod:`~ponder.runtime.confined_files`).
+
+**Cost.** A step costs a walk only when the kernel saw a change (:mod:`~ponder.runtime.fs_watch`)
+or the sandbox still runs processes; git then reads only the paths whose facts changed.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import re
 import shutil
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 
+from ponder.runtime.change_report import describe
+from ponder.runtime.checkpoint_store import (
+    CheckpointError,
+    decode_path,
+    listed_name,
+    prune,
+    store_for,
+)
 from ponder.runtime.confined_files import ConfinedTree, OutsideWorkspace
-from ponder.runtime.host_git import NEUTRAL_ATTRIBUTES, GitFailed, run_git
+from ponder.runtime.events import PathChange
+from ponder.runtime.fs_watch import ChangeWatch
+from ponder.runtime.host_git import GitFailed, git_process, run_git
+from ponder.runtime.ledger import (
+    Change,
+    Side,
+    Stat,
+    in_git_metadata,
+    signature,
+    unstored_reason,
+    walk,
+)
 from ponder.sandbox.leftovers import private_tempdir
 
-SKIPPED_DIRECTORIES = frozenset(
-    {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", "node_modules"}
-)
-REF_PREFIX = "refs/ponder/checkpoints"
+__all__ = ["Checkpoint", "CheckpointError", "Checkpoints", "Diff", "Undone"]
+
+REF_PREFIX = "refs/ponder/ledger"
 IDENTITY = {
     "GIT_AUTHOR_NAME": "ponder",
     "GIT_AUTHOR_EMAIL": "ponder@localhost",
     "GIT_COMMITTER_NAME": "ponder",
     "GIT_COMMITTER_EMAIL": "ponder@localhost",
 }
+INDEX_CACHE = "ponder-stored-index"
+"""In the store: the last session's index of stored files, a cache of git's hashing."""
 PRIVATE_FILE_LIMIT = 20_000
-PRIVATE_BYTE_LIMIT = 1024**3
-_BEFORE = re.compile(r"^before ([0-9a-f]{40})$", re.MULTILINE)
+"""Paths a folder that is not a git project may hold when a session starts (a home directory,
+/tmp: too much to walk at every step)."""
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+NO_OBJECT = "0" * 40
+LISTED_MODE = "160000"
+BACKGROUND = "background jobs of this session"
 _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-class CheckpointError(Exception):
-    pass
-
-
 @dataclass(frozen=True)
-class Scan:
-    digest: str
-    """Every file's path, size and modification time, hashed."""
-    files: int
-    size: int
-    nested: list[str]
-    """Nested git repositories, relative to the root."""
-    ignore_files: list[bytes]
-    """Every ``.gitignore``, relative to the root."""
-    too_big: bool = False
-    """The walk stopped at the limits it was given."""
+class State:
+    """The workspace at one moment: the stored tree and the listed tree."""
 
-
-def scan(root: Path, limits: tuple[int, int] | None = None) -> Scan:
-    """Walk the workspace (cache directories and nested repositories skipped, symlinks not
-    followed, any depth), stopping once it has seen more than ``limits`` (files, bytes)."""
-    digest = hashlib.blake2b(digest_size=16)
-    files = size = 0
-    nested: list[str] = []
-    ignore_files: list[bytes] = []
-    pending = [b""]
-    base = os.fsencode(root)
-    while pending:  # a loop, not os.walk: a directory nested thousands deep is no recursion
-        relative = pending.pop()
-        try:
-            entries = sorted(os.scandir(base + b"/" + relative), key=lambda e: e.name)
-        except OSError:
-            continue
-        if relative and any(entry.name == b".git" for entry in entries):
-            nested.append(os.fsdecode(relative))
-            continue
-        for entry in entries:
-            path = relative + b"/" + entry.name if relative else entry.name
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in _SKIPPED:
-                    pending.append(path)
-                continue
-            files += 1
-            size += info.st_size
-            digest.update(b"%s\0%d\0%d\n" % (path, info.st_size, info.st_mtime_ns))
-            if entry.name == b".gitignore":
-                ignore_files.append(path)
-            if limits is not None and (files > limits[0] or size > limits[1]):
-                return Scan(digest.hexdigest(), files, size, nested, ignore_files, too_big=True)
-    return Scan(digest.hexdigest(), files, size, nested, ignore_files)
-
-
-_SKIPPED = frozenset(os.fsencode(name) for name in SKIPPED_DIRECTORIES)
+    stored: str
+    listed: str
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     commit: str
-    files: list[str]
-    """Paths that changed (in a checkpoint: in its step; after an undo: the ones put back)."""
+    changes: list[PathChange]
+    background: bool = False
+    """Made by the session's background jobs between two steps."""
+
+    @property
+    def files(self) -> list[str]:
+        return [change.path for change in self.changes]
 
 
 @dataclass(frozen=True)
-class _Change:
-    path: bytes
-    before_mode: str
-    before_blob: str
-    after_mode: str
-    after_blob: str
+class Diff:
+    """What a session changed: the git diff of what it shows, and every changed path."""
+
+    patch: bytes
+    changes: list[PathChange]
+
+
+@dataclass(frozen=True)
+class Undone:
+    commit: str
+    """The checkpoint the workspace is back at."""
+    restored: list[str]
+    kept: list[tuple[str, str]]
+    """Paths undo could not put back, each with the reason."""
+
+
+@dataclass(frozen=True)
+class _Link:
+    """One commit of the chain."""
+
+    commit: str
+    before: State | None
+    after: State
+    background: bool
 
 
 def _in_git_project(workspace: Path) -> bool:
@@ -132,61 +131,72 @@ def _in_git_project(workspace: Path) -> bool:
     return any((folder / ".git").exists() for folder in (workspace, *workspace.parents))
 
 
-def store_for(workspace: Path, store: Path) -> Path:
-    """The private repository that keeps a workspace's checkpoints, made when missing."""
-    key = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()[:16]
-    git_dir = store / f"{key}.git"
-    try:
-        if not (git_dir / "HEAD").exists():
-            store.mkdir(parents=True, exist_ok=True)
-            run_git("init", "--quiet", "--bare", str(git_dir), cwd=store)
-        (git_dir / "info").mkdir(exist_ok=True)
-        (git_dir / "info" / "attributes").write_text(NEUTRAL_ATTRIBUTES)
-    except (GitFailed, OSError) as error:
-        raise CheckpointError(f"cannot set up the checkpoint store: {error}") from None
-    return git_dir
-
-
-def apply_patch(workspace: Path, store: Path, patch: bytes) -> None:
-    """Apply a patch (a sandbox's diff) to the workspace with git, through the store, so no
-    attribute of the workspace can make git run a filter."""
-    try:
-        run_git(
-            "apply", "--whitespace=nowarn", "-",
-            git_dir=store_for(workspace, store), work_tree=workspace.resolve(), stdin=patch,
-        )  # fmt: skip
-    except GitFailed as error:
-        raise CheckpointError(str(error)) from None
-
-
 class Checkpoints:
-    def __init__(self, workspace: Path, session: str, store: Path) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        session: str,
+        store: Path,
+        busy: Callable[[], bool] | None = None,
+        create: bool = True,
+    ) -> None:
+        """``busy`` says whether the sandbox still runs processes (background jobs); without it
+        only the kernel's notifications decide whether a step changed anything. Without
+        ``create``, a session that has no checkpoints yet is an error (``ponder diff``)."""
         if not _SESSION.fullmatch(session):
             raise CheckpointError(f"{session!r} cannot name a checkpoint")
         self.workspace = workspace.resolve()
         self.ref = f"{REF_PREFIX}/{session}"
         self.git_dir = store_for(self.workspace, store)
-        self._limits = None if _in_git_project(self.workspace) else (
-            PRIVATE_FILE_LIMIT,
-            PRIVATE_BYTE_LIMIT,
-        )  # fmt: skip
+        self._root = os.fsencode(self.workspace)
+        self._busy = busy
         self._tree = ConfinedTree(self.workspace)
-        self._fingerprint = ""
-        self._nested: list[str] = []
-        self._tree_now = ""
-        self._before: str | None = None
+        self._watch = ChangeWatch()
+        self._seen: dict[bytes, Stat] = {}
+        self._listed: set[bytes] = set()
+        self._unreadable: dict[bytes, Stat] = {}
+        """Paths git could not read, with their facts then (listed until those change)."""
+        self._state: State | None = None
+        self._before: State | None = None
+        self._window_is_ours = False
         self._temporary = private_tempdir("ponder-index-")
-        self._index = self._temporary / "index"
+        self._stored_index = self._temporary / "stored"
+        self._listed_index = self._temporary / "listed"
+        self._index_cache = self.git_dir / INDEX_CACHE
         try:
+            if not create and self._tip() is None:
+                raise CheckpointError(
+                    f"session {session} has no checkpoints (checkpoints were off, or an older "
+                    "ponder made them)"
+                )
+            state = self._first_snapshot()
             if self._tip() is None:
-                self._commit(self._snapshot(), None, "ponder checkpoint\n\nstart\n")
+                self._commit({"w": state.stored, "l": state.listed}, None, "start")
+            if prune(self.git_dir, self.ref):  # the cached index may name pruned blobs
+                self._index_cache.unlink(missing_ok=True)
+            self._keep_index()
+        except GitFailed as error:
+            self.close()
+            raise CheckpointError(str(error)) from None
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        """Remove the session's temporary index; safe to call twice."""
+        """Remove the session's temporary indexes and stop watching; safe to call twice."""
+        self._watch.close()
+        if self._stored_index.exists():
+            self._keep_index()
         shutil.rmtree(self._temporary, ignore_errors=True)
+
+    def _keep_index(self) -> None:
+        """Leave the stored index in the store, so the next session of this workspace hashes
+        only what changed meanwhile. (git trusts an entry only when inode, size, mtime and
+        ctime all match, and a process cannot set ctime.)"""
+        with contextlib.suppress(OSError):
+            copy = self._temporary / "kept"
+            shutil.copyfile(self._stored_index, copy)
+            copy.replace(self._index_cache)
 
     def __enter__(self) -> Checkpoints:
         return self
@@ -196,112 +206,285 @@ class Checkpoints:
 
     # --- the store
 
-    def _git(self, *args: str, stdin: bytes | None = None) -> bytes:
+    def _git(self, *args: str, stdin: bytes | None = None, index: Path | None = None) -> bytes:
         try:
             return run_git(
                 *args,
                 git_dir=self.git_dir,
                 work_tree=self.workspace,
-                index=self._index,
+                index=index or self._stored_index,
                 stdin=stdin,
                 env=IDENTITY,
             )
         except GitFailed as error:
             raise CheckpointError(str(error)) from None
 
-    def _text(self, *args: str) -> str:
-        return self._git(*args).decode().strip()
-
     def _tip(self) -> str | None:
         try:
-            found = run_git(
-                "rev-parse", "--verify", "--quiet", self.ref, git_dir=self.git_dir, check=False
-            )
+            found = git_process("rev-parse", "--verify", "--quiet", self.ref, git_dir=self.git_dir)
         except GitFailed as error:
             raise CheckpointError(str(error)) from None
-        return found.decode().strip() or None
+        return found.stdout.decode().strip() or None
 
-    def _snapshot(self) -> str:
-        """The workspace as a tree; from the fingerprint alone when nothing changed."""
-        current = scan(self.workspace, self._limits)
-        if current.too_big:
-            raise CheckpointError(
-                f"{self.workspace} is not a git repository and holds more than "
-                f"{PRIVATE_FILE_LIMIT:,} files or {PRIVATE_BYTE_LIMIT // 1024**3} GB, too much to "
-                "copy at every step. Run ponder in a project's folder, or make it one with "
-                "`git init`"
-            )
-        if current.digest == self._fingerprint:
-            return self._tree_now
-        self._nested = current.nested
-        excluded = [f":(exclude,literal){path}" for path in self._nested]
-        self._git("add", "--all", "--", ".", *excluded)
-        if current.ignore_files:  # stored even when ignored, so a hiding one shows
-            listed = b"".join(path + b"\0" for path in current.ignore_files)
-            self._git("update-index", "--add", "--remove", "-z", "--stdin", stdin=listed)
-        self._fingerprint, self._tree_now = current.digest, self._text("write-tree")
-        return self._tree_now
-
-    def _commit(self, tree: str, parent: str | None, message: str) -> str:
-        commit = self._text("commit-tree", tree, "-m", message, *(["-p", parent] if parent else []))
+    def _commit(self, trees: dict[str, str], parent: str | None, message: str) -> str:
+        listing = b"".join(
+            b"040000 tree %s\t%s\0" % (tree.encode(), name.encode())
+            for name, tree in sorted(trees.items())
+        )
+        tree = self._git("mktree", "-z", stdin=listing).decode().strip()
+        parents = ["-p", parent] if parent else []
+        text = f"ponder checkpoint\n\n{message}\n"
+        commit = self._git("commit-tree", tree, "-m", text, *parents).decode().strip()
         self._git("update-ref", self.ref, commit)
         return commit
 
+    # --- reading the workspace
+
+    def _processes_alive(self) -> bool:
+        """Whether the sandbox still runs processes that could change files (a sandbox that
+        cannot say is taken to run some)."""
+        if self._busy is None:
+            return False
+        try:
+            return self._busy()
+        except Exception:  # a sandbox that cannot say is taken to run some
+            return True
+
+    def _first_snapshot(self) -> State:
+        """The workspace as the session starts, git's work cut short by the index an earlier
+        session left (its entries for paths that are gone are dropped)."""
+        seeded = self._index_cache.exists()
+        if seeded:
+            with contextlib.suppress(OSError):
+                shutil.copyfile(self._index_cache, self._stored_index)
+        state = self._snapshot(first=True)
+        if not seeded:
+            return state
+        stored = {p for p in self._seen if p not in self._listed}
+        stale = [p for p in self._git("ls-files", "-z").split(b"\0") if p and p not in stored]
+        if not stale:
+            return state
+        self._git("update-index", "-z", "--force-remove", "--stdin", stdin=_z(stale))
+        self._state = State(self._write_tree(self._stored_index), state.listed)
+        return self._state
+
+    def _snapshot(self, first: bool = False, force: bool = False) -> State:
+        """The workspace now; from the last walk when the kernel saw no change since. (A
+        process that is still alive could write through a memory mapping without telling the
+        kernel's watch: ``force`` walks then.)"""
+        if self._state is not None and not force and self._watch.quiet():
+            return self._state
+        self._watch.begin_walk()
+        now = walk(self._root, self._watch.watch)
+        if first and len(now) > PRIVATE_FILE_LIMIT and not _in_git_project(self.workspace):
+            raise CheckpointError(
+                f"{self.workspace} is not a git repository and holds more than "
+                f"{PRIVATE_FILE_LIMIT:,} files, too many to watch at every step. Run ponder in "
+                "a project's folder, or make it one with `git init`"
+            )
+        self._record(now)
+        self._state = State(
+            self._write_tree(self._stored_index), self._write_tree(self._listed_index)
+        )
+        return self._state
+
+    def _write_tree(self, index: Path) -> str:
+        if not index.exists():
+            return EMPTY_TREE
+        return self._git("write-tree", index=index).decode().strip()
+
+    def _placed_listed(self, path: bytes, facts: Stat) -> bool:
+        return unstored_reason(path, facts) is not None or self._unreadable.get(path) == facts
+
+    def _record(self, now: dict[bytes, Stat]) -> None:
+        """Bring the two indexes from the last walk to ``now``: git reads only what changed."""
+        seen = self._seen
+        stored_add: list[bytes] = []
+        stored_remove: list[bytes] = []
+        listed: list[bytes] = []
+        unlisted: list[bytes] = []
+        for path, facts in now.items():
+            old = seen.get(path)
+            if old == facts:
+                continue
+            was_listed = path in self._listed
+            if self._placed_listed(path, facts):
+                if (
+                    old is not None
+                    and was_listed
+                    and stat.S_ISDIR(old[0]) != stat.S_ISDIR(facts[0])
+                ):
+                    unlisted.append(listed_name(path, stat.S_ISDIR(old[0])))
+                listed.append(self._listed_record(path, facts))
+                self._listed.add(path)
+                if old is not None and not was_listed:
+                    stored_remove.append(path)
+            else:
+                stored_add.append(path)
+                if was_listed:
+                    unlisted.append(listed_name(path, stat.S_ISDIR(seen[path][0])))
+                    self._listed.discard(path)
+        for path in seen.keys() - now.keys():
+            if path in self._listed:
+                unlisted.append(listed_name(path, stat.S_ISDIR(seen[path][0])))
+                self._listed.discard(path)
+            else:
+                stored_remove.append(path)
+            self._unreadable.pop(path, None)
+        self._seen = now
+        if stored_remove:
+            self._git("update-index", "-z", "--force-remove", "--stdin", stdin=_z(stored_remove))
+        failed = self._add_stored(stored_add)
+        for path in failed:  # listed instead: git could not read it
+            self._unreadable[path] = now[path]
+            listed.append(self._listed_record(path, now[path]))
+            self._listed.add(path)
+        if listed or unlisted:
+            records = [b"0 %s\t%s\0" % (NO_OBJECT.encode(), name) for name in unlisted]
+            self._git(
+                "update-index", "-z", "--index-info",
+                stdin=b"".join(records + listed), index=self._listed_index,
+            )  # fmt: skip
+
+    @staticmethod
+    def _listed_record(path: bytes, facts: Stat) -> bytes:
+        name = listed_name(path, stat.S_ISDIR(facts[0]))
+        return b"%s %s\t%s\0" % (LISTED_MODE.encode(), signature(facts).encode(), name)
+
+    def _add_stored(self, paths: list[bytes]) -> list[bytes]:
+        """Hash ``paths`` into the stored index; returns those git could not take (a file made
+        unreadable meanwhile, a name it refuses), found by halving the list."""
+        if not paths:
+            return []
+        done = git_process(
+            "update-index", "-z", "--add", "--remove", "--stdin",
+            git_dir=self.git_dir, work_tree=self.workspace, index=self._stored_index,
+            stdin=_z(paths),
+        )  # fmt: skip
+        if done.returncode == 0:
+            return self._refused(paths) if b"Ignoring path" in done.stderr else []
+        if len(paths) == 1:
+            return paths
+        half = len(paths) // 2
+        return self._add_stored(paths[:half]) + self._add_stored(paths[half:])
+
+    def _refused(self, paths: list[bytes]) -> list[bytes]:
+        """Of ``paths`` just added, those git left out of the index although they exist."""
+        present = set(self._git("ls-files", "-z").split(b"\0"))
+        return [p for p in paths if p not in present and os.path.lexists(self._root + b"/" + p)]
+
     # --- steps
 
-    def before_step(self) -> None:
-        """Remember the workspace as a step starts, so that only the step's own change is its."""
-        self._before = self._snapshot()
+    def before_step(self) -> Checkpoint | None:
+        """Note the workspace as a step starts, so that only the step's own change is its.
+
+        What changed since the last step while the sandbox still ran processes is the
+        session's (a background job): it is stored as a checkpoint of its own, returned."""
+        state = self._snapshot(force=self._processes_alive())
+        self._before = state
+        if not self._window_is_ours:
+            return None
+        self._window_is_ours = False
+        return self._store_step(self._tip_state(), state, background=True)
 
     def checkpoint(self) -> Checkpoint | None:
         """After a step: store the workspace if the step changed it; None when it did not."""
         before, self._before = self._before, None
-        tree = self._snapshot()
-        if tree == before:  # the usual step that changed nothing: no git call at all
+        alive = self._processes_alive()
+        after = self._snapshot(force=alive)
+        self._window_is_ours = alive
+        if before is None:  # no before_step: the step began at the last checkpoint
+            before = self._tip_state()
+        return self._store_step(before, after, background=False)
+
+    def _tip_state(self) -> State:
+        tip = self._tip()
+        if tip is None:
+            raise CheckpointError("this session's checkpoints are gone from the store")
+        return self._chain(limit=1)[0].after
+
+    def _store_step(self, before: State, after: State, background: bool) -> Checkpoint | None:
+        if before == after:
             return None
         tip = self._tip()
         if tip is None:
             raise CheckpointError("this session's checkpoints are gone from the store")
-        if before is None:  # no before_step: the step began at the last checkpoint
-            before = self._text("rev-parse", f"{tip}^{{tree}}")
-            if tree == before:
-                return None
-        commit = self._commit(tree, tip, f"ponder checkpoint\n\nbefore {before}\n")
-        return Checkpoint(commit, [os.fsdecode(c.path) for c in self._changes(before, tree)])
+        trees = {"bw": before.stored, "bl": before.listed, "w": after.stored, "l": after.listed}
+        commit = self._commit(trees, tip, BACKGROUND if background else "step")
+        changes = list(self._changes(before, after).values())
+        return Checkpoint(commit, self.describe(changes), background) if changes else None
 
-    def _changes(self, old_tree: str, new_tree: str) -> list[_Change]:
-        raw = self._git("diff-tree", "-r", "-z", "--no-renames", old_tree, new_tree)
-        fields = raw.split(b"\0")
-        changes = []
-        for at in range(0, len(fields) - 1, 2):
-            before_mode, after_mode, before_blob, after_blob, _ = fields[at][1:].decode().split()
-            changes.append(
-                _Change(fields[at + 1], before_mode, before_blob, after_mode, after_blob)
-            )
-        return changes
+    def _changes(self, old: State, new: State) -> dict[bytes, Change]:
+        """Every path that differs, stored or listed (a path that moved from one to the other
+        is one change)."""
+        found: dict[bytes, Change] = {}
+        for listed, a, b in ((False, old.stored, new.stored), (True, old.listed, new.listed)):
+            if a == b:
+                continue
+            fields = self._git("diff-tree", "-r", "-z", "--no-renames", a, b).split(b"\0")
+            for at in range(0, len(fields) - 1, 2):
+                mode_a, mode_b, id_a, id_b, _ = fields[at][1:].decode().split()
+                path = decode_path(fields[at + 1]) if listed else fields[at + 1]
+                before = Side(listed, mode_a, id_a) if mode_a != "000000" else None
+                after = Side(listed, mode_b, id_b) if mode_b != "000000" else None
+                earlier = found.get(path)
+                if earlier is not None:
+                    before, after = earlier.before or before, earlier.after or after
+                found[path] = Change(path, before, after)
+        return found
 
-    def _chain(self) -> list[tuple[str, str, str]]:
-        """The session's checkpoints, newest first: (commit, tree before its step, its tree)."""
-        log = self._git("log", "-z", "--format=%H%n%T%n%B", self.ref).decode()
+    def _chain(self, limit: int | None = None) -> list[_Link]:
+        """The session's checkpoints, newest first."""
+        args = ["log", "-z", "--format=%H %T%n%B", *([f"-{limit}"] if limit else []), self.ref]
+        records = [r for r in self._git(*args).decode().split("\0") if r]
+        heads = [record.split("\n", 1) for record in records]
+        ids = [head.split() for head, _ in heads]
+        trees = self._trees([tree for _, tree in ids])
         chain = []
-        for record in filter(None, log.split("\0")):
-            commit, tree, message = record.split("\n", 2)
-            found = _BEFORE.search(message)
-            chain.append((commit, found.group(1) if found else "", tree))
+        for (commit, tree), (_, message) in zip(ids, heads, strict=True):
+            parts = trees[tree]
+            before = State(parts["bw"], parts["bl"]) if "bw" in parts else None
+            chain.append(
+                _Link(commit, before, State(parts["w"], parts["l"]), BACKGROUND in message)
+            )
         return chain
 
-    # --- undo and diff
+    def _trees(self, ids: list[str]) -> dict[str, dict[str, str]]:
+        """Each top tree's entries (name to id), read in one git call."""
+        wanted = sorted(set(ids))
+        output = self._git("cat-file", "--batch", stdin="".join(f"{i}\n" for i in wanted).encode())
+        found: dict[str, dict[str, str]] = {}
+        at = 0
+        for tree in wanted:
+            header_end = output.index(b"\n", at)
+            size = int(output[at:header_end].split()[2])
+            body = output[header_end + 1 : header_end + 1 + size]
+            at = header_end + 1 + size + 1
+            entries, cursor = {}, 0
+            while cursor < len(body):
+                name_end = body.index(b"\0", cursor)
+                name = body[cursor:name_end].split(b" ", 1)[1].decode()
+                entries[name] = body[name_end + 1 : name_end + 21].hex()
+                cursor = name_end + 21
+            found[tree] = entries
+        return found
 
-    def undo(self) -> Checkpoint:
-        """Put back what the session's last checkpointed step changed; returns where it is now.
+    # --- undo
 
-        Nothing is changed unless every file of that step is still as the step left it.
-        """
-        chain = self._chain()
+    def undo(self) -> Undone:
+        """Put back what the session's last checkpoint changed; returns where it is now.
+
+        Nothing is changed unless every path of that checkpoint is still as it left it. What
+        was only listed cannot be put back (its content was never kept), except that a listed
+        file the step made is removed; git metadata is never touched."""
+        chain = self._chain(limit=2)
         if len(chain) < 2:
             raise CheckpointError("there is no earlier checkpoint to go back to")
-        (_, before, after), (parent, _, _) = chain[0], chain[1]
-        changes = self._changes(before, after)
+        last, parent = chain
+        assert last.before is not None
+        changes = sorted(self._changes(last.before, last.after).values(), key=lambda c: c.path)
+        kept = [(os.fsdecode(c.path), why) for c in changes if (why := _why_kept(c)) is not None]
+        changes = [c for c in changes if _why_kept(c) is None]
         changed_since = [c.path for c in changes if not self._still(c)]
         if changed_since:
             names = ", ".join(os.fsdecode(p) for p in changed_since[:10])
@@ -310,50 +493,64 @@ class Checkpoints:
                 f"nothing undone: {names}{more} changed since this session's last step (by you "
                 "or another session); undo would overwrite that"
             )
-        contents = self._contents([c.before_blob for c in changes if c.before_mode != "000000"])
+        wanted = [c.before.object for c in changes if c.before and not c.before.listed]
+        contents = self._contents(wanted)
         restored: list[str] = []
-        for change in sorted(changes, key=lambda c: c.before_mode != "000000"):  # removals first
+        for change in sorted(changes, key=lambda c: c.before is not None):  # removals first
+            name = os.fsdecode(change.path)
             try:
                 self._restore(change, contents)
             except (OSError, OutsideWorkspace) as error:
                 raise CheckpointError(
-                    f"undo stopped at {os.fsdecode(change.path)}: {error}; "
-                    f"{len(restored)} files were put back"
+                    f"undo stopped at {name}: {error}; {len(restored)} files were put back"
                 ) from None
-            restored.append(os.fsdecode(change.path))
-        self._git("update-ref", self.ref, parent)
-        self._fingerprint = ""
-        return Checkpoint(parent, restored)
+            restored.append(name)
+        self._git("update-ref", self.ref, parent.commit)
+        self._state = None  # the next look walks
+        return Undone(parent.commit, restored, kept)
 
-    def _still(self, change: _Change) -> bool:
+    def _still(self, change: Change) -> bool:
         """Whether the path is as the step left it (a symlink on its way: it is not)."""
+        after = change.after
+        if after is not None and after.listed:
+            return self._facts_signature(change.path) == after.object
         try:
             now = self._tree.entry(change.path)
         except OutsideWorkspace:
             return False
-        if change.after_mode == "000000":
+        if after is None:
             return now is None or now.kind == "directory"
-        if change.after_mode == "120000":
-            return now is not None and now.kind == "link" and now.blob == change.after_blob
-        if change.after_mode in ("100644", "100755"):
-            return (
-                now is not None
-                and now.kind == "file"
-                and now.blob == change.after_blob
-                and now.executable == (change.after_mode == "100755")
-            )
-        return True  # a nested repository's entry: not ponder's to check
+        if after.mode == "120000":
+            return now is not None and now.kind == "link" and now.blob == after.object
+        return (
+            now is not None
+            and now.kind == "file"
+            and now.blob == after.object
+            and now.executable == after.executable
+        )
 
-    def _restore(self, change: _Change, contents: dict[str, bytes]) -> None:
-        mode = change.before_mode
-        if mode == "000000":
+    def _facts_signature(self, path: bytes) -> str | None:
+        try:
+            info = self._tree.lstat(path)
+        except OutsideWorkspace:
+            return None
+        if info is None:
+            return None
+        facts: Stat = (info.st_mode, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+        if stat.S_ISDIR(info.st_mode):
+            facts = (info.st_mode, 0, info.st_ino, 0, 0)
+        return signature(facts)
+
+    def _restore(self, change: Change, contents: dict[str, bytes]) -> None:
+        before = change.before
+        if before is None:
             self._tree.remove(change.path)
-        elif mode == "120000":
-            self._tree.write_link(change.path, contents[change.before_blob])
-        elif mode in ("100644", "100755"):
-            self._tree.write_file(change.path, contents[change.before_blob], mode == "100755")
+        elif before.mode == "120000":
+            self._tree.write_link(change.path, contents[before.object])
+        else:
+            self._tree.write_file(change.path, contents[before.object], before.executable)
 
-    def _contents(self, blobs: list[str]) -> dict[str, bytes]:
+    def _contents(self, blobs: Iterable[str]) -> dict[str, bytes]:
         """The blobs' contents, read from the store in one git call."""
         wanted = sorted(set(blobs))
         if not wanted:
@@ -369,21 +566,91 @@ class Checkpoints:
             at = header_end + 1 + int(header[2]) + 1
         return contents
 
-    def diff(self) -> bytes:
-        """What the session changed: the workspace now against how it started, leaving out
-        files that only others changed (between the session's steps)."""
+    # --- what the session changed
+
+    def session_changes(self) -> tuple[State, State, dict[bytes, Change]]:
+        """The workspace at the session's start and now, and what the session changed between
+        them: everything but what only others changed (between the session's steps)."""
         chain = self._chain()
-        start = chain[-1][2]
-        steps = list(pairwise(chain))  # each checkpoint with its parent
+        start = chain[-1].after
+        now = self._snapshot(force=True)
         others: set[bytes] = set()
-        for (_, before, _), (_, _, previous) in steps:
-            if before and before != previous:  # something changed the workspace between steps
-                others.update(c.path for c in self._changes(previous, before))
-        if others:
-            for (_, before, after), (_, _, previous) in steps:
-                others.difference_update(c.path for c in self._changes(before or previous, after))
-        excluded = [f":(exclude,literal){os.fsdecode(path)}" for path in sorted(others)]
-        return self._git(
-            "diff", "--binary", "--no-ext-diff", "--no-textconv", "-M", start,
-            self._snapshot(), "--", ".", *excluded,
+        ours: set[bytes] = set()
+        previous = start
+        for link in reversed(chain[:-1]):
+            assert link.before is not None
+            if link.before != previous:  # something changed the workspace between steps
+                others.update(self._changes(previous, link.before))
+            ours.update(self._changes(link.before, link.after))
+            previous = link.after
+        changes = self._changes(start, now)
+        for path in others - ours:
+            changes.pop(path, None)
+        return start, now, changes
+
+    def diff(self) -> Diff:
+        """Everything the session changed: the git diff of what is shown (stored, not
+        ignored), and every changed path described."""
+        start, now, changes = self.session_changes()
+        ignored = self.ignored(p for p, c in changes.items() if not c.listed)
+        shown = [p for p, c in changes.items() if not c.listed and p not in ignored]
+        return Diff(self.patch(start, now, shown), self.describe(changes.values(), ignored))
+
+    def describe(
+        self, changes: Iterable[Change], ignored: set[bytes] | None = None
+    ) -> list[PathChange]:
+        """``changes`` as a person should see them (see :mod:`~ponder.runtime.change_report`)."""
+        wanted = list(changes)
+        if ignored is None:
+            ignored = self.ignored(c.path for c in wanted if not c.listed)
+        return describe(wanted, ignored, self._seen.get, self._tree)
+
+    def ignored(self, paths: Iterable[bytes]) -> set[bytes]:
+        """Which of ``paths`` the workspace's ``.gitignore`` files hide from the diff."""
+        wanted = list(paths)
+        if not wanted:
+            return set()
+        done = git_process(
+            "check-ignore", "--no-index", "-z", "--stdin",
+            git_dir=self.git_dir, work_tree=self.workspace, index=self._stored_index,
+            stdin=_z(wanted),
         )  # fmt: skip
+        if done.returncode > 1:
+            raise CheckpointError(f"git check-ignore failed: {done.stderr[-300:]!r}")
+        # A .gitignore is always shown, even one that ignores itself: it hides other files.
+        return {p for p in done.stdout.split(b"\0") if p and not p.endswith(b".gitignore")}
+
+    def patch(self, start: State, now: State, paths: Iterable[bytes]) -> bytes:
+        """The git diff of the stored ``paths`` from ``start`` to ``now``."""
+        wanted = set(paths)
+        if not wanted:
+            return b""
+        index = self._temporary / "patch"
+        index.unlink(missing_ok=True)
+        self._git("read-tree", start.stored, index=index)
+        changes = self._changes(State(start.stored, EMPTY_TREE), State(now.stored, EMPTY_TREE))
+        records = []
+        for path in sorted(wanted):
+            after = changes[path].after if path in changes else None
+            if after is None or after.listed:
+                records.append(b"0 %s\t%s\0" % (NO_OBJECT.encode(), path))
+            else:
+                records.append(b"%s %s\t%s\0" % (after.mode.encode(), after.object.encode(), path))
+        self._git("update-index", "-z", "--index-info", stdin=b"".join(records), index=index)
+        shown = self._write_tree(index)
+        return self._git(
+            "diff", "--binary", "--no-ext-diff", "--no-textconv", "-M", start.stored, shown,
+        )  # fmt: skip
+
+
+def _z(paths: Iterable[bytes]) -> bytes:
+    return b"".join(path + b"\0" for path in paths)
+
+
+def _why_kept(change: Change) -> str | None:
+    """Why undo leaves this path as it is (None: it puts it back)."""
+    if in_git_metadata(change.path):
+        return "git metadata: ponder never writes it; look at it yourself"
+    if change.before is not None and change.before.listed:
+        return "its content was not kept (a cache folder, a big or unreadable file)"
+    return None

@@ -44,11 +44,12 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def _parts(path: bytes) -> list[bytes]:
+def _parts(path: bytes, metadata: bool = False) -> list[bytes]:
+    """The names on the way to ``path``; ``metadata``: a read may enter ``.git``."""
     parts = path.split(b"/")
     if any(part in (b"", b".", b"..") or b"\0" in part for part in parts):
         raise OutsideWorkspace(f"{path!r} is not a plain relative path")
-    if any(part.lower() == b".git" for part in parts):
+    if not metadata and any(part.lower() == b".git" for part in parts):
         raise OutsideWorkspace(f"{path!r} is inside .git")
     return parts
 
@@ -58,13 +59,15 @@ class ConfinedTree:
         self.root = root
 
     @contextmanager
-    def _parent(self, path: bytes, create: bool) -> Iterator[tuple[int, bytes]]:
+    def _parent(
+        self, path: bytes, create: bool, metadata: bool = False
+    ) -> Iterator[tuple[int, bytes]]:
         """A descriptor of the directory holding ``path`` (made when ``create``), and the name.
 
         Raises FileNotFoundError when a directory on the way is missing, OutsideWorkspace when
         one is a symlink or not a directory.
         """
-        *directories, name = _parts(path)
+        *directories, name = _parts(path, metadata)
         fd = os.open(self.root, _DIRECTORY)
         try:
             for part in directories:
@@ -107,10 +110,20 @@ class ConfinedTree:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def read_file(self, path: bytes, limit: int) -> bytes | None:
+    def lstat(self, path: bytes) -> os.stat_result | None:
+        """The facts of ``path`` itself (a link at the end is not followed); None when nothing
+        is there. Reads only, so ``.git`` may be on the way."""
+        try:
+            with self._parent(path, create=False, metadata=True) as (fd, name):
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def read_file(self, path: bytes, limit: int, metadata: bool = False) -> bytes | None:
         """Up to ``limit`` + 1 bytes of the regular file ``path`` (one more than the limit says
-        it was cut); None when ``path`` is a link, a directory or something else."""
-        with self._parent(path, create=False) as (fd, name):
+        it was cut); None when ``path`` is a link, a directory or something else.
+        ``metadata``: the path may be in a ``.git`` (to read a repository's config)."""
+        with self._parent(path, create=False, metadata=metadata) as (fd, name):
             try:
                 handle = os.open(name, _READ, dir_fd=fd)
             except OSError as error:

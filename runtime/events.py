@@ -222,6 +222,26 @@ class LoopDetected(_Event):
     action: Literal["nudge", "stop"]
 
 
+class PathChange(BaseModel):
+    """One path (or a folder standing for many) that changed in the workspace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    """Relative to the workspace; a folder ends in ``/`` and stands for ``count`` paths."""
+    change: Literal["added", "modified", "deleted"]
+    shown: bool
+    """The diff shows it (``ponder diff``, ``/diff``)."""
+    undoable: bool
+    """``/undo`` can put it back."""
+    note: str = ""
+    """Why it is not in the diff, or cannot be undone."""
+    warning: str = ""
+    """Why a person must look at it before running anything here (something on the host
+    runs it: bytecode, git metadata and hooks, executables)."""
+    count: int = 1
+
+
 class Checkpointed(_Event):
     """The workspace was saved after a step that changed files (``ponder undo`` goes back)."""
 
@@ -229,6 +249,11 @@ class Checkpointed(_Event):
     step: int
     commit: str
     files: list[str]
+    """Every changed path (folders of many, such as ``node_modules/``, as one)."""
+    changes: list[PathChange] = []
+    """The same paths with what became of them: shown, undoable, and why a person must look."""
+    background: bool = False
+    """Made between steps by processes the session left running (background jobs)."""
 
 
 class InstructionsLoaded(_Event):

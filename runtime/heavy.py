@@ -14,23 +14,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
 
 from ponder.model.backend import ChatBackend, GenerationSettings
 from ponder.model.deltas import ContentDelta, ReasoningDelta
 from ponder.model.messages import Message
+from ponder.runtime.copy_diff import CopySandbox, copy_diff
 from ponder.runtime.events import ContentText, Emit, Event, ReasoningText, RunFinished
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.runtime.port import Unattended
-from ponder.sandbox.base import Sandbox
 
 DIFF_SHOWN = 20_000
 TESTS_SHOWN = 4_000
 _CHOSEN_RE = re.compile(r"^\s*CHOSEN:\s*(none|\d+)\s*$", re.IGNORECASE | re.MULTILINE)
-
-
-class CopySandbox(Sandbox, Protocol):
-    def diff(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +68,7 @@ def _run_one(
         if test_command:
             result = sandbox.exec(test_command, timeout=600)
             tests = f"exit code {result.exit_code}\n{result.output[-TESTS_SHOWN:]}"
-        return Trajectory(number, finished, sandbox.diff(), tests)
+        return Trajectory(number, finished, copy_diff(sandbox), tests)
 
 
 def aggregation_prompt(task: str, trajectories: list[Trajectory], test_command: str | None) -> str:

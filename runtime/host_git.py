@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 SAFE_CONFIG = (
@@ -61,7 +62,7 @@ def git_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_git(
+def git_process(
     *args: str,
     cwd: Path | None = None,
     git_dir: Path | None = None,
@@ -69,10 +70,11 @@ def run_git(
     index: Path | None = None,
     stdin: bytes | None = None,
     env: dict[str, str] | None = None,
-    check: bool = True,
     timeout: float = TIMEOUT_S,
-) -> bytes:
-    """Run ``git ARGS`` safely and return its stdout; :class:`GitFailed` when it fails.
+    limit: int | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git ARGS`` safely; its exit status, stdout and stderr (:class:`GitFailed` only
+    when git cannot run, runs past ``timeout``, or writes more than ``limit`` bytes).
 
     ``env`` adds variables (an identity for commits); the caller's ``GIT_*`` never pass.
     """
@@ -87,19 +89,46 @@ def run_git(
     for setting in SAFE_CONFIG:
         argv += ["-c", setting]
     try:
-        done = subprocess.run(
-            [*argv, *args],
-            cwd=cwd or work_tree,
-            env=git_environment(extra),
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        with tempfile.TemporaryFile() as out:  # on disk, so a huge output never fills memory
+            done = subprocess.run(
+                [*argv, *args],
+                cwd=cwd or work_tree,
+                env=git_environment(extra),
+                input=stdin if stdin is not None else b"",
+                stdout=out,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+                check=False,
+            )
+            size = out.seek(0, os.SEEK_END)
+            if limit is not None and size > limit:
+                raise GitFailed(f"git {args[0]} wrote over {limit // 1024**2} MiB")
+            out.seek(0)
+            done.stdout = out.read()
+            return done
     except FileNotFoundError:
         raise GitFailed("git is not installed") from None
     except subprocess.TimeoutExpired:
         raise GitFailed(f"git {args[0]} took over {timeout:g} s") from None
+
+
+def run_git(
+    *args: str,
+    cwd: Path | None = None,
+    git_dir: Path | None = None,
+    work_tree: Path | None = None,
+    index: Path | None = None,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = TIMEOUT_S,
+    limit: int | None = None,
+) -> bytes:
+    """Run ``git ARGS`` safely and return its stdout; :class:`GitFailed` when it fails."""
+    done = git_process(
+        *args, cwd=cwd, git_dir=git_dir, work_tree=work_tree, index=index, stdin=stdin,
+        env=env, timeout=timeout, limit=limit,
+    )  # fmt: skip
     if check and done.returncode != 0:
         raise GitFailed(f"git {args[0]} failed: {_gist(done.stderr)}")
     return done.stdout

@@ -374,20 +374,26 @@ class Agent:
         return reply
 
     def _checkpoint(self, step: int, before: bool) -> None:
-        """Before a step's tools run, note the workspace; after, store what the step changed."""
+        """Before a step's tools run, note the workspace (storing what background jobs changed
+        since the last step); after, store what the step changed."""
         if self.checkpoints is None:
             return
         try:
-            if before:
-                self.checkpoints.before_step()
-                return
-            checkpoint = self.checkpoints.checkpoint()
+            checkpoint = self.checkpoints.before_step() if before else self.checkpoints.checkpoint()
         except CheckpointError as error:  # the safety net failed; the work itself did not
             self.checkpoints = None
             self._event(CheckpointsOff(reason=str(error)))
             return
         if checkpoint is not None:
-            self._event(Checkpointed(step=step, commit=checkpoint.commit, files=checkpoint.files))
+            self._event(
+                Checkpointed(
+                    step=step,
+                    commit=checkpoint.commit,
+                    files=checkpoint.files,
+                    changes=checkpoint.changes,
+                    background=checkpoint.background,
+                )
+            )
 
     def _fit_context(self, force: bool = False) -> int:
         size = self.backend.context_size

@@ -107,6 +107,12 @@ class Sandbox(Protocol):
         stops it (and what it started) within a moment."""
         ...
 
+    def background_jobs(self) -> bool:
+        """Whether processes that commands started still run (a background job, a daemon),
+        told from outside the sandbox so that no process can hide; True when it cannot be
+        told."""
+        ...
+
     def read_file(self, path: str) -> bytes:
         """Read a file inside the workspace; raises :class:`FileAccessError`."""
         ...

@@ -1,14 +1,16 @@
 """Stopping a command that fills the host's disk through a bind-mounted workspace.
 
-The container's own filesystem is read-only and its ``/tmp`` is a capped tmpfs, but the
-workspace is the user's directory: a command could write there until the laptop's disk is full.
-While a command runs, :class:`DiskGuard` reads the free space and free inodes of the workspace's
-filesystem a few times a second (one ``statvfs``, nothing else). Only when those say the limits
-may be passed does it measure the workspace itself (a walk that counts every block and inode
-under it), so another program filling the same disk never gets a command stopped. A command is
-stopped when the workspace has grown past ``max_growth`` bytes or ``max_new_files`` files since
-the session started, or when the filesystem falls under ``min_free`` while it runs; the reason
-goes to the model and the user. Commands that shrink the workspace are never stopped.
+The container's own filesystem is read-only and its ``/tmp`` is a capped tmpfs, but the workspace is
+the user's directory: a command could write there until the laptop's disk is full. For the sandbox's
+whole life (a job a command left in the background writes while ponder waits for the model, or for
+the user), :class:`DiskGuard` reads the free space and free inodes of the workspace's filesystem a
+few times a second (one ``statvfs``, nothing else). Only when those say the limits may be passed
+does it measure the workspace itself (a walk that counts every block and inode under it), so another
+program filling the same disk never gets a command stopped. A command is stopped when the workspace
+has grown past ``max_growth`` bytes or ``max_new_files`` files since the session started, or when
+the filesystem falls under ``min_free`` while it runs; the reason goes to the model and the user,
+and every process of the sandbox is stopped (a background writer too). Commands that shrink the
+workspace are never stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +79,21 @@ def _human(size: int) -> str:
 
 
 class DiskGuard:
-    """One per session: the workspace as it started, and the watch over each command."""
+    """One per sandbox, watching for its whole life: while a command runs and between commands,
+    when the processes a command left in the background may still be writing.
 
-    def __init__(self, workspace: Path, limits: DiskLimits) -> None:
+    When a limit is passed, ``on_trip`` is called with the reason (the sandbox stops every
+    process it runs), and the running command, if any, is stopped with that reason."""
+
+    def __init__(
+        self,
+        workspace: Path,
+        limits: DiskLimits,
+        on_trip: Callable[[str], None] | None = None,
+    ) -> None:
         self.workspace = workspace
         self.limits = limits
+        self._on_trip = on_trip
         self._lock = threading.Lock()
         self._baseline: Usage | None = None
         self._measured = threading.Thread(target=self._measure_baseline, daemon=True)
@@ -89,6 +101,22 @@ class DiskGuard:
         self._growth = Usage(0, 0)
         self._reference = self._free()
         self._last_walk = 0.0
+        self._floor = self._reference
+        """Free space and inodes when the latest command started (or the last trip)."""
+        self._growth_floor = self._growth
+        """Growth when the latest command started: shrinking or holding still is never
+        stopped."""
+        self._command_stop: threading.Event | None = None
+        self._command_reasons: list[str] = []
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="ponder-disk-guard", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop watching (the sandbox is gone); safe to call twice."""
+        self._done.set()
+        if self._watcher is not threading.current_thread():
+            self._watcher.join()
 
     def _measure_baseline(self) -> None:
         self._baseline = measure(self.workspace)
@@ -108,10 +136,11 @@ class DiskGuard:
         self._last_walk = time.monotonic()
         return self._growth
 
-    def check(self, at_start: tuple[int, int], growth_at_start: Usage) -> str | None:
-        """Why the running command must stop; None while it may go on."""
+    def check(self) -> str | None:
+        """Why what runs in the sandbox must stop now; None while it may go on."""
         with self._lock:
             free = self._free()
+            at_start, growth_at_start = self._floor, self._growth_floor
             if free[0] < self.limits.min_free and free[0] < at_start[0]:
                 return (
                     f"stopped: the disk holding the workspace is down to {_human(free[0])} free "
@@ -142,30 +171,33 @@ class DiskGuard:
                 )
             return None
 
-    @contextmanager
-    def _watching(self, stop: threading.Event) -> Iterator[list[str]]:
-        """While the block runs, set ``stop`` if the command must stop; the list it yields
-        then holds the reason."""
-        with self._lock:
-            at_start, growth_at_start = self._free(), self._growth
-        reasons: list[str] = []
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.wait(POLL_S):
-                reason = self.check(at_start, growth_at_start)
-                if reason is not None:
-                    reasons.append(reason)
+    def _watch(self) -> None:
+        while not self._done.wait(POLL_S):
+            reason = self.check()
+            if reason is None:
+                continue
+            with self._lock:
+                self._floor, self._growth_floor = self._free(), self._growth  # tripped once
+                stop, self._command_stop = self._command_stop, None
+                if stop is not None:
+                    self._command_reasons.append(reason)
                     stop.set()
-                    return
+            if self._on_trip is not None:
+                self._on_trip(reason)
 
-        watcher = threading.Thread(target=watch, name="ponder-disk-guard", daemon=True)
-        watcher.start()
+    @contextmanager
+    def command(self, stop: threading.Event) -> Iterator[list[str]]:
+        """While a command runs: ``stop`` is set if it must stop; the list it yields then holds
+        the reason. The command's start is the new floor: it may not take the disk lower."""
+        with self._lock:
+            self._floor, self._growth_floor = self._free(), self._growth
+            self._command_stop, self._command_reasons = stop, []
+            reasons = self._command_reasons
         try:
             yield reasons
         finally:
-            done.set()
-            watcher.join()
+            with self._lock:
+                self._command_stop = None
 
 
 @contextmanager
@@ -179,5 +211,5 @@ def guarded(
     if guard is None:
         yield halt, []
         return
-    with guard._watching(stop) as reasons:
+    with guard.command(stop) as reasons:
         yield halt, reasons

@@ -100,8 +100,10 @@ def run_exec(
     environment: dict[str, str] | None = None,
     user: str = "",
     cancel: Halt | None = None,
+    end: bytes | None = None,
 ) -> RawExec:
-    """Run ``argv`` in the container; output bytes (stdout and stderr) go to ``on_output``.
+    """Run ``argv`` in the container; output bytes (stdout and stderr) go to ``on_output``
+    (up to the end marker ``end`` of a runner, see :func:`~ponder.sandbox.exec_stream.read_exec`).
 
     ``deadline`` is a ``time.monotonic()`` value; past it the stream is abandoned and the result
     says so (the in-container ``timeout`` normally ends the command well before).
@@ -130,7 +132,7 @@ def run_exec(
         if stdin is not None:
             sock.sendall(stdin)
             _end_input(sock)
-        read = read_exec(Frames(sock, early), deadline, on_output, cancel)
+        read = read_exec(Frames(sock, early), deadline, on_output, cancel, end)
     finally:
         sock.close()
         if hasattr(handle, "close"):
@@ -150,13 +152,15 @@ def run_exec(
     return RawExec(exit_code=_exit_code(api, created["Id"]), deadline_passed=False)
 
 
-def start_detached(api: APIClient, container_id: str, argv: Sequence[str], user: str = "") -> None:
-    """Start ``argv`` in the container and leave it running (nothing is read from it)."""
+def start_detached(api: APIClient, container_id: str, argv: Sequence[str], user: str = "") -> int:
+    """Start ``argv`` in the container and leave it running (nothing is read from it); returns
+    its process id on the host (0 when the engine does not say)."""
     try:
         created = api.exec_create(
             container_id, list(argv), stdin=False, stdout=False, stderr=False, user=user
         )
         api.exec_start(created["Id"], detach=True)
+        return int(api.exec_inspect(created["Id"]).get("Pid") or 0)
     except docker.errors.NotFound:
         raise ContainerGone("the sandbox container is gone") from None
     except docker.errors.APIError as exc:

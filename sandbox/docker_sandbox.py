@@ -11,19 +11,21 @@ sweep of everything carrying its exec id make sure nothing it started outlives a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
 from ponder.sandbox import scripts
+from ponder.sandbox.archive import CHUNK, extract, file_chunks, footprint
 from ponder.sandbox.base import (
     WORKDIR,
     ContainerGone,
@@ -38,7 +40,10 @@ from ponder.sandbox.docker_setup import (
     Limits,
     connect,
     create,
+    create_volume,
+    image_archive,
     labels,
+    remove_volume,
     run_options,
     workspace_archive,
 )
@@ -46,6 +51,10 @@ from ponder.sandbox.environment import COMMAND_ENV
 from ponder.sandbox.output import LiveCapture, OutputCapture
 
 WATCHDOG_SLACK_S = 10
+IMAGE_LIMIT = 16 * 1024**3
+"""Most bytes of an image's workspace folder copied into a copy-mode sandbox."""
+EXPORT_SLACK = 64 * 1024**2
+"""Tar headers on top of a copy's content, when it comes back."""
 FILE_OP_TIMEOUT_S = 60
 Mode = Literal["bind", "copy"]
 
@@ -88,6 +97,16 @@ class DockerSandbox(scripts.ScriptedFiles):
         self._log_writers: list[threading.Thread] = []
         self._disk = disk
         self._disk_guard: DiskGuard | None = None
+        self._jobs_stopped: str | None = None
+        """Why the disk guard stopped every process between commands, until the next command
+        reports it."""
+        self._start: IO[bytes] | None = None
+        """Copy mode: the workspace as it was copied in (a tar), until the sandbox stops."""
+        self._volume: str | None = None
+        self._volume_size = 0
+        self._own_processes: set[int] = set()
+        """Host process ids of the container's init, its sleep and the reaper."""
+        self._reaper = 0
 
     @property
     def description(self) -> str:
@@ -115,6 +134,7 @@ class DockerSandbox(scripts.ScriptedFiles):
             name=self.name,
             workdir=self._workdir,
             bind=self.workspace if self.mode == "bind" else None,
+            volume=self._copy_volume() if self.mode == "copy" else None,
             network=self.network,
             limits=self.limits,
             environment=self.environment,
@@ -128,7 +148,7 @@ class DockerSandbox(scripts.ScriptedFiles):
         self.name = self._container.name or self.name
         if self.mode == "bind" and self._disk is not None and self._disk_guard is None:
             assert self.workspace is not None
-            self._disk_guard = DiskGuard(self.workspace, self._disk)
+            self._disk_guard = DiskGuard(self.workspace, self._disk, on_trip=self._stop_jobs)
         atexit.register(self.stop)
         try:
             self._prepare()
@@ -147,35 +167,121 @@ class DockerSandbox(scripts.ScriptedFiles):
         if setup.exit_code != 0:
             raise SandboxError(f"the sandbox did not start: {setup.output.strip()}")
         self._oom_kills = int(setup.output.strip() or 0)
+        self._own_processes = set(self._processes())  # init and its sleep: nothing else runs yet
         self._start_reaper()
         if self.mode == "copy":
+            assert self._container is not None
+            assert self._start is not None
+            self._start.seek(0)
+            self._container.put_archive(self._workdir, self._start)
+
+    # --- copy mode
+
+    def _copy_volume(self) -> str:
+        """The volume that holds the copy: as big as the workspace plus the growth the disk
+        limits allow, so that nothing in the container can fill the host's disk."""
+        assert self._client is not None
+        if self._start is None:
             if self.workspace is not None:
-                with workspace_archive(self.workspace) as archive:
-                    assert self._container is not None
-                    self._container.put_archive(self._workdir, archive)
-            baseline = self._script(scripts.baseline_script(self._workdir), 300)
-            if baseline.exit_code != 0:
-                raise SandboxError(f"recording the workspace failed: {baseline.output.strip()}")
+                self._start = workspace_archive(self.workspace)
+            else:  # the image holds the repository (SWE-bench's images): copy it from there
+                self._start = image_archive(self._client, self.image, self._workdir, IMAGE_LIMIT)
+        size, files = footprint(self._start)
+        disk = self._disk or DiskLimits()
+        self._volume_size = size + disk.max_growth
+        volume_labels = labels(self.session, self._lifetime_s, str(self.workspace or ""))
+        self._volume = create_volume(
+            self._client,
+            f"{self.name}-workspace",
+            self._volume_size,
+            files + disk.max_new_files,
+            volume_labels,
+        )
+        return self._volume
+
+    def export(
+        self,
+        which: Literal["start", "now"],
+        destination: Path,
+        skip: Callable[[bytes], bool] = lambda path: False,
+    ) -> None:
+        """Copy mode: write the workspace as it started, or as it is now, into the empty host
+        folder ``destination``; read as hostile (:func:`~ponder.sandbox.archive.extract`),
+        and never more than twice what the volume can hold."""
+        if self.mode != "copy" or self._start is None:
+            raise SandboxError("export() is for copy mode; in bind mode the files are on the host")
+        limit = 2 * self._volume_size + EXPORT_SLACK
+        if which == "start":
+            self._start.seek(0)
+            extract(file_chunks(self._start), destination, limit, skip)
+            return
+        if self._container is None:
+            raise SandboxError("the sandbox is not running")
+        self._settle()
+        try:
+            stream, _ = self._container.get_archive(f"{self._workdir}/.", chunk_size=CHUNK)
+            extract(stream, destination, limit, skip)
+        except docker.errors.DockerException as error:
+            raise SandboxError(f"docker could not read the sandbox's files: {error}") from None
 
     def _start_reaper(self) -> None:
         assert self._client is not None
         assert self._container is not None
         argv = ["bash", "--noprofile", "--norc", "-c", scripts.reaper_script(self.limits.pids)]
-        start_detached(self._client.api, str(self._container.id), argv, user=self._user)
+        self._own_processes.discard(self._reaper)
+        self._reaper = start_detached(self._client.api, str(self._container.id), argv, self._user)
+        self._own_processes.add(self._reaper)
+
+    def _processes(self) -> list[int]:
+        """Host process ids of the container's living processes, from the engine (``docker
+        top``), which no process inside can forge; zombies are left out."""
+        assert self._client is not None
+        assert self._container is not None
+        listing = self._client.api.top(str(self._container.id), ps_args="-eo pid,stat")
+        titles = listing.get("Titles") or []
+        pid, state = titles.index("PID"), titles.index("STAT")
+        return [int(row[pid]) for row in listing.get("Processes") or [] if row[state][:1] != "Z"]
+
+    def background_jobs(self) -> bool:
+        if self._container is None or self._client is None:
+            return False
+        self._settle()
+        try:
+            return any(p not in self._own_processes for p in self._processes())
+        except docker.errors.NotFound:
+            return False  # the container is gone, and everything in it
+        except (docker.errors.DockerException, ValueError):
+            return True
+
+    def _stop_jobs(self, reason: str) -> None:
+        """The disk guard tripped: kill every process commands started, background jobs too
+        (``kill -1`` spares the caller and PID 1, which runs as nobody)."""
+        self._jobs_stopped = reason
+        argv = ["bash", "--noprofile", "--norc", "-c", "kill -9 -1 2>/dev/null; exit 0"]
+        with contextlib.suppress(SandboxError):
+            self._run(argv, None, 30, lambda data: None, settle=False)
 
     def stop(self) -> None:
+        if self._disk_guard is not None:
+            self._disk_guard.close()
+            self._disk_guard = None
         self._settle()
         container, self._container = self._container, None
+        volume, self._volume = self._volume, None
         atexit.unregister(self.stop)
-        if container is None:
-            return
-        try:
-            container.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise SandboxError(f"could not remove sandbox {self.name}: {exc}") from None
+        if self._start is not None:
+            self._start.close()
+            self._start = None
+        if container is not None:
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise SandboxError(f"could not remove sandbox {self.name}: {exc}") from None
+        if volume is not None and self._client is not None:
+            remove_volume(self._client, volume)
 
     def _run(
         self,
@@ -186,6 +292,7 @@ class DockerSandbox(scripts.ScriptedFiles):
         environment: dict[str, str] | None = None,
         settle: bool = True,
         cancel: Halt | None = None,
+        end: bytes | None = None,
     ) -> RawExec:
         """Run ``argv`` as the sandbox's command user, output bytes to ``sink``."""
         if settle:
@@ -203,6 +310,7 @@ class DockerSandbox(scripts.ScriptedFiles):
             environment=environment,
             user=self._user,
             cancel=cancel,
+            end=end,
         )
 
     def _script(self, script: str, timeout: float) -> ExecResult:
@@ -245,15 +353,18 @@ class DockerSandbox(scripts.ScriptedFiles):
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
         started = time.monotonic()
+        token = scripts.end_token()
         with guarded(self._disk_guard, cancel) as (halt, stopped):
             raw = self._run(
                 ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout)],
-                scripts.command_script(command, self._workdir).encode(),
+                scripts.runner_input(token, scripts.command_script(command, self._workdir)),
                 timeout,
                 capture.add,
                 environment={scripts.EXEC_ID_VARIABLE: exec_id},
                 cancel=halt,
+                end=scripts.end_marker(token),
             )
+        jobs_stopped, self._jobs_stopped = self._jobs_stopped, None
         code = raw.exit_code if not stopped else 137
         elapsed = time.monotonic() - started
         ended_by_timeout = code in (124, 137) and elapsed >= timeout - 0.5 and not stopped
@@ -262,6 +373,8 @@ class DockerSandbox(scripts.ScriptedFiles):
             self._sweep(exec_id)
         if not raw.reaper_running:  # the model killed it (kill -9 -1, say)
             self._start_reaper()
+        if jobs_stopped and not stopped:
+            notice = notice or f"between commands, background jobs were {jobs_stopped}"
         notice = notice or (stopped[0] if stopped else self._notice(code, timed_out, raw.runaways))
         log_path = None
         if capture.truncated:
@@ -328,15 +441,3 @@ class DockerSandbox(scripts.ScriptedFiles):
         if raw.deadline_passed:
             raise SandboxError(f"reading or writing {path} in the sandbox timed out")
         return raw.exit_code, bytes(received)
-
-    def diff(self) -> str:
-        """Copy mode: the change to the workspace since the sandbox started, as a git diff."""
-        if self.mode != "copy":
-            raise SandboxError("diff() is for copy mode; in bind mode the files are on the host")
-        received = bytearray()
-        argv = ["bash", "--noprofile", "--norc", "-c", scripts.diff_script(self._workdir)]
-        code = self._run(argv, None, 300, received.extend).exit_code
-        text = received.decode("utf-8", errors="replace")
-        if code != 0:
-            raise SandboxError(f"git diff in the sandbox failed: {text.strip()[-500:]}")
-        return text

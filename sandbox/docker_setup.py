@@ -8,6 +8,7 @@ whose time is up is a leftover: :func:`reap_leftovers` removes those, at start-u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -141,6 +142,7 @@ def run_options(
     name: str,
     workdir: str,
     bind: Path | None,
+    volume: str | None,
     network: bool,
     limits: Limits,
     environment: dict[str, str],
@@ -151,6 +153,7 @@ def run_options(
 
     A bind-mounted workspace gets each of its git directories (``.git``, nested ones too) mounted
     again, read-only: hooks, config and refs written there would run or count on the host.
+    A copy lives in ``volume`` (:func:`create_volume`), whose size is its disk limit.
     """
     mounts = (
         [Mount(target=workdir, source=str(bind), type="bind")]
@@ -159,7 +162,7 @@ def run_options(
             for path in git_metadata(bind)
         ]
         if bind
-        else [Mount(target=workdir, source=None, type="volume")]
+        else [Mount(target=workdir, source=volume, type="volume")]
     )
     return {
         "command": ["sleep", str(lifetime_s)],
@@ -186,6 +189,60 @@ def run_options(
         "environment": environment,
         "labels": container_labels,
     }
+
+
+def create_volume(
+    client: docker.DockerClient, name: str, size: int, inodes: int, volume_labels: dict[str, str]
+) -> str:
+    """A memory-backed volume for a copy of a workspace: it cannot hold more than ``size``
+    bytes and ``inodes`` files, whatever runs in the container (the kernel says no)."""
+    try:
+        client.volumes.create(
+            name=name,
+            driver="local",
+            driver_opts={
+                "type": "tmpfs",
+                "device": "tmpfs",
+                "o": f"size={size},nr_inodes={inodes},mode=0755",
+            },
+            labels=volume_labels,
+        )
+    except docker.errors.APIError as exc:
+        raise SandboxError(
+            f"docker could not make the sandbox's volume: {exc.explanation}"
+        ) from None
+    return name
+
+
+def remove_volume(client: docker.DockerClient, name: str) -> None:
+    try:
+        client.api.remove_volume(name, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # still in use by a container being removed: reaped later
+            raise SandboxError(f"could not remove the volume {name}: {exc.explanation}") from None
+
+
+def image_archive(client: docker.DockerClient, image: str, path: str, limit: int) -> IO[bytes]:
+    """A tar of ``path`` as the image holds it, read through a container that never starts."""
+    helper = client.containers.create(image, command=["true"], labels={LABEL: "1"})
+    archive = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it)
+    try:
+        stream, _ = helper.get_archive(f"{path}/.")  # its content, named ./...
+        written = 0
+        for chunk in stream:
+            written += len(chunk)
+            if written > limit:
+                raise SandboxError(f"{path} in {image} is over {limit // 1024**2} MiB")
+            archive.write(chunk)
+    except BaseException:
+        archive.close()
+        raise
+    finally:
+        helper.remove(force=True)
+    archive.seek(0)
+    return archive
 
 
 def create(client: docker.DockerClient, image: str, options: dict[str, Any]) -> Container:
@@ -247,7 +304,7 @@ def managed_containers(client: docker.DockerClient) -> list[tuple[str, dict[str,
 
 
 def reap_leftovers(client: docker.DockerClient) -> list[str]:
-    """Remove ponder's leftover containers; returns their names."""
+    """Remove ponder's leftover containers and copy-mode volumes; returns their names."""
     removed = []
     for name, container_labels in managed_containers(client):
         if not is_leftover(container_labels):
@@ -260,6 +317,11 @@ def reap_leftovers(client: docker.DockerClient) -> list[str]:
             if "already in progress" not in str(exc):
                 raise
         removed.append(name)
+    for volume in client.api.volumes(filters={"label": f"{LABEL}=1"}).get("Volumes") or []:
+        if is_leftover(volume.get("Labels") or {}):
+            with contextlib.suppress(SandboxError):  # in use: reaped once its container is gone
+                remove_volume(client, volume["Name"])
+                removed.append(volume["Name"])
     return removed
 
 

@@ -1,11 +1,11 @@
 """Reading a command's output until it has ended, for every sandbox backend.
 
 The runner script (:func:`~ponder.sandbox.scripts.runner`) writes the command's output on its
-stdout, ending with :data:`~ponder.sandbox.scripts.END_OF_OUTPUT`, and its exit marker on its
-stderr. Once both are in, the command has ended, whatever background jobs still hold the
-streams; the reader waits :data:`QUIET_AFTER_EXIT_S` more for the streams to close and leaves.
-A backend only says how chunks arrive: a :class:`Transport` (Docker's multiplexed socket, two
-pipes of a local process).
+stdout, ending with the command's own :func:`~ponder.sandbox.scripts.end_marker`, and its exit
+marker on its stderr. Once both are in, the command has ended, whatever background jobs still hold
+the streams; the reader waits :data:`QUIET_AFTER_EXIT_S` more for the streams to close and leaves. A
+backend only says how chunks arrive: a :class:`Transport` (Docker's multiplexed socket, two pipes of
+a local process).
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ def read_exec(
     deadline: float,
     on_output: Callable[[bytes], None],
     cancel: Halt | None = None,
+    end: bytes | None = None,
 ) -> ExecRead:
     """Read until the command has ended (or ``deadline``, a ``time.monotonic()`` value, passes,
-    or ``cancel`` is set); output bytes go to ``on_output`` without the end marker."""
+    or ``cancel`` is set); output bytes go to ``on_output`` without the end marker ``end``
+    (None: a script of ponder's that has none, read until its streams close)."""
     result = ExecRead()
-    output = OutputEnd(on_output)
+    output = OutputEnd(on_output, end)
     try:
         while True:
             remaining = deadline - time.monotonic()

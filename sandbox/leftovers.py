@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-PREFIXES = ("ponder-index-", "ponder-swe-", "ponder-local-", "ponder-rootfs-")
+PREFIXES = ("ponder-index-", "ponder-swe-", "ponder-local-", "ponder-rootfs-", "ponder-copy-")
 _NAME = re.compile(r"(?P<prefix>ponder-[a-z]+-)(?P<pid>\d+)\.(?P<start>\d+)-\w+")
 
 

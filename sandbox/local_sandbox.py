@@ -33,6 +33,7 @@ from ponder.sandbox.exec_stream import STDERR, STDOUT, read_exec
 from ponder.sandbox.leftovers import private_tempdir
 from ponder.sandbox.output import LiveCapture
 
+SANDBOX_ID_VARIABLE = "PONDER_SANDBOX_ID"
 WARNING = (
     "ponder is running commands directly on this machine (--sandbox local): nothing is "
     "isolated, and the model can read and change anything this user can."
@@ -49,11 +50,13 @@ class LocalSandbox(scripts.ScriptedFiles):
         self.workspace = workspace.resolve()
         self._disk = disk
         self._disk_guard: DiskGuard | None = None
+        self._jobs_stopped: str | None = None
         self._state: Path | None = None
         self._environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             **(environment or {}),
             **COMMAND_ENV,
+            SANDBOX_ID_VARIABLE: uuid.uuid4().hex,
         }
 
     @property
@@ -75,7 +78,7 @@ class LocalSandbox(scripts.ScriptedFiles):
         if not self.workspace.is_dir():
             raise SandboxError(f"workspace {self.workspace} is not a directory")
         if self._disk is not None and self._disk_guard is None:
-            self._disk_guard = DiskGuard(self.workspace, self._disk)
+            self._disk_guard = DiskGuard(self.workspace, self._disk, on_trip=self._stop_jobs)
         if self._state is None:
             self._state = private_tempdir("ponder-local-")
             home = self._state / "home"
@@ -83,9 +86,43 @@ class LocalSandbox(scripts.ScriptedFiles):
             self._environment["HOME"] = str(home)
 
     def stop(self) -> None:
+        if self._disk_guard is not None:
+            self._disk_guard.close()
+            self._disk_guard = None
         if self._state is not None:
             shutil.rmtree(self._state, ignore_errors=True)
             self._state = None
+
+    def background_jobs(self) -> bool:
+        """Processes on this machine that carry this sandbox's id in their environment (a
+        process can drop it: without isolation, this is the best that can be told)."""
+        processes = self._processes()
+        return processes is None or bool(processes)
+
+    def _processes(self) -> list[int] | None:
+        """Living processes that carry this sandbox's id; None without /proc."""
+        marker = f"{SANDBOX_ID_VARIABLE}={self._environment[SANDBOX_ID_VARIABLE]}".encode()
+        try:
+            pids = [int(entry.name) for entry in os.scandir("/proc") if entry.name.isdigit()]
+        except OSError:
+            return None
+        found = []
+        for pid in pids:
+            try:
+                environment = Path(f"/proc/{pid}/environ").read_bytes()
+                state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b") ", 1)[-1][:1]
+            except OSError:
+                continue
+            if state != b"Z" and marker in environment.split(b"\0"):
+                found.append(pid)
+        return found
+
+    def _stop_jobs(self, reason: str) -> None:
+        """The disk guard tripped: kill every process this sandbox's commands started."""
+        self._jobs_stopped = reason
+        for pid in self._processes() or []:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     @property
     def _state_dir(self) -> str:
@@ -101,6 +138,7 @@ class LocalSandbox(scripts.ScriptedFiles):
         sink: Callable[[bytes], None],
         extra_env: dict[str, str] | None = None,
         cancel: Halt | None = None,
+        end: bytes | None = None,
     ) -> tuple[int, bool, bool]:
         """Run ``argv`` in its own process group; returns (exit code, abandoned, runaways killed).
 
@@ -124,7 +162,7 @@ class LocalSandbox(scripts.ScriptedFiles):
         process.stdin.close()
         deadline = time.monotonic() + timeout + scripts.KILL_GRACE_S + 5
         with contextlib.closing(_Pipes(process.stdout.fileno(), process.stderr.fileno())) as pipes:
-            read = read_exec(pipes, deadline, sink, cancel)
+            read = read_exec(pipes, deadline, sink, cancel, end)
         report = read.report
         abandoned = report.exit_code is None and not read.closed
         if abandoned:
@@ -150,16 +188,20 @@ class LocalSandbox(scripts.ScriptedFiles):
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
         started = time.monotonic()
+        token = scripts.end_token()
+        script = scripts.command_script(command, self.workdir, self._state_dir)
         with guarded(self._disk_guard, cancel) as (halt, stopped):
             code, abandoned, runaways = self._run(
                 ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout, self._state_dir)],
-                scripts.command_script(command, self.workdir, self._state_dir).encode(),
+                scripts.runner_input(token, script),
                 timeout,
                 capture.add,
                 {scripts.EXEC_ID_VARIABLE: exec_id},
                 halt,
+                scripts.end_marker(token),
             )
         elapsed = time.monotonic() - started
+        jobs_stopped, self._jobs_stopped = self._jobs_stopped, None
         interrupted = halt.is_set() and abandoned and not stopped
         timed_out = not (interrupted or stopped) and (
             abandoned or (code in (124, 137) and elapsed >= timeout - 0.5)
@@ -191,11 +233,7 @@ class LocalSandbox(scripts.ScriptedFiles):
             total_bytes=capture.total,
             truncated=capture.truncated,
             log_path=log_path,
-            notice=stopped[0]
-            if stopped
-            else scripts.RUNAWAY_NOTICE.format(n=scripts.RUNAWAY_PROCESSES)
-            if runaways
-            else None,
+            notice=_notice(stopped, runaways, jobs_stopped),
             interrupted=interrupted,
         )
         capture.close()
@@ -207,6 +245,16 @@ class LocalSandbox(scripts.ScriptedFiles):
         if abandoned:
             raise SandboxError(f"reading or writing {path} timed out")
         return code, bytes(received)
+
+
+def _notice(stopped: list[str], runaways: bool, jobs_stopped: str | None) -> str | None:
+    if stopped:
+        return stopped[0]
+    if runaways:
+        return scripts.RUNAWAY_NOTICE.format(n=scripts.RUNAWAY_PROCESSES)
+    if jobs_stopped:
+        return f"between commands, background jobs were {jobs_stopped}"
+    return None
 
 
 class _Pipes:

@@ -7,6 +7,7 @@ the host) and the same code serves both backends.
 
 from __future__ import annotations
 
+import secrets
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -55,10 +56,28 @@ def check_file_op(code: int, path: str) -> None:
 
 
 EXIT_MARKER = b"PONDER_EXIT "
-END_OF_OUTPUT = b"\x00\x1bPONDER_END\x00"
-"""The runner's last bytes on stdout, written just before the exit marker on stderr. The two
-streams travel apart (Docker copies each in its own goroutine), so the marker can arrive before
-the end of the output; this says the output is complete."""
+END_PREFIX = b"\x00\x1bPONDER_END_"
+
+
+def end_token() -> str:
+    """A fresh secret for one command's end-of-output marker (:func:`end_marker`)."""
+    return secrets.token_hex(16)
+
+
+def end_marker(token: str) -> bytes:
+    """The runner's last bytes on stdout, written just before the exit marker on stderr. The
+    two streams travel apart (Docker copies each in its own goroutine), so the exit marker can
+    arrive before the end of the output; this says the output is complete. The token is new for
+    every command and reaches the runner on its stdin, never in an argument or the environment,
+    so the command cannot print it to cut its own output short."""
+    return END_PREFIX + token.encode() + b"\x00"
+
+
+def runner_input(token: str, command_script: str) -> bytes:
+    """The runner's stdin: the end token's line, then the command script."""
+    return f"{token}\n{command_script}".encode()
+
+
 RUNAWAY_PROCESSES = 64
 """More processes than this in one process group, when a command ends or while the sandbox runs
 short of processes, are taken for a fork bomb and killed. A count, not a judgement of what each
@@ -74,14 +93,15 @@ REAPER_PID = "reaper.pid"
 
 
 def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
-    """Reads a command script from stdin into a file, then runs it with stdin closed.
+    """Reads the end token and a command script from stdin (:func:`runner_input`), then runs
+    the script with stdin closed.
 
     The command's stdout and stderr are merged, so a person sees them in the order they were
     written. GNU ``timeout`` leads the command's process group and signals all of it: TERM at
     the limit, KILL ``KILL_GRACE_S`` later.
 
     Processes the command leaves running in the background keep running, whether or not they
-    still hold its output: the host stops reading at :data:`END_OF_OUTPUT`, so a holder keeps
+    still hold its output: the host stops reading at :func:`end_marker`, so a holder keeps
     nothing waiting, and what it writes later is not shown. Only more than
     :data:`RUNAWAY_PROCESSES` of them (a fork bomb) are killed, at once, with shell builtins
     only, so it works even when the process limit is exhausted; a bomb still small at that
@@ -93,6 +113,7 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
     marker = EXIT_MARKER.decode()
     reaped, reaper = f"{state_dir}/{REAPED}", f"{state_dir}/{REAPER_PID}"
     return (
+        "IFS= read -r end || exit 1\n"
         f'f=$(mktemp {state_dir}/cmd.XXXXXX) && cat >"$f" || exit 1\n'
         f'timeout -k {KILL_GRACE_S} {timeout:g} bash --noprofile --norc "$f" </dev/null 2>&1 &\n'
         't=$!; wait "$t"; rc=$?; left=0\n'
@@ -109,7 +130,7 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
         "fi\n"
         f"if [ -s {reaped} ]; then left=2; : >{reaped}; fi\n"
         f'r=0; read -r p 2>/dev/null <{reaper} && [ -d "/proc/$p" ] && r=1\n'
-        "printf '\\000\\033PONDER_END\\000'\n"
+        "printf '\\000\\033PONDER_END_%s\\000' \"$end\"\n"
         f'printf \'{marker}%d %d %d\\n\' "$rc" "$left" "$r" >&2; exit "$rc"\n'
     )
 
@@ -142,31 +163,37 @@ def reaper_script(pids_limit: int, state_dir: str = STATE_DIR) -> str:
 
 
 class OutputEnd:
-    """Passes the runner's stdout on up to :data:`END_OF_OUTPUT`, and notes when it passed.
+    """Passes the runner's stdout on up to its end marker (:func:`end_marker`), and notes when
+    it passed; without a marker (a script of ponder's own), everything passes.
 
     What comes after it is what background processes wrote once the command had ended: not the
     command's output, and dropped. The few bytes that could be the start of the marker are held
     back until the next piece (or :meth:`close`) shows whether they are.
     """
 
-    def __init__(self, forward: Callable[[bytes], None]) -> None:
+    def __init__(self, forward: Callable[[bytes], None], marker: bytes | None = None) -> None:
         self.forward = forward
+        self.marker = marker
         self.seen = False
         self._held = b""
 
     def feed(self, data: bytes) -> None:
         if self.seen:
             return
+        if self.marker is None:
+            self.forward(data)
+            return
+        marker = self.marker
         data = self._held + data
-        at = data.find(END_OF_OUTPUT)
+        at = data.find(marker)
         if at >= 0:
             self.seen, self._held = True, b""
             if at:
                 self.forward(data[:at])
             return
         keep = next(
-            (n for n in range(min(len(data), len(END_OF_OUTPUT) - 1), 0, -1)
-             if END_OF_OUTPUT.startswith(data[-n:])),
+            (n for n in range(min(len(data), len(marker) - 1), 0, -1)
+             if marker.startswith(data[-n:])),
             0,
         )  # fmt: skip
         self._held = data[len(data) - keep :]
@@ -343,24 +370,4 @@ def oom_count_script() -> str:
     return (
         "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null "
         "| awk '/^oom_kill /{n=$2; exit} END{print n+0}'\n"
-    )
-
-
-def baseline_script(workdir: str, state_dir: str = STATE_DIR) -> str:
-    """Record the workspace as it is now (a git tree), for :func:`diff_script` (copy mode)."""
-    return (
-        f"cd {shlex.quote(workdir)} && mkdir -p {state_dir} && "
-        "{ [ -d .git ] || git init -q; } && "
-        f"GIT_INDEX_FILE={state_dir}/base.index git add -A && "
-        f"GIT_INDEX_FILE={state_dir}/base.index git write-tree >{state_dir}/base.tree\n"
-    )
-
-
-def diff_script(workdir: str, state_dir: str = STATE_DIR) -> str:
-    """The change since the baseline as a git diff, new files included, the index untouched."""
-    index = f"{state_dir}/diff.index"
-    return (
-        f"cd {shlex.quote(workdir)} && rm -f {index} && GIT_INDEX_FILE={index} git add -A && "
-        f"GIT_INDEX_FILE={index} git -c core.fileMode=false diff --cached --binary "
-        f'"$(cat {state_dir}/base.tree)"\n'
     )

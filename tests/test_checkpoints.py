@@ -55,14 +55,17 @@ def test_undo_restores_untracked_files_and_leaves_git_alone(repo: Path, tmp_path
     (repo / "debug.log").write_text("ignored\n")
     second = checkpoints.checkpoint()
     assert second is not None
-    assert sorted(second.files) == ["app.py", "new.py", "notes.txt"]
+    assert sorted(second.files) == ["app.py", "debug.log", "new.py", "notes.txt"]
+    log = next(c for c in second.changes if c.path == "debug.log")
+    assert (log.shown, log.undoable) == (False, True)
+    assert "ignored by .gitignore" in log.note
 
     undone = checkpoints.undo()
     assert undone.commit == first.commit
     assert (repo / "notes.txt").read_text() == "draft 1\n"
     assert (repo / "app.py").read_text() == "print('v1')\n"
     assert not (repo / "new.py").exists()
-    assert (repo / "debug.log").exists()  # ignored files are not ponder's to touch
+    assert not (repo / "debug.log").exists()  # small ignored files are kept, and undone too
     assert git_state(repo) == before
 
     checkpoints.undo()
@@ -79,7 +82,7 @@ def test_diff_shows_what_the_session_changed(repo: Path, tmp_path: Path) -> None
     checkpoints = Checkpoints(repo, "s2", tmp_path / "store")
     (repo / "app.py").write_text("print('v2')\n")
     (repo / "added.py").write_text("z = 3\n")
-    diff = checkpoints.diff().decode()
+    diff = checkpoints.diff().patch.decode()
     assert "-print('v1')\n+print('v2')" in diff
     assert "diff --git a/added.py b/added.py\nnew file mode" in diff
     assert "staged.py" not in diff  # it was there before the session
@@ -100,7 +103,9 @@ def test_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
     assert not (workspace / ".git").exists()
 
 
-def test_nested_repositories_are_left_out(tmp_path: Path) -> None:
+def test_nested_repositories_are_checkpointed_but_their_git_metadata_never_written(
+    tmp_path: Path,
+) -> None:
     workspace = tmp_path / "projects"
     (workspace / "empty").mkdir(parents=True)
     git.Repo.init(workspace / "empty")  # no commit yet: git cannot add it at all
@@ -111,13 +116,18 @@ def test_nested_repositories_are_left_out(tmp_path: Path) -> None:
     (workspace / "notes.txt").write_text("one\n")
     checkpoints = Checkpoints(workspace, "s4", tmp_path / "store")
     (workspace / "notes.txt").write_text("two\n")
-    (workspace / "clone" / "x.py").write_text("x = 2\n")  # its own history keeps this
+    (workspace / "clone" / "x.py").write_text("x = 2\n")  # the diff shows it, undo puts it back
+    metadata = sorted(p.relative_to(workspace) for p in workspace.rglob("*") if ".git" in p.parts)
     changed = checkpoints.checkpoint()
     assert changed is not None
-    assert changed.files == ["notes.txt"]
+    assert changed.files == ["clone/x.py", "notes.txt"]
+    assert "+x = 2" in checkpoints.diff().patch.decode()
     checkpoints.undo()
     assert (workspace / "notes.txt").read_text() == "one\n"
-    assert (workspace / "clone" / "x.py").read_text() == "x = 2\n"
+    assert (workspace / "clone" / "x.py").read_text() == "x = 1\n"
+    assert sorted(p.relative_to(workspace) for p in workspace.rglob("*") if ".git" in p.parts) == (
+        metadata
+    )
 
 
 def test_a_folder_too_big_to_copy_is_refused_with_the_reason(tmp_path: Path) -> None:

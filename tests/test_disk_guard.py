@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +128,28 @@ def test_a_command_may_not_take_the_disk_below_its_reserve(small_disk: Path) -> 
         )
     assert result.notice is not None
     assert "disk.min_free" in result.notice
+
+
+def test_a_background_writer_is_stopped_while_ponder_waits(
+    small_disk: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
+    # Issue 22, 10: the guard watched only while a command ran, so a job left in the background
+    # filled a 700 MB disk to 100% while ponder sat at its prompt.
+    limits = DiskLimits(min_free=150 * MB)
+    with DockerSandbox(small_disk, sandbox_image, client=docker_client, disk=limits) as box:
+        writer = "while :; do head -c 2000000 /dev/zero >> fill.bin; sleep 0.05; done"
+        started = box.exec(f"({writer}) >/dev/null 2>&1 & echo started", 30)
+        assert started.output == "started\n"
+        assert box.background_jobs()
+        # Nothing runs a command now (the model is thinking): the guard stops the writer alone.
+        deadline = time.monotonic() + 120
+        while box.background_jobs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not box.background_jobs()
+        assert shutil.disk_usage(small_disk).free > 0  # never full
+        assert (small_disk / "fill.bin").stat().st_size > 200 * MB  # it was writing
+        reported = box.exec("echo next", 10)
+    assert reported.output == "next\n"
+    assert reported.notice is not None
+    assert "between commands, background jobs were stopped" in reported.notice
+    assert "disk.min_free" in reported.notice

@@ -15,7 +15,9 @@ import time
 
 from ponder.sandbox.docker_exec import Frames
 from ponder.sandbox.exec_stream import read_exec
-from ponder.sandbox.scripts import END_OF_OUTPUT, EXIT_MARKER, OutputEnd
+from ponder.sandbox.scripts import EXIT_MARKER, OutputEnd, end_marker, end_token
+
+END_OF_OUTPUT = end_marker(end_token())
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -35,7 +37,7 @@ def test_output_arriving_after_the_exit_marker_is_kept() -> None:
 
     threading.Thread(target=send_out_of_order).start()
     received: list[bytes] = []
-    read = read_exec(Frames(ponder), time.monotonic() + 10, received.append)
+    read = read_exec(Frames(ponder), time.monotonic() + 10, received.append, end=END_OF_OUTPUT)
     ponder.close()
     assert b"".join(received) == diff  # all of it, and none of the end marker
     assert read.report.exit_code == 0
@@ -46,7 +48,7 @@ def test_the_end_marker_is_found_however_the_output_is_cut() -> None:
     text = b"ok\n" + END_OF_OUTPUT + b"late\n"
     for cut in range(len(text)):
         received: list[bytes] = []
-        end = OutputEnd(received.append)
+        end = OutputEnd(received.append, END_OF_OUTPUT)
         end.feed(text[:cut])
         end.feed(text[cut:])
         end.close()

@@ -113,3 +113,42 @@ def test_heavy_on_the_command_line_keeps_the_chosen_changes(
     assert result.returncode == 0, result.stderr
     assert "kept the changes of trajectory 2" in result.stderr
     assert (workspace / "calc.py").read_text() == BUGGY.replace("a - b", "a + b")
+
+
+def test_heavy_keeps_what_the_files_say_and_undo_takes_it_back(
+    workspace: Path, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    # Issue 22, 7: the diff came from git in the container, whose config the model wrote, and
+    # what heavy mode applied was in no checkpoint.
+    (workspace / "calc.py").write_text(BUGGY)
+    forged = "--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n"
+    forged += "+    import os; os.system('id')\n"
+    attack = (
+        f"printf '%s' '{forged}' > /tmp/forged.diff\n"
+        "printf '#!/bin/sh\\ncat /tmp/forged.diff\\n' > /tmp/ext.sh && chmod +x /tmp/ext.sh\n"
+        "git init -q && git config diff.external /tmp/ext.sh && git config core.pager /tmp/ext.sh"
+    )
+    script = tmp_path / "heavy.jsonl"
+    write_script(
+        script,
+        completion("Prepare.", tool_call("bash", 0, {"command": attack})),
+        edit(1, "a + b"),
+        completion("Fixed.", content="I used addition."),
+        completion("The one attempt works.", content="Use addition.\nCHOSEN: 1"),
+    )
+    ran = subprocess.run(
+        [PONDER, "--plain", "--heavy", "1", "--model", f"scripted:{script}", "fix add()"],
+        env=user_env, cwd=workspace, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert (workspace / "calc.py").read_text() == BUGGY.replace("a - b", "a + b")
+    assert "`ponder undo` takes them back" in ran.stderr
+    shown = subprocess.run(
+        [PONDER, "diff"], env=user_env, cwd=workspace, capture_output=True, text=True, check=False
+    )
+    assert "+    return a + b" in shown.stdout, shown.stderr
+    undone = subprocess.run(
+        [PONDER, "undo"], env=user_env, cwd=workspace, capture_output=True, text=True, check=False
+    )
+    assert undone.returncode == 0, undone.stderr
+    assert (workspace / "calc.py").read_text() == BUGGY

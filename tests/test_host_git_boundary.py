@@ -17,7 +17,8 @@ import git
 import pytest
 
 from ponder.app.completion import workspace_files
-from ponder.runtime.checkpoints import CheckpointError, Checkpoints, apply_patch
+from ponder.runtime.checkpoint_store import apply_patch
+from ponder.runtime.checkpoints import CheckpointError, Checkpoints
 
 
 def poison(repo: Path, markers: Path) -> None:
@@ -66,7 +67,7 @@ def test_a_poisoned_repository_runs_nothing_on_the_host(repo: Path, tmp_path: Pa
             (repo / "app.py").write_text("print('v2')\n")
             (repo / "new.py").write_text("x = 1\n")
             assert checkpoints.checkpoint() is not None
-            diff = checkpoints.diff()
+            diff = checkpoints.diff().patch
             checkpoints.undo()
             assert not (repo / "new.py").exists()
             apply_patch(repo, tmp_path / "store", diff)  # heavy mode's way back
@@ -132,7 +133,7 @@ def test_undo_puts_back_every_file_name(tmp_path: Path) -> None:
         assert step is not None
         assert len(step.files) == len(NAMES) + 2
         undone = checkpoints.undo()
-    assert len(undone.files) == len(NAMES) + 2
+    assert len(undone.restored) == len(NAMES) + 2
     for name in NAMES:
         assert (workspace / name).read_text() == f"before {name}\n"
     assert odd.read_bytes() == b"before\n"
@@ -155,8 +156,8 @@ def test_two_sessions_in_one_workspace_undo_only_their_own_change(tmp_path: Path
         (workspace / "a.txt").write_text("a2\n")
         assert a.checkpoint() is not None
 
-        assert b"a.txt" not in b.diff()  # only A changed it
-        assert b"+b1" in b.diff()
+        assert b"a.txt" not in b.diff().patch  # only A changed it
+        assert b"+b1" in b.diff().patch
         b.undo()
         assert not (workspace / "b.txt").exists()
         assert (workspace / "a.txt").read_text() == "a2\n"  # A's edits survive B's undo
@@ -208,5 +209,8 @@ def test_a_new_gitignore_that_hides_files_shows_in_every_diff(tmp_path: Path) ->
         (workspace / "tests" / "conftest.py").write_text("import os\n")
         step = checkpoints.checkpoint()
         assert step is not None
-        assert step.files == ["tests/.gitignore"]
-        assert b"+++ b/tests/.gitignore\n@@ -0,0 +1 @@\n+*" in checkpoints.diff()
+        assert step.files == ["tests/.gitignore", "tests/conftest.py"]
+        hidden = next(c for c in step.changes if c.path == "tests/conftest.py")
+        assert not hidden.shown  # listed, not hidden
+        assert "ignored by .gitignore" in hidden.note
+        assert b"+++ b/tests/.gitignore\n@@ -0,0 +1 @@\n+*" in checkpoints.diff().patch

@@ -308,3 +308,25 @@ def test_eight_concurrent_commands_do_not_mix(either: Sandbox) -> None:
     for thread in threads:
         thread.join()
     assert results == {i: f"{i}-1\n{i}-2\n{i}-3\n|{i}" for i in range(8)}
+
+
+def test_a_command_cannot_end_its_own_output_early(
+    either: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 22, 14: the end marker was fixed, so a command could print it and hide what came
+    # after from the user, the model and the session log. Now each command has its own secret
+    # token, which reaches the runner on stdin: no argument or environment of any process the
+    # command can read holds it.
+    token = "5ec7e7" * 5 + "ab"
+    monkeypatch.setattr("ponder.sandbox.scripts.end_token", lambda: token)
+    result = either.exec(
+        "printf 'before\\n\\000\\033PONDER_END\\000hidden-1\\n'; "
+        "printf '\\000\\033PONDER_END_\\000hidden-2\\n'; "
+        "for p in /proc/[0-9]*; do cat $p/cmdline $p/environ 2>/dev/null; done "
+        "| tr '\\0' '\\n' | grep -c '5ec7e7[5]ec7e7' || true; echo after",
+        30,
+    )
+    assert "hidden-1" in result.output
+    assert "hidden-2" in result.output
+    assert result.output.rstrip().endswith("0\nafter")  # nothing held the token
+    assert token not in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -13,6 +14,9 @@ import docker
 import pytest
 from conftest import PONDER
 
+from ponder.runtime.copy_diff import copy_diff
+from ponder.sandbox.base import SandboxError
+from ponder.sandbox.disk_guard import DiskLimits
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import is_leftover, labels, managed_containers, reap_leftovers
 
@@ -57,7 +61,7 @@ def test_copy_mode_leaves_the_host_alone_and_returns_a_diff(
         assert box.exec("id -u; cat app.py", 10).output == "0\nprint('v1')\n"
         box.write_file("app.py", b"print('v2')\n")
         box.exec("echo new > added.txt && rm notes.txt", 10)
-        diff = box.diff()
+        diff = copy_diff(box)
     assert (workspace / "app.py").read_text() == "print('v1')\n"
     assert not (workspace / "added.txt").exists()
     assert (workspace / "notes.txt").exists()
@@ -68,6 +72,54 @@ def test_copy_mode_leaves_the_host_alone_and_returns_a_diff(
         ["git", "apply", "--check", "-"], input=diff, text=True, cwd=workspace, capture_output=True
     )
     assert applied.returncode == 0, applied.stderr
+
+
+def test_copy_mode_diff_is_the_files_not_what_the_containers_git_says(
+    sandbox_image: str, docker_client: docker.DockerClient, workspace: Path
+) -> None:
+    # Issue 22, 7: the diff was made by git inside the container, whose .git the model could
+    # write: `git config diff.external` made the host apply a patch no test had seen.
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    (workspace / "app.py").write_text("print('v1')\n")
+    forged = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-print('v1')\n"
+    forged += "+import os; os.system('id')\n"
+    with DockerSandbox(workspace, sandbox_image, mode="copy", client=docker_client) as box:
+        attack = (
+            f"printf '%s' {shlex.quote(forged)} > /tmp/forged.diff\n"
+            "printf '#!/bin/sh\\ncat /tmp/forged.diff\\n' > /tmp/ext.sh; chmod +x /tmp/ext.sh\n"
+            "git config diff.external /tmp/ext.sh\n"
+            "git config core.fsmonitor /tmp/ext.sh\n"
+            "printf '* diff=x filter=x\\n' > .git/info/attributes\n"
+            "git config diff.x.textconv /tmp/ext.sh; git config filter.x.clean /tmp/ext.sh\n"
+            "echo \"print('v2')\" > app.py\n"
+            "mkdir -p sub && echo 'hidden = 1' > sub/mod.py && : > sub/.git\n"
+        )
+        assert box.exec(attack, 30).exit_code == 0
+        diff = copy_diff(box)
+    assert "os.system" not in diff
+    assert "-print('v1')\n+print('v2')" in diff
+    assert "+hidden = 1" in diff  # a planted .git does not hide a folder
+    assert ".git" not in diff
+
+
+def test_copy_mode_has_a_disk_limit_and_brings_back_a_bounded_diff(
+    sandbox_image: str, docker_client: docker.DockerClient, workspace: Path
+) -> None:
+    # Issue 22, 13: copy mode had no disk limit (3 GB written with max_growth=100MiB), and the
+    # diff was read into host memory whole (2.1 GB from a 1 GB diff).
+    (workspace / "app.py").write_text("print('v1')\n")
+    limits = DiskLimits(max_growth=100 * 1024**2)
+    with DockerSandbox(
+        workspace, sandbox_image, mode="copy", client=docker_client, disk=limits
+    ) as box:
+        filled = box.exec("head -c 3000000000 /dev/zero > big.bin; echo rc=$?; du -sm big.bin", 120)
+        assert "rc=1" in filled.output  # the volume is full, not the host
+        assert int(filled.output.split()[-2]) <= 101
+        box.exec("rm big.bin; head -c 90000000 /dev/urandom > random.bin", 60)
+        with pytest.raises(SandboxError, match="over 64 MiB"):
+            copy_diff(box)  # a 120 MB patch is not read into memory
+        box.exec("rm random.bin; echo \"print('v2')\" > app.py", 10)
+        assert "+print('v2')" in copy_diff(box)
 
 
 def test_leftovers_are_reaped_and_live_sandboxes_kept(

@@ -22,6 +22,7 @@ from typing import Literal
 
 from ponder.model.backend import ChatBackend
 from ponder.runtime.approvals import ApprovalPolicy
+from ponder.runtime.copy_diff import copy_diff
 from ponder.runtime.events import RunFinished
 from ponder.runtime.heavy import run_heavy
 from ponder.runtime.loop import Agent, AgentSettings
@@ -256,7 +257,7 @@ class BatchRunner:
                     policy=ApprovalPolicy(network=settings.network, bind_mounted=False),
                 )
                 finished = self._watched(instance, agent, Unattended(recorder))
-                return finished, filter_patch(box.diff())
+                return finished, filter_patch(copy_diff(box))
         finally:
             recorder.close()
 

@@ -1,0 +1,216 @@
+"""What a set of changes means to a person: shown or not, undoable or not, and what must stand out.
+
+:func:`describe` turns checkpoint changes into :class:`~ponder.runtime.events.PathChange`
+records, the one description every frontend and ``ponder diff`` shows. A cache folder or a
+repository's git metadata is one record with a count (an ``npm install`` is one line, not ten
+thousand), and its warnings are summed up in it. A repository made, replaced or reconfigured in
+the workspace is named with the config keys that make git run programs and the hooks it holds,
+read from the file system (confined to the workspace), never through git.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ponder.runtime.confined_files import ConfinedTree, OutsideWorkspace
+from ponder.runtime.events import PathChange
+from ponder.runtime.ledger import (
+    CACHE_FOLDERS,
+    Change,
+    Stat,
+    is_git_metadata,
+    unstored_reason,
+    warning,
+)
+
+CONFIG_LIMIT = 64 * 1024
+_SECTION = re.compile(r'^\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]')
+_KEY = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$")
+DANGEROUS_KEYS = (
+    "core.fsmonitor", "core.hookspath", "core.pager", "core.editor", "core.sshcommand",
+    "core.askpass", "core.gitproxy", "core.worktree", "diff.external", "diff.*.command",
+    "diff.*.textconv", "filter.*.clean", "filter.*.smudge", "filter.*.process",
+    "merge.*.driver", "credential.helper", "credential.*.helper", "include.path",
+    "includeif.*.path", "alias.*", "sequence.editor", "gpg.program", "gpg.*.program",
+    "uploadpack.packobjectshook", "pager.*", "protocol.*.allow", "remote.*.uploadpack",
+    "remote.*.receivepack",
+)  # fmt: skip
+"""Settings with which a repository's config makes git run a program of its choosing."""
+
+
+def dangerous_settings(config: str) -> list[str]:
+    """The settings of a git config file that make git run programs (``core.fsmonitor``...)."""
+    found: list[str] = []
+    section = ""
+    for line in config.splitlines():
+        header = _SECTION.match(line)
+        if header is not None:
+            name, subsection = header.group(1).lower(), header.group(2)
+            section = f"{name}.{subsection}" if subsection is not None else name
+            continue
+        key = _KEY.match(line)
+        if key is None or not section:
+            continue
+        setting = f"{section}.{key.group(1).lower()}"
+        if any(_matches(setting, pattern) for pattern in DANGEROUS_KEYS) and setting not in found:
+            found.append(setting)
+    return found
+
+
+def _matches(setting: str, pattern: str) -> bool:
+    head, _, tail = pattern.partition(".*.")
+    if not tail:
+        if pattern.endswith(".*"):
+            return setting.startswith(pattern[:-1])
+        return setting == pattern
+    return (
+        setting.startswith(head + ".") and setting.endswith("." + tail) and setting.count(".") >= 2
+    )
+
+
+@dataclass
+class _Group:
+    path: bytes
+    changes: list[Change] = field(default_factory=list)
+
+
+def _group_root(path: bytes) -> bytes | None:
+    """The folder a path is shown under as part of a group (a cache folder, a repository's
+    git metadata), or None when it is shown on its own."""
+    parts = path.split(b"/")
+    for at, part in enumerate(parts[:-1]):
+        if is_git_metadata(part) or part in CACHE_FOLDERS:
+            return b"/".join(parts[: at + 1])
+    return None
+
+
+def describe(
+    changes: Iterable[Change],
+    ignored: set[bytes],
+    facts: Callable[[bytes], Stat | None],
+    tree: ConfinedTree,
+) -> list[PathChange]:
+    """Each change as a person should see it; those that must stand out first."""
+    alone: list[PathChange] = []
+    groups: dict[bytes, _Group] = {}
+    for change in changes:
+        root = _group_root(change.path)
+        if root is None:
+            alone.append(_one(change, ignored, facts))
+        else:
+            groups.setdefault(root, _Group(root)).changes.append(change)
+    grouped = [_many(group, facts, tree) for group in groups.values()]
+    everything = alone + grouped
+    return sorted(everything, key=lambda c: (not c.warning, c.path))
+
+
+def _name(path: bytes) -> str:
+    return os.fsdecode(path)
+
+
+def _created(change: Change) -> bool:
+    return change.before is None
+
+
+def _one(change: Change, ignored: set[bytes], facts: Callable[[bytes], Stat | None]) -> PathChange:
+    listed = change.listed
+    undoable = change.before is None or not change.before.listed
+    after = change.after
+    now = facts(change.path)
+    executable = (after is not None and after.executable) or bool(
+        now is not None and after is not None and after.listed and now[0] & 0o111
+    )
+    note = ""
+    if listed:
+        reason = unstored_reason(change.path, now) if now is not None else None
+        note = f"not in the diff: {reason or 'its content is not kept'}"
+        if not undoable:
+            note += "; undo cannot put it back"
+    elif change.path in ignored:
+        note = "not in the diff: ignored by .gitignore (kept: undo puts it back)"
+    return PathChange(
+        path=_name(change.path),
+        change=change.kind,  # type: ignore[arg-type]
+        shown=not listed and change.path not in ignored,
+        undoable=undoable,
+        note=note,
+        warning=warning(change.path, _created(change), after is None, executable) or "",
+    )
+
+
+def _many(group: _Group, facts: Callable[[bytes], Stat | None], tree: ConfinedTree) -> PathChange:
+    kinds = {change.kind for change in group.changes}
+    kind = kinds.pop() if len(kinds) == 1 else "modified"
+    metadata = is_git_metadata(group.path.rsplit(b"/", 1)[-1])
+    if metadata:
+        note = "not in the diff: git metadata (undo never touches it)"
+        text = _repository_warning(group, tree)
+    else:
+        note = "not in the diff: a cache folder (its content is not kept)"
+        text = _summed_warnings(group, facts)
+    return PathChange(
+        path=_name(group.path) + "/",
+        change=kind,  # type: ignore[arg-type]
+        shown=False,
+        undoable=all(c.before is None for c in group.changes) and not metadata,
+        note=note,
+        warning=text,
+        count=len(group.changes),
+    )
+
+
+def _summed_warnings(group: _Group, facts: Callable[[bytes], Stat | None]) -> str:
+    counts: dict[str, int] = {}
+    for change in group.changes:
+        now = facts(change.path)
+        executable = bool(now is not None and change.after is not None and now[0] & 0o111)
+        found = warning(change.path, _created(change), change.after is None, executable)
+        if found:
+            counts[found] = counts.get(found, 0) + 1
+    return "; ".join(f"{n} × {text}" if n > 1 else text for text, n in counts.items())
+
+
+def _repository_warning(group: _Group, tree: ConfinedTree) -> str:
+    """What a changed repository's metadata means: made, replaced or removed, and which of its
+    settings and hooks would make git on the host run programs."""
+    itself = [c for c in group.changes if c.path == group.path]
+    root = group.path
+    texts: list[str] = []
+    if itself:
+        change = itself[0]
+        what = (
+            "created"
+            if change.before is None
+            else "removed"
+            if change.after is None
+            else "replaced"
+        )
+        texts.append(f"a git repository was {what} here")
+    hooks = sorted(
+        _name(c.path.rsplit(b"/", 1)[-1])
+        for c in group.changes
+        if c.after is not None
+        and c.path.startswith(root + b"/hooks/")
+        and not c.path.endswith(b".sample")
+    )
+    if hooks:
+        texts.append("hooks: " + ", ".join(hooks[:5]) + (" ..." if len(hooks) > 5 else ""))
+    config_changed = any(c.path == root + b"/config" and c.after is not None for c in group.changes)
+    if itself or config_changed:
+        settings = dangerous_settings(_read_config(tree, root + b"/config"))
+        if settings:
+            texts.append("its config sets " + ", ".join(settings))
+    if not texts:
+        return "a repository's git metadata changed: look before you use git here"
+    return "; ".join(texts) + ": git on your machine runs these, look before you use git here"
+
+
+def _read_config(tree: ConfinedTree, path: bytes) -> str:
+    try:
+        data = tree.read_file(path, CONFIG_LIMIT, metadata=True)
+    except (OSError, OutsideWorkspace):
+        return ""
+    return (data or b"").decode("utf-8", errors="replace")
