@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ponder.runtime.checkpoints import Undone
-from ponder.runtime.events import PathChange
+from ponder.runtime.events import Checkpointed, Event, PathChange
 from ponder.sandbox.safe_text import safe_name, safe_text
 
 WARNING_MARK = "⚠"
@@ -22,9 +22,10 @@ OUTSIDE_HEADING = (
 def change_line(change: PathChange) -> str:
     """``⚠ src/.git  added: a git repository was created here ...``"""
     count = f" ({change.count:,} files)" if change.count > 1 else ""
-    text = change.warning or change.note
+    texts = [change.warning, change.note, "" if change.undoable else "undo cannot put it back"]
     mark = WARNING_MARK if change.warning else " "
     line = f"{mark} {safe_name(change.path)}{count}  {change.change}"
+    text = "; ".join(t for t in texts if t)
     return f"{line}: {safe_text(text)}" if text else line
 
 
@@ -57,3 +58,33 @@ def describe_undo(undone: Undone) -> str:
         more = f" and {len(undone.kept) - 10} more" if len(undone.kept) > 10 else ""
         text += f"\nnot put back: {kept}{more}"
     return text
+
+
+class ChangeTally:
+    """The paths a run changed, from its checkpoints, for the summary at its end."""
+
+    def __init__(self) -> None:
+        self.changes: dict[str, PathChange] = {}
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, Checkpointed):
+            return
+        for change in event.changes:
+            earlier = self.changes.get(change.path)
+            if earlier is not None and earlier.change == "added":
+                if change.change == "deleted":  # made and removed within the run
+                    del self.changes[change.path]
+                    continue
+                change = change.model_copy(update={"change": "added", "undoable": True})
+            self.changes[change.path] = change
+
+    def summary(self) -> str:
+        """``changed 3 paths: a.py, b.py, c.py`` and what to look at; empty when none."""
+        changes = sorted(self.changes.values(), key=lambda c: c.path)
+        if not changes:
+            return ""
+        names = ", ".join(safe_name(c.path) for c in changes[:SHOWN_AT_MOST])
+        more = f" and {len(changes) - SHOWN_AT_MOST:,} more" if len(changes) > SHOWN_AT_MOST else ""
+        head = f"changed {len(changes):,} path{'s' if len(changes) > 1 else ''}: {names}{more}"
+        block = changes_block(changes, OUTSIDE_HEADING)
+        return head + (f"\n{block}" if block else "")

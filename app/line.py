@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 
+from ponder.app.change_text import changes_block
 from ponder.app.for_display import for_display
 from ponder.runtime.approvals import ApprovalAnswer, Decision
 from ponder.runtime.events import (
@@ -126,6 +127,17 @@ def describe_usage(session_id: str, finished: RunFinished) -> str:
     return " · ".join(parts)
 
 
+def describe_checkpoint(event: Checkpointed) -> str:
+    """The checkpoint's line, then what of its change a person must look at."""
+    who = "background jobs of this session changed " if event.background else ""
+    names = ", ".join(event.files[:5]) + (
+        f" and {len(event.files) - 5} more" if len(event.files) > 5 else ""
+    )
+    line = f"checkpoint {event.commit[:8]}: {who}{names} (undo with /undo)"
+    block = changes_block(event.changes, "look at these:")
+    return f"{line}\n{block}" if block else line
+
+
 def describe_note(event: Event) -> str | None:
     """The line a person reads when a safety net acts (a budget, the context, the loop guard,
     a checkpoint, a policy's answer); None for every other event."""
@@ -153,7 +165,7 @@ def describe_note(event: Event) -> str | None:
     if isinstance(event, CheckpointsOff):
         return f"checkpoints are off: {event.reason}; /undo and /diff will not work"
     if isinstance(event, Checkpointed):
-        return f"checkpoint {event.commit[:8]}: {', '.join(event.files[:5])} (undo with /undo)"
+        return describe_checkpoint(event)
     if isinstance(event, ReplyProblem):
         then = "asked again" if event.retrying else "noted"
         return f"unusable reply: {event.problem} ({then})"

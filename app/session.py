@@ -7,6 +7,7 @@ runs behave the same.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -33,6 +34,7 @@ from ponder.runtime.checkpoints import CheckpointError, Checkpoints, Diff
 from ponder.runtime.context import ContextSettings
 from ponder.runtime.events import (
     ApprovalRequested,
+    Checkpointed,
     CheckpointsOff,
     Event,
     FilesAttached,
@@ -246,6 +248,21 @@ class Session:
         self.agent.switch_backend(backend).close()
 
     def close(self) -> None:
+        checkpoints = self.agent.checkpoints
+        if checkpoints is not None:
+            self.agent.sandbox.stop()  # its background jobs end here: what they left is ours
+            with contextlib.suppress(CheckpointError):
+                last = checkpoints.settle()
+                if last is not None:
+                    self.recorder(
+                        Checkpointed(
+                            step=0,
+                            commit=last.commit,
+                            files=last.files,
+                            changes=last.changes,
+                            background=True,
+                        )
+                    )
         self.recorder.close()
         if self._checkpoints is not None:
             self._checkpoints.close()

@@ -127,8 +127,6 @@ def _one(change: Change, ignored: set[bytes], facts: Callable[[bytes], Stat | No
     if listed:
         reason = unstored_reason(change.path, now) if now is not None else None
         note = f"not in the diff: {reason or 'its content is not kept'}"
-        if not undoable:
-            note += "; undo cannot put it back"
     elif change.path in ignored:
         note = "not in the diff: ignored by .gitignore (kept: undo puts it back)"
     return PathChange(

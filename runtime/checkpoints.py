@@ -72,6 +72,8 @@ INDEX_CACHE = "ponder-stored-index"
 PRIVATE_FILE_LIMIT = 20_000
 """Paths a folder that is not a git project may hold when a session starts (a home directory,
 /tmp: too much to walk at every step)."""
+BULK = 256
+"""Files added at once beyond which git writes them into a pack (``core.bigFileThreshold``)."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 NO_OBJECT = "0" * 40
 LISTED_MODE = "160000"
@@ -303,10 +305,8 @@ class Checkpoints:
         stored_remove: list[bytes] = []
         listed: list[bytes] = []
         unlisted: list[bytes] = []
-        for path, facts in now.items():
+        for path, facts in sorted(now.items() - seen.items()):  # new or changed, in git's order
             old = seen.get(path)
-            if old == facts:
-                continue
             was_listed = path in self._listed
             if self._placed_listed(path, facts):
                 if (
@@ -356,8 +356,11 @@ class Checkpoints:
         unreadable meanwhile, a name it refuses), found by halving the list."""
         if not paths:
             return []
+        # Many files at once (a session's start) go into one pack: thousands of loose objects
+        # cost a file each. A step's few stay loose.
+        bulk = ["-c", "core.bigFileThreshold=1"] if len(paths) > BULK else []
         done = git_process(
-            "update-index", "-z", "--add", "--remove", "--stdin",
+            *bulk, "update-index", "-z", "--add", "--remove", "--stdin",
             git_dir=self.git_dir, work_tree=self.workspace, index=self._stored_index,
             stdin=_z(paths),
         )  # fmt: skip
@@ -380,12 +383,21 @@ class Checkpoints:
 
         What changed since the last step while the sandbox still ran processes is the
         session's (a background job): it is stored as a checkpoint of its own, returned."""
-        state = self._snapshot(force=self._processes_alive())
-        self._before = state
+        alive = self._processes_alive()
+        self._before = self._snapshot(force=alive)
+        return self._store_window(self._before, alive)
+
+    def settle(self) -> Checkpoint | None:
+        """After a run, and as the session ends: store what the session's background jobs
+        changed since its last step; None when nothing did, or no job was left running."""
         if not self._window_is_ours:
             return None
-        self._window_is_ours = False
-        return self._store_step(self._tip_state(), state, background=True)
+        alive = self._processes_alive()
+        return self._store_window(self._snapshot(force=True), alive)
+
+    def _store_window(self, now: State, alive: bool) -> Checkpoint | None:
+        ours, self._window_is_ours = self._window_is_ours, alive
+        return self._store_step(self._tip_state(), now, background=True) if ours else None
 
     def checkpoint(self) -> Checkpoint | None:
         """After a step: store the workspace if the step changed it; None when it did not."""

@@ -198,6 +198,7 @@ class Agent:
         finally:
             if clock is not None:
                 clock.cancel()
+        self._checkpoint(self._steps, settle=True)
         finished = RunFinished(
             reason=ending.reason,
             answer=ending.answer,
@@ -373,13 +374,19 @@ class Agent:
             self._chars_since_count = 0
         return reply
 
-    def _checkpoint(self, step: int, before: bool) -> None:
+    def _checkpoint(self, step: int, before: bool = False, settle: bool = False) -> None:
         """Before a step's tools run, note the workspace (storing what background jobs changed
-        since the last step); after, store what the step changed."""
+        since the last step); after, store what the step changed; as the run ends (``settle``),
+        store what its background jobs changed since."""
         if self.checkpoints is None:
             return
         try:
-            checkpoint = self.checkpoints.before_step() if before else self.checkpoints.checkpoint()
+            if settle:
+                checkpoint = self.checkpoints.settle()
+            elif before:
+                checkpoint = self.checkpoints.before_step()
+            else:
+                checkpoint = self.checkpoints.checkpoint()
         except CheckpointError as error:  # the safety net failed; the work itself did not
             self.checkpoints = None
             self._event(CheckpointsOff(reason=str(error)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ class Reply:
     chunks: list[dict[str, Any]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    delay_s: float = 0.0
+    """How long the model "thinks" before the reply starts."""
 
 
 @dataclass
@@ -49,6 +52,7 @@ def fake_openai(*replies: Reply) -> Iterator[FakeServer]:
             state.requests.append(json.loads(self.rfile.read(length)))
             state.headers.append(dict(self.headers))
             reply = state.replies.pop(0) if state.replies else Reply(500, error="script ran out")
+            time.sleep(reply.delay_s)
             if reply.status != 200:
                 body = json.dumps({"error": {"message": reply.error}}).encode()
                 self.send_response(reply.status)
