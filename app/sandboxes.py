@@ -73,4 +73,6 @@ def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
             disk=config.disk.limits(),
         )
     with sandbox:
+        for note in sandbox.notes:
+            print(f"warning: {note}", file=sys.stderr)
         yield sandbox

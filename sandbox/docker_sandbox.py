@@ -37,10 +37,13 @@ from ponder.sandbox.base import (
 from ponder.sandbox.disk_guard import DiskGuard, DiskLimits, guarded
 from ponder.sandbox.docker_exec import RawExec, run_exec, start_detached
 from ponder.sandbox.docker_setup import (
+    GIT_SEARCH_LIMIT,
+    UNSEARCHED,
     Limits,
     connect,
     create,
     create_volume,
+    git_metadata,
     image_archive,
     labels,
     remove_volume,
@@ -97,6 +100,8 @@ class DockerSandbox(scripts.ScriptedFiles):
         self._log_writers: list[threading.Thread] = []
         self._disk = disk
         self._disk_guard: DiskGuard | None = None
+        self.notes: list[str] = []
+        """What the person should know about this sandbox (a protection it could not give)."""
         self._jobs_stopped: str | None = None
         """Why the disk guard stopped every process between commands, until the next command
         reports it."""
@@ -130,11 +135,18 @@ class DockerSandbox(scripts.ScriptedFiles):
         if self.mode == "bind" and not (self.workspace and self.workspace.is_dir()):
             raise SandboxError(f"workspace {self.workspace} is not a directory")
         self._client = self._client or connect()
+        protected: list[str] = []
+        if self.mode == "bind":
+            assert self.workspace is not None
+            protected, complete = git_metadata(self.workspace)
+            if not complete:
+                self.notes = [UNSEARCHED.format(n=GIT_SEARCH_LIMIT)]
         options = run_options(
             name=self.name,
             workdir=self._workdir,
             bind=self.workspace if self.mode == "bind" else None,
             volume=self._copy_volume() if self.mode == "copy" else None,
+            read_only=protected,
             network=self.network,
             limits=self.limits,
             environment=self.environment,

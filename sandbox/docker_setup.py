@@ -113,12 +113,18 @@ def labels(session: str, lifetime_s: int, workspace: str) -> dict[str, str]:
 
 GIT_SEARCH_LIMIT = 50_000
 """Most directories searched for nested git repositories (a home directory holds many)."""
-NOT_SEARCHED = frozenset({"node_modules", "__pycache__", ".venv", "venv", ".tox", "target"})
+UNSEARCHED = (
+    "not every folder of the workspace was searched for git repositories (more than {n:,}): "
+    "a .git deeper down is writable by the sandbox; look at .git/config and hooks there "
+    "before you use git"
+)
 
 
-def git_metadata(root: Path) -> list[str]:
+def git_metadata(root: Path) -> tuple[list[str], bool]:
     """Every ``.git`` (a directory, or a file naming one) under ``root``, relative to it, the
-    top one first; symlinks are not followed."""
+    top one first, in every folder (ignored and package folders too: a repository in
+    ``.venv/src`` runs its hooks like any other); symlinks are not followed. The flag says
+    whether the search was complete (:data:`GIT_SEARCH_LIMIT`)."""
     found: list[str] = []
     pending, seen = [""], 0
     while pending and seen < GIT_SEARCH_LIMIT:
@@ -132,9 +138,9 @@ def git_metadata(root: Path) -> list[str]:
             path = f"{relative}/{entry.name}" if relative else entry.name
             if entry.name == ".git" and not entry.is_symlink():
                 found.append(path)
-            elif entry.is_dir(follow_symlinks=False) and entry.name not in NOT_SEARCHED:
+            elif entry.is_dir(follow_symlinks=False):
                 pending.append(path)
-    return sorted(found, key=lambda path: (path.count("/"), path))
+    return sorted(found, key=lambda path: (path.count("/"), path)), not pending
 
 
 def run_options(
@@ -143,6 +149,7 @@ def run_options(
     workdir: str,
     bind: Path | None,
     volume: str | None,
+    read_only: list[str],
     network: bool,
     limits: Limits,
     environment: dict[str, str],
@@ -151,15 +158,16 @@ def run_options(
 ) -> dict[str, Any]:
     """``containers.run`` arguments for a hardened, self-expiring sandbox.
 
-    A bind-mounted workspace gets each of its git directories (``.git``, nested ones too) mounted
-    again, read-only: hooks, config and refs written there would run or count on the host.
+    A bind-mounted workspace gets each of its git directories in ``read_only`` (``.git``, nested
+    ones too, :func:`git_metadata`) mounted again, read-only: hooks, config and refs written
+    there would run or count on the host.
     A copy lives in ``volume`` (:func:`create_volume`), whose size is its disk limit.
     """
     mounts = (
         [Mount(target=workdir, source=str(bind), type="bind")]
         + [
             Mount(target=f"{workdir}/{path}", source=str(bind / path), type="bind", read_only=True)
-            for path in git_metadata(bind)
+            for path in read_only
         ]
         if bind
         else [Mount(target=workdir, source=volume, type="volume")]

@@ -51,6 +51,8 @@ class LocalSandbox(scripts.ScriptedFiles):
         self._disk = disk
         self._disk_guard: DiskGuard | None = None
         self._jobs_stopped: str | None = None
+        self.notes: list[str] = []
+        """What the person should know about this sandbox (the warning says the rest)."""
         self._state: Path | None = None
         self._environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
