@@ -124,4 +124,4 @@ def prune(git_dir: Path, keep_ref: str, cap: int = STORE_CAP) -> list[str]:
 def _remove_unreferenced(git_dir: Path) -> None:
     """Remove objects no ref reaches, but young ones: another session may not have committed
     them yet (what stays goes at a later prune)."""
-    run_git("prune", f"--expire={PRUNE_GRACE}", git_dir=git_dir)
+    run_git("gc", "--quiet", f"--prune={PRUNE_GRACE}", git_dir=git_dir)

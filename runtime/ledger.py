@@ -52,8 +52,10 @@ def walk(root: bytes, on_directory: Callable[[bytes], None] | None = None) -> di
     """Every path under ``root`` but readable directories, relative to it, with its facts.
 
     Symlinks are not followed; a directory this user cannot list is itself an entry (what is
-    inside cannot be seen, which is reported). ``on_directory`` is called with each directory's
-    full path before it is listed (to watch it)."""
+    inside cannot be seen, which is reported), and so is every ``.git`` folder. A repository's
+    ``objects`` folder is known by its identity only: thousands of files of data named by their
+    own hash, which run nothing. ``on_directory`` is called with each directory's full path
+    before it is listed (to watch it)."""
     found: dict[bytes, Stat] = {}
     pending = [b""]
     while pending:  # a loop, not os.walk: a directory nested thousands deep is no recursion
@@ -75,9 +77,13 @@ def walk(root: bytes, on_directory: Callable[[bytes], None] | None = None) -> di
                 except OSError:
                     continue  # gone meanwhile
                 if stat.S_ISDIR(info.st_mode):
+                    identity = (info.st_mode, 0, info.st_ino, 0, 0)
+                    if entry.name == b"objects" and _in_metadata(path):
+                        found[path] = identity  # a repository's object database: not walked
+                        continue
+                    if entry.name == b".git":
+                        found[path] = identity  # made, removed or replaced: it shows
                     pending.append(path)
-                    if entry.name == b".git":  # a repository's metadata folder: its identity
-                        found[path] = (info.st_mode, 0, info.st_ino, 0, 0)
                     continue
                 found[path] = (
                     info.st_mode,
@@ -87,6 +93,10 @@ def walk(root: bytes, on_directory: Callable[[bytes], None] | None = None) -> di
                     info.st_ctime_ns,
                 )
     return found
+
+
+def _in_metadata(path: bytes) -> bool:
+    return any(is_git_metadata(part) for part in path.split(b"/")[:-1])
 
 
 def _unlistable(found: dict[bytes, Stat], directory: bytes, relative: bytes) -> None:
