@@ -11,14 +11,11 @@ import pytest
 from k2text import completion, tool_call
 
 from ponder.model.scripted import ScriptedBackend
-from ponder.runtime.approvals import (
-    ApprovalAnswer,
-    ApprovalPolicy,
-    split_commands,
-)
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.events import ApprovalRequested, ApprovalResolved, Event
 from ponder.runtime.loop import Agent
 from ponder.runtime.port import Unattended
+from ponder.runtime.shell_commands import split_commands
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.local_sandbox import LocalSandbox
 
