@@ -32,12 +32,11 @@ IN_DELETE = 0x200
 IN_DELETE_SELF = 0x400
 IN_MOVE_SELF = 0x800
 IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 MASK = (
     IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE
-    | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW
+    | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
 )  # fmt: skip
 """Every change to a directory's entries or to a file's content or attributes; never a read."""
 
@@ -74,7 +73,8 @@ class ChangeWatch:
         self.complete = self._fd >= 0
 
     def watch(self, directory: bytes) -> None:
-        """Watch ``directory`` (a path, not followed if it is a link); call before listing it.
+        """Watch ``directory`` (``/proc/self/fd/N`` of the walk's own descriptor, so the very
+        directory it is about to list); call before listing it.
 
         Watching a directory already watched is a no-op for the kernel, so every walk simply
         watches every directory it meets."""

@@ -23,6 +23,8 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ponder.sandbox.tree_walk import Entry, walk_entries
+
 STORE_FILE_LIMIT = 8 * 1024**2
 """Bytes beyond which a file's content is not stored (by its size, so a sparse file costs
 nothing): it is listed, and undo cannot put it back."""
@@ -51,60 +53,43 @@ _GROUPS = frozenset(os.getgroups()) | {os.getegid()} if hasattr(os, "getgroups")
 def walk(root: bytes, on_directory: Callable[[bytes], None] | None = None) -> dict[bytes, Stat]:
     """Every path under ``root`` but readable directories, relative to it, with its facts.
 
-    Symlinks are not followed; a directory this user cannot list is itself an entry (what is
-    inside cannot be seen, which is reported), and so is every ``.git`` folder. A repository's
-    ``objects`` folder is known by its identity only: thousands of files of data named by their
-    own hash, which run nothing. ``on_directory`` is called with each directory's full path
-    before it is listed (to watch it)."""
+    Symlinks are never followed, not even one a directory became mid-walk
+    (:func:`~ponder.sandbox.tree_walk.walk_entries`); a directory this user cannot list is
+    itself an entry (what is inside cannot be seen, which is reported), and so is every ``.git``
+    folder. A repository's ``objects`` folder is known by its identity only: thousands of files
+    of data named by their own hash, which run nothing. ``on_directory`` is called with a path
+    naming each directory before it is listed (to watch it)."""
     found: dict[bytes, Stat] = {}
-    pending = [b""]
-    while pending:  # a loop, not os.walk: a directory nested thousands deep is no recursion
-        relative = pending.pop()
-        directory = root + b"/" + relative if relative else root
-        if on_directory is not None:
-            on_directory(directory)
+
+    def identity(entry: Entry) -> Stat:
+        info = entry.stat(follow_symlinks=False)
+        return (info.st_mode, 0, info.st_ino, 0, 0)
+
+    def descend(path: bytes, entry: Entry) -> bool:
+        if entry.name == "objects" and _in_metadata(path):
+            found[path] = identity(entry)  # a repository's object database: not walked
+            return False
+        if entry.name == ".git":
+            found[path] = identity(entry)  # made, removed or replaced: it shows
+        return True
+
+    def unlistable(path: bytes, entry: Entry) -> None:
+        info = entry.stat(follow_symlinks=False)
+        found[path] = (info.st_mode, 0, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+
+    for path, entry in walk_entries(root, descend, on_directory, unlistable):
         try:
-            entries = os.scandir(directory)
+            if entry.is_dir(follow_symlinks=False):
+                continue
+            info = entry.stat(follow_symlinks=False)
         except OSError:
-            if relative:
-                _unlistable(found, directory, relative)
-            continue
-        with entries:
-            for entry in entries:
-                path = relative + b"/" + entry.name if relative else entry.name
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # gone meanwhile
-                if stat.S_ISDIR(info.st_mode):
-                    identity = (info.st_mode, 0, info.st_ino, 0, 0)
-                    if entry.name == b"objects" and _in_metadata(path):
-                        found[path] = identity  # a repository's object database: not walked
-                        continue
-                    if entry.name == b".git":
-                        found[path] = identity  # made, removed or replaced: it shows
-                    pending.append(path)
-                    continue
-                found[path] = (
-                    info.st_mode,
-                    info.st_size,
-                    info.st_ino,
-                    info.st_mtime_ns,
-                    info.st_ctime_ns,
-                )
+            continue  # gone meanwhile
+        found[path] = (info.st_mode, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
     return found
 
 
 def _in_metadata(path: bytes) -> bool:
     return any(is_git_metadata(part) for part in path.split(b"/")[:-1])
-
-
-def _unlistable(found: dict[bytes, Stat], directory: bytes, relative: bytes) -> None:
-    try:
-        info = os.lstat(directory)
-    except OSError:
-        return
-    found[relative] = (info.st_mode, 0, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def signature(facts: Stat) -> str:

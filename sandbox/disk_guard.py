@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ponder.sandbox.base import AnyOf, Halt
+from ponder.sandbox.tree_walk import walk_entries
 
 GB = 1024**3
 POLL_S = 0.25
@@ -52,25 +53,17 @@ def measure(root: Path) -> Usage:
     """Blocks and inodes under ``root`` (symlinks not followed, hard links counted once)."""
     total = files = 0
     seen: set[tuple[int, int]] = set()
-    pending = [os.fsencode(root)]
-    while pending:
+    for _, entry in walk_entries(os.fsencode(root)):
         try:
-            entries = list(os.scandir(pending.pop()))
+            info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
+        if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
+            if (info.st_dev, info.st_ino) in seen:
                 continue
-            if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
-                if (info.st_dev, info.st_ino) in seen:
-                    continue
-                seen.add((info.st_dev, info.st_ino))
-            files += 1
-            total += info.st_blocks * 512
-            if stat.S_ISDIR(info.st_mode):
-                pending.append(entry.path)
+            seen.add((info.st_dev, info.st_ino))
+        files += 1
+        total += info.st_blocks * 512
     return Usage(total, files)
 
 

@@ -26,6 +26,7 @@ from docker.types import Mount, Ulimit
 
 from ponder.sandbox.base import SandboxError, SandboxUnavailable
 from ponder.sandbox.leftovers import owner_alive, process_start_time
+from ponder.sandbox.tree_walk import Entry, walk_entries
 
 Engine = docker.DockerClient
 """A connection to a Docker engine (what :func:`connect` returns), for layers above this one."""
@@ -126,21 +127,20 @@ def git_metadata(root: Path) -> tuple[list[str], bool]:
     ``.venv/src`` runs its hooks like any other); symlinks are not followed. The flag says
     whether the search was complete (:data:`GIT_SEARCH_LIMIT`)."""
     found: list[str] = []
-    pending, seen = [""], 0
-    while pending and seen < GIT_SEARCH_LIMIT:
-        relative = pending.pop()
-        seen += 1
-        try:
-            entries = list(os.scandir(root / relative))
-        except OSError:
-            continue
-        for entry in entries:
-            path = f"{relative}/{entry.name}" if relative else entry.name
-            if entry.name == ".git" and not entry.is_symlink():
-                found.append(path)
-            elif entry.is_dir(follow_symlinks=False):
-                pending.append(path)
-    return sorted(found, key=lambda path: (path.count("/"), path)), not pending
+    searched = 0
+
+    def descend(path: bytes, entry: Entry) -> bool:
+        nonlocal searched
+        if entry.name == ".git":
+            found.append(os.fsdecode(path))
+            return False
+        searched += 1
+        return searched < GIT_SEARCH_LIMIT
+
+    for path, entry in walk_entries(os.fsencode(root), descend):
+        if entry.name == ".git" and entry.is_file(follow_symlinks=False):  # names a git folder
+            found.append(os.fsdecode(path))
+    return sorted(found, key=lambda path: (path.count("/"), path)), searched < GIT_SEARCH_LIMIT
 
 
 def run_options(

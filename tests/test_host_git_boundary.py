@@ -19,6 +19,7 @@ import pytest
 from ponder.app.completion import workspace_files
 from ponder.runtime.checkpoint_store import apply_patch
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints
+from ponder.sandbox.tree_walk import walk_entries
 
 
 def poison(repo: Path, markers: Path) -> None:
@@ -214,3 +215,31 @@ def test_a_new_gitignore_that_hides_files_shows_in_every_diff(tmp_path: Path) ->
         assert not hidden.shown  # listed, not hidden
         assert "ignored by .gitignore" in hidden.note
         assert b"+++ b/tests/.gitignore\n@@ -0,0 +1 @@\n+*" in checkpoints.diff().patch
+
+
+def test_a_directory_swapped_for_a_link_mid_walk_is_not_entered(tmp_path: Path) -> None:
+    # A background job can turn a directory into a link to / between the walk listing its
+    # parent and entering it: a walk by path would then read the host's whole disk.
+    workspace = tmp_path / "workspace"
+    (workspace / "d").mkdir(parents=True)
+    (workspace / "d" / "kept.py").write_text("x = 1\n")
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host\n")
+
+    def swap_then_descend(path: bytes, entry: os.DirEntry[str]) -> bool:
+        if path == b"d":
+            (workspace / "d" / "kept.py").unlink()
+            (workspace / "d").rmdir()
+            (workspace / "d").symlink_to(outside)
+        return True
+
+    unlistable: list[bytes] = []
+    seen = [
+        path
+        for path, _ in walk_entries(
+            os.fsencode(workspace), swap_then_descend, unlistable=lambda p, e: unlistable.append(p)
+        )
+    ]
+    assert seen == [b"d"]
+    assert unlistable == [b"d"]
