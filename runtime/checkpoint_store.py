@@ -101,27 +101,27 @@ def store_size(git_dir: Path) -> int:
 
 
 def prune(git_dir: Path, keep_ref: str, cap: int = STORE_CAP) -> list[str]:
-    """Drop the oldest sessions' checkpoints until the store fits ``cap``; returns the refs
-    dropped. ``keep_ref`` (the running session's) is never dropped."""
+    """Drop other sessions' checkpoints, oldest first, until the store fits ``cap``; returns
+    the refs dropped. ``keep_ref`` (the running session's) is never dropped."""
     if store_size(git_dir) <= cap:
         return []
     listing = run_git(
         "for-each-ref", "--sort=committerdate", "--format=%(refname)", "refs/ponder/",
         git_dir=git_dir,
     ).decode()  # fmt: skip
+    others = [ref for ref in listing.split() if ref != keep_ref]
     dropped: list[str] = []
-    for ref in listing.split():
-        if ref == keep_ref:
-            continue
-        run_git("update-ref", "-d", ref, git_dir=git_dir)
-        dropped.append(ref)
-        _remove_unreferenced(git_dir)
-        if store_size(git_dir) <= cap:
-            break
+    batch = 1
+    while others and store_size(git_dir) > cap:  # 1, 2, 4... refs at a time: gc is not cheap
+        for ref in others[:batch]:
+            run_git("update-ref", "-d", ref, git_dir=git_dir)
+            dropped.append(ref)
+        others, batch = others[batch:], batch * 2
+        remove_unreferenced(git_dir)
     return dropped
 
 
-def _remove_unreferenced(git_dir: Path) -> None:
+def remove_unreferenced(git_dir: Path) -> None:
     """Remove objects no ref reaches, but young ones: another session may not have committed
     them yet (what stays goes at a later prune)."""
     run_git("gc", "--quiet", f"--prune={PRUNE_GRACE}", git_dir=git_dir)

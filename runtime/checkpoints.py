@@ -37,11 +37,14 @@ from pathlib import Path
 
 from ponder.runtime.change_report import describe
 from ponder.runtime.checkpoint_store import (
+    STORE_CAP,
     CheckpointError,
     decode_path,
     listed_name,
     prune,
+    remove_unreferenced,
     store_for,
+    store_size,
 )
 from ponder.runtime.confined_files import ConfinedTree, OutsideWorkspace
 from ponder.runtime.events import PathChange
@@ -72,6 +75,9 @@ INDEX_CACHE = "ponder-stored-index"
 PRIVATE_FILE_LIMIT = 20_000
 """Paths a folder that is not a git project may hold when a session starts (a home directory,
 /tmp: too much to walk at every step)."""
+KEPT_STEPS = 20
+"""When the store is over its cap with this session alone, its newest checkpoints that stay as
+they are; the older ones are merged into one."""
 BULK = 256
 """Files added at once beyond which git writes them into a pack (``core.bigFileThreshold``)."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -161,6 +167,8 @@ class Checkpoints:
         self._state: State | None = None
         self._before: State | None = None
         self._window_is_ours = False
+        self._fitted_at = 0
+        """The store's size after it was last brought under its cap."""
         self._temporary = private_tempdir("ponder-index-")
         self._stored_index = self._temporary / "stored"
         self._listed_index = self._temporary / "listed"
@@ -174,8 +182,7 @@ class Checkpoints:
             state = self._first_snapshot()
             if self._tip() is None:
                 self._commit({"w": state.stored, "l": state.listed}, None, "start")
-            if prune(self.git_dir, self.ref):  # the cached index may name pruned blobs
-                self._index_cache.unlink(missing_ok=True)
+            self._fit_store()
             self._keep_index()
         except GitFailed as error:
             self.close()
@@ -423,8 +430,45 @@ class Checkpoints:
             raise CheckpointError("this session's checkpoints are gone from the store")
         trees = {"bw": before.stored, "bl": before.listed, "w": after.stored, "l": after.listed}
         commit = self._commit(trees, tip, BACKGROUND if background else "step")
+        self._fit_store()
         changes = list(self._changes(before, after).values())
         return Checkpoint(commit, self.describe(changes), background) if changes else None
+
+    def _fit_store(self) -> None:
+        """Keep the store under its cap: other sessions' checkpoints go first, then this
+        session's oldest steps are merged into one (undo then takes them back together)."""
+        if store_size(self.git_dir) <= max(STORE_CAP, self._fitted_at + STORE_CAP // 10):
+            return  # (objects of the last minutes stay for a while: no gc at every step)
+        prune(self.git_dir, self.ref, STORE_CAP)
+        if store_size(self.git_dir) > STORE_CAP:
+            self._merge_oldest(KEPT_STEPS)
+            remove_unreferenced(self.git_dir)
+        self._index_cache.unlink(missing_ok=True)  # it may name blobs that are gone
+        self._fitted_at = store_size(self.git_dir)
+
+    def _merge_oldest(self, keep: int) -> None:
+        """Merge all but the newest ``keep`` checkpoints after the start into one step."""
+        chain = self._chain()
+        if len(chain) <= keep + 2:
+            return
+        *recent, newest_merged = chain[: keep + 1]
+        oldest_merged, start = chain[-2], chain[-1]
+        assert oldest_merged.before is not None
+        trees = {
+            "bw": oldest_merged.before.stored,
+            "bl": oldest_merged.before.listed,
+            "w": newest_merged.after.stored,
+            "l": newest_merged.after.listed,
+        }
+        parent = self._commit(trees, start.commit, "steps merged to keep the store small")
+        for link in reversed(recent):
+            tree = self._text("rev-parse", f"{link.commit}^{{tree}}")
+            message = self._text("log", "-1", "--format=%B", link.commit)
+            parent = self._text("commit-tree", tree, "-p", parent, "-m", message)
+        self._git("update-ref", self.ref, parent)
+
+    def _text(self, *args: str) -> str:
+        return self._git(*args).decode().strip()
 
     def _changes(self, old: State, new: State) -> dict[bytes, Change]:
         """Every path that differs, stored or listed (a path that moved from one to the other

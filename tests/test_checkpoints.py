@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -138,3 +139,31 @@ def test_a_folder_too_big_to_copy_is_refused_with_the_reason(tmp_path: Path) -> 
     with pytest.raises(CheckpointError, match="is not a git repository and holds more than"):
         Checkpoints(workspace, "s5", tmp_path / "store")
     assert not list((tmp_path / "store").glob("*/objects/??"))  # nothing was copied
+
+
+def test_the_store_keeps_under_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 22, 11: nothing pruned the store. Over its cap, other sessions' checkpoints go
+    # first, then this session's oldest steps are merged into one: what the session changed
+    # since its start stays whole, and undo still goes back step by step at the end.
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "notes.txt").write_text("start\n")
+    store = tmp_path / "store"
+    with Checkpoints(workspace, "old", store) as old:
+        old.before_step()
+        (workspace / "old.bin").write_bytes(os.urandom(2_000_000))
+        assert old.checkpoint() is not None
+    (workspace / "old.bin").unlink()
+    monkeypatch.setattr("ponder.runtime.checkpoints.STORE_CAP", 1_000_000)
+    with Checkpoints(workspace, "new", store) as new:
+        for step in range(25):
+            new.before_step()
+            (workspace / "notes.txt").write_text(f"step {step}\n")
+            (workspace / "data.bin").write_bytes(os.urandom(100_000))
+            assert new.checkpoint() is not None
+        refs = git.Repo(new.git_dir).git.for_each_ref("--format=%(refname)").split()
+        assert refs == ["refs/ponder/ledger/new"]  # the other session went first
+        assert len(git.Repo(new.git_dir).git.log("--format=%H", new.ref).split()) == 22
+        assert "-start\n+step 24" in new.diff().patch.decode()
+        new.undo()
+        assert (workspace / "notes.txt").read_text() == "step 23\n"
