@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ponder.runtime.checkpoints import Undone
-from ponder.runtime.events import Checkpointed, Event, PathChange
+from ponder.runtime.events import PathChange
 from ponder.sandbox.safe_text import safe_name, safe_text
 
 WARNING_MARK = "⚠"
@@ -29,17 +29,21 @@ def change_line(change: PathChange) -> str:
     return f"{line}: {safe_text(text)}" if text else line
 
 
-def needs_a_look(changes: Sequence[PathChange]) -> list[PathChange]:
-    """What a person must not miss: warnings, and what the diff does not show."""
-    return [c for c in changes if c.warning or not c.shown]
+def needs_a_look(changes: Sequence[PathChange], warnings_only: bool = False) -> list[PathChange]:
+    """What a person must not miss: warnings, and (unless ``warnings_only``) what the diff does
+    not show."""
+    return [c for c in changes if c.warning or not (c.shown or warnings_only)]
 
 
 def changes_block(
-    changes: Sequence[PathChange], heading: str, limit: int | None = SHOWN_AT_MOST
+    changes: Sequence[PathChange],
+    heading: str,
+    limit: int | None = SHOWN_AT_MOST,
+    warnings_only: bool = False,
 ) -> str:
     """The changes a diff does not tell (not shown in it, or to look at before running
     anything), under ``heading``; empty when there are none."""
-    wanted = needs_a_look(changes)
+    wanted = needs_a_look(changes, warnings_only)
     if not wanted:
         return ""
     lines = [change_line(change) for change in wanted[:limit]]
@@ -48,43 +52,34 @@ def changes_block(
     return heading + "\n" + "\n".join(lines)
 
 
+def _names(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(safe_name(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
 def describe_undo(undone: Undone) -> str:
-    files = ", ".join(safe_name(name) for name in undone.restored[:20]) or "no files"
-    if len(undone.restored) > 20:
-        files += f" and {len(undone.restored) - 20} more"
-    text = f"undone: back at checkpoint {undone.commit[:8]} ({files} restored)"
-    if undone.kept:
-        kept = "; ".join(f"{safe_name(name)}: {why}" for name, why in undone.kept[:10])
-        more = f" and {len(undone.kept) - 10} more" if len(undone.kept) > 10 else ""
-        text += f"\nnot put back: {kept}{more}"
-    return text
+    """What undo did: which step, what came back, what went, and what it could not put back."""
+    lines = [f"undid {undone.undid} (back at checkpoint {undone.commit[:8]})"]
+    if undone.restored:
+        lines.append(f"  restored: {_names(undone.restored)}")
+    if undone.removed:
+        lines.append(f"  removed (the step had made them): {_names(undone.removed)}")
+    if not (undone.restored or undone.removed):
+        lines.append("  nothing could be put back")
+    lines += [f"  not put back: {safe_name(name)}: {why}" for name, why in undone.kept[:10]]
+    if len(undone.kept) > 10:
+        lines.append(f"  not put back: {len(undone.kept) - 10} more")
+    return "\n".join(lines)
 
 
-class ChangeTally:
-    """The paths a run changed, from its checkpoints, for the summary at its end."""
-
-    def __init__(self) -> None:
-        self.changes: dict[str, PathChange] = {}
-
-    def __call__(self, event: Event) -> None:
-        if not isinstance(event, Checkpointed):
-            return
-        for change in event.changes:
-            earlier = self.changes.get(change.path)
-            if earlier is not None and earlier.change == "added":
-                if change.change == "deleted":  # made and removed within the run
-                    del self.changes[change.path]
-                    continue
-                change = change.model_copy(update={"change": "added", "undoable": True})
-            self.changes[change.path] = change
-
-    def summary(self) -> str:
-        """``changed 3 paths: a.py, b.py, c.py`` and what to look at; empty when none."""
-        changes = sorted(self.changes.values(), key=lambda c: c.path)
-        if not changes:
-            return ""
-        names = ", ".join(safe_name(c.path) for c in changes[:SHOWN_AT_MOST])
-        more = f" and {len(changes) - SHOWN_AT_MOST:,} more" if len(changes) > SHOWN_AT_MOST else ""
-        head = f"changed {len(changes):,} path{'s' if len(changes) > 1 else ''}: {names}{more}"
-        block = changes_block(changes, OUTSIDE_HEADING)
-        return head + (f"\n{block}" if block else "")
+def changes_summary(changes: Sequence[PathChange]) -> str:
+    """``changed 3 paths: a.py, b.py, c.py`` and what to look at; empty when none."""
+    if not changes:
+        return ""
+    ordered = sorted(changes, key=lambda c: c.path)
+    names = ", ".join(safe_name(c.path) for c in ordered[:SHOWN_AT_MOST])
+    more = f" and {len(ordered) - SHOWN_AT_MOST:,} more" if len(ordered) > SHOWN_AT_MOST else ""
+    paths = f"{len(ordered):,} path{'s' if len(ordered) != 1 else ''}"
+    head = f"changed {paths}: {names}{more} (ponder diff shows them)"
+    block = changes_block(changes, OUTSIDE_HEADING)
+    return head + (f"\n{block}" if block else "")

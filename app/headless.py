@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ponder.app.change_text import ChangeTally
+from ponder.app.change_text import changes_summary
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import ctrl_c_interrupts, unattended_decision
@@ -123,7 +123,6 @@ def run_unattended(
     if not task.strip():
         raise UsageError("no task: give a prompt (or pipe one in)")
     mismatch = None
-    tally = ChangeTally()
     with open_session(config, workspace, resume=resume) as session:
         display: Callable[[Event], None]
         if json_events:
@@ -132,12 +131,8 @@ def run_unattended(
             display = LinePrinter(Console(stderr=True, highlight=False))
         else:
             display = _quiet
-
-        def shown(event: Event) -> None:
-            tally(event)
-            display(event)
-
-        port = Unattended(shown, unattended_decision(config))
+        port = Unattended(display, unattended_decision(config))
+        started = session.checkpoint_now()
         with ctrl_c_interrupts(session.interrupt):
             if output_schema is not None:
                 task = with_schema(task, output_schema)
@@ -151,6 +146,7 @@ def run_unattended(
                     finished = finished.model_copy(update={"answer": answer})
                     break
                 finished = session.run(retry_task(mismatch), port)
+        changes = session.changes_since(started)
     if mismatch is not None:
         finished = finished.model_copy(
             update={
@@ -165,9 +161,8 @@ def run_unattended(
             print(safe_text(finished.answer), flush=True)  # cut short: exit 1 says so
         if not verbose:
             _explain(finished)
-    changed = tally.summary()
-    if changed and (summary or any(c.warning for c in tally.changes.values())):
-        print(f"ponder: {changed}", file=sys.stderr)
+    if changes and (summary or any(c.warning for c in changes)):
+        print(f"ponder: {changes_summary(changes)}", file=sys.stderr)
     if summary:
         print(f"ponder: {describe_usage(session.id, finished)}", file=sys.stderr)
     return exit_code(finished)

@@ -133,8 +133,10 @@ def describe_checkpoint(event: Checkpointed) -> str:
     names = ", ".join(event.files[:5]) + (
         f" and {len(event.files) - 5} more" if len(event.files) > 5 else ""
     )
-    line = f"checkpoint {event.commit[:8]}: {who}{names} (undo with /undo)"
-    block = changes_block(event.changes, "look at these:")
+    line = f"checkpoint {event.commit[:8]}: {who}{names} (/undo or `ponder undo` takes it back)"
+    block = changes_block(
+        event.changes, "look at these before you run anything here:", warnings_only=True
+    )
     return f"{line}\n{block}" if block else line
 
 

@@ -207,7 +207,7 @@ def _keep(workspace: Path, config: Config, task: str, result: HeavyResult) -> _K
         with Checkpoints(workspace, recorder.id, checkpoint_store()) as checkpoints:
             checkpoints.before_step()
             apply_patch(workspace, checkpoint_store(), (result.diff or "").encode())
-            step = checkpoints.checkpoint()
+            step = checkpoints.checkpoint("heavy mode's chosen attempt")
         changes = step.changes if step else []
         if step is not None:
             recorder(Checkpointed(step=1, commit=step.commit, files=step.files, changes=changes))

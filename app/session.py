@@ -41,6 +41,7 @@ from ponder.runtime.events import (
     InstructionsLoaded,
     McpServer,
     McpServersStarted,
+    PathChange,
     RunFinished,
 )
 from ponder.runtime.loop import Agent, AgentSettings
@@ -213,6 +214,25 @@ class Session:
         if attached.files or attached.notes:
             recorded.event(FilesAttached(files=attached.files, notes=attached.notes))
         return self.agent.run(task, recorded, attached.text)
+
+    def checkpoint_now(self) -> str | None:
+        """The session's newest checkpoint (to ask later what changed since); None without."""
+        checkpoints = self.agent.checkpoints
+        try:
+            return checkpoints.tip if checkpoints is not None else None
+        except CheckpointError:
+            return None
+
+    def changes_since(self, checkpoint: str | None) -> list[PathChange]:
+        """Every path the session changed since ``checkpoint``, described (for the summary at
+        the end of a task); empty without checkpoints."""
+        checkpoints = self.agent.checkpoints
+        if checkpoints is None or checkpoint is None:
+            return []
+        try:
+            return checkpoints.diff(since=checkpoint).changes
+        except CheckpointError:
+            return []
 
     def interrupt(self) -> None:
         self.agent.interrupt()

@@ -61,8 +61,9 @@ def run(argv: list[str]) -> int:
         return _export(args.id, args.format)
     with _checkpoints(args.workspace, args.session) as checkpoints:
         if command == "undo":
-            print(describe_undo(checkpoints.undo()))
-            return 0
+            undone = checkpoints.undo()
+            print(describe_undo(undone))
+            return 0 if undone.restored or undone.removed else 1
         diff = checkpoints.diff()
     if sys.stdout.isatty():
         text = diff_text(diff, limit=None)

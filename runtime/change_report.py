@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ponder.runtime.confined_files import ConfinedTree, OutsideWorkspace
 from ponder.runtime.events import PathChange
@@ -71,20 +72,46 @@ def _matches(setting: str, pattern: str) -> bool:
     )
 
 
+GroupKind = Literal["repository", "cache", "refused", "ignored", "folder"]
+MANY = 50
+"""Changes in one plain folder beyond which it is shown as one line (a generated folder)."""
+
+
 @dataclass
 class _Group:
     path: bytes
+    kind: GroupKind
     changes: list[Change] = field(default_factory=list)
 
 
-def _group_root(path: bytes) -> bytes | None:
-    """The folder a path is shown under as part of a group (a cache folder, a repository's
-    git metadata), or None when it is shown on its own."""
+def _group_root(
+    path: bytes, ignored: set[bytes], ignored_folders: set[bytes]
+) -> tuple[bytes, GroupKind] | None:
+    """The folder a path is shown under as part of a group, and which kind of folder it is:
+    a repository's ``.git`` (before all: one inside ``.venv`` is still a repository), a cache
+    folder, a name git refuses, an ignored folder; None when it is shown on its own."""
     parts = path.split(b"/")
+    if b".git" in parts:
+        return b"/".join(parts[: parts.index(b".git") + 1]), "repository"
     for at, part in enumerate(parts[:-1]):
-        if is_git_metadata(part) or part in CACHE_FOLDERS:
-            return b"/".join(parts[: at + 1])
+        if part in CACHE_FOLDERS:
+            return b"/".join(parts[: at + 1]), "cache"
+        if is_git_metadata(part):
+            return b"/".join(parts[: at + 1]), "refused"
+    if path in ignored:  # (a .gitignore never is: it is always shown)
+        for at in range(1, len(parts)):
+            if b"/".join(parts[:at]) in ignored_folders:
+                return b"/".join(parts[:at]), "ignored"
     return None
+
+
+NOTES: dict[GroupKind, str] = {
+    "repository": "not in the diff: git metadata (undo never touches it)",
+    "cache": "not in the diff: a cache folder (its content is not kept)",
+    "refused": "not in the diff: a name git cannot store",
+    "ignored": "not in the diff: ignored by .gitignore (kept: undo puts it back)",
+    "folder": "",
+}
 
 
 def describe(
@@ -92,19 +119,34 @@ def describe(
     ignored: set[bytes],
     facts: Callable[[bytes], Stat | None],
     tree: ConfinedTree,
+    ignored_folders: set[bytes] = frozenset(),  # type: ignore[assignment]
 ) -> list[PathChange]:
-    """Each change as a person should see it; those that must stand out first."""
-    alone: list[PathChange] = []
+    """Each change as a person should see it; those that must stand out first. A group of
+    one path is shown as that path."""
     groups: dict[bytes, _Group] = {}
     for change in changes:
-        root = _group_root(change.path)
-        if root is None:
-            alone.append(_one(change, ignored, facts))
+        root, kind = _group_root(change.path, ignored, ignored_folders) or (
+            change.path.rpartition(b"/")[0],
+            "folder",
+        )
+        groups.setdefault(root, _Group(root, kind)).changes.append(change)
+    everything: list[PathChange] = []
+    for group in groups.values():
+        if _as_one_line(group):
+            everything.append(_many(group, facts, tree, ignored))
         else:
-            groups.setdefault(root, _Group(root)).changes.append(change)
-    grouped = [_many(group, facts, tree) for group in groups.values()]
-    everything = alone + grouped
+            everything += [_one(change, ignored, facts) for change in group.changes]
     return sorted(everything, key=lambda c: (not c.warning, c.path))
+
+
+def _as_one_line(group: _Group) -> bool:
+    """A repository always; a plain folder with many changes (not the workspace itself);
+    another kind of folder with more than one."""
+    if group.kind == "repository":
+        return True
+    if group.kind == "folder":
+        return bool(group.path) and len(group.changes) > MANY
+    return len(group.changes) > 1
 
 
 def _name(path: bytes) -> str:
@@ -139,36 +181,42 @@ def _one(change: Change, ignored: set[bytes], facts: Callable[[bytes], Stat | No
     )
 
 
-def _many(group: _Group, facts: Callable[[bytes], Stat | None], tree: ConfinedTree) -> PathChange:
+def _many(
+    group: _Group, facts: Callable[[bytes], Stat | None], tree: ConfinedTree, ignored: set[bytes]
+) -> PathChange:
     kinds = {change.kind for change in group.changes}
     kind = kinds.pop() if len(kinds) == 1 else "modified"
-    metadata = is_git_metadata(group.path.rsplit(b"/", 1)[-1])
-    if metadata:
-        note = "not in the diff: git metadata (undo never touches it)"
-        text = _repository_warning(group, tree)
-    else:
-        note = "not in the diff: a cache folder (its content is not kept)"
-        text = _summed_warnings(group, facts)
+    repository = group.kind == "repository"
+    text = _repository_warning(group, tree) if repository else _summed_warnings(group, facts)
+    shown = group.kind == "folder" and not any(c.listed or c.path in ignored for c in group.changes)
     return PathChange(
         path=_name(group.path) + "/",
         change=kind,  # type: ignore[arg-type]
-        shown=False,
-        undoable=all(c.before is None for c in group.changes) and not metadata,
-        note=note,
+        shown=shown,
+        undoable=not repository
+        and all(c.before is None or not c.before.listed for c in group.changes),
+        note=NOTES[group.kind],
         warning=text,
         count=len(group.changes),
     )
 
 
 def _summed_warnings(group: _Group, facts: Callable[[bytes], Stat | None]) -> str:
-    counts: dict[str, int] = {}
+    """Each kind of warning in the group, with the paths it is about (the first three)."""
+    paths: dict[str, list[str]] = {}
     for change in group.changes:
         now = facts(change.path)
-        executable = bool(now is not None and change.after is not None and now[0] & 0o111)
-        found = warning(change.path, _created(change), change.after is None, executable)
+        after = change.after
+        executable = bool(after is not None and (after.executable or (now and now[0] & 0o111)))
+        found = warning(change.path, _created(change), after is None, executable)
         if found:
-            counts[found] = counts.get(found, 0) + 1
-    return "; ".join(f"{n} × {text}" if n > 1 else text for text, n in counts.items())
+            inside = change.path[len(group.path) + 1 :]
+            paths.setdefault(found, []).append(_name(inside))
+    return "; ".join(
+        f"{text}: {', '.join(names[:3])}"
+        + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        for text, names in paths.items()
+    )
 
 
 def _repository_warning(group: _Group, tree: ConfinedTree) -> str:

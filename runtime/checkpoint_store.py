@@ -40,6 +40,7 @@ def store_for(workspace: Path, store: Path) -> Path:
         if not (git_dir / "HEAD").exists():
             store.mkdir(parents=True, exist_ok=True)
             run_git("init", "--quiet", "--bare", str(git_dir), cwd=store)
+        store.chmod(0o700)  # it holds copies of every file, a 600 .env among them
         (git_dir / "info").mkdir(exist_ok=True)
         (git_dir / "info" / "attributes").write_text(NEUTRAL_ATTRIBUTES)
     except (GitFailed, OSError) as error:

@@ -55,6 +55,7 @@ from ponder.runtime.ledger import (
     Side,
     Stat,
     in_git_metadata,
+    is_git_metadata,
     signature,
     unstored_reason,
     walk,
@@ -89,10 +90,14 @@ _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 @dataclass(frozen=True)
 class State:
-    """The workspace at one moment: the stored tree and the listed tree."""
+    """The workspace at one moment: the stored tree, the listed tree, and the modes of the
+    stored files others may not read (git keeps only 644 or 755: undo must not make a 600
+    ``.env`` readable by everyone)."""
 
     stored: str
     listed: str
+    private: str = ""
+    """A blob of ``MODE PATH\0`` records; empty when no stored file is private."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,12 @@ class Diff:
 class Undone:
     commit: str
     """The checkpoint the workspace is back at."""
+    undid: str
+    """What was undone: ``step 3``, ``background jobs of this session``."""
     restored: list[str]
+    """Paths put back as they were."""
+    removed: list[str]
+    """Paths the step had made, removed."""
     kept: list[tuple[str, str]]
     """Paths undo could not put back, each with the reason."""
 
@@ -131,7 +141,8 @@ class _Link:
     commit: str
     before: State | None
     after: State
-    background: bool
+    label: str
+    """What made it: ``start``, ``step 3``, ``background jobs of this session``."""
 
 
 def _in_git_project(workspace: Path) -> bool:
@@ -168,6 +179,8 @@ class Checkpoints:
         self._before: State | None = None
         self._window_is_ours = False
         self._fitted_at = 0
+        self._private_records = b""
+        self._private_blob = ""
         """The store's size after it was last brought under its cap."""
         self._temporary = private_tempdir("ponder-index-")
         self._stored_index = self._temporary / "stored"
@@ -181,7 +194,7 @@ class Checkpoints:
                 )
             state = self._first_snapshot()
             if self._tip() is None:
-                self._commit({"w": state.stored, "l": state.listed}, None, "start")
+                self._commit(None, state, None, "start")
             self._fit_store()
             self._keep_index()
         except GitFailed as error:
@@ -235,10 +248,19 @@ class Checkpoints:
             raise CheckpointError(str(error)) from None
         return found.stdout.decode().strip() or None
 
-    def _commit(self, trees: dict[str, str], parent: str | None, message: str) -> str:
+    def _commit(self, before: State | None, after: State, parent: str | None, message: str) -> str:
+        """A checkpoint holding ``after`` (and ``before``, the workspace before its step)."""
+        entries = [(b"040000 tree", b"w", after.stored), (b"040000 tree", b"l", after.listed)]
+        if after.private:
+            entries.append((b"100644 blob", b"m", after.private))
+        if before is not None:
+            entries += [(b"040000 tree", b"bw", before.stored)]
+            entries += [(b"040000 tree", b"bl", before.listed)]
+            if before.private:
+                entries.append((b"100644 blob", b"bm", before.private))
         listing = b"".join(
-            b"040000 tree %s\t%s\0" % (tree.encode(), name.encode())
-            for name, tree in sorted(trees.items())
+            b"%s %s\t%s\0" % (kind, object_id.encode(), name)
+            for kind, name, object_id in sorted(entries, key=lambda entry: entry[1])
         )
         tree = self._git("mktree", "-z", stdin=listing).decode().strip()
         parents = ["-p", parent] if parent else []
@@ -274,7 +296,7 @@ class Checkpoints:
         if not stale:
             return state
         self._git("update-index", "-z", "--force-remove", "--stdin", stdin=_z(stale))
-        self._state = State(self._write_tree(self._stored_index), state.listed)
+        self._state = State(self._write_tree(self._stored_index), state.listed, state.private)
         return self._state
 
     def _snapshot(self, first: bool = False, force: bool = False) -> State:
@@ -293,9 +315,25 @@ class Checkpoints:
             )
         self._record(now)
         self._state = State(
-            self._write_tree(self._stored_index), self._write_tree(self._listed_index)
+            self._write_tree(self._stored_index),
+            self._write_tree(self._listed_index),
+            self._private_modes(now),
         )
         return self._state
+
+    def _private_modes(self, now: dict[bytes, Stat]) -> str:
+        """The blob of the modes of stored files that others may not read; "" when none."""
+        records = b"".join(
+            b"%o %s\0" % (facts[0] & 0o7777, path)
+            for path, facts in sorted(now.items())
+            if stat.S_ISREG(facts[0]) and not facts[0] & stat.S_IROTH and path not in self._listed
+        )
+        if not records:
+            return ""
+        if records != self._private_records:
+            self._private_records = records
+            self._private_blob = self._text("hash-object", "-w", "--stdin", stdin=records)
+        return self._private_blob
 
     def _write_tree(self, index: Path) -> str:
         if not index.exists():
@@ -404,17 +442,18 @@ class Checkpoints:
 
     def _store_window(self, now: State, alive: bool) -> Checkpoint | None:
         ours, self._window_is_ours = self._window_is_ours, alive
-        return self._store_step(self._tip_state(), now, background=True) if ours else None
+        return self._store_step(self._tip_state(), now, BACKGROUND) if ours else None
 
-    def checkpoint(self) -> Checkpoint | None:
-        """After a step: store the workspace if the step changed it; None when it did not."""
+    def checkpoint(self, label: str = "step") -> Checkpoint | None:
+        """After a step: store the workspace if the step changed it; None when it did not.
+        ``label`` names the step for undo (``step 3``)."""
         before, self._before = self._before, None
         alive = self._processes_alive()
         after = self._snapshot(force=alive)
         self._window_is_ours = alive
         if before is None:  # no before_step: the step began at the last checkpoint
             before = self._tip_state()
-        return self._store_step(before, after, background=False)
+        return self._store_step(before, after, label)
 
     def _tip_state(self) -> State:
         tip = self._tip()
@@ -422,17 +461,18 @@ class Checkpoints:
             raise CheckpointError("this session's checkpoints are gone from the store")
         return self._chain(limit=1)[0].after
 
-    def _store_step(self, before: State, after: State, background: bool) -> Checkpoint | None:
+    def _store_step(self, before: State, after: State, label: str) -> Checkpoint | None:
         if before == after:
             return None
         tip = self._tip()
         if tip is None:
             raise CheckpointError("this session's checkpoints are gone from the store")
-        trees = {"bw": before.stored, "bl": before.listed, "w": after.stored, "l": after.listed}
-        commit = self._commit(trees, tip, BACKGROUND if background else "step")
-        self._fit_store()
         changes = list(self._changes(before, after).values())
-        return Checkpoint(commit, self.describe(changes), background) if changes else None
+        if not changes:  # (a file's private mode alone changed: nothing to show or undo)
+            return None
+        commit = self._commit(before, after, tip, label)
+        self._fit_store()
+        return Checkpoint(commit, self.describe(changes), label == BACKGROUND)
 
     def _fit_store(self) -> None:
         """Keep the store under its cap: other sessions' checkpoints go first, then this
@@ -454,21 +494,20 @@ class Checkpoints:
         *recent, newest_merged = chain[: keep + 1]
         oldest_merged, start = chain[-2], chain[-1]
         assert oldest_merged.before is not None
-        trees = {
-            "bw": oldest_merged.before.stored,
-            "bl": oldest_merged.before.listed,
-            "w": newest_merged.after.stored,
-            "l": newest_merged.after.listed,
-        }
-        parent = self._commit(trees, start.commit, "steps merged to keep the store small")
+        parent = self._commit(
+            oldest_merged.before,
+            newest_merged.after,
+            start.commit,
+            "steps merged to keep the store small",
+        )
         for link in reversed(recent):
             tree = self._text("rev-parse", f"{link.commit}^{{tree}}")
             message = self._text("log", "-1", "--format=%B", link.commit)
             parent = self._text("commit-tree", tree, "-p", parent, "-m", message)
         self._git("update-ref", self.ref, parent)
 
-    def _text(self, *args: str) -> str:
-        return self._git(*args).decode().strip()
+    def _text(self, *args: str, stdin: bytes | None = None) -> str:
+        return self._git(*args, stdin=stdin).decode().strip()
 
     def _changes(self, old: State, new: State) -> dict[bytes, Change]:
         """Every path that differs, stored or listed (a path that moved from one to the other
@@ -497,11 +536,17 @@ class Checkpoints:
         ids = [head.split() for head, _ in heads]
         trees = self._trees([tree for _, tree in ids])
         chain = []
-        for (commit, tree), (_, message) in zip(ids, heads, strict=True):
+        for (commit, tree), (_, body) in zip(ids, heads, strict=True):
+            label = body.split("\n\n", 1)[-1].strip()
             parts = trees[tree]
-            before = State(parts["bw"], parts["bl"]) if "bw" in parts else None
+            before = State(parts["bw"], parts["bl"], parts.get("bm", "")) if "bw" in parts else None
             chain.append(
-                _Link(commit, before, State(parts["w"], parts["l"]), BACKGROUND in message)
+                _Link(
+                    commit,
+                    before,
+                    State(parts["w"], parts["l"], parts.get("m", "")),
+                    label,
+                )
             )
         return chain
 
@@ -532,38 +577,65 @@ class Checkpoints:
 
         Nothing is changed unless every path of that checkpoint is still as it left it. What
         was only listed cannot be put back (its content was never kept), except that a listed
-        file the step made is removed; git metadata is never touched."""
+        file the step made is removed; git metadata is never touched. Folders the step made
+        and undo emptied go too."""
         chain = self._chain(limit=2)
         if len(chain) < 2:
-            raise CheckpointError("there is no earlier checkpoint to go back to")
+            raise CheckpointError("there is no earlier checkpoint of this session to go back to")
         last, parent = chain
         assert last.before is not None
         changes = sorted(self._changes(last.before, last.after).values(), key=lambda c: c.path)
-        kept = [(os.fsdecode(c.path), why) for c in changes if (why := _why_kept(c)) is not None]
+        kept = _kept([c for c in changes if _why_kept(c) is not None])
         changes = [c for c in changes if _why_kept(c) is None]
         changed_since = [c.path for c in changes if not self._still(c)]
         if changed_since:
             names = ", ".join(os.fsdecode(p) for p in changed_since[:10])
             more = f" and {len(changed_since) - 10} more" if len(changed_since) > 10 else ""
             raise CheckpointError(
-                f"nothing undone: {names}{more} changed since this session's last step (by you "
-                "or another session); undo would overwrite that"
+                f"nothing undone: {names}{more} changed since this session's last step (by you, "
+                "another session, or a job still running in the sandbox); undo would overwrite "
+                "that"
             )
         wanted = [c.before.object for c in changes if c.before and not c.before.listed]
         contents = self._contents(wanted)
+        private = self._private(last.before.private)
         restored: list[str] = []
+        removed: list[str] = []
         for change in sorted(changes, key=lambda c: c.before is not None):  # removals first
             name = os.fsdecode(change.path)
             try:
-                self._restore(change, contents)
+                self._restore(change, contents, private)
             except (OSError, OutsideWorkspace) as error:
+                done = len(restored) + len(removed)
                 raise CheckpointError(
-                    f"undo stopped at {name}: {error}; {len(restored)} files were put back"
+                    f"undo stopped at {name}: {error}; {done} paths were put back"
                 ) from None
-            restored.append(name)
+            (removed if change.before is None else restored).append(name)
+        made = [c.path for c in changes if c.before is None]
+        if made:
+            self._remove_emptied(made, last.before)
         self._git("update-ref", self.ref, parent.commit)
         self._state = None  # the next look walks
-        return Undone(parent.commit, restored, kept)
+        return Undone(parent.commit, last.label, restored, removed, kept)
+
+    def _remove_emptied(self, removed: list[bytes], before: State) -> None:
+        """Remove the folders of ``removed`` paths that are empty now and held nothing before
+        the step (so the step made them)."""
+        existed: set[bytes] = set()
+        for tree, listed in ((before.stored, False), (before.listed, True)):
+            for name in self._git("ls-tree", "-r", "-z", "--name-only", tree).split(b"\0"):
+                path = decode_path(name) if listed else name
+                while b"/" in path:
+                    path = path.rsplit(b"/", 1)[0]
+                    if path in existed:
+                        break
+                    existed.add(path)
+        folders = {p.rsplit(b"/", 1)[0] for p in removed if b"/" in p}
+        for folder in sorted(
+            folders | {a for f in folders for a in _folders_of(f)}, key=len, reverse=True
+        ):
+            if folder not in existed:
+                self._tree.remove_empty_directory(folder)
 
     def _still(self, change: Change) -> bool:
         """Whether the path is as the step left it (a symlink on its way: it is not)."""
@@ -597,14 +669,24 @@ class Checkpoints:
             facts = (info.st_mode, 0, info.st_ino, 0, 0)
         return signature(facts)
 
-    def _restore(self, change: Change, contents: dict[str, bytes]) -> None:
+    def _restore(
+        self, change: Change, contents: dict[str, bytes], private: dict[bytes, int]
+    ) -> None:
         before = change.before
         if before is None:
             self._tree.remove(change.path)
         elif before.mode == "120000":
             self._tree.write_link(change.path, contents[before.object])
         else:
-            self._tree.write_file(change.path, contents[before.object], before.executable)
+            data, mode = contents[before.object], private.get(change.path)
+            self._tree.write_file(change.path, data, before.executable, mode)
+
+    def _private(self, blob: str) -> dict[bytes, int]:
+        """The modes a State's private blob records, by path."""
+        if not blob:
+            return {}
+        records = self._contents([blob])[blob].split(b"\0")
+        return {path: int(mode, 8) for mode, _, path in (r.partition(b" ") for r in records if r)}
 
     def _contents(self, blobs: Iterable[str]) -> dict[str, bytes]:
         """The blobs' contents, read from the store in one git call."""
@@ -624,10 +706,17 @@ class Checkpoints:
 
     # --- what the session changed
 
-    def session_changes(self) -> tuple[State, State, dict[bytes, Change]]:
-        """The workspace at the session's start and now, and what the session changed between
-        them: everything but what only others changed (between the session's steps)."""
+    def session_changes(self, since: str | None = None) -> tuple[State, State, dict[bytes, Change]]:
+        """The workspace at the session's start (or at checkpoint ``since``) and now, and what
+        the session changed between them: everything but what only others changed, between
+        its steps or since its last one (unless its background jobs may have: a live
+        session's jobs still running)."""
         chain = self._chain()
+        if since is not None:
+            cut = next((at for at, link in enumerate(chain) if link.commit == since), None)
+            if cut is None:
+                raise CheckpointError(f"checkpoint {since[:8]} is not in this session")
+            chain = chain[: cut + 1]
         start = chain[-1].after
         now = self._snapshot(force=True)
         others: set[bytes] = set()
@@ -639,18 +728,25 @@ class Checkpoints:
                 others.update(self._changes(previous, link.before))
             ours.update(self._changes(link.before, link.after))
             previous = link.after
+        if not self._window_is_ours:
+            others.update(self._changes(previous, now))
         changes = self._changes(start, now)
         for path in others - ours:
             changes.pop(path, None)
         return start, now, changes
 
-    def diff(self) -> Diff:
-        """Everything the session changed: the git diff of what is shown (stored, not
-        ignored), and every changed path described."""
-        start, now, changes = self.session_changes()
+    def diff(self, since: str | None = None) -> Diff:
+        """Everything the session changed (since checkpoint ``since``): the git diff of what is
+        shown (stored, not ignored), and every changed path described."""
+        start, now, changes = self.session_changes(since)
         ignored = self.ignored(p for p, c in changes.items() if not c.listed)
         shown = [p for p, c in changes.items() if not c.listed and p not in ignored]
         return Diff(self.patch(start, now, shown), self.describe(changes.values(), ignored))
+
+    @property
+    def tip(self) -> str | None:
+        """The session's newest checkpoint."""
+        return self._tip()
 
     def describe(
         self, changes: Iterable[Change], ignored: set[bytes] | None = None
@@ -659,10 +755,17 @@ class Checkpoints:
         wanted = list(changes)
         if ignored is None:
             ignored = self.ignored(c.path for c in wanted if not c.listed)
-        return describe(wanted, ignored, self._seen.get, self._tree)
+        folders = {f for p in ignored for f in _folders_of(p)}
+        ignored_folders = {f.rstrip(b"/") for f in self._check_ignore(f + b"/" for f in folders)}
+        return describe(wanted, ignored, self._seen.get, self._tree, ignored_folders)
 
     def ignored(self, paths: Iterable[bytes]) -> set[bytes]:
-        """Which of ``paths`` the workspace's ``.gitignore`` files hide from the diff."""
+        """Which of ``paths`` the workspace's ``.gitignore`` files hide from the diff (a
+        ``.gitignore`` never: it hides other files, so it is always shown, even one that ignores
+        itself)."""
+        return {p for p in self._check_ignore(paths) if not p.endswith(b".gitignore")}
+
+    def _check_ignore(self, paths: Iterable[bytes]) -> set[bytes]:
         wanted = list(paths)
         if not wanted:
             return set()
@@ -673,8 +776,7 @@ class Checkpoints:
         )  # fmt: skip
         if done.returncode > 1:
             raise CheckpointError(f"git check-ignore failed: {done.stderr[-300:]!r}")
-        # A .gitignore is always shown, even one that ignores itself: it hides other files.
-        return {p for p in done.stdout.split(b"\0") if p and not p.endswith(b".gitignore")}
+        return {p for p in done.stdout.split(b"\0") if p}
 
     def patch(self, start: State, now: State, paths: Iterable[bytes]) -> bytes:
         """The git diff of the stored ``paths`` from ``start`` to ``now``."""
@@ -705,8 +807,30 @@ def _z(paths: Iterable[bytes]) -> bytes:
 
 def _why_kept(change: Change) -> str | None:
     """Why undo leaves this path as it is (None: it puts it back)."""
-    if in_git_metadata(change.path):
+    if in_git_metadata(change.path):  # .GIT too: on a Mac's disk it is the .git
         return "git metadata: ponder never writes it; look at it yourself"
     if change.before is not None and change.before.listed:
-        return "its content was not kept (a cache folder, a big or unreadable file)"
+        return "its content was not kept (over 8 MiB, in a cache folder, or unreadable)"
     return None
+
+
+def _kept(changes: list[Change]) -> list[tuple[str, str]]:
+    """What undo leaves, with why; a repository's git metadata as one line."""
+    kept: dict[str, tuple[int, str]] = {}
+    for change in changes:
+        parts = change.path.split(b"/")
+        at = next((i for i, part in enumerate(parts) if is_git_metadata(part)), None)
+        name = os.fsdecode(b"/".join(parts[: at + 1]) + b"/" if at is not None else change.path)
+        why = _why_kept(change) or ""
+        count, _ = kept.get(name, (0, why))
+        kept[name] = (count + 1, why)
+    return [
+        (f"{name} ({count} files)" if count > 1 else name, why)
+        for name, (count, why) in kept.items()
+    ]
+
+
+def _folders_of(path: bytes) -> list[bytes]:
+    """The folders ``path`` is in, outermost first (``a``, ``a/b`` for ``a/b/c``)."""
+    parts = path.split(b"/")
+    return [b"/".join(parts[:end]) for end in range(1, len(parts))]

@@ -135,17 +135,21 @@ class ConfinedTree:
                     return None
                 return file.read(limit + 1)
 
-    def write_file(self, path: bytes, data: bytes, executable: bool) -> None:
-        """Create or replace ``path`` with ``data`` (a temporary file, then a rename)."""
+    def write_file(
+        self, path: bytes, data: bytes, executable: bool, mode: int | None = None
+    ) -> None:
+        """Create or replace ``path`` with ``data`` (a temporary file, then a rename), with
+        ``mode`` (default: 755 or 644 by ``executable``). The file is private until then."""
+        mode = mode if mode is not None else 0o755 if executable else 0o644
         with self._parent(path, create=True) as (fd, name):
             self._clear_directory(fd, name)
             temporary = b".ponder-undo-" + os.urandom(6).hex().encode()
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            handle = os.open(temporary, flags, 0o755 if executable else 0o644, dir_fd=fd)
+            handle = os.open(temporary, flags, 0o600, dir_fd=fd)
             try:
                 with os.fdopen(handle, "wb") as file:
                     file.write(data)
-                    os.fchmod(file.fileno(), 0o755 if executable else 0o644)
+                    os.fchmod(file.fileno(), mode)
                 os.rename(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
             except BaseException:
                 os.unlink(temporary, dir_fd=fd)
@@ -165,6 +169,14 @@ class ConfinedTree:
                 os.unlink(name, dir_fd=fd)
         except (FileNotFoundError, NotADirectoryError):
             pass
+
+    def remove_empty_directory(self, path: bytes) -> None:
+        """Remove the folder ``path`` if it is empty (and a folder, not a link to one)."""
+        try:
+            with self._parent(path, create=False) as (fd, name):
+                os.rmdir(name, dir_fd=fd)
+        except (OSError, OutsideWorkspace):
+            pass  # not empty, gone, or not a plain folder: it stays
 
     @staticmethod
     def _clear_directory(fd: int, name: bytes) -> None:

@@ -162,18 +162,23 @@ def _readable(facts: Stat) -> bool:
 
 
 def in_git_metadata(path: bytes) -> bool:
-    """Whether any name on the path is git metadata (checked cheaply first: most paths do not
-    hold "git" at all)."""
+    """Whether any name on the path is one git treats as ``.git`` on some file system (checked
+    cheaply first: most paths do not hold "git" at all)."""
     if b"git" not in path.lower():
         return False
     return any(is_git_metadata(c) for c in path.split(b"/"))
+
+
+def in_repository_metadata(path: bytes) -> bool:
+    """Whether the path is, or is in, a ``.git``: a repository's metadata on this system."""
+    return b".git" in path and b".git" in path.split(b"/")
 
 
 def unstored_reason(path: bytes, facts: Stat) -> str | None:
     """Why a path's content is not stored (None: it is)."""
     components = path.split(b"/")
     mode = facts[0]
-    if in_git_metadata(path):
+    if in_repository_metadata(path):
         return "git metadata"
     cache = next((c for c in components[:-1] if c in CACHE_FOLDERS), None)
     if cache is not None:
@@ -202,7 +207,9 @@ def warning(path: bytes, created: bool, deleted: bool, executable: bool) -> str 
     beyond reviewing the diff)."""
     components = path.split(b"/")
     name = components[-1]
-    metadata = [i for i, c in enumerate(components) if is_git_metadata(c)]
+    metadata = [i for i, c in enumerate(components) if c == b".git"]
+    if not metadata and in_git_metadata(path):
+        return "a name git refuses: on Windows or macOS it is a repository's .git"
     if metadata:
         inside = components[metadata[0] + 1 :]
         if not inside:

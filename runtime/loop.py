@@ -386,7 +386,7 @@ class Agent:
             elif before:
                 checkpoint = self.checkpoints.before_step()
             else:
-                checkpoint = self.checkpoints.checkpoint()
+                checkpoint = self.checkpoints.checkpoint(f"step {step}")
         except CheckpointError as error:  # the safety net failed; the work itself did not
             self.checkpoints = None
             self._event(CheckpointsOff(reason=str(error)))

@@ -61,6 +61,7 @@ class SessionRecorder:
 
     def __init__(self, directory: Path, header: dict[str, Any], session_id: str | None = None):
         directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)  # what commands printed may hold secrets
         self.id = check_session_id(session_id or new_session_id())
         self.path = directory / f"{self.id}.jsonl"
         torn = _ends_torn(self.path)
@@ -153,8 +154,10 @@ def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
         except OSError:
             continue
         task = next((e.task for e in events if isinstance(e, RunStarted)), "")
-        ends = [e.reason for e in events if isinstance(e, RunFinished)]
-        status = ends[-1] if ends and isinstance(events[-1], RunFinished) else "incomplete"
+        runs = [e for e in events if isinstance(e, RunStarted | RunFinished)]
+        # (what comes after a run's end, such as a checkpoint of its background jobs, is not
+        # part of it)
+        status = runs[-1].reason if runs and isinstance(runs[-1], RunFinished) else "incomplete"
         found.append(
             SessionInfo(
                 id=path.stem,

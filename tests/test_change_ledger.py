@@ -189,5 +189,7 @@ def test_the_store_keeps_no_copy_of_a_big_file_rewritten_at_every_step(
     assert sum(f.stat().st_blocks * 512 for f in store.rglob("*") if f.is_file()) < 5 * 1024**2
     listed = ponder("diff", env=user_env, cwd=repo).stderr
     assert "data.bin  added: not in the diff: over 8 MiB\n" in listed  # made by it: undo removes
-    ponder("undo", env=user_env, cwd=repo)
-    assert (repo / "data.bin").stat().st_size == 100000004  # its content was never kept
+    undone = ponder("undo", env=user_env, cwd=repo, check=False)
+    assert undone.returncode == 1  # nothing could be put back, and it says so
+    assert "not put back: data.bin: its content was not kept (over 8 MiB" in undone.stdout
+    assert (repo / "data.bin").stat().st_size == 100000004

@@ -81,12 +81,18 @@ def test_undo_restores_untracked_files_and_leaves_git_alone(repo: Path, tmp_path
 
 def test_diff_shows_what_the_session_changed(repo: Path, tmp_path: Path) -> None:
     checkpoints = Checkpoints(repo, "s2", tmp_path / "store")
+    checkpoints.before_step()
     (repo / "app.py").write_text("print('v2')\n")
     (repo / "added.py").write_text("z = 3\n")
-    diff = checkpoints.diff().patch.decode()
-    assert "-print('v1')\n+print('v2')" in diff
-    assert "diff --git a/added.py b/added.py\nnew file mode" in diff
-    assert "staged.py" not in diff  # it was there before the session
+    assert checkpoints.checkpoint() is not None
+    (repo / "mine.txt").write_text("the user's own, after the session's step\n")
+    diff = checkpoints.diff()
+    patch = diff.patch.decode()
+    assert "-print('v1')\n+print('v2')" in patch
+    assert "diff --git a/added.py b/added.py\nnew file mode" in patch
+    assert "staged.py" not in patch  # it was there before the session
+    assert "mine.txt" not in patch  # someone else's, since the session's last step
+    assert [c.path for c in diff.changes] == ["added.py", "app.py"]
 
 
 def test_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
@@ -167,3 +173,23 @@ def test_the_store_keeps_under_its_cap(tmp_path: Path, monkeypatch: pytest.Monke
         assert "-start\n+step 24" in new.diff().patch.decode()
         new.undo()
         assert (workspace / "notes.txt").read_text() == "step 23\n"
+
+
+def test_a_private_file_stays_private(tmp_path: Path) -> None:
+    # The store holds a copy of every file, a 600 .env among them; git keeps only 644 or 755,
+    # so undo must put the file back as private as it was.
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    secret = workspace / ".env"
+    secret.write_text("TOKEN=1\n")
+    secret.chmod(0o600)
+    store = tmp_path / "store"
+    with Checkpoints(workspace, "s1", store) as checkpoints:
+        checkpoints.before_step()
+        secret.unlink()
+        assert checkpoints.checkpoint() is not None
+        undone = checkpoints.undo()
+    assert undone.restored == [".env"]
+    assert secret.read_text() == "TOKEN=1\n"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert store.stat().st_mode & 0o777 == 0o700

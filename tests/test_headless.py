@@ -16,6 +16,7 @@ from k2text import completion, tool_call, write_script
 from ponder.runtime.checkpoints import PRIVATE_FILE_LIMIT
 from ponder.runtime.events import (
     ApprovalResolved,
+    Checkpointed,
     CheckpointsOff,
     MessageAdded,
     ModelRetrying,
@@ -292,8 +293,9 @@ def test_exec_json_on_a_terminal_is_still_plain_json(
 def test_without_checkpoints_the_task_goes_on_and_says_why(
     tmp_path: Path, workspace: Path, user_env: dict[str, str]
 ) -> None:
-    """Checkpoints are a safety net: a folder too big to copy, at the start or once a step made
-    it so, turns them off with a reason, and the task still runs to its end."""
+    """Checkpoints are a safety net: a folder too big to walk at every step (a home directory)
+    has none from the start, with the reason, and the task still runs to its end. Nothing a
+    step writes turns them off (issue 22, 6): a flood of files is simply checkpointed."""
     big = tmp_path / "big"  # a home directory, say
     big.mkdir()
     for index in range(PRIVATE_FILE_LIMIT + 1):
@@ -302,7 +304,14 @@ def test_without_checkpoints_the_task_goes_on_and_says_why(
     at_start = run(
         "exec", "--json", "--model", f"scripted:{answer}", "what?", env=user_env, cwd=big
     )
-    floods = write_script(  # a folder that is no project grows past what is copied
+    assert at_start.returncode == 0, at_start.stderr
+    events = [event_from_json(line) for line in at_start.stdout.splitlines()]
+    (off,) = [e for e in events if isinstance(e, CheckpointsOff)]
+    assert "more than 20,000 files" in off.reason
+    assert isinstance(events[-1], RunFinished)
+    assert events[-1].reason == "answered"
+
+    floods = write_script(  # a folder that is no project grows past what a start allows
         tmp_path / "b.jsonl",
         completion(
             "Oops.",
@@ -315,19 +324,12 @@ def test_without_checkpoints_the_task_goes_on_and_says_why(
         completion("Done anyway.", content="Wrote f.txt."),
     )
     mid_task = run(
-        "exec",
-        "--json",
-        "--model",
-        f"scripted:{floods}",
-        "write f",
-        env=user_env,
-        cwd=workspace,
+        "exec", "--json", "--model", f"scripted:{floods}", "write f", env=user_env, cwd=workspace
     )
-    for result in (at_start, mid_task):
-        assert result.returncode == 0, result.stderr
-        events = [event_from_json(line) for line in result.stdout.splitlines()]
-        (off,) = [e for e in events if isinstance(e, CheckpointsOff)]
-        assert "more than 20,000 files" in off.reason
-        assert isinstance(events[-1], RunFinished)
-        assert events[-1].reason == "answered"
+    assert mid_task.returncode == 0, mid_task.stderr
+    events = [event_from_json(line) for line in mid_task.stdout.splitlines()]
+    assert not [e for e in events if isinstance(e, CheckpointsOff)]
+    (step,) = [e for e in events if isinstance(e, Checkpointed)]
+    assert step.files == ["f.txt", "m/"]  # a flooded folder is one line
+    assert [c.count for c in step.changes] == [1, 20_001]
     assert (workspace / "f.txt").read_text() == "x\n"
