@@ -18,6 +18,7 @@ from ponder.app.frontends import Frontend, run_line, run_tui
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.budgets import Budgets
+from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.host_git import run_git
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.sandbox.safe_text import safe_text
@@ -47,8 +48,18 @@ def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
     workspace = prepare_repository()
     with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
         backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
-    with sandbox_session(config.model_copy(update={"network": False}), workspace) as sandbox:
-        agent = Agent(backend, sandbox, settings=AgentSettings(budgets=Budgets(max_steps=20)))
+    with (
+        sandbox_session(config.model_copy(update={"network": False}), workspace) as sandbox,
+        Checkpoints(  # the demo's own store, beside the copy: nothing of the user's
+            workspace, "demo", workspace.parent / "checkpoints", busy=sandbox.background_jobs
+        ) as checkpoints,
+    ):
+        agent = Agent(
+            backend,
+            sandbox,
+            settings=AgentSettings(budgets=Budgets(max_steps=20)),
+            checkpoints=checkpoints,
+        )
         if frontend == "tui":
             finished = run_tui(
                 agent.run,
