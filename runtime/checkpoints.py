@@ -37,6 +37,7 @@ from pathlib import Path
 
 from ponder.runtime.change_report import describe
 from ponder.runtime.checkpoint_store import (
+    DIRECTORY_ITSELF,
     STORE_CAP,
     CheckpointError,
     decode_path,
@@ -54,6 +55,7 @@ from ponder.runtime.ledger import (
     Change,
     Side,
     Stat,
+    facts_of,
     in_git_metadata,
     is_git_metadata,
     signature,
@@ -72,7 +74,9 @@ IDENTITY = {
     "GIT_COMMITTER_EMAIL": "ponder@localhost",
 }
 INDEX_CACHE = "ponder-stored-index"
-"""In the store: the last session's index of stored files, a cache of git's hashing."""
+"""In the store: the last session's index of stored files, a cache of git's hashing..."""
+FACTS_CACHE = "ponder-stored-facts"
+"""...and the facts ponder saw of each of them."""
 PRIVATE_FILE_LIMIT = 20_000
 """Paths a folder that is not a git project may hold when a session starts (a home directory,
 /tmp: too much to walk at every step)."""
@@ -84,6 +88,8 @@ BULK = 256
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 NO_OBJECT = "0" * 40
 LISTED_MODE = "160000"
+FOLDER = "040000"
+"""A listed folder's mode in a :class:`Side` (its tree entry is a gitlink like any listed)."""
 BACKGROUND = "background jobs of this session"
 _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -186,6 +192,7 @@ class Checkpoints:
         self._stored_index = self._temporary / "stored"
         self._listed_index = self._temporary / "listed"
         self._index_cache = self.git_dir / INDEX_CACHE
+        self._facts_cache = self.git_dir / FACTS_CACHE
         try:
             if not create and self._tip() is None:
                 raise CheckpointError(
@@ -212,13 +219,39 @@ class Checkpoints:
         shutil.rmtree(self._temporary, ignore_errors=True)
 
     def _keep_index(self) -> None:
-        """Leave the stored index in the store, so the next session of this workspace hashes
-        only what changed meanwhile. (git trusts an entry only when inode, size, mtime and
-        ctime all match, and a process cannot set ctime.)"""
+        """Leave the stored index in the store with the facts ponder saw of each of its files,
+        so the next session of this workspace hashes only the files whose facts changed since
+        (to the nanosecond, ctime included, which no process can set back). The facts name the
+        index they belong to by its checksum: a pair that does not match is not used."""
+        stored = sorted((p, f) for p, f in self._seen.items() if p not in self._listed)
         with contextlib.suppress(OSError):
-            copy = self._temporary / "kept"
-            shutil.copyfile(self._stored_index, copy)
-            copy.replace(self._index_cache)
+            index = self._stored_index.read_bytes()
+            facts = (
+                index[-20:].hex().encode()
+                + b"\n"
+                + b"".join(b" ".join(b"%d" % n for n in f) + b" " + p + b"\0" for p, f in stored)
+            )
+            for data, target in ((index, self._index_cache), (facts, self._facts_cache)):
+                copy = self._temporary / "kept"
+                copy.write_bytes(data)
+                copy.replace(target)
+
+    def _kept_index(self) -> dict[bytes, Stat] | None:
+        """The facts of the index an earlier session left, copied in as this session's; None
+        when there is none that matches."""
+        try:
+            index = self._index_cache.read_bytes()
+            checksum, _, records = self._facts_cache.read_bytes().partition(b"\n")
+        except OSError:
+            return None
+        if checksum != index[-20:].hex().encode():
+            return None
+        facts: dict[bytes, Stat] = {}
+        for record in filter(None, records.split(b"\0")):
+            *numbers, path = record.split(b" ", 8)
+            facts[path] = tuple(int(n) for n in numbers)  # type: ignore[assignment]
+        self._stored_index.write_bytes(index)
+        return facts
 
     def __enter__(self) -> Checkpoints:
         return self
@@ -283,21 +316,9 @@ class Checkpoints:
 
     def _first_snapshot(self) -> State:
         """The workspace as the session starts, git's work cut short by the index an earlier
-        session left (its entries for paths that are gone are dropped)."""
-        seeded = self._index_cache.exists()
-        if seeded:
-            with contextlib.suppress(OSError):
-                shutil.copyfile(self._index_cache, self._stored_index)
-        state = self._snapshot(first=True)
-        if not seeded:
-            return state
-        stored = {p for p in self._seen if p not in self._listed}
-        stale = [p for p in self._git("ls-files", "-z").split(b"\0") if p and p not in stored]
-        if not stale:
-            return state
-        self._git("update-index", "-z", "--force-remove", "--stdin", stdin=_z(stale))
-        self._state = State(self._write_tree(self._stored_index), state.listed, state.private)
-        return self._state
+        session left: only files whose facts changed since are hashed."""
+        self._seen = self._kept_index() or {}
+        return self._snapshot(first=True)
 
     def _snapshot(self, first: bool = False, force: bool = False) -> State:
         """The workspace now; from the last walk when the kernel saw no change since. (A
@@ -306,14 +327,18 @@ class Checkpoints:
         if self._state is not None and not force and self._watch.quiet():
             return self._state
         self._watch.begin_walk()
-        now = walk(self._root, self._watch.watch)
+        seen = walk(self._root, self._watch.watch)
+        now = seen.found
         if first and len(now) > PRIVATE_FILE_LIMIT and not _in_git_project(self.workspace):
             raise CheckpointError(
                 f"{self.workspace} is not a git repository and holds more than "
                 f"{PRIVATE_FILE_LIMIT:,} files, too many to watch at every step. Run ponder in "
                 "a project's folder, or make it one with `git init`"
             )
-        self._record(now)
+        for path in self._seen.keys() - now.keys():  # in a folder that became unreadable: unseen,
+            if any(folder in seen.blind for folder in _folders_of(path)):  # not gone
+                now[path] = self._seen[path]
+        self._record(now, self._watch.written())
         self._state = State(
             self._write_tree(self._stored_index),
             self._write_tree(self._listed_index),
@@ -343,14 +368,27 @@ class Checkpoints:
     def _placed_listed(self, path: bytes, facts: Stat) -> bool:
         return unstored_reason(path, facts) is not None or self._unreadable.get(path) == facts
 
-    def _record(self, now: dict[bytes, Stat]) -> None:
-        """Bring the two indexes from the last walk to ``now``: git reads only what changed."""
+    def _record(self, now: dict[bytes, Stat], written: set[bytes] | None) -> None:
+        """Bring the two indexes from the last walk to ``now``: git reads only what changed,
+        and what was ``written`` (even with the same facts: a write into a memory-mapped page
+        already dirty changes no time; None: anything may have been)."""
         seen = self._seen
         stored_add: list[bytes] = []
         stored_remove: list[bytes] = []
         listed: list[bytes] = []
         unlisted: list[bytes] = []
-        for path, facts in sorted(now.items() - seen.items()):  # new or changed, in git's order
+        changed = now.items() - seen.items()
+        candidates = seen.keys() if written is None else written
+        changed_paths = {path for path, _ in changed}
+        stored_add += [
+            path
+            for path in candidates
+            if path in now
+            and path in seen
+            and path not in changed_paths
+            and path not in self._listed
+        ]
+        for path, facts in sorted(changed):  # new or changed, in git's order
             old = seen.get(path)
             was_listed = path in self._listed
             if self._placed_listed(path, facts):
@@ -379,7 +417,7 @@ class Checkpoints:
         self._seen = now
         if stored_remove:
             self._git("update-index", "-z", "--force-remove", "--stdin", stdin=_z(stored_remove))
-        failed = self._add_stored(stored_add)
+        failed = self._add_stored(sorted(stored_add))
         for path in failed:  # listed instead: git could not read it
             self._unreadable[path] = now[path]
             listed.append(self._listed_record(path, now[path]))
@@ -401,6 +439,10 @@ class Checkpoints:
         unreadable meanwhile, a name it refuses), found by halving the list."""
         if not paths:
             return []
+        # git trusts its own record of a file's times to the second only: a file rewritten
+        # within the second it was read, its mtime set back, would keep its old content. These
+        # paths changed (or were written): git must read them afresh.
+        self._git("update-index", "-z", "--force-remove", "--stdin", stdin=_z(paths))
         # Many files at once (a session's start) go into one pack: thousands of loose objects
         # cost a file each. A step's few stay loose.
         bulk = ["-c", "core.bigFileThreshold=1"] if len(paths) > BULK else []
@@ -519,7 +561,10 @@ class Checkpoints:
             fields = self._git("diff-tree", "-r", "-z", "--no-renames", a, b).split(b"\0")
             for at in range(0, len(fields) - 1, 2):
                 mode_a, mode_b, id_a, id_b, _ = fields[at][1:].decode().split()
-                path = decode_path(fields[at + 1]) if listed else fields[at + 1]
+                name = fields[at + 1]
+                path = decode_path(name) if listed else name
+                if listed and name.endswith(b"/" + DIRECTORY_ITSELF):  # a folder, by identity
+                    mode_a, mode_b = (FOLDER if m == LISTED_MODE else m for m in (mode_a, mode_b))
                 before = Side(listed, mode_a, id_a) if mode_a != "000000" else None
                 after = Side(listed, mode_b, id_b) if mode_b != "000000" else None
                 earlier = found.get(path)
@@ -644,7 +689,7 @@ class Checkpoints:
             return self._facts_signature(change.path) == after.object
         try:
             now = self._tree.entry(change.path)
-        except OutsideWorkspace:
+        except (OSError, OutsideWorkspace):  # a link on the way, a folder it may not read
             return False
         if after is None:
             return now is None or now.kind == "directory"
@@ -658,16 +703,14 @@ class Checkpoints:
         )
 
     def _facts_signature(self, path: bytes) -> str | None:
+        """The signature of a file's facts now (None: not a file there, or not reachable)."""
         try:
             info = self._tree.lstat(path)
-        except OutsideWorkspace:
+        except (OSError, OutsideWorkspace):
             return None
-        if info is None:
+        if info is None or stat.S_ISDIR(info.st_mode):
             return None
-        facts: Stat = (info.st_mode, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
-        if stat.S_ISDIR(info.st_mode):
-            facts = (info.st_mode, 0, info.st_ino, 0, 0)
-        return signature(facts)
+        return signature(facts_of(info))
 
     def _restore(
         self, change: Change, contents: dict[str, bytes], private: dict[bytes, int]
@@ -809,6 +852,8 @@ def _why_kept(change: Change) -> str | None:
     """Why undo leaves this path as it is (None: it puts it back)."""
     if in_git_metadata(change.path):  # .GIT too: on a Mac's disk it is the .git
         return "git metadata: ponder never writes it; look at it yourself"
+    if any(side is not None and side.mode == FOLDER for side in (change.before, change.after)):
+        return "a folder ponder cannot read: ponder never removes it"
     if change.before is not None and change.before.listed:
         return "its content was not kept (over 8 MiB, in a cache folder, or unreadable)"
     return None

@@ -43,14 +43,43 @@ CACHE_FOLDERS = frozenset(
 )
 """Folders of installed packages and caches: listed, never stored (they are big and rebuilt)."""
 
-Stat = tuple[int, int, int, int, int]
-"""A path's facts: mode (kind and permissions), size, inode, mtime and ctime (ns)."""
+Stat = tuple[int, int, int, int, int, int, int, int]
+"""A path's facts: mode (kind and permissions), size, inode, mtime and ctime (ns), link count,
+owner and group."""
+MODE, SIZE, INODE, MTIME, CTIME, LINKS, OWNER, GROUP = range(8)
+
+
+def facts_of(info: os.stat_result) -> Stat:
+    return (
+        info.st_mode,
+        info.st_size,
+        info.st_ino,
+        info.st_mtime_ns,
+        info.st_ctime_ns,
+        info.st_nlink,
+        info.st_uid,
+        info.st_gid,
+    )
+
+
+def identity_of(info: os.stat_result) -> Stat:
+    """A folder's facts by its identity alone (made, removed or replaced, not its content)."""
+    return (info.st_mode, 0, info.st_ino, 0, 0, 0, info.st_uid, info.st_gid)
+
 
 _EUID = os.geteuid() if hasattr(os, "geteuid") else -1
 _GROUPS = frozenset(os.getgroups()) | {os.getegid()} if hasattr(os, "getgroups") else frozenset()
 
 
-def walk(root: bytes, on_directory: Callable[[bytes], None] | None = None) -> dict[bytes, Stat]:
+@dataclass
+class Walk:
+    found: dict[bytes, Stat]
+    """Every path but the folders that could be listed, with its facts."""
+    blind: set[bytes]
+    """Folders that could not be listed: what is in them is not seen."""
+
+
+def walk(root: bytes, on_directory: Callable[[bytes, bytes], None] | None = None) -> Walk:
     """Every path under ``root`` but readable directories, relative to it, with its facts.
 
     Symlinks are never followed, not even one a directory became mid-walk
@@ -58,24 +87,22 @@ def walk(root: bytes, on_directory: Callable[[bytes], None] | None = None) -> di
     itself an entry (what is inside cannot be seen, which is reported), and so is every ``.git``
     folder. A repository's ``objects`` folder is known by its identity only: thousands of files
     of data named by their own hash, which run nothing. ``on_directory`` is called with a path
-    naming each directory before it is listed (to watch it)."""
+    naming each directory, and its relative path, before it is listed (to watch it)."""
     found: dict[bytes, Stat] = {}
-
-    def identity(entry: Entry) -> Stat:
-        info = entry.stat(follow_symlinks=False)
-        return (info.st_mode, 0, info.st_ino, 0, 0)
+    blind: set[bytes] = set()
 
     def descend(path: bytes, entry: Entry) -> bool:
         if entry.name == "objects" and _in_metadata(path):
-            found[path] = identity(entry)  # a repository's object database: not walked
+            found[path] = identity_of(entry.stat(follow_symlinks=False))  # not walked
             return False
         if entry.name == ".git":
-            found[path] = identity(entry)  # made, removed or replaced: it shows
+            found[path] = identity_of(entry.stat(follow_symlinks=False))  # made or replaced
         return True
 
     def unlistable(path: bytes, entry: Entry) -> None:
         info = entry.stat(follow_symlinks=False)
-        found[path] = (info.st_mode, 0, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+        found[path] = (*identity_of(info)[:3], info.st_mtime_ns, info.st_ctime_ns, 0, *_owner(info))
+        blind.add(path)
 
     for path, entry in walk_entries(root, descend, on_directory, unlistable):
         try:
@@ -84,8 +111,12 @@ def walk(root: bytes, on_directory: Callable[[bytes], None] | None = None) -> di
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # gone meanwhile
-        found[path] = (info.st_mode, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
-    return found
+        found[path] = facts_of(info)
+    return Walk(found, blind)
+
+
+def _owner(info: os.stat_result) -> tuple[int, int]:
+    return info.st_uid, info.st_gid
 
 
 def _in_metadata(path: bytes) -> bool:
@@ -94,7 +125,7 @@ def _in_metadata(path: bytes) -> bool:
 
 def signature(facts: Stat) -> str:
     """The facts as a 40-hex id (how a listed path is kept in the checkpoint store)."""
-    return hashlib.sha1(b"%d %d %d %d %d" % facts, usedforsecurity=False).hexdigest()
+    return hashlib.sha1(b" ".join(b"%d" % f for f in facts), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -154,11 +185,15 @@ def git_can_store(path: bytes, mode: int) -> bool:
 
 
 def _readable(facts: Stat) -> bool:
-    """Whether this user may read the file (by its mode; root may read anything)."""
+    """Whether this user may read the file, by its mode and owner (root may read anything)."""
     if _EUID == 0:
         return True
-    mode = facts[0]
-    return bool(mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH))
+    mode = facts[MODE]
+    if facts[OWNER] == _EUID:
+        return bool(mode & stat.S_IRUSR)
+    if facts[GROUP] in _GROUPS:
+        return bool(mode & stat.S_IRGRP)
+    return bool(mode & stat.S_IROTH)
 
 
 def in_git_metadata(path: bytes) -> bool:

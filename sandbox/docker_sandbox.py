@@ -246,13 +246,16 @@ class DockerSandbox(scripts.ScriptedFiles):
 
     def _processes(self) -> list[int]:
         """Host process ids of the container's living processes, from the engine (``docker
-        top``), which no process inside can forge; zombies are left out."""
+        top``), which no process inside can forge. A zombie is dead unless one of its threads
+        still runs (a process whose first thread exited shows as one)."""
         assert self._client is not None
         assert self._container is not None
-        listing = self._client.api.top(str(self._container.id), ps_args="-eo pid,stat")
+        listing = self._client.api.top(str(self._container.id), ps_args="-eLo pid,stat")
         titles = listing.get("Titles") or []
         pid, state = titles.index("PID"), titles.index("STAT")
-        return [int(row[pid]) for row in listing.get("Processes") or [] if row[state][:1] != "Z"]
+        return sorted(
+            {int(row[pid]) for row in listing.get("Processes") or [] if row[state][:1] != "Z"}
+        )
 
     def background_jobs(self) -> bool:
         if self._container is None or self._client is None:

@@ -32,16 +32,16 @@ def _open(name: bytes, parent: int | None) -> int | None:
 def walk_entries(
     root: bytes,
     descend: Callable[[bytes, Entry], bool] = lambda path, entry: True,
-    on_directory: Callable[[bytes], None] | None = None,
+    on_directory: Callable[[bytes, bytes], None] | None = None,
     unlistable: Callable[[bytes, Entry], None] | None = None,
 ) -> Iterator[tuple[bytes, Entry]]:
     """Every entry under ``root`` as (its path relative to ``root``, the entry), depth first.
 
     A directory is entered when ``descend`` says so (by default always). ``on_directory`` gets
-    a path that names each directory entered (``/proc/self/fd/N``) before it is listed (to
-    watch it); ``unlistable`` gets a directory that could not be entered (no permission, gone,
-    swapped for a link, too deep for the descriptors left), while its parent is still open (so
-    ``entry.stat`` works)."""
+    a path that names each directory entered (``/proc/self/fd/N``) and its relative path, before
+    it is listed (to watch it); ``unlistable`` gets a directory that could not be entered (no
+    permission, gone, swapped for a link, too deep for the descriptors left), while its parent
+    is still open (so ``entry.stat`` works)."""
     top = _open(root, None)
     if top is None:
         return
@@ -50,7 +50,7 @@ def walk_entries(
     def enter(relative: bytes, fd: int) -> bool:
         try:
             if on_directory is not None:
-                on_directory(b"/proc/self/fd/%d" % fd)
+                on_directory(b"/proc/self/fd/%d" % fd, relative)
             stack.append((relative, fd, iter(os.scandir(fd))))
         except OSError:
             os.close(fd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import git
@@ -19,6 +20,7 @@ import pytest
 from ponder.app.completion import workspace_files
 from ponder.runtime.checkpoint_store import apply_patch
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints
+from ponder.runtime.ledger import facts_of
 from ponder.sandbox.tree_walk import walk_entries
 
 
@@ -243,3 +245,48 @@ def test_a_directory_swapped_for_a_link_mid_walk_is_not_entered(tmp_path: Path) 
     ]
     assert seen == [b"d"]
     assert unlistable == [b"d"]
+
+
+def test_a_rewrite_in_the_second_git_read_it_is_seen(tmp_path: Path) -> None:
+    # git trusts its record of a file's times to the second: a file a background job rewrote
+    # within the second git read it, same size, its mtime set back, kept its old content.
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    target = workspace / "a.py"
+    target.write_text("X = 'harmless'\n")
+    with Checkpoints(workspace, "s1", tmp_path / "store", busy=lambda: True) as checkpoints:
+        for _ in range(5):  # until the rewrite lands in the second of the read
+            time.sleep(1 - time.time() % 1)  # at the start of a second
+            checkpoints.before_step()
+            target.write_text("X = 'harmless'\n")
+            os.utime(target, ns=(0, 946_684_800 * 10**9))
+            checkpoints.checkpoint()  # git reads the harmless line
+            read_in = int(target.stat().st_ctime)
+            target.write_text("X = 'evil!!!!'\n")  # the job, while the model thinks (same size)
+            os.utime(target, ns=(0, 946_684_800 * 10**9))
+            if int(target.stat().st_ctime) == read_in:
+                break
+        else:
+            pytest.skip("the machine was too slow to rewrite within one second")
+        background = checkpoints.before_step()
+        assert background is not None
+        assert background.files == ["a.py"]
+        assert b"+X = 'evil!!!!'" in checkpoints.diff().patch
+
+
+def test_a_written_file_is_read_again_even_when_its_facts_did_not_move(tmp_path: Path) -> None:
+    # A write into a memory-mapped page that is still dirty changes neither mtime nor ctime
+    # (seen by the attack in issue 22's review; when the kernel writes the page back first,
+    # the times do move, so it cannot be staged reliably here). What must hold: a file the
+    # kernel's watch says was written is read again although its facts are those of the last
+    # walk. The last walk's record is set to the facts after the write to stand for that.
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    target = workspace / "b.py"
+    target.write_bytes(b"Y = 'harmless'\n")
+    with Checkpoints(workspace, "s1", tmp_path / "store") as checkpoints:
+        checkpoints.before_step()
+        target.write_bytes(b"Y = 'evil!!!!'\n")  # same size
+        checkpoints._seen[b"b.py"] = facts_of(target.stat())  # (see above)
+        assert checkpoints.checkpoint() is not None
+        assert b"+Y = 'evil!!!!'" in checkpoints.diff().patch

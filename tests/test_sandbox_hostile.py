@@ -330,3 +330,25 @@ def test_a_command_cannot_end_its_own_output_early(
     assert "hidden-2" in result.output
     assert result.output.rstrip().endswith("0\nafter")  # nothing held the token
     assert token not in result.output
+
+
+def test_a_process_whose_first_thread_exited_is_still_a_background_job(
+    sandbox: DockerSandbox,
+) -> None:
+    # Its first thread's exit makes it look like a zombie (Z) to `ps`, while another thread
+    # keeps writing: the session's checkpoints must still know a job runs. (A sandbox of its
+    # own: this module's shared one runs other tests' jobs.)
+    assert not sandbox.background_jobs()
+    leader_exits = (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=lambda: time.sleep(7301)).start()\n"
+        "ctypes.CDLL(None).syscall(60, 0)\n"  # SYS_exit: this thread only
+    )
+    started = sandbox.exec(f"python3 -c '{leader_exits}' >/dev/null 2>&1 & echo $!", 10)
+    pid = started.output.strip()
+    states: list[str] = []
+    deadline = time.monotonic() + 30
+    while states[:1] != ["Zl"] and time.monotonic() < deadline:
+        states = sandbox.exec(f"ps -o stat= -p {pid}", 10).output.split()
+    assert states[:1] == ["Zl"]
+    assert sandbox.background_jobs()
