@@ -161,6 +161,8 @@ def run_unattended(
             print(safe_text(finished.answer), flush=True)  # cut short: exit 1 says so
         if not verbose:
             _explain(finished)
+    if summary and session.checkpoints_off is not None:
+        print(f"ponder: checkpoints are off: {session.checkpoints_off}", file=sys.stderr)
     if changes and (summary or any(c.warning for c in changes)):
         print(f"ponder: {changes_summary(changes)}", file=sys.stderr)
     if summary:

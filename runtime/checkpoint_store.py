@@ -16,15 +16,18 @@ one's) until it fits, then removes what nothing refers to any more.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from ponder.runtime.host_git import NEUTRAL_ATTRIBUTES, GitFailed, run_git
 from ponder.runtime.ledger import is_git_metadata
+from ponder.sandbox.leftovers import owner_alive, process_start_time
 
 STORE_CAP = 2 * 1024**3
 """Bytes a workspace's store may hold before older sessions' checkpoints are dropped."""
-PRUNE_GRACE = "15.minutes.ago"
-"""Unreferenced objects younger than this stay: another session may be about to commit them."""
+PRUNE_GRACE = "2.minutes.ago"
+"""Unreferenced objects younger than this stay: another session may be about to commit them
+(a step writes its objects and commits them within seconds)."""
 DIRECTORY_ITSELF = b"%"
 
 
@@ -118,11 +121,47 @@ def prune(git_dir: Path, keep_ref: str, cap: int = STORE_CAP) -> list[str]:
             run_git("update-ref", "-d", ref, git_dir=git_dir)
             dropped.append(ref)
         others, batch = others[batch:], batch * 2
-        remove_unreferenced(git_dir)
+        remove_unreferenced(git_dir, repack=True)
     return dropped
 
 
-def remove_unreferenced(git_dir: Path) -> None:
-    """Remove objects no ref reaches, but young ones: another session may not have committed
-    them yet (what stays goes at a later prune)."""
-    run_git("gc", "--quiet", f"--prune={PRUNE_GRACE}", git_dir=git_dir)
+def remove_unreferenced(git_dir: Path, repack: bool = False) -> None:
+    """Remove objects no ref reaches; while another session is live, young ones stay (it may
+    not have committed them yet; they go at a later prune). Loose objects only, unless
+    ``repack``: a session's start is packed, and only a repack (minutes for gigabytes) drops
+    a pack's objects."""
+    expire = PRUNE_GRACE if live_sessions(git_dir) > 1 else "now"
+    if repack:
+        run_git("gc", "--quiet", f"--prune={expire}", git_dir=git_dir)
+    else:
+        run_git("prune", f"--expire={expire}", git_dir=git_dir)
+
+
+def _live(git_dir: Path) -> Path:
+    return git_dir / "ponder-live"
+
+
+def mark_live(git_dir: Path, session: str) -> Path:
+    """Note that this process works on the store as ``session`` (remove the file it returns
+    when done); sessions whose process is gone are not counted."""
+    folder = _live(git_dir)
+    folder.mkdir(exist_ok=True)
+    pid = os.getpid()
+    mark = folder / f"{session}.{pid}"
+    mark.write_text(f"{pid} {process_start_time(pid)}\n")
+    return mark
+
+
+def live_sessions(git_dir: Path) -> int:
+    """How many processes work on the store now (marks of dead ones are removed)."""
+    count = 0
+    for mark in _live(git_dir).glob("*"):
+        try:
+            pid, _, start = mark.read_text().strip().partition(" ")
+        except OSError:
+            continue
+        if pid.isdigit() and owner_alive(int(pid), start):
+            count += 1
+        else:
+            mark.unlink(missing_ok=True)
+    return count

@@ -42,6 +42,7 @@ from ponder.runtime.checkpoint_store import (
     CheckpointError,
     decode_path,
     listed_name,
+    mark_live,
     prune,
     remove_unreferenced,
     store_for,
@@ -52,6 +53,7 @@ from ponder.runtime.events import PathChange
 from ponder.runtime.fs_watch import ChangeWatch
 from ponder.runtime.host_git import GitFailed, git_process, run_git
 from ponder.runtime.ledger import (
+    SIZE,
     Change,
     Side,
     Stat,
@@ -80,9 +82,12 @@ FACTS_CACHE = "ponder-stored-facts"
 PRIVATE_FILE_LIMIT = 20_000
 """Paths a folder that is not a git project may hold when a session starts (a home directory,
 /tmp: too much to walk at every step)."""
-KEPT_STEPS = 20
-"""When the store is over its cap with this session alone, its newest checkpoints that stay as
-they are; the older ones are merged into one."""
+IGNORE_RULES_LIMIT = 256 * 1024
+"""Bytes of .gitignore files beyond which ignored files are not told apart (shown instead)."""
+IGNORE_TIMEOUT_S = 30
+KEPT_STEPS = (20, 5, 1)
+"""When the store is over its cap with this session alone, how many of its newest checkpoints
+stay as they are (the older ones merged into one), tried in turn until it fits."""
 BULK = 256
 """Files added at once beyond which git writes them into a pack (``core.bigFileThreshold``)."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -193,6 +198,7 @@ class Checkpoints:
         self._listed_index = self._temporary / "listed"
         self._index_cache = self.git_dir / INDEX_CACHE
         self._facts_cache = self.git_dir / FACTS_CACHE
+        self._live = mark_live(self.git_dir, session)
         try:
             if not create and self._tip() is None:
                 raise CheckpointError(
@@ -214,6 +220,7 @@ class Checkpoints:
     def close(self) -> None:
         """Remove the session's temporary indexes and stop watching; safe to call twice."""
         self._watch.close()
+        self._live.unlink(missing_ok=True)
         if self._stored_index.exists():
             self._keep_index()
         shutil.rmtree(self._temporary, ignore_errors=True)
@@ -522,8 +529,10 @@ class Checkpoints:
         if store_size(self.git_dir) <= max(STORE_CAP, self._fitted_at + STORE_CAP // 10):
             return  # (objects of the last minutes stay for a while: no gc at every step)
         prune(self.git_dir, self.ref, STORE_CAP)
-        if store_size(self.git_dir) > STORE_CAP:
-            self._merge_oldest(KEPT_STEPS)
+        for keep in KEPT_STEPS:
+            if store_size(self.git_dir) <= STORE_CAP:
+                break
+            self._merge_oldest(keep)
             remove_unreferenced(self.git_dir)
         self._index_cache.unlink(missing_ok=True)  # it may name blobs that are gone
         self._fitted_at = store_size(self.git_dir)
@@ -809,17 +818,22 @@ class Checkpoints:
         return {p for p in self._check_ignore(paths) if not p.endswith(b".gitignore")}
 
     def _check_ignore(self, paths: Iterable[bytes]) -> set[bytes]:
+        """Which of ``paths`` the ``.gitignore`` files ignore. Only for what the diff shows, so
+        when that cannot be told (a link on the way, rules too many to apply in time) the
+        answer is none: the diff then shows more, never less."""
         wanted = list(paths)
-        if not wanted:
+        rules = sum(f[SIZE] for p, f in self._seen.items() if p.endswith(b".gitignore"))
+        if not wanted or rules > IGNORE_RULES_LIMIT:
             return set()
-        done = git_process(
-            "check-ignore", "--no-index", "-z", "--stdin",
-            git_dir=self.git_dir, work_tree=self.workspace, index=self._stored_index,
-            stdin=_z(wanted),
-        )  # fmt: skip
-        if done.returncode > 1:
-            raise CheckpointError(f"git check-ignore failed: {done.stderr[-300:]!r}")
-        return {p for p in done.stdout.split(b"\0") if p}
+        try:
+            done = git_process(
+                "check-ignore", "--no-index", "-z", "--stdin",
+                git_dir=self.git_dir, work_tree=self.workspace, index=self._stored_index,
+                stdin=_z(wanted), timeout=IGNORE_TIMEOUT_S,
+            )  # fmt: skip
+        except GitFailed:
+            return set()
+        return {p for p in done.stdout.split(b"\0") if p} if done.returncode <= 1 else set()
 
     def patch(self, start: State, now: State, paths: Iterable[bytes]) -> bytes:
         """The git diff of the stored ``paths`` from ``start`` to ``now``."""
