@@ -81,6 +81,7 @@ def test_copy_mode_diff_is_the_files_not_what_the_containers_git_says(
     # write: `git config diff.external` made the host apply a patch no test had seen.
     subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
     (workspace / "app.py").write_text("print('v1')\n")
+    (workspace / "notes.py").write_text("N = 1\n")
     forged = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-print('v1')\n"
     forged += "+import os; os.system('id')\n"
     with DockerSandbox(workspace, sandbox_image, mode="copy", client=docker_client) as box:
@@ -96,10 +97,15 @@ def test_copy_mode_diff_is_the_files_not_what_the_containers_git_says(
         )
         assert box.exec(attack, 30).exit_code == 0
         diff = copy_diff(box)
+        # A .gitignore the model writes can neither hide a change nor fake a deletion.
+        box.exec("printf '.gitignore\\nnotes.py\\n' > .gitignore; echo 'N = 2' > notes.py", 10)
+        hidden = copy_diff(box)
     assert "os.system" not in diff
     assert "-print('v1')\n+print('v2')" in diff
     assert "+hidden = 1" in diff  # a planted .git does not hide a folder
     assert ".git" not in diff
+    assert "-N = 1\n+N = 2" in hidden
+    assert "+++ b/.gitignore" in hidden
 
 
 def test_copy_mode_has_a_disk_limit_and_brings_back_a_bounded_diff(
