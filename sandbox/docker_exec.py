@@ -100,10 +100,11 @@ def run_exec(
     environment: dict[str, str] | None = None,
     user: str = "",
     cancel: Halt | None = None,
-    end: bytes | None = None,
+    token: str | None = None,
 ) -> RawExec:
     """Run ``argv`` in the container; output bytes (stdout and stderr) go to ``on_output``
-    (up to the end marker ``end`` of a runner, see :func:`~ponder.sandbox.exec_stream.read_exec`).
+    (a runner's: up to its end marker, once it has been sent its ``token``; see
+    :func:`~ponder.sandbox.exec_stream.read_exec`).
 
     ``deadline`` is a ``time.monotonic()`` value; past it the stream is abandoned and the result
     says so (the in-container ``timeout`` normally ends the command well before).
@@ -131,8 +132,9 @@ def run_exec(
     try:
         if stdin is not None:
             sock.sendall(stdin)
-            _end_input(sock)
-        read = read_exec(Frames(sock, early), deadline, on_output, cancel, end)
+            if token is None:  # a runner's stdin stays open for its token
+                _end_input(sock)
+        read = read_exec(Frames(sock, early), deadline, on_output, cancel, token)
     finally:
         sock.close()
         if hasattr(handle, "close"):
@@ -185,6 +187,10 @@ class Frames:
         self.sock = sock
         self._buffer = bytearray(early)
 
+    def send_last(self, data: bytes) -> None:
+        self.sock.sendall(data)
+        _end_input(self.sock)
+
     def receive(self, timeout: float) -> list[tuple[int, bytes]] | None:
         pieces = self._whole_frames()
         if pieces:
@@ -192,7 +198,10 @@ class Frames:
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if not ready:
             return []
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:  # the engine dropped the stream: it is over
+            return None
         if not data:
             return None
         self._buffer += data

@@ -307,7 +307,7 @@ class DockerSandbox(scripts.ScriptedFiles):
         environment: dict[str, str] | None = None,
         settle: bool = True,
         cancel: Halt | None = None,
-        end: bytes | None = None,
+        token: str | None = None,
     ) -> RawExec:
         """Run ``argv`` as the sandbox's command user, output bytes to ``sink``."""
         if settle:
@@ -325,7 +325,7 @@ class DockerSandbox(scripts.ScriptedFiles):
             environment=environment,
             user=self._user,
             cancel=cancel,
-            end=end,
+            token=token,
         )
 
     def _script(self, script: str, timeout: float) -> ExecResult:
@@ -368,16 +368,15 @@ class DockerSandbox(scripts.ScriptedFiles):
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
         started = time.monotonic()
-        token = scripts.end_token()
         with guarded(self._disk_guard, cancel) as (halt, stopped):
             raw = self._run(
                 ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout)],
-                scripts.runner_input(token, scripts.command_script(command, self._workdir)),
+                scripts.runner_input(scripts.command_script(command, self._workdir)),
                 timeout,
                 capture.add,
                 environment={scripts.EXEC_ID_VARIABLE: exec_id},
                 cancel=halt,
-                end=scripts.end_marker(token),
+                token=scripts.end_token(),
             )
         jobs_stopped, self._jobs_stopped = self._jobs_stopped, None
         code = raw.exit_code if not stopped else 137

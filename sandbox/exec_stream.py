@@ -10,13 +10,14 @@ a local process).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ponder.sandbox.base import Halt
-from ponder.sandbox.scripts import ExitReport, OutputEnd
+from ponder.sandbox.scripts import ExitReport, OutputEnd, end_marker, token_line
 
 STDOUT, STDERR = 1, 2
 BACKGROUND_GRACE_S = 1.0
@@ -32,6 +33,10 @@ class Transport(Protocol):
     def receive(self, timeout: float) -> list[tuple[int, bytes]] | None:
         """What arrived within ``timeout`` seconds, as (:data:`STDOUT` or :data:`STDERR`, data)
         pieces in order; an empty list when nothing did; None once both streams are closed."""
+        ...
+
+    def send_last(self, data: bytes) -> None:
+        """Write ``data`` to the process's stdin, then close it."""
         ...
 
 
@@ -52,13 +57,15 @@ def read_exec(
     deadline: float,
     on_output: Callable[[bytes], None],
     cancel: Halt | None = None,
-    end: bytes | None = None,
+    token: str | None = None,
 ) -> ExecRead:
     """Read until the command has ended (or ``deadline``, a ``time.monotonic()`` value, passes,
-    or ``cancel`` is set); output bytes go to ``on_output`` without the end marker ``end``
-    (None: a script of ponder's that has none, read until its streams close)."""
+    or ``cancel`` is set); output bytes go to ``on_output``. A runner's ``token`` is sent it
+    once its exit marker came, and its end marker (:func:`~ponder.sandbox.scripts.end_marker`)
+    is left out of the output (None: a script of ponder's, read until its streams close)."""
     result = ExecRead()
-    output = OutputEnd(on_output, end)
+    output = OutputEnd(on_output, end_marker(token) if token is not None else None)
+    sent = token is None
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -81,6 +88,10 @@ def read_exec(
                         result.report.feed(data)
                 elif data:
                     output.feed(data)
+            if not sent and result.report.exit_code is not None:
+                sent = True
+                with contextlib.suppress(OSError):  # a runner gone already: its output is over
+                    transport.send_last(token_line(token or ""))
             if not ended and result.report.exit_code is not None and output.seen:
                 deadline = min(deadline, time.monotonic() + BACKGROUND_GRACE_S)
     finally:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from ponder.sandbox import scripts
 from ponder.sandbox.base import (
@@ -140,7 +141,7 @@ class LocalSandbox(scripts.ScriptedFiles):
         sink: Callable[[bytes], None],
         extra_env: dict[str, str] | None = None,
         cancel: Halt | None = None,
-        end: bytes | None = None,
+        token: str | None = None,
     ) -> tuple[int, bool, bool]:
         """Run ``argv`` in its own process group; returns (exit code, abandoned, runaways killed).
 
@@ -161,10 +162,13 @@ class LocalSandbox(scripts.ScriptedFiles):
         assert process.stderr is not None
         if stdin:
             process.stdin.write(stdin)
-        process.stdin.close()
+            process.stdin.flush()
+        if token is None:  # a runner's stdin stays open for its token
+            process.stdin.close()
         deadline = time.monotonic() + timeout + scripts.KILL_GRACE_S + 5
-        with contextlib.closing(_Pipes(process.stdout.fileno(), process.stderr.fileno())) as pipes:
-            read = read_exec(pipes, deadline, sink, cancel, end)
+        pipes = _Pipes(process.stdin, process.stdout.fileno(), process.stderr.fileno())
+        with contextlib.closing(pipes):
+            read = read_exec(pipes, deadline, sink, cancel, token)
         report = read.report
         abandoned = report.exit_code is None and not read.closed
         if abandoned:
@@ -190,17 +194,16 @@ class LocalSandbox(scripts.ScriptedFiles):
         exec_id = uuid.uuid4().hex[:12]
         capture = LiveCapture(on_output)
         started = time.monotonic()
-        token = scripts.end_token()
         script = scripts.command_script(command, self.workdir, self._state_dir)
         with guarded(self._disk_guard, cancel) as (halt, stopped):
             code, abandoned, runaways = self._run(
                 ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout, self._state_dir)],
-                scripts.runner_input(token, script),
+                scripts.runner_input(script),
                 timeout,
                 capture.add,
                 {scripts.EXEC_ID_VARIABLE: exec_id},
                 halt,
-                scripts.end_marker(token),
+                scripts.end_token(),
             )
         elapsed = time.monotonic() - started
         jobs_stopped, self._jobs_stopped = self._jobs_stopped, None
@@ -260,16 +263,27 @@ def _notice(stopped: list[str], runaways: bool, jobs_stopped: str | None) -> str
 
 
 class _Pipes:
-    """A local process's stdout and stderr as a :class:`~ponder.sandbox.exec_stream.Transport`."""
+    """A local process's stdin, stdout and stderr as a
+    :class:`~ponder.sandbox.exec_stream.Transport`."""
 
-    def __init__(self, stdout: int, stderr: int) -> None:
+    def __init__(self, stdin: IO[bytes], stdout: int, stderr: int) -> None:
+        self._stdin = stdin
         self._streams = {stdout: STDOUT, stderr: STDERR}
         self._selector = selectors.DefaultSelector()
         for fd in self._streams:
             self._selector.register(fd, selectors.EVENT_READ)
 
+    def send_last(self, data: bytes) -> None:
+        try:
+            self._stdin.write(data)
+        finally:
+            self._stdin.close()
+
     def close(self) -> None:
         self._selector.close()
+        if not self._stdin.closed:
+            with contextlib.suppress(OSError):
+                self._stdin.close()
 
     def receive(self, timeout: float) -> list[tuple[int, bytes]] | None:
         if not self._selector.get_map():

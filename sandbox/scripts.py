@@ -65,17 +65,27 @@ def end_token() -> str:
 
 
 def end_marker(token: str) -> bytes:
-    """The runner's last bytes on stdout, written just before the exit marker on stderr. The
-    two streams travel apart (Docker copies each in its own goroutine), so the exit marker can
-    arrive before the end of the output; this says the output is complete. The token is new for
-    every command and reaches the runner on its stdin, never in an argument or the environment,
-    so the command cannot print it to cut its own output short."""
+    """The runner's last bytes on stdout, written after the exit marker on stderr. The two
+    streams travel apart (Docker copies each in its own goroutine), so the exit marker can
+    arrive before the end of the output; this says the output is complete.
+
+    The token is new for every command, and the host sends it to the runner only once the
+    exit marker came, that is once the command has ended: no process of the command can know
+    it while the command runs (not even by reading the runner's memory), so none can print it
+    to cut the command's output short. A background job that steals it from the runner's stdin
+    afterwards only makes the host wait a moment for output that is over anyway."""
     return END_PREFIX + token.encode() + b"\x00"
 
 
-def runner_input(token: str, command_script: str) -> bytes:
-    """The runner's stdin: the end token's line, then the command script."""
-    return f"{token}\n{command_script}".encode()
+def runner_input(command_script: str) -> bytes:
+    """The runner's stdin, up to the end token: the script's length, then the script."""
+    script = command_script.encode()
+    return b"%d\n%s" % (len(script), script)
+
+
+def token_line(token: str) -> bytes:
+    """What the host sends the runner once the command has ended."""
+    return f"{token}\n".encode()
 
 
 RUNAWAY_PROCESSES = 64
@@ -90,11 +100,13 @@ RUNAWAY_NOTICE = (
 REAPED = "reaped"
 """In the state directory: the reaper notes there each process group it killed."""
 REAPER_PID = "reaper.pid"
+TOKEN_WAIT_S = 10
+"""How long a runner waits for its end token once its command has ended."""
 
 
 def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
-    """Reads the end token and a command script from stdin (:func:`runner_input`), then runs
-    the script with stdin closed.
+    """Reads a command script from stdin (:func:`runner_input`), runs it with stdin closed,
+    and once it has ended, reads the end token (:func:`end_marker`).
 
     The command's stdout and stderr are merged, so a person sees them in the order they were
     written. GNU ``timeout`` leads the command's process group and signals all of it: TERM at
@@ -108,13 +120,14 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
     moment is the :func:`reaper_script`'s. The runner then writes ``EXIT_MARKER``, the exit
     code, what it found (0 nothing left, 1 left running, 2 runaways killed, by it or since the
     last command by the reaper) and whether the reaper runs (1 or 0) to its own stderr, which
-    nothing the command started can hold open.
+    nothing the command started can hold open; then it waits (at most
+    :data:`TOKEN_WAIT_S`) for the token, and ends its stdout with the end marker.
     """
     marker = EXIT_MARKER.decode()
     reaped, reaper = f"{state_dir}/{REAPED}", f"{state_dir}/{REAPER_PID}"
     return (
-        "IFS= read -r end || exit 1\n"
-        f'f=$(mktemp {state_dir}/cmd.XXXXXX) && cat >"$f" || exit 1\n'
+        "IFS= read -r n || exit 1\n"
+        f'f=$(mktemp {state_dir}/cmd.XXXXXX) && head -c "$n" >"$f" || exit 1\n'
         f'timeout -k {KILL_GRACE_S} {timeout:g} bash --noprofile --norc "$f" </dev/null 2>&1 &\n'
         't=$!; wait "$t"; rc=$?; left=0\n'
         'if kill -0 -- "-$t" 2>/dev/null; then\n'
@@ -130,8 +143,9 @@ def runner(timeout: float, state_dir: str = STATE_DIR) -> str:
         "fi\n"
         f"if [ -s {reaped} ]; then left=2; : >{reaped}; fi\n"
         f'r=0; read -r p 2>/dev/null <{reaper} && [ -d "/proc/$p" ] && r=1\n'
-        "printf '\\000\\033PONDER_END_%s\\000' \"$end\"\n"
-        f'printf \'{marker}%d %d %d\\n\' "$rc" "$left" "$r" >&2; exit "$rc"\n'
+        f'printf \'{marker}%d %d %d\\n\' "$rc" "$left" "$r" >&2\n'
+        f"IFS= read -r -t {TOKEN_WAIT_S} end && printf '\\000\\033PONDER_END_%s\\000' \"$end\"\n"
+        'exit "$rc"\n'
     )
 
 

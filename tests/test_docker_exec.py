@@ -17,7 +17,8 @@ from ponder.sandbox.docker_exec import Frames
 from ponder.sandbox.exec_stream import read_exec
 from ponder.sandbox.scripts import EXIT_MARKER, OutputEnd, end_marker, end_token
 
-END_OF_OUTPUT = end_marker(end_token())
+TOKEN = end_token()
+END_OF_OUTPUT = end_marker(TOKEN)
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -30,6 +31,7 @@ def test_output_arriving_after_the_exit_marker_is_kept() -> None:
 
     def send_out_of_order() -> None:
         daemon.sendall(frame(2, EXIT_MARKER + b"0 0 1\n"))
+        assert daemon.makefile("rb").readline() == f"{TOKEN}\n".encode()  # sent after the exit
         time.sleep(0.5)  # longer than the quiet period that once ended the read
         daemon.sendall(frame(1, diff[:1000]) + frame(1, diff[1000:] + END_OF_OUTPUT[:3]))
         daemon.sendall(frame(1, END_OF_OUTPUT[3:]))
@@ -37,7 +39,7 @@ def test_output_arriving_after_the_exit_marker_is_kept() -> None:
 
     threading.Thread(target=send_out_of_order).start()
     received: list[bytes] = []
-    read = read_exec(Frames(ponder), time.monotonic() + 10, received.append, end=END_OF_OUTPUT)
+    read = read_exec(Frames(ponder), time.monotonic() + 10, received.append, token=TOKEN)
     ponder.close()
     assert b"".join(received) == diff  # all of it, and none of the end marker
     assert read.report.exit_code == 0

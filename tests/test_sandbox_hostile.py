@@ -352,3 +352,44 @@ def test_a_process_whose_first_thread_exited_is_still_a_background_job(
         states = sandbox.exec(f"ps -o stat= -p {pid}", 10).output.split()
     assert states[:1] == ["Zl"]
     assert sandbox.background_jobs()
+
+
+MEMORY_THIEF = r"""
+import os, re, sys
+def parent(pid):
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+pid, runner = os.getpid(), None
+while pid > 1 and runner is None:
+    pid = parent(pid)
+    if b"PONDER_END" in open(f"/proc/{pid}/cmdline", "rb").read():
+        runner = pid
+found, read = [], 0
+with open(f"/proc/{runner}/maps") as maps, open(f"/proc/{runner}/mem", "rb", 0) as memory:
+    for line in maps:
+        span, permissions = line.split()[:2]
+        if "rw" not in permissions:
+            continue
+        low, high = (int(x, 16) for x in span.split("-"))
+        try:
+            memory.seek(low)
+            data = memory.read(high - low)
+        except OSError:
+            continue
+        read += len(data)
+        found += re.findall(rb"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", data)
+print(f"read {read} bytes of the runner", flush=True)
+for candidate in dict.fromkeys(found):
+    sys.stdout.buffer.write(b"\x00\x1bPONDER_END_" + candidate + b"\x00")
+sys.stdout.buffer.write(b"after the forged markers\n")
+"""
+
+
+def test_the_end_token_is_in_no_memory_while_the_command_runs(box: DockerSandbox) -> None:
+    # The token once reached the runner before the command ran: reading the runner's memory
+    # (a same-user process may, where the kernel does not forbid it) gave it away. It is sent
+    # only once the command has ended.
+    box.write_file("thief.py", MEMORY_THIEF.encode())
+    result = box.exec("python3 thief.py 2>&1; rm thief.py", 30)
+    if "read 0 bytes" in result.output or "Permission denied" in result.output:
+        pytest.skip("this kernel does not let a process read its parent's memory")
+    assert "after the forged markers" in result.output
