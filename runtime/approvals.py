@@ -84,22 +84,67 @@ class ApprovalAnswer:
 # Judging commands.
 
 Match = Literal["yes", "maybe", "no"]
+DATA_ONLY = frozenset({"echo", "printf", "grep", "egrep", "fgrep", "rg"})
+"""Programs whose other words are data, never a command they run."""
 
 
 def _match(command: Command, rule: str, by_name: bool) -> Match:
-    """Whether ``command`` starts with the words of ``rule``; ``maybe`` where a word only known
-    at run time stands where the rule needs one. ``by_name``: the program matches by its name
-    (``/usr/bin/git`` is ``git``)."""
+    """Whether ``command`` is ``rule``: its program and subcommand first, the rule's options
+    anywhere after them, in any order, or as a prefix git takes for them (``--har``).
+    ``maybe`` where a word only known at run time stands where the rule needs one.
+
+    ``by_name`` (a rule that stops something: a deny rule, what ``auto`` asks about): the
+    program matches by its name (``/usr/bin/git`` is ``git``), and a command that holds the
+    rule's words further on *may* be it: a program ponder does not know may run the rest of its
+    words (``flock /tmp/l git clean``, ``ionice git clean``)."""
     wanted = rule.split()
-    for index, want in enumerate(wanted):
-        if index == command.known:
-            return "maybe" if index < len(command.words) else "no"
-        word = command.words[index]
-        if index == 0 and by_name:
+    if not wanted:
+        return "no"
+    found = _match_at(command, wanted, 0, by_name)
+    if found != "no" or not by_name or program_name(command.words[0]) in DATA_ONLY:
+        return found
+    later = range(1, min(command.known, len(command.words)))
+    return "maybe" if any(_match_at(command, wanted, at, by_name) != "no" for at in later) else "no"
+
+
+def _deny_match(command: Command, rule: str) -> Match:
+    """:func:`_match` for a deny rule, which also *may* match a command that holds the rule as
+    one word a program ponder does not know may run (``script -qc 'git clean -fdx'``)."""
+    found = _match(command, rule, by_name=True)
+    if found != "no" or program_name(command.words[0]) in DATA_ONLY:
+        return found
+    inner = (split_commands(word) for word in command.words[1 : command.known] if " " in word)
+    matches = (_match(each, rule, by_name=True) for commands in inner for each in commands)
+    return "maybe" if any(match != "no" for match in matches) else "no"
+
+
+def _match_at(command: Command, wanted: list[str], start: int, by_name: bool) -> Match:
+    words, known = command.words, command.known
+    plain = [word for word in wanted if not word.startswith("-")]
+    for offset, want in enumerate(plain):
+        at = start + offset
+        if at >= known:
+            return "maybe" if at < len(words) else "no"
+        word = words[at]
+        if offset == 0 and by_name:
             word, want = program_name(word), program_name(want)
         if word != want:
             return "no"
-    return "yes" if wanted else "no"
+    rest = words[start + len(plain) : known]
+    ended = "--" in rest  # after it, no word is an option, known or not
+    if ended:
+        rest = rest[: rest.index("--")]
+    for option in (word for word in wanted if word.startswith("-")):
+        if not any(_same_option(word, option) for word in rest):
+            return "maybe" if known < len(words) and not ended else "no"
+    return "yes"
+
+
+def _same_option(word: str, option: str) -> bool:
+    """``--har`` is ``--hard`` to git (a unique prefix of a long option)."""
+    if word == option:
+        return True
+    return option.startswith("--") and len(word) > 3 and option.startswith(word.split("=")[0])
 
 
 SUBCOMMAND_TOOLS = frozenset(
@@ -123,6 +168,8 @@ def _unsure(command: Command, rule: str, danger: str) -> str:
     """Why a command that may be ``rule`` is stopped; ``danger``: what ``rule`` does."""
     if command.known == 0:
         return _chosen_at_run_time(command, danger == _DENIED)
+    if not command.why:  # the rule's words further on, for a program that may run them
+        return f"`{command.text}` may run `{rule}`, which {danger}"
     return (
         f"`{command.text}` may be `{rule}`, which {danger}: {command.why} is only known at run time"
     )
@@ -183,7 +230,7 @@ class ApprovalPolicy:
         return Verdict("ask", f"{tool} runs on your machine, outside the sandbox", prefix=tool)
 
     def _check_command(self, command: Command) -> Verdict:
-        denied = {rule: _match(command, rule, by_name=True) for rule in self.deny}
+        denied = {rule: _deny_match(command, rule) for rule in self.deny}
         for rule, found in denied.items():
             if found == "yes":
                 return Verdict("deny", f"`{command.text}` matches the deny rule `{rule}`")

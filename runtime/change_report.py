@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,6 +21,8 @@ from ponder.runtime.confined_files import ConfinedTree, OutsideWorkspace
 from ponder.runtime.events import PathChange
 from ponder.runtime.ledger import (
     CACHE_FOLDERS,
+    LINKS,
+    MODE,
     Change,
     Stat,
     is_git_metadata,
@@ -27,7 +30,7 @@ from ponder.runtime.ledger import (
     warning,
 )
 
-CONFIG_LIMIT = 64 * 1024
+CONFIG_LIMIT = 1024 * 1024
 _SECTION = re.compile(r'^\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]')
 _KEY = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$")
 DANGEROUS_KEYS = (
@@ -37,7 +40,9 @@ DANGEROUS_KEYS = (
     "merge.*.driver", "credential.helper", "credential.*.helper", "include.path",
     "includeif.*.path", "alias.*", "sequence.editor", "gpg.program", "gpg.*.program",
     "uploadpack.packobjectshook", "pager.*", "protocol.*.allow", "remote.*.uploadpack",
-    "remote.*.receivepack",
+    "remote.*.receivepack", "core.alternaterefscommand", "submodule.*.update",
+    "trailer.*.command", "trailer.*.cmd", "interactive.difffilter", "difftool.*.cmd",
+    "mergetool.*.cmd", "gpg.ssh.defaultkeycommand", "sendemail.smtpserver",
 )  # fmt: skip
 """Settings with which a repository's config makes git run a program of its choosing."""
 
@@ -46,12 +51,12 @@ def dangerous_settings(config: str) -> list[str]:
     """The settings of a git config file that make git run programs (``core.fsmonitor``...)."""
     found: list[str] = []
     section = ""
-    for line in config.splitlines():
+    for line in config.removeprefix("\ufeff").splitlines():
         header = _SECTION.match(line)
         if header is not None:
             name, subsection = header.group(1).lower(), header.group(2)
             section = f"{name}.{subsection}" if subsection is not None else name
-            continue
+            line = line[header.end() :]  # a setting may follow on the same line
         key = _KEY.match(line)
         if key is None or not section:
             continue
@@ -85,14 +90,22 @@ class _Group:
 
 
 def _group_root(
-    path: bytes, ignored: set[bytes], ignored_folders: set[bytes]
+    path: bytes,
+    ignored: set[bytes],
+    ignored_folders: set[bytes],
+    facts: Callable[[bytes], Stat | None],
 ) -> tuple[bytes, GroupKind] | None:
     """The folder a path is shown under as part of a group, and which kind of folder it is:
-    a repository's ``.git`` (before all: one inside ``.venv`` is still a repository), a cache
+    a repository's ``.git`` or a bare repository (a folder with a ``HEAD`` and a ``config``:
+    git run in it reads them), before all (one inside ``.venv`` is still a repository); a cache
     folder, a name git refuses, an ignored folder; None when it is shown on its own."""
     parts = path.split(b"/")
     if b".git" in parts:
         return b"/".join(parts[: parts.index(b".git") + 1]), "repository"
+    for at in range(1, len(parts)):
+        folder = b"/".join(parts[:at])
+        if facts(folder + b"/HEAD") is not None and facts(folder + b"/config") is not None:
+            return folder, "repository"
     for at, part in enumerate(parts[:-1]):
         if part in CACHE_FOLDERS:
             return b"/".join(parts[: at + 1]), "cache"
@@ -125,7 +138,7 @@ def describe(
     one path is shown as that path."""
     groups: dict[bytes, _Group] = {}
     for change in changes:
-        root, kind = _group_root(change.path, ignored, ignored_folders) or (
+        root, kind = _group_root(change.path, ignored, ignored_folders, facts) or (
             change.path.rpartition(b"/")[0],
             "folder",
         )
@@ -160,11 +173,7 @@ def _created(change: Change) -> bool:
 def _one(change: Change, ignored: set[bytes], facts: Callable[[bytes], Stat | None]) -> PathChange:
     listed = change.listed
     undoable = change.before is None or not change.before.listed
-    after = change.after
     now = facts(change.path)
-    executable = (after is not None and after.executable) or bool(
-        now is not None and after is not None and after.listed and now[0] & 0o111
-    )
     note = ""
     if listed:
         reason = unstored_reason(change.path, now) if now is not None else None
@@ -177,7 +186,7 @@ def _one(change: Change, ignored: set[bytes], facts: Callable[[bytes], Stat | No
         shown=not listed and change.path not in ignored,
         undoable=undoable,
         note=note,
-        warning=warning(change.path, _created(change), after is None, executable) or "",
+        warning=_warning(change, facts) or "",
     )
 
 
@@ -188,14 +197,15 @@ def _many(
     kind = kinds.pop() if len(kinds) == 1 else "modified"
     repository = group.kind == "repository"
     text = _repository_warning(group, tree) if repository else _summed_warnings(group, facts)
-    shown = group.kind == "folder" and not any(c.listed or c.path in ignored for c in group.changes)
+    metadata = repository and group.path.rpartition(b"/")[2] == b".git"  # not a bare one
+    plain = group.kind == "folder" or (repository and not metadata)
     return PathChange(
         path=_name(group.path) + "/",
         change=kind,  # type: ignore[arg-type]
-        shown=shown,
-        undoable=not repository
+        shown=plain and not any(c.listed or c.path in ignored for c in group.changes),
+        undoable=not metadata
         and all(c.before is None or not c.before.listed for c in group.changes),
-        note=NOTES[group.kind],
+        note="" if plain else NOTES[group.kind],
         warning=text,
         count=len(group.changes),
     )
@@ -205,10 +215,7 @@ def _summed_warnings(group: _Group, facts: Callable[[bytes], Stat | None]) -> st
     """Each kind of warning in the group, with the paths it is about (the first three)."""
     paths: dict[str, list[str]] = {}
     for change in group.changes:
-        now = facts(change.path)
-        after = change.after
-        executable = bool(after is not None and (after.executable or (now and now[0] & 0o111)))
-        found = warning(change.path, _created(change), after is None, executable)
+        found = _warning(change, facts)
         if found:
             inside = change.path[len(group.path) + 1 :]
             paths.setdefault(found, []).append(_name(inside))
@@ -217,6 +224,14 @@ def _summed_warnings(group: _Group, facts: Callable[[bytes], Stat | None]) -> st
         + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         for text, names in paths.items()
     )
+
+
+def _warning(change: Change, facts: Callable[[bytes], Stat | None]) -> str | None:
+    """:func:`~ponder.runtime.ledger.warning` for a change, from the facts of the path now."""
+    now, after = facts(change.path), change.after
+    executable = bool(after is not None and (after.executable or (now and now[MODE] & 0o111)))
+    linked = bool(now and stat.S_ISREG(now[MODE]) and now[LINKS] > 1)
+    return warning(change.path, change.before is None, after is None, executable, linked)
 
 
 def _repository_warning(group: _Group, tree: ConfinedTree) -> str:
@@ -244,11 +259,17 @@ def _repository_warning(group: _Group, tree: ConfinedTree) -> str:
     )
     if hooks:
         texts.append("hooks: " + ", ".join(hooks[:5]) + (" ..." if len(hooks) > 5 else ""))
-    config_changed = any(c.path == root + b"/config" and c.after is not None for c in group.changes)
+    configs = (root + b"/config", root + b"/config.worktree")
+    config_changed = any(c.path in configs and c.after is not None for c in group.changes)
     if itself or config_changed:
-        settings = dangerous_settings(_read_config(tree, root + b"/config"))
+        settings: list[str] = []
+        for config in configs:
+            text = _read_config(tree, config)
+            if len(text) > CONFIG_LIMIT:
+                texts.append(f"{_name(config)} is over {CONFIG_LIMIT // 1024**2} MiB: not all read")
+            settings += dangerous_settings(text[:CONFIG_LIMIT])
         if settings:
-            texts.append("its config sets " + ", ".join(settings))
+            texts.append("its config sets " + ", ".join(dict.fromkeys(settings)))
     if not texts:
         return "a repository's git metadata changed: look before you use git here"
     return "; ".join(texts) + ": git on your machine runs these, look before you use git here"

@@ -237,14 +237,23 @@ _BYTECODE = (b".pyc", b".pyo")
 _PYTHON_STARTUP = (b"sitecustomize.py", b"usercustomize.py")
 
 
-def warning(path: bytes, created: bool, deleted: bool, executable: bool) -> str | None:
+_NATIVE = (b".so", b".pyd", b".dylib", b".dll")
+_ENVIRONMENTS = frozenset({b".venv", b"venv", b"site-packages", b"node_modules", b".tox", b".nox"})
+
+
+def warning(
+    path: bytes, created: bool, deleted: bool, executable: bool, linked: bool = False
+) -> str | None:
     """Why a person must look at this change before running anything here (None: no reason
-    beyond reviewing the diff)."""
+    beyond reviewing the diff). ``linked``: the file has other names (hard links)."""
     components = path.split(b"/")
     name = components[-1]
     metadata = [i for i, c in enumerate(components) if c == b".git"]
     if not metadata and in_git_metadata(path):
-        return "a name git refuses: on Windows or macOS it is a repository's .git"
+        return (
+            "git cannot store this name, so the diff cannot show it: look at it yourself (on "
+            "Windows or macOS it is a repository's .git)"
+        )
     if metadata:
         inside = components[metadata[0] + 1 :]
         if not inside:
@@ -257,10 +266,19 @@ def warning(path: bytes, created: bool, deleted: bool, executable: bool) -> str 
         return "inside a repository's git metadata"
     if deleted:
         return None
+    if linked and not created:
+        return (
+            "a hard link: the same file is elsewhere on your disk too (a package cache, another "
+            "project), changed there as well; undo puts back only this name"
+        )
     if name.endswith(_BYTECODE) or b"__pycache__" in components:
         return "bytecode: Python on your machine may run it instead of the source"
     if name.endswith(b".pth") or name in _PYTHON_STARTUP:
         return "runs whenever Python starts"
+    if name.endswith(_NATIVE) or b".so." in name:
+        return "a native library: Python imports it before a .py of the same name"
+    if _ENVIRONMENTS & set(components[:-1]):
+        return "an installed package changed: its code runs when you use this environment"
     if executable:
         return "an executable"
     return None

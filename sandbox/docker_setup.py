@@ -122,25 +122,52 @@ UNSEARCHED = (
 
 
 def git_metadata(root: Path) -> tuple[list[str], bool]:
-    """Every ``.git`` (a directory, or a file naming one) under ``root``, relative to it, the
-    top one first, in every folder (ignored and package folders too: a repository in
-    ``.venv/src`` runs its hooks like any other); symlinks are not followed. The flag says
-    whether the search was complete (:data:`GIT_SEARCH_LIMIT`)."""
-    found: list[str] = []
+    """Every git directory in ``root``, relative to it, the top one first: each ``.git`` (a
+    directory, or a file naming one), in every folder (ignored and package folders too: a
+    repository in ``.venv/src`` runs its hooks like any other), and the directory a ``.git``
+    link or file names when it is elsewhere in ``root`` (``gitdir: ../.gitdirs/proj.git``);
+    symlinks are not followed on the way. The flag says whether the search was complete
+    (:data:`GIT_SEARCH_LIMIT`)."""
+    found: set[str] = set()
     searched = 0
+    top = root.resolve()
 
     def descend(path: bytes, entry: Entry) -> bool:
         nonlocal searched
         if entry.name == ".git":
-            found.append(os.fsdecode(path))
+            found.add(os.fsdecode(path))
             return False
         searched += 1
         return searched < GIT_SEARCH_LIMIT
 
     for path, entry in walk_entries(os.fsencode(root), descend):
-        if entry.name == ".git" and entry.is_file(follow_symlinks=False):  # names a git folder
-            found.append(os.fsdecode(path))
+        if entry.name != ".git" or entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.is_file(follow_symlinks=False):
+            found.add(os.fsdecode(path))  # a file naming a git directory: its own name too
+        named = _named_git_directory(top, top / os.fsdecode(path))
+        if named is not None:
+            found.add(named)
     return sorted(found, key=lambda path: (path.count("/"), path)), searched < GIT_SEARCH_LIMIT
+
+
+def _named_git_directory(top: Path, dot_git: Path) -> str | None:
+    """The directory in ``top`` that the link or file ``dot_git`` names (None: none there)."""
+    try:
+        if dot_git.is_symlink():
+            target = dot_git.readlink()
+        else:
+            with dot_git.open("rb") as file:
+                line = file.read(4096).split(b"\n", 1)[0].strip()
+            if not line.startswith(b"gitdir:"):
+                return None
+            target = Path(os.fsdecode(line[len(b"gitdir:") :].strip()))
+        resolved = (dot_git.parent / target).resolve()
+    except (OSError, ValueError):
+        return None
+    if resolved == top or top not in resolved.parents or not resolved.is_dir():
+        return None
+    return str(resolved.relative_to(top))
 
 
 def run_options(

@@ -384,3 +384,28 @@ def test_an_interrupt_stops_a_run_that_waits_for_an_approval(sandbox: Sandbox) -
     finished = agent.run("make x", away)
     assert finished.reason == "interrupted"
     assert away.reply.cancelled()  # the question is withdrawn; the frontend closes its card
+
+
+def test_a_denied_command_run_through_a_program_ponder_does_not_know_is_not_run() -> None:
+    # The review's routes past a deny rule: a program not on the wrapper list runs the rest of
+    # its words (flock, ionice, script -c...), and git takes options in any order and as
+    # prefixes of their names.
+    through = [
+        "flock /tmp/l git clean -fdx",
+        "ionice -c3 git clean -fdx",
+        "taskset 1 git clean -fdx",
+        "setpriv --reuid 1000 git clean -fdx",
+        "script -qc 'git clean -fdx' /dev/null",
+        "git submodule foreach 'git clean -fdx'",
+        "git bisect run git clean -fdx",
+    ]
+    for mode in ("auto", "yolo"):
+        policy = ApprovalPolicy(mode=mode, deny=["git clean"])  # type: ignore[arg-type]
+        for command in through:
+            action, reason = verdict(command, policy)
+            assert action == ("deny" if mode == "yolo" else "ask"), command
+            assert "git clean" in reason, command
+    auto = ApprovalPolicy(mode="auto")
+    for command in ("git reset -q --hard", "git reset HEAD --hard", "git reset --har"):
+        assert verdict(command, auto)[0] == "ask", command
+    assert verdict("git reset --soft HEAD~1", auto) == ("allow", "")

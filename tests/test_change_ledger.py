@@ -193,3 +193,18 @@ def test_the_store_keeps_no_copy_of_a_big_file_rewritten_at_every_step(
     assert undone.returncode == 1  # nothing could be put back, and it says so
     assert "not put back: data.bin: its content was not kept (over 8 MiB" in undone.stdout
     assert (repo / "data.bin").stat().st_size == 100000004
+
+
+def test_a_git_directory_elsewhere_in_the_workspace_is_read_only_too(
+    repo: Path, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    # A nested repository whose .git is a link (or a "gitdir:" file) to a folder elsewhere in
+    # the workspace: that folder holds its config and hooks, and git on the host follows it.
+    elsewhere = repo / ".gitdirs" / "proj.git"
+    git.Repo.init(elsewhere, bare=True)
+    (repo / "proj").mkdir()
+    (repo / "proj" / ".git").symlink_to("../.gitdirs/proj.git")
+    (repo / "lib").mkdir()
+    (repo / "lib" / ".git").write_text("gitdir: ../.gitdirs/proj.git\n")
+    run_commands(tmp_path, repo, user_env, "git -C proj config core.fsmonitor 'touch /tmp/ran'")
+    assert "fsmonitor" not in (elsewhere / "config").read_text()

@@ -195,3 +195,42 @@ def test_a_private_file_stays_private(tmp_path: Path) -> None:
     assert secret.read_text() == "TOKEN=1\n"
     assert secret.stat().st_mode & 0o777 == 0o600
     assert store.stat().st_mode & 0o777 == 0o700
+
+
+def test_what_the_host_would_run_stands_out(tmp_path: Path) -> None:
+    # The review's routes to code running on the host without a ⚠ (issue 22).
+    workspace = tmp_path / "workspace"
+    (workspace / "src").mkdir(parents=True)
+    cache = tmp_path / "uv-cache"  # a package cache whose files are hard-linked in
+    cache.mkdir()
+    (cache / "requests.py").write_text("ok = 1\n")
+    site = workspace / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    os.link(cache / "requests.py", site / "requests.py")
+    (workspace / "src" / "linked.py").write_text("x = 1\n")
+    os.link(workspace / "src" / "linked.py", tmp_path / "other-project.py")
+    with Checkpoints(workspace, "s1", tmp_path / "store") as checkpoints:
+        checkpoints.before_step()
+        (workspace / "src" / "helper.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+        (workspace / "tests" / "git~1").mkdir(parents=True)
+        (workspace / "tests" / "git~1" / "conftest.py").write_text("import os\n")
+        with (site / "requests.py").open("a") as trojan:  # in place, through the link
+            trojan.write("import os\n")
+        (site / "evil.py").write_text("import os\n")
+        with (workspace / "src" / "linked.py").open("a") as shared:
+            shared.write("y = 2\n")
+        bare = git.Repo.init(workspace / "build" / "cache", bare=True)
+        with bare.config_writer() as config:
+            config.set_value("core", "fsmonitor", "touch /tmp/ran")
+        step = checkpoints.checkpoint()
+    assert step is not None
+    warnings = {change.path: change.warning for change in step.changes}
+    assert "a native library" in warnings["src/helper.cpython-311-x86_64-linux-gnu.so"]
+    assert "git cannot store this name" in warnings["tests/git~1/conftest.py"]
+    assert (
+        "its code runs when you use this environment: lib/python3.11/site-packages/evil.py"
+        in warnings[".venv/"]
+    )
+    assert "a hard link" in warnings[".venv/"]  # the uv cache changed too
+    assert "a hard link" in warnings["src/linked.py"]
+    assert "core.fsmonitor" in warnings["build/cache/"]
