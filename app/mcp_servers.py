@@ -73,13 +73,26 @@ def workspace_code(server: McpServerSpec, workspace: Path) -> list[str]:
     if server.cwd is not None and in_workspace(server.cwd, workspace):
         found.append(f"cwd {server.cwd}")
     for word in (server.command, *server.args):
-        if Path(word).is_absolute() and in_workspace(word, workspace):
+        if (Path(word).is_absolute() and in_workspace(word, workspace)) or _names(word, workspace):
             found.append(word)
     for key, value in server.env.items():
         paths = [part for part in value.split(os.pathsep) if Path(part).is_absolute()]
-        if any(in_workspace(path, workspace) for path in paths):
+        if any(in_workspace(path, workspace) for path in paths) or _names(value, workspace):
             found.append(f"{key}={value}")
     return found
+
+
+def _names(text: str, workspace: Path) -> bool:
+    """Whether ``text`` names a path in the workspace anywhere in it (``--require=/ws/x.js``,
+    ``exec(open('/ws/x.py').read())``)."""
+    for root in {str(workspace), str(workspace.resolve())}:
+        at = text.find(root)
+        while at >= 0:
+            end = at + len(root)
+            if end == len(text) or text[end] in "/'\" ;:":
+                return True
+            at = text.find(root, at + 1)
+    return False
 
 
 def runs_here(server: McpServerSpec, workspace: Path) -> str | None:

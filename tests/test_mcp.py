@@ -19,7 +19,9 @@ import pytest
 from conftest import PONDER
 from k2text import completion, tool_call, write_script
 
+from ponder.app.mcp_servers import workspace_code
 from ponder.runtime.events import Event, McpServersStarted, MessageAdded, event_from_json
+from ponder.runtime.mcp_client import McpServerSpec
 
 TIME_SERVER = str(Path(sys.executable).parent / "mcp-server-time")
 WHERE_SERVER = """\
@@ -349,3 +351,21 @@ def test_trusting_a_project_server_that_runs_in_the_workspace_takes_a_yes(
     assert started.notes == [f"MCP server here {warning}"]
     (folder,) = tool_results(events)
     assert Path(folder) == workspace.resolve()
+
+
+def test_a_workspace_path_inside_an_argument_is_named(tmp_path: Path) -> None:
+    # A path in the workspace need not be a word of its own: `--require=/ws/x.js`,
+    # NODE_OPTIONS, `python -c "exec(open('/ws/x.py').read())"` all run workspace code.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    server = McpServerSpec(
+        name="s",
+        command="node",
+        args=(f"--require={ws}/hook.js", "-e", f"exec(open('{ws}/x.py').read())"),
+        env={"NODE_OPTIONS": f"--require {ws}/x.js", "OTHER": f"{tmp_path}/wsx/a"},
+    )
+    assert workspace_code(server, ws) == [
+        f"--require={ws}/hook.js",
+        f"exec(open('{ws}/x.py').read())",
+        f"NODE_OPTIONS=--require {ws}/x.js",
+    ]
