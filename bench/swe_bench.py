@@ -5,9 +5,10 @@
    runner is driven directly so each count is what was asked (`ponder swebench` caps workers
    at the CPUs and the free memory).
 2. Harness overhead per instance: ponder's sandbox for an instance (checkout at base_commit,
-   create, copy in, record the baseline), the diff out, and removal, against the same steps done
-   with git and the docker CLI (clone, checkout, `docker run -d`, `docker cp`, `docker exec git
-   diff`, `docker rm -f`). Median of 10, interleaved.
+   a size-limited volume, copy in), the diff worked out on the host from the copy's files, and
+   removal, against the same steps done with git and the docker CLI (clone, checkout, `docker
+   run -d`, `docker cp`, `docker exec git diff`, `docker rm -f`; a diff the container's git
+   makes, which ponder no longer trusts). Median of 10, interleaved.
 3. Ray's overhead: the same 8 instances over a two-node Ray cluster on this machine (each node
    offering one `docker` slot) against the thread pool at 2 workers, in instances per minute.
 
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from swe_tasks import write_task_set
 
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.copy_diff import copy_diff
 from ponder.runtime.swe.instances import Instance, load_instances
 from ponder.runtime.swe.runner import BatchRunner, BatchSettings
 from ponder.runtime.swe.workspaces import instance_sandbox
@@ -77,7 +79,7 @@ def overhead(root: Path) -> None:
 
     def ours() -> None:
         with instance_sandbox(instance, client=client, default_image=DEFAULT_IMAGE) as sandbox:
-            sandbox.diff()
+            copy_diff(sandbox)
 
     def cli() -> None:
         with tempfile.TemporaryDirectory() as tmp:
