@@ -389,7 +389,7 @@ def test_the_end_token_is_in_no_memory_while_the_command_runs(box: DockerSandbox
     # (a same-user process may, where the kernel does not forbid it) gave it away. It is sent
     # only once the command has ended.
     box.write_file("thief.py", MEMORY_THIEF.encode())
-    result = box.exec("python3 thief.py 2>&1; rm thief.py", 30)
+    result = box.exec(f"cd {box.workdir} && python3 thief.py 2>&1; rm thief.py", 30)
     if "read 0 bytes" in result.output or "Permission denied" in result.output:
         pytest.skip("this kernel does not let a process read its parent's memory")
     assert "after the forged markers" in result.output
