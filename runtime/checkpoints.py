@@ -53,6 +53,7 @@ from ponder.runtime.events import PathChange
 from ponder.runtime.fs_watch import ChangeWatch
 from ponder.runtime.host_git import GitFailed, git_process, run_git
 from ponder.runtime.ledger import (
+    MODE,
     SIZE,
     Change,
     Side,
@@ -189,6 +190,8 @@ class Checkpoints:
         self._state: State | None = None
         self._before: State | None = None
         self._window_is_ours = False
+        self._ignore_rules = 0
+        """Bytes of the .gitignore files the last walk saw."""
         self._fitted_at = 0
         self._private_records = b""
         self._private_blob = ""
@@ -346,6 +349,7 @@ class Checkpoints:
             if any(folder in seen.blind for folder in _folders_of(path)):  # not gone
                 now[path] = self._seen[path]
         self._record(now, self._watch.written())
+        self._ignore_rules = sum(now[path][SIZE] for path in now if path.endswith(b".gitignore"))
         self._state = State(
             self._write_tree(self._stored_index),
             self._write_tree(self._listed_index),
@@ -355,10 +359,13 @@ class Checkpoints:
 
     def _private_modes(self, now: dict[bytes, Stat]) -> str:
         """The blob of the modes of stored files that others may not read; "" when none."""
+        private = [
+            (path, facts[MODE] & 0o7777)
+            for path, facts in now.items()
+            if not facts[MODE] & stat.S_IROTH and stat.S_ISREG(facts[MODE])
+        ]
         records = b"".join(
-            b"%o %s\0" % (facts[0] & 0o7777, path)
-            for path, facts in sorted(now.items())
-            if stat.S_ISREG(facts[0]) and not facts[0] & stat.S_IROTH and path not in self._listed
+            b"%o %s\0" % (mode, path) for path, mode in sorted(private) if path not in self._listed
         )
         if not records:
             return ""
@@ -822,8 +829,7 @@ class Checkpoints:
         when that cannot be told (a link on the way, rules too many to apply in time) the
         answer is none: the diff then shows more, never less."""
         wanted = list(paths)
-        rules = sum(f[SIZE] for p, f in self._seen.items() if p.endswith(b".gitignore"))
-        if not wanted or rules > IGNORE_RULES_LIMIT:
+        if not wanted or self._ignore_rules > IGNORE_RULES_LIMIT:
             return set()
         try:
             done = git_process(

@@ -53,7 +53,7 @@ def measure(root: Path) -> Usage:
     """Blocks and inodes under ``root`` (symlinks not followed, hard links counted once)."""
     total = files = 0
     seen: set[tuple[int, int]] = set()
-    for _, entry in walk_entries(os.fsencode(root)):
+    for _, entry, _ in walk_entries(os.fsencode(root)):
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:

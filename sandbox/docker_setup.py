@@ -140,8 +140,8 @@ def git_metadata(root: Path) -> tuple[list[str], bool]:
         searched += 1
         return searched < GIT_SEARCH_LIMIT
 
-    for path, entry in walk_entries(os.fsencode(root), descend):
-        if entry.name != ".git" or entry.is_dir(follow_symlinks=False):
+    for path, entry, is_directory in walk_entries(os.fsencode(root), descend):
+        if entry.name != ".git" or is_directory:
             continue
         if entry.is_file(follow_symlinks=False):
             found.add(os.fsdecode(path))  # a file naming a git directory: its own name too

@@ -10,8 +10,10 @@ symlink is not entered. Only one descriptor per level of depth is open at a time
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 
+_ENCODING = sys.getfilesystemencoding()
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Entry = os.DirEntry[str]
@@ -34,8 +36,9 @@ def walk_entries(
     descend: Callable[[bytes, Entry], bool] = lambda path, entry: True,
     on_directory: Callable[[bytes, bytes], None] | None = None,
     unlistable: Callable[[bytes, Entry], None] | None = None,
-) -> Iterator[tuple[bytes, Entry]]:
-    """Every entry under ``root`` as (its path relative to ``root``, the entry), depth first.
+) -> Iterator[tuple[bytes, Entry, bool]]:
+    """Every entry under ``root`` as (its path relative to ``root``, the entry, whether it is a
+    directory), depth first.
 
     A directory is entered when ``descend`` says so (by default always). ``on_directory`` gets
     a path that names each directory entered (``/proc/self/fd/N``) and its relative path, before
@@ -66,13 +69,13 @@ def walk_entries(
             stack.pop()
             os.close(fd)
             continue
-        name = os.fsencode(entry.name)
+        name = entry.name.encode(_ENCODING, "surrogateescape")
         path = relative + b"/" + name if relative else name
-        yield path, entry
         try:
             is_directory = entry.is_dir(follow_symlinks=False)
         except OSError:
-            continue
+            is_directory = False
+        yield path, entry, is_directory
         if is_directory and descend(path, entry):
             child = _open(name, fd)
             if (child is None or not enter(path, child)) and unlistable is not None:

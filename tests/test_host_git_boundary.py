@@ -239,7 +239,7 @@ def test_a_directory_swapped_for_a_link_mid_walk_is_not_entered(tmp_path: Path) 
     unlistable: list[bytes] = []
     seen = [
         path
-        for path, _ in walk_entries(
+        for path, _, _ in walk_entries(
             os.fsencode(workspace), swap_then_descend, unlistable=lambda p, e: unlistable.append(p)
         )
     ]
