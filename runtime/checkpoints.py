@@ -391,7 +391,8 @@ class Checkpoints:
         stored_remove: list[bytes] = []
         listed: list[bytes] = []
         unlisted: list[bytes] = []
-        changed = now.items() - seen.items()
+        known = seen.get
+        changed = [(path, facts) for path, facts in now.items() if known(path) != facts]
         candidates = seen.keys() if written is None else written
         changed_paths = {path for path, _ in changed}
         stored_add += [
