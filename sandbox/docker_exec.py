@@ -13,30 +13,15 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import docker.errors
 from docker import APIClient
 
 from ponder.sandbox.base import ContainerGone, Halt, SandboxError
-from ponder.sandbox.exec_stream import read_exec
+from ponder.sandbox.exec_stream import RawExec, read_exec
 
 _HEADER = struct.Struct(">BxxxL")
-
-
-@dataclass(frozen=True, slots=True)
-class RawExec:
-    exit_code: int
-    deadline_passed: bool
-    """The host-side deadline passed before the command ended."""
-    cancelled: bool = False
-    """The caller's cancel event stopped the reading; the command is still to be swept."""
-    runaways: bool = False
-    """The command left so many processes behind (a fork bomb) that the runner killed its
-    process group, or the reaper killed a bomb since the last command; the caller sweeps."""
-    reaper_running: bool = True
-    """The runner found the sandbox's reaper running (the model can kill it; it is restarted)."""
 
 
 class _Stream(Protocol):
@@ -139,19 +124,7 @@ def run_exec(
         sock.close()
         if hasattr(handle, "close"):
             handle.close()
-    report = read.report
-    if read.cancelled:
-        return RawExec(exit_code=-1, deadline_passed=False, cancelled=True)
-    if report.exit_code is not None:
-        return RawExec(
-            report.exit_code,
-            deadline_passed=False,
-            runaways=report.killed_runaways,
-            reaper_running=report.reaper_running,
-        )
-    if not read.closed:
-        return RawExec(exit_code=-1, deadline_passed=True)
-    return RawExec(exit_code=_exit_code(api, created["Id"]), deadline_passed=False)
+    return RawExec.of(read, lambda: _exit_code(api, created["Id"]))
 
 
 def start_detached(api: APIClient, container_id: str, argv: Sequence[str], user: str = "") -> int:

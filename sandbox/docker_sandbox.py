@@ -34,8 +34,9 @@ from ponder.sandbox.base import (
     OutputCallback,
     SandboxError,
 )
-from ponder.sandbox.disk_guard import DiskGuard, DiskLimits, guarded
-from ponder.sandbox.docker_exec import RawExec, run_exec, start_detached
+from ponder.sandbox.command_runs import KILLED, CommandRunner
+from ponder.sandbox.disk_guard import DiskGuard, DiskLimits
+from ponder.sandbox.docker_exec import run_exec, start_detached
 from ponder.sandbox.docker_setup import (
     GIT_SEARCH_LIMIT,
     UNSEARCHED,
@@ -51,7 +52,8 @@ from ponder.sandbox.docker_setup import (
     workspace_archive,
 )
 from ponder.sandbox.environment import COMMAND_ENV
-from ponder.sandbox.output import LiveCapture, OutputCapture
+from ponder.sandbox.exec_stream import RawExec
+from ponder.sandbox.output import OutputCapture
 
 WATCHDOG_SLACK_S = 10
 IMAGE_LIMIT = 16 * 1024**3
@@ -62,7 +64,7 @@ FILE_OP_TIMEOUT_S = 60
 Mode = Literal["bind", "copy"]
 
 
-class DockerSandbox(scripts.ScriptedFiles):
+class DockerSandbox(CommandRunner):
     """A container with the workspace at :attr:`workdir`; use it as a context manager."""
 
     def __init__(
@@ -99,10 +101,9 @@ class DockerSandbox(scripts.ScriptedFiles):
         self._oom_kills = 0
         self._log_writers: list[threading.Thread] = []
         self._disk = disk
-        self._disk_guard: DiskGuard | None = None
+        self._disk_guard = None
         self.notes: list[str] = []
         """What the person should know about this sandbox (a protection it could not give)."""
-        self._jobs_stopped: str | None = None
         """Why the disk guard stopped every process between commands, until the next command
         reports it."""
         self._start: IO[bytes] | None = None
@@ -357,59 +358,25 @@ class DockerSandbox(scripts.ScriptedFiles):
             notice = "the sandbox had stopped and was started again (the workspace is intact)"
             return self._exec(command, timeout, on_output, cancel, notice=notice)
 
-    def _exec(
-        self,
-        command: str,
-        timeout: float,
-        on_output: OutputCallback | None,
-        cancel: threading.Event | None,
-        notice: str | None,
-    ) -> ExecResult:
-        exec_id = uuid.uuid4().hex[:12]
-        capture = LiveCapture(on_output)
-        started = time.monotonic()
-        with guarded(self._disk_guard, cancel) as (halt, stopped):
-            raw = self._run(
-                ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout)],
-                scripts.runner_input(scripts.command_script(command, self._workdir)),
-                timeout,
-                capture.add,
-                environment={scripts.EXEC_ID_VARIABLE: exec_id},
-                cancel=halt,
-                token=scripts.end_token(),
-            )
-        jobs_stopped, self._jobs_stopped = self._jobs_stopped, None
-        code = raw.exit_code if not stopped else 137
-        elapsed = time.monotonic() - started
-        ended_by_timeout = code in (124, 137) and elapsed >= timeout - 0.5 and not stopped
-        timed_out = raw.deadline_passed or ended_by_timeout
-        if timed_out or raw.runaways or raw.cancelled:
-            self._sweep(exec_id)
+    def _run_runner(
+        self, command: str, timeout: float, sink: Callable[[bytes], None], exec_id: str, halt: Halt
+    ) -> RawExec:
+        raw = self._run(
+            ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout)],
+            scripts.runner_input(scripts.command_script(command, self._workdir)),
+            timeout,
+            sink,
+            environment={scripts.EXEC_ID_VARIABLE: exec_id},
+            cancel=halt,
+            token=scripts.end_token(),
+        )
         if not raw.reaper_running:  # the model killed it (kill -9 -1, say)
             self._start_reaper()
-        if jobs_stopped and not stopped:
-            notice = notice or f"between commands, background jobs were {jobs_stopped}"
-        notice = notice or (stopped[0] if stopped else self._notice(code, timed_out, raw.runaways))
-        log_path = None
-        if capture.truncated:
-            log_path = f"{scripts.LOG_DIR}/{exec_id}.log"
-            self._save_log(log_path, capture.full_output())
-        result = ExecResult(
-            exit_code=code,
-            output=capture.text(log_path),
-            timed_out=timed_out,
-            elapsed=elapsed,
-            total_bytes=capture.total,
-            truncated=capture.truncated,
-            log_path=log_path,
-            notice=notice,
-            interrupted=raw.cancelled and not stopped,
-        )
-        capture.close()
-        return result
+        return raw
 
-    def _save_log(self, path: str, data: bytes) -> None:
-        """Store the full output in the background; the next use of the sandbox waits for it."""
+    def _keep_log(self, exec_id: str, data: bytes) -> str:
+        """Stored in the background; the next use of the sandbox waits for it."""
+        path = f"{scripts.LOG_DIR}/{exec_id}.log"
 
         def save() -> None:
             argv = ["bash", "--noprofile", "--norc", "-c", scripts.save_log_script(), "log", path]
@@ -418,6 +385,7 @@ class DockerSandbox(scripts.ScriptedFiles):
         writer = threading.Thread(target=save, name="ponder-log", daemon=True)
         self._log_writers.append(writer)
         writer.start()
+        return path
 
     def _settle(self) -> None:
         """Wait for logs still being written, so what comes next can read them."""
@@ -437,10 +405,8 @@ class DockerSandbox(scripts.ScriptedFiles):
         result = self._script(scripts.oom_count_script(), 30)
         return int(result.output.strip() or 0) if result.output.strip().isdigit() else 0
 
-    def _notice(self, code: int, timed_out: bool, runaways: bool) -> str | None:
-        if runaways:
-            return scripts.RUNAWAY_NOTICE.format(n=scripts.RUNAWAY_PROCESSES)
-        if code == 137 and not timed_out:
+    def _backend_notice(self, code: int, timed_out: bool) -> str | None:
+        if code == KILLED and not timed_out:
             count = self._oom_count()
             if count > self._oom_kills:
                 self._oom_kills = count

@@ -52,6 +52,41 @@ class ExecRead:
     cancelled: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RawExec:
+    """What running the runner gave, before it is judged (:mod:`ponder.sandbox.command_runs`)."""
+
+    exit_code: int
+    """-1 when the command's end was not seen (cancelled, or its deadline passed)."""
+    deadline_passed: bool
+    """The host-side deadline passed before the command ended."""
+    cancelled: bool = False
+    """The caller's cancel event stopped the reading; the command is still to be swept."""
+    runaways: bool = False
+    """The command left so many processes behind (a fork bomb) that the runner killed its
+    process group, or the reaper killed a bomb since the last command; the caller sweeps."""
+    reaper_running: bool = True
+    """The runner found the sandbox's reaper running (the model can kill it; it is restarted)."""
+
+    @classmethod
+    def of(cls, read: ExecRead, exit_code: Callable[[], int]) -> RawExec:
+        """The outcome of ``read``; ``exit_code`` asks the process's own code when the streams
+        closed without the runner's exit marker (a script of ponder's, not a runner)."""
+        report = read.report
+        if read.cancelled:
+            return cls(exit_code=-1, deadline_passed=False, cancelled=True)
+        if report.exit_code is not None:
+            return cls(
+                report.exit_code,
+                deadline_passed=False,
+                runaways=report.killed_runaways,
+                reaper_running=report.reaper_running,
+            )
+        if not read.closed:
+            return cls(exit_code=-1, deadline_passed=True)
+        return cls(exit_code=exit_code(), deadline_passed=False)
+
+
 def read_exec(
     transport: Transport,
     deadline: float,

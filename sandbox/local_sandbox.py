@@ -14,7 +14,6 @@ import selectors
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,16 +22,14 @@ from typing import IO
 
 from ponder.sandbox import scripts
 from ponder.sandbox.base import (
-    ExecResult,
     Halt,
-    OutputCallback,
     SandboxError,
 )
-from ponder.sandbox.disk_guard import DiskGuard, DiskLimits, guarded
+from ponder.sandbox.command_runs import CommandRunner
+from ponder.sandbox.disk_guard import DiskGuard, DiskLimits
 from ponder.sandbox.environment import COMMAND_ENV
-from ponder.sandbox.exec_stream import STDERR, STDOUT, read_exec
+from ponder.sandbox.exec_stream import STDERR, STDOUT, RawExec, read_exec
 from ponder.sandbox.leftovers import private_tempdir
-from ponder.sandbox.output import LiveCapture
 
 SANDBOX_ID_VARIABLE = "PONDER_SANDBOX_ID"
 WARNING = (
@@ -41,7 +38,7 @@ WARNING = (
 )
 
 
-class LocalSandbox(scripts.ScriptedFiles):
+class LocalSandbox(CommandRunner):
     def __init__(
         self,
         workspace: Path,
@@ -50,8 +47,7 @@ class LocalSandbox(scripts.ScriptedFiles):
     ) -> None:
         self.workspace = workspace.resolve()
         self._disk = disk
-        self._disk_guard: DiskGuard | None = None
-        self._jobs_stopped: str | None = None
+        self._disk_guard = None
         self.notes: list[str] = []
         """What the person should know about this sandbox (the warning says the rest)."""
         self._state: Path | None = None
@@ -142,8 +138,8 @@ class LocalSandbox(scripts.ScriptedFiles):
         extra_env: dict[str, str] | None = None,
         cancel: Halt | None = None,
         token: str | None = None,
-    ) -> tuple[int, bool, bool]:
-        """Run ``argv`` in its own process group; returns (exit code, abandoned, runaways killed).
+    ) -> RawExec:
+        """Run ``argv`` in its own process group.
 
         Like the Docker backend it watches stderr for the runner's exit marker, so a background
         job holding stdout does not keep it waiting; past the deadline the group is killed.
@@ -169,97 +165,47 @@ class LocalSandbox(scripts.ScriptedFiles):
         pipes = _Pipes(process.stdin, process.stdout.fileno(), process.stderr.fileno())
         with contextlib.closing(pipes):
             read = read_exec(pipes, deadline, sink, cancel, token)
-        report = read.report
-        abandoned = report.exit_code is None and not read.closed
-        if abandoned:
+        raw = RawExec.of(read, process.wait)
+        if raw.cancelled or raw.deadline_passed:
             self._kill_group(process.pid)
         process.stdout.close()
         process.stderr.close()
-        returncode = process.wait()
-        code = report.exit_code if report.exit_code is not None else returncode
-        return code, abandoned, report.killed_runaways
+        process.wait()
+        return raw
 
     @staticmethod
     def _kill_group(pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
 
-    def exec(
-        self,
-        command: str,
-        timeout: float,
-        on_output: OutputCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        exec_id = uuid.uuid4().hex[:12]
-        capture = LiveCapture(on_output)
-        started = time.monotonic()
-        script = scripts.command_script(command, self.workdir, self._state_dir)
-        with guarded(self._disk_guard, cancel) as (halt, stopped):
-            code, abandoned, runaways = self._run(
-                ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout, self._state_dir)],
-                scripts.runner_input(script),
-                timeout,
-                capture.add,
-                {scripts.EXEC_ID_VARIABLE: exec_id},
-                halt,
-                scripts.end_token(),
-            )
-        elapsed = time.monotonic() - started
-        jobs_stopped, self._jobs_stopped = self._jobs_stopped, None
-        interrupted = halt.is_set() and abandoned and not stopped
-        timed_out = not (interrupted or stopped) and (
-            abandoned or (code in (124, 137) and elapsed >= timeout - 0.5)
+    def _run_runner(
+        self, command: str, timeout: float, sink: Callable[[bytes], None], exec_id: str, halt: Halt
+    ) -> RawExec:
+        return self._run(
+            ["bash", "--noprofile", "--norc", "-c", scripts.runner(timeout, self._state_dir)],
+            scripts.runner_input(scripts.command_script(command, self.workdir, self._state_dir)),
+            timeout,
+            sink,
+            {scripts.EXEC_ID_VARIABLE: exec_id},
+            halt,
+            scripts.end_token(),
         )
-        if stopped:
-            code = 137
-        if (
-            timed_out or runaways or interrupted or stopped
-        ):  # what it left running, daemons that left its group included
-            sweep = [
-                "bash",
-                "--noprofile",
-                "--norc",
-                "-c",
-                scripts.sweep_script(),
-                "sweep",
-                exec_id,
-            ]
-            self._run(sweep, None, 30, lambda data: None)
-        log_path = None
-        if capture.truncated:
-            log_path = str(Path(self._state_dir) / f"{exec_id}.log")
-            Path(log_path).write_bytes(capture.full_output())
-        result = ExecResult(
-            exit_code=code,
-            output=capture.text(log_path),
-            timed_out=timed_out,
-            elapsed=elapsed,
-            total_bytes=capture.total,
-            truncated=capture.truncated,
-            log_path=log_path,
-            notice=_notice(stopped, runaways, jobs_stopped),
-            interrupted=interrupted,
-        )
-        capture.close()
-        return result
+
+    def _sweep(self, exec_id: str) -> None:
+        argv = ["bash", "--noprofile", "--norc", "-c", scripts.sweep_script(), "sweep", exec_id]
+        self._run(argv, None, 30, lambda data: None)
+
+    def _keep_log(self, exec_id: str, data: bytes) -> str:
+        path = Path(self._state_dir) / f"{exec_id}.log"
+        path.write_bytes(data)
+        return str(path)
 
     def _run_file_script(self, argv: list[str], data: bytes | None, path: str) -> tuple[int, bytes]:
         received = bytearray()
-        code, abandoned, _ = self._run(argv, data, 60, received.extend)
-        if abandoned:
+        raw = self._run(argv, data, 60, received.extend)
+        if raw.deadline_passed:
             raise SandboxError(f"reading or writing {path} timed out")
-        return code, bytes(received)
-
-
-def _notice(stopped: list[str], runaways: bool, jobs_stopped: str | None) -> str | None:
-    if stopped:
-        return stopped[0]
-    if runaways:
-        return scripts.RUNAWAY_NOTICE.format(n=scripts.RUNAWAY_PROCESSES)
-    if jobs_stopped:
-        return f"between commands, background jobs were {jobs_stopped}"
-    return None
+        return raw.exit_code, bytes(received)
 
 
 class _Pipes:
