@@ -37,7 +37,7 @@ from acp.schema import (
     ToolCallUpdate,
 )
 
-from ponder.app.acp_updates import KINDS, Update, UpdateMapper
+from ponder.app.acp_updates import Update, UpdateMapper, acp_kind
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError
 from ponder.app.session import Session, open_session
@@ -165,7 +165,7 @@ class PonderAgent:
         tool_call = ToolCallUpdate(
             tool_call_id=request.call_id,
             title=f"{request.name}: {request.reason}",
-            kind=KINDS.get(request.name, "other"),
+            kind=acp_kind(request.kind),
             status="pending",
             raw_input={"summary": request.summary, "prefix": request.prefix},
         )
@@ -275,7 +275,7 @@ def prompt_text(blocks: list[Any]) -> str:
 def _history(session: Session) -> list[Update]:
     """A resumed session's conversation as the updates that would have shown it."""
     updates: list[Update] = []
-    for message in session.agent.messages:
+    for message in session.messages:
         if message.role == "user":
             updates.append(acp.update_user_message_text(message.content))
         elif message.role == "assistant":
@@ -284,7 +284,7 @@ def _history(session: Session) -> list[Update]:
             if message.content:
                 updates.append(acp.update_agent_message_text(message.content))
             for call in message.tool_calls:
-                kind = KINDS.get(call.name, "other")
+                kind = acp_kind(session.tool_kind(call.name))
                 updates.append(acp.start_tool_call(call.id, call.name, kind=kind))
         elif message.role == "tool" and message.tool_call_id:
             content = [acp.tool_content(acp.text_block(message.content))]

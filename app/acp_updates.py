@@ -24,7 +24,7 @@ from acp.schema import (
 )
 
 from ponder.app.for_display import for_display
-from ponder.app.line import QUIET_TOOLS, describe_call, describe_ending
+from ponder.app.line import describe_ending, shown_as_call
 from ponder.runtime.events import (
     ContentText,
     Event,
@@ -44,15 +44,19 @@ Update = (
     | ToolCallProgress
     | AgentPlanUpdate
 )
-KINDS: dict[str, ToolKind] = {
-    "bash": "execute",
-    "view": "read",
-    "create_file": "edit",
-    "str_replace": "edit",
-    "insert": "edit",
-    "undo_edit": "edit",
+ACP_KINDS: dict[str, ToolKind] = {
+    "read": "read",
+    "edit": "edit",
+    "execute": "execute",
+    "plan": "think",
 }
-EDIT_TOOLS = frozenset(name for name, kind in KINDS.items() if kind == "edit")
+"""ponder's kinds of tool as ACP's; the rest (``submit``, ``host``) are ``other``."""
+
+
+def acp_kind(kind: str | None) -> ToolKind:
+    return ACP_KINDS.get(kind or "", "other")
+
+
 OUTPUT_SHOWN_CHARS = 16_000
 """A command's live output sent to the client: its last this many characters."""
 
@@ -102,7 +106,7 @@ class UpdateMapper:
             return acp.update_plan(
                 acp.plan_entry(item.step, status=item.status) for item in event.plan
             )
-        if isinstance(event, ToolCallStarted) and event.name not in QUIET_TOOLS:
+        if isinstance(event, ToolCallStarted) and shown_as_call(event):
             return self._started(event)
         if isinstance(event, ToolOutput) and event.call_id in self._output:
             shown = (self._output[event.call_id] + event.text)[-OUTPUT_SHOWN_CHARS:]
@@ -125,13 +129,12 @@ class UpdateMapper:
         arguments: dict[str, Any] = event.arguments or {}
         path = arguments.get("path")
         locations = [ToolCallLocation(path=self._absolute(path))] if isinstance(path, str) else None
-        title = describe_call(event.name, event.arguments)
-        if event.name not in KINDS:  # the call's description alone does not name the tool
-            title = f"{event.name} {title}"
+        named = event.kind in ("read", "edit", "execute", "host")  # the summary names the tool
+        title = event.summary if named else f"{event.name} {event.summary}"
         return acp.start_tool_call(
             event.call_id,
             title,
-            kind=KINDS.get(event.name, "other"),
+            kind=acp_kind(event.kind),
             status="in_progress",
             locations=locations,
             raw_input=arguments,
@@ -140,7 +143,7 @@ class UpdateMapper:
     def _finished(self, event: ToolCallFinished) -> ToolCallProgress:
         del self._output[event.call_id]
         status: ToolCallStatus = "completed" if event.ok else "failed"
-        if event.name in EDIT_TOOLS and event.ok:  # the diff stays the content
+        if event.kind == "edit" and event.ok:  # the diff stays the content
             return acp.update_tool_call(event.call_id, status=status, raw_output=event.result)
         ending = describe_ending(event)
         text = f"```\n{event.result.rstrip()}\n```" + (f"\n{ending}" if ending else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ponder.app.for_display import for_display
-from ponder.app.line import counted, describe_call
+from ponder.app.line import counted
 from ponder.runtime.events import (
     ContentText,
     Event,
@@ -61,7 +61,7 @@ def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
         elif isinstance(event, ToolCallStarted):
             flush()
             calls[event.call_id] = event
-            out.append(f"\n**{event.name}** `{describe_call(event.name, event.arguments)}`\n")
+            out.append(f"\n**{event.name}** `{event.summary}`\n")
         elif isinstance(event, ToolCallFinished):
             out.append("\n" + _fence(event.result))
         elif isinstance(event, FileEdited):

@@ -57,17 +57,6 @@ STOPPED = {
 }
 
 
-def describe_call(name: str, arguments: dict[str, object] | None) -> str:
-    """The one-line summary of a call a person reads: the command, or the path."""
-    if arguments is None:
-        return f"{name} (unreadable arguments)"
-    if name == "bash" and isinstance(arguments.get("command"), str):
-        return f"$ {arguments['command']}"
-    if isinstance(arguments.get("path"), str):
-        return str(arguments["path"])
-    return ", ".join(f"{k}={v!r}" for k, v in arguments.items())[:200]
-
-
 COMPACTIONS = {
     "hide_outputs": "older tool outputs hidden",
     "summary": "older steps summarised",
@@ -92,8 +81,11 @@ def describe_ending(event: ToolCallFinished) -> str | None:
 
 
 PLAN_MARKS = {"completed": "✓", "in_progress": "▸", "pending": "○"}
-QUIET_TOOLS = frozenset({"update_plan"})
-"""Tools whose call is shown by what it does (the plan), not as a call."""
+
+
+def shown_as_call(event: ToolCallStarted | ToolCallFinished) -> bool:
+    """Whether a call is shown as a call: a plan update is shown as the plan it sets."""
+    return event.kind != "plan"
 
 
 def plan_lines(event: PlanUpdated) -> list[str]:
@@ -211,12 +203,12 @@ class LinePrinter:
             self._stream("reasoning", event.text, "dim italic")
         elif isinstance(event, ContentText):
             self._stream("content", event.text, "")
-        elif isinstance(event, ToolCallStarted) and event.name not in QUIET_TOOLS:
+        elif isinstance(event, ToolCallStarted) and shown_as_call(event):
             self._end_stream()
             out.print(
                 Text("▶ ", style="bold cyan")
                 + Text(f"{event.name} ", style="bold")
-                + Text(describe_call(event.name, event.arguments))
+                + Text(event.summary)
             )
         elif isinstance(event, ToolOutput):
             out.print(Text(event.text, style="dim"), end="", soft_wrap=True)
@@ -225,7 +217,7 @@ class LinePrinter:
             self._end_stream()
             out.print(Syntax(event.diff.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         elif isinstance(event, ToolCallFinished):
-            if not (event.ok and event.name in QUIET_TOOLS):
+            if shown_as_call(event) or not event.ok:
                 self._print_finished(event)
         elif isinstance(event, PlanUpdated):
             self._end_stream()
@@ -258,7 +250,7 @@ class LinePrinter:
         self.console.print(Text(f"{mark} {detail} · {event.elapsed_s:.1f}s", style=style))
         if event.notice:
             self.console.print(Text(f"  {event.notice}", style="yellow"))
-        if event.exit_code is None and event.name != "submit":
+        if event.exit_code is None and event.kind != "submit":
             # Indented under its call: no line of a result (which can hold a file name with a
             # newline, or anything a file holds) can pass for one of ponder's own.
             lines = event.result.rstrip("\n").split("\n")

@@ -86,7 +86,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
         commands = SessionCommands(session).commands
         history = None
         if session.resumed is not None:
-            history = (session.resumed, history_lines(session.agent.messages))
+            history = (session.resumed, history_lines(session.messages))
         if frontend == "line":
             finished = run_line(
                 session.run,
@@ -101,10 +101,10 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
             finished = run_tui(
                 session.run,
                 interrupt=session.interrupt,
-                model=session.agent.backend.name,
+                model=session.model.name,
                 first_task=args.prompt,
                 theme=config.theme,
-                sandbox=session.agent.sandbox.description,
+                sandbox=session.sandbox_description,
                 history=history,
                 commands=commands,
                 workspace=workspace,

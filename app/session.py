@@ -43,6 +43,7 @@ from ponder.runtime.events import (
     McpServersStarted,
     PathChange,
     RunFinished,
+    ToolKind,
 )
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.runtime.mcp_client import McpHub, McpServerSpec
@@ -236,6 +237,29 @@ class Session:
 
     def interrupt(self) -> None:
         self.agent.interrupt()
+
+    # --- what frontends may read (they talk to the session, never to its agent)
+
+    @property
+    def messages(self) -> Sequence[Message]:
+        return self.agent.messages
+
+    @property
+    def model(self) -> ChatBackend:
+        return self.agent.backend
+
+    @property
+    def sandbox_description(self) -> str:
+        return self.agent.sandbox.description
+
+    @property
+    def policy(self) -> ApprovalPolicy | None:
+        """The approval rules; None when approvals are off."""
+        return self.agent.policy
+
+    def tool_kind(self, name: str) -> ToolKind | None:
+        tool = self.agent.tools.get(name)
+        return tool.kind if tool is not None else None
 
     # --- what the slash commands do
 

@@ -11,10 +11,11 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast, get_args
 
 import platformdirs
 
+from ponder.runtime.approvals import Mode
 from ponder.runtime.confined_files import ConfinedTree
 
 if TYPE_CHECKING:  # the TUI imports this module for HELP; it must not pull in the session
@@ -110,18 +111,19 @@ class SessionCommands:
     def _model(self, spec: str) -> str:
         if spec.strip():
             self.session.switch_model(spec.strip())
-        backend = self.session.agent.backend
+        backend = self.session.model
         size = f", context {backend.context_size:,} tokens" if backend.context_size else ""
         return f"model: {backend.name}{size}"
 
     def _approvals(self, mode: str) -> str:
-        policy = self.session.agent.policy
+        policy = self.session.policy
         if policy is None:
             return "approvals are off in this session"
-        if mode.strip():
-            if mode.strip() not in ("ask", "auto", "yolo"):
+        wanted = mode.strip()
+        if wanted:
+            if wanted not in get_args(Mode):
                 return "the modes are ask, auto and yolo"
-            self.session.agent.set_approval_mode(mode.strip())  # type: ignore[arg-type]
+            policy.mode = cast(Mode, wanted)
         rules = [f"allow {rule}" for rule in policy.allow] + [f"deny {r}" for r in policy.deny]
         return f"approval mode: {policy.mode}" + "".join(f"\n  {rule}" for rule in rules)
 

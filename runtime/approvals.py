@@ -31,15 +31,14 @@ read the command; the sandbox is what contains it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ponder.runtime.shell_commands import Command, program_name, split_commands
+from ponder.runtime.tool_events import ToolKind
 
 Mode = Literal["ask", "auto", "yolo"]
 Decision = Literal["once", "always", "deny"]
 
-READ_ONLY_TOOLS = frozenset({"view", "submit", "update_plan"})
-MCP_PREFIX = "mcp__"
 NETWORK_COMMANDS = (
     "curl",
     "wget",
@@ -198,26 +197,29 @@ class ApprovalPolicy:
     bind_mounted: bool = True
     """The workspace is the user's own directory (not a copy)."""
 
-    def check(self, tool: str, arguments: dict[str, Any]) -> Verdict:
-        if tool in READ_ONLY_TOOLS:
-            return Verdict("allow")
-        if tool.startswith(MCP_PREFIX):
-            return self._check_mcp(tool)
-        if tool != "bash":
-            if self.mode == "ask" and tool not in self.allow:
-                return Verdict("ask", f"{tool} changes a file", prefix=tool)
-            return Verdict("allow")
-        commands = split_commands(str(arguments.get("command", "")))
-        verdicts = [self._check_command(command) for command in commands]
+    def check(self, kind: ToolKind, tool: str, command: str = "") -> Verdict:
+        """Whether a call of ``tool`` may run; ``command`` is an ``execute`` call's command."""
+        if kind == "execute":
+            return self.check_command(command)
+        if kind == "host":
+            return self._check_host(tool)
+        if kind == "edit" and self.mode == "ask" and tool not in self.allow:
+            return Verdict("ask", f"{tool} changes a file", prefix=tool)
+        return Verdict("allow")
+
+    def check_command(self, command: str) -> Verdict:
+        """Whether a shell command may run: the strictest verdict of its simple commands."""
+        verdicts = [self._check_command(part) for part in split_commands(command)]
         for wanted in ("deny", "ask"):
             for verdict in verdicts:
                 if verdict.action == wanted:
                     return verdict
         return Verdict("allow")
 
-    def _check_mcp(self, tool: str) -> Verdict:
-        """An MCP tool runs on the host, outside the sandbox: asked for unless a rule allows it.
-        Rules match by prefix at ``__`` boundaries (``mcp__time`` is every tool of ``time``)."""
+    def _check_host(self, tool: str) -> Verdict:
+        """A tool that runs on the host, outside the sandbox (an MCP server's): asked for unless
+        a rule allows it. Rules match by prefix at ``__`` boundaries (``mcp__time`` is every tool
+        of the server ``time``)."""
 
         def matches_tool(rule: str) -> bool:
             return tool == rule or tool.startswith(rule.rstrip("_") + "__")

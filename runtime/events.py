@@ -17,22 +17,27 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic_core import PydanticSerializationError
 
 from ponder.model.k2_parser import valid_unicode
+from ponder.runtime.event_base import EventBase
+from ponder.runtime.tool_events import ApprovalRequested as ApprovalRequested
+from ponder.runtime.tool_events import ApprovalResolved as ApprovalResolved
+from ponder.runtime.tool_events import FileEdited as FileEdited
+from ponder.runtime.tool_events import PlanStatus as PlanStatus
+from ponder.runtime.tool_events import PlanStep as PlanStep
+from ponder.runtime.tool_events import PlanUpdated as PlanUpdated
+from ponder.runtime.tool_events import ToolCallFinished as ToolCallFinished
+from ponder.runtime.tool_events import ToolCallStarted as ToolCallStarted
+from ponder.runtime.tool_events import ToolKind as ToolKind
+from ponder.runtime.tool_events import ToolOutput as ToolOutput
 from ponder.sandbox.safe_text import BIDI_CONTROLS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Raised when an event changes in a way older readers would misread. Version 2 renamed
 ``run_started.time_limit_s`` to ``time_limit`` and ``tool_call_finished.elapsed`` to
-``elapsed_s``; files of version 1 still read."""
+``elapsed_s``; version 3 added the tool's ``kind`` and the call's ``summary`` to the tool call
+events (:mod:`ponder.runtime.tool_events`). Files of versions 1 and 2 still read."""
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    trajectory: int | None = None
-    """In heavy mode, which of the parallel trajectories (1..N) the event belongs to."""
-
-
-class RunStarted(_Event):
+class RunStarted(EventBase):
     type: Literal["run_started"] = "run_started"
     task: str
     session_id: str | None = None
@@ -48,20 +53,20 @@ class RunStarted(_Event):
     """The task's wall-clock limit in seconds, when it has one (``time_limit_s`` in version 1)."""
 
 
-class MessageAdded(_Event):
+class MessageAdded(EventBase):
     """A message joined the conversation (system, user, assistant or tool), as OpenAI JSON."""
 
     type: Literal["message_added"] = "message_added"
     message: dict[str, Any]
 
 
-class StepStarted(_Event):
+class StepStarted(EventBase):
     type: Literal["step_started"] = "step_started"
     step: int
     max_steps: int
 
 
-class ReasoningText(_Event):
+class ReasoningText(EventBase):
     """A piece of the model's reasoning as it streams."""
 
     type: Literal["reasoning"] = "reasoning"
@@ -69,7 +74,7 @@ class ReasoningText(_Event):
     text: str
 
 
-class ContentText(_Event):
+class ContentText(EventBase):
     """A piece of the model's visible answer as it streams."""
 
     type: Literal["content"] = "content"
@@ -77,7 +82,7 @@ class ContentText(_Event):
     text: str
 
 
-class ReasoningBudgetReached(_Event):
+class ReasoningBudgetReached(EventBase):
     """The step's reasoning hit its budget and was closed so the model acts."""
 
     type: Literal["reasoning_budget_reached"] = "reasoning_budget_reached"
@@ -85,7 +90,7 @@ class ReasoningBudgetReached(_Event):
     tokens: int
 
 
-class ModelRetrying(_Event):
+class ModelRetrying(EventBase):
     """The model's server could not be used; ponder tries again in ``delay_s`` seconds."""
 
     type: Literal["model_retrying"] = "model_retrying"
@@ -96,91 +101,7 @@ class ModelRetrying(_Event):
     delay_s: float
 
 
-class ToolCallStarted(_Event):
-    type: Literal["tool_call_started"] = "tool_call_started"
-    step: int
-    call_id: str
-    name: str
-    arguments: dict[str, Any] | None = None
-    """None when the model's arguments could not be parsed."""
-    raw_arguments: str = ""
-
-
-class ApprovalRequested(_Event):
-    """A person (or the headless policy) must allow this call before it runs."""
-
-    type: Literal["approval_requested"] = "approval_requested"
-    call_id: str
-    name: str
-    summary: str
-    """What would run: the command, or the file and the edit."""
-    reason: str
-    prefix: str
-    """What "always allow" would allow from now on."""
-
-
-class ApprovalResolved(_Event):
-    type: Literal["approval_resolved"] = "approval_resolved"
-    call_id: str
-    decision: Literal["once", "always", "deny"]
-    message: str | None = None
-    """With a denial: what the model is told."""
-    by: Literal["user", "policy"] = "user"
-
-
-class ToolOutput(_Event):
-    """Live output of a running tool (a shell command's stdout and stderr)."""
-
-    type: Literal["tool_output"] = "tool_output"
-    call_id: str
-    text: str
-
-
-class ToolCallFinished(_Event):
-    type: Literal["tool_call_finished"] = "tool_call_finished"
-    call_id: str
-    name: str
-    ok: bool
-    result: str
-    """What the model is shown."""
-    exit_code: int | None = None
-    timed_out: bool = False
-    interrupted: bool = False
-    """The user stopped the command; ``exit_code`` is then whatever the kill left."""
-    notice: str | None = None
-    """How the sandbox ended or treated the command, when it says something: stopped by the
-    disk guard, killed out of memory, a fork bomb stopped."""
-    elapsed_s: float = Field(validation_alias=AliasChoices("elapsed_s", "elapsed"))
-    """Seconds the call took (``elapsed`` in version 1)."""
-
-
-class FileEdited(_Event):
-    type: Literal["file_edited"] = "file_edited"
-    call_id: str
-    path: str
-    diff: str
-
-
-PlanStatus = Literal["pending", "in_progress", "completed"]
-
-
-class PlanStep(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    step: str
-    status: PlanStatus
-
-
-class PlanUpdated(_Event):
-    """The model's plan (``update_plan``), whole each time: the newest one is the plan."""
-
-    type: Literal["plan_updated"] = "plan_updated"
-    call_id: str
-    explanation: str | None = None
-    plan: list[PlanStep]
-
-
-class UsageReported(_Event):
+class UsageReported(EventBase):
     type: Literal["usage"] = "usage"
     step: int
     prompt_tokens: int
@@ -191,7 +112,7 @@ class UsageReported(_Event):
     context_size: int | None = None
 
 
-class ContextCompacted(_Event):
+class ContextCompacted(EventBase):
     """Older parts of the conversation were shortened so the next prompt fits."""
 
     type: Literal["context_compacted"] = "context_compacted"
@@ -202,7 +123,7 @@ class ContextCompacted(_Event):
     """The whole conversation after the change (what a resumed session continues from)."""
 
 
-class ReplyProblem(_Event):
+class ReplyProblem(EventBase):
     """The model's reply could not be used as it was: empty, only reasoning, or a tool call
     that cannot be run. The model is told and asked again, up to a limit (then the run ends
     with ``error``)."""
@@ -214,7 +135,7 @@ class ReplyProblem(_Event):
     """The model is asked again (false: the run ends, or the step's other calls went ahead)."""
 
 
-class LoopDetected(_Event):
+class LoopDetected(EventBase):
     type: Literal["loop_detected"] = "loop_detected"
     step: int
     kind: Literal["repeated_call", "repeated_reasoning"]
@@ -242,7 +163,7 @@ class PathChange(BaseModel):
     count: int = 1
 
 
-class Checkpointed(_Event):
+class Checkpointed(EventBase):
     """The workspace was saved after a step that changed files (``ponder undo`` goes back)."""
 
     type: Literal["checkpointed"] = "checkpointed"
@@ -256,7 +177,7 @@ class Checkpointed(_Event):
     """Made between steps by processes the session left running (background jobs)."""
 
 
-class InstructionsLoaded(_Event):
+class InstructionsLoaded(EventBase):
     """The repository's instructions (AGENTS.md files) went into the system prompt."""
 
     type: Literal["instructions_loaded"] = "instructions_loaded"
@@ -275,7 +196,7 @@ class McpServer(BaseModel):
     error: str | None = None
 
 
-class McpServersStarted(_Event):
+class McpServersStarted(EventBase):
     """The session's MCP servers, once they have started or failed (at the first task)."""
 
     type: Literal["mcp_servers"] = "mcp_servers"
@@ -284,7 +205,7 @@ class McpServersStarted(_Event):
     """Servers left out, and why (a project's server not trusted yet, an unusable one)."""
 
 
-class FilesAttached(_Event):
+class FilesAttached(EventBase):
     """Files the task names (``@path``) went to the model with it."""
 
     type: Literal["files_attached"] = "files_attached"
@@ -293,7 +214,7 @@ class FilesAttached(_Event):
     """What was cut or left out, and why."""
 
 
-class CheckpointsOff(_Event):
+class CheckpointsOff(EventBase):
     """Checkpoints could not be taken (a folder too big, git failing); the session goes on
     without them, and ``/undo`` and ``/diff`` say why."""
 
@@ -301,7 +222,7 @@ class CheckpointsOff(_Event):
     reason: str
 
 
-class StepFinished(_Event):
+class StepFinished(EventBase):
     type: Literal["step_finished"] = "step_finished"
     step: int
     elapsed_s: float
@@ -337,7 +258,7 @@ class RunUsage(BaseModel):
     """From the config's prices for the model; unset without them."""
 
 
-class RunFinished(_Event):
+class RunFinished(EventBase):
     type: Literal["run_finished"] = "run_finished"
     reason: FinishReason
     answer: str

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from ponder.model.backend import BackendError, BackendUnavailable, ChatBackend, GenerationSettings
 from ponder.model.messages import Message, ToolCall
-from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy, Mode
+from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.budgets import Budgets, BudgetTracker
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints
 from ponder.runtime.context import ContextFitter, ContextSettings, TaskState
@@ -145,10 +145,6 @@ class Agent:
         old, self.backend = self.backend, backend
         return old
 
-    def set_approval_mode(self, mode: Mode) -> None:
-        if self.policy is not None:
-            self.policy.mode = mode
-
     def compact(self, port: RunPort) -> int:
         """Shorten the conversation now (the user's /compact); the number of actions taken."""
         self.cancel.clear()
@@ -255,9 +251,9 @@ class Agent:
         """Every event of the run goes out here; the task state follows the tool events."""
         if isinstance(event, FileEdited) and event.path not in self.state.files_changed:
             self.state.files_changed.append(event.path)
-        elif isinstance(event, ToolCallStarted) and event.name == "bash" and event.arguments:
-            self._last_command = str(event.arguments.get("command", ""))
-        elif isinstance(event, ToolCallFinished) and event.name == "bash" and not event.ok:
+        elif isinstance(event, ToolCallStarted) and event.kind == "execute":
+            self._last_command = event.summary
+        elif isinstance(event, ToolCallFinished) and event.kind == "execute" and not event.ok:
             self.state.last_failure = f"{self._last_command} (exit {event.exit_code})"
         elif isinstance(event, PlanUpdated):
             self.state.plan = [(item.step, item.status) for item in event.plan]

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import platformdirs
 
-from ponder.runtime.approvals import MCP_PREFIX
-
 if TYPE_CHECKING:  # the SDK takes most of a second to import: only sessions with servers pay
     from mcp import Client
     from mcp_types import Tool as McpToolInfo
 
+MCP_PREFIX = "mcp__"
+"""The model sees an MCP tool as ``mcp__<server>__<tool>``."""
 CLOSE_TIMEOUT_S = 5.0
 SERVER_FOLDER = "mcp-cwd"
 

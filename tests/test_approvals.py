@@ -68,19 +68,19 @@ def test_commands_are_split_into_their_parts() -> None:
 )
 def test_what_each_mode_asks_about(mode: str, command: str, network: bool, expected: str) -> None:
     policy = ApprovalPolicy(mode=mode, network=network)  # type: ignore[arg-type]
-    assert policy.check("bash", {"command": command}).action == expected
+    assert policy.check_command(command).action == expected
 
 
 def test_rules_apply_to_every_sub_command() -> None:
     policy = ApprovalPolicy(mode="ask", allow=["pytest", "git status"], deny=["rm -rf"])
-    assert policy.check("bash", {"command": "pytest -q && git status"}).action == "allow"
-    assert policy.check("bash", {"command": "pytest -q && make"}).action == "ask"
-    denied = policy.check("bash", {"command": "pytest -q; rm -rf /tmp/x"})
+    assert policy.check_command("pytest -q && git status").action == "allow"
+    assert policy.check_command("pytest -q && make").action == "ask"
+    denied = policy.check_command("pytest -q; rm -rf /tmp/x")
     assert denied.action == "deny"
     assert "rm -rf" in denied.reason
     # Deny rules hold in yolo mode too.
     yolo = ApprovalPolicy(mode="yolo", deny=["git push"])
-    assert yolo.check("bash", {"command": "git add . && git push"}).action == "deny"
+    assert yolo.check_command("git add . && git push").action == "deny"
 
 
 # Getting around a rule. The model writes the command; these are the ways it could hide a denied
@@ -91,7 +91,7 @@ GUARDED = ApprovalPolicy(mode="auto", deny=["rm", "git clean"])
 
 
 def verdict(command: str, policy: ApprovalPolicy = GUARDED) -> tuple[str, str]:
-    found = policy.check("bash", {"command": command})
+    found = policy.check_command(command)
     return found.action, found.reason
 
 
@@ -242,10 +242,9 @@ def test_yolo_asks_nothing_but_keeps_its_deny_rules() -> None:
 
 
 def test_file_tools_ask_only_in_ask_mode() -> None:
-    edit = {"path": "a.py", "old_str": "a", "new_str": "b"}
-    assert ApprovalPolicy(mode="ask").check("str_replace", edit).action == "ask"
-    assert ApprovalPolicy(mode="auto").check("str_replace", edit).action == "allow"
-    assert ApprovalPolicy(mode="ask").check("view", {"path": "a.py"}).action == "allow"
+    assert ApprovalPolicy(mode="ask").check("edit", "str_replace").action == "ask"
+    assert ApprovalPolicy(mode="auto").check("edit", "str_replace").action == "allow"
+    assert ApprovalPolicy(mode="ask").check("read", "view").action == "allow"
 
 
 class Person:

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Input, Log, Static
 
-from ponder.app.line import describe_call, describe_ending
+from ponder.app.line import describe_ending
 from ponder.app.tui.blocks import Block, diff_content
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import ApprovalRequested, ToolCallFinished, ToolCallStarted
@@ -31,7 +31,7 @@ class ToolCard(Block):
     def __init__(self, event: ToolCallStarted) -> None:
         super().__init__(classes="tool")
         self.call_id = event.call_id
-        self.summary = describe_call(event.name, event.arguments)
+        self.summary = event.summary
         self._name = event.name
         self._pending: list[str] = []
         self._finished: ToolCallFinished | None = None

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import Emit
+from ponder.runtime.tool_events import ToolKind, describe_arguments
 from ponder.sandbox.base import Sandbox
 
 
@@ -42,10 +43,43 @@ class ToolInputError(Exception):
 
 
 class Tool(Protocol):
+    """Everything ponder knows about a tool is declared by the tool (a new tool is one file)."""
+
     @property
     def schema(self) -> ToolSchema: ...
 
+    @property
+    def kind(self) -> ToolKind: ...
+
+    @property
+    def parallel(self) -> bool:
+        """Calls may run beside other parallel calls of the same step (it only reads)."""
+        ...
+
+    def summary(self, arguments: dict[str, Any]) -> str:
+        """The call in one line for a person (``$ pytest -q``, a path)."""
+        ...
+
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+        """What a person asked to approve the call reads: the command, or for an edit the diff
+        it would make (a diff starts with ``---``)."""
+        ...
+
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome: ...
+
+
+class BaseTool:
+    """The defaults of a tool: it reads, alone, shown by its path (or its arguments)."""
+
+    schema: ToolSchema
+    kind: ToolKind = "read"
+    parallel = False
+
+    def summary(self, arguments: dict[str, Any]) -> str:
+        return describe_arguments(arguments)
+
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+        return f"{self.schema.name} {self.summary(arguments)}"
 
 
 def require_str(arguments: dict[str, Any], key: str) -> str:

@@ -7,8 +7,15 @@ from typing import Any
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import ToolOutput
-from ponder.runtime.tools.base import ToolContext, ToolInputError, ToolOutcome, require_str
-from ponder.sandbox.base import ExecResult
+from ponder.runtime.tool_events import ToolKind
+from ponder.runtime.tools.base import (
+    BaseTool,
+    ToolContext,
+    ToolInputError,
+    ToolOutcome,
+    require_str,
+)
+from ponder.sandbox.base import ExecResult, Sandbox
 
 DEFAULT_TIMEOUT_S = 120
 MAX_TIMEOUT_S = 600
@@ -65,8 +72,16 @@ def format_result(result: ExecResult, timeout: float) -> str:
     return f"{text}\n[exit code {result.exit_code}]"
 
 
-class BashTool:
+class BashTool(BaseTool):
     schema = SCHEMA
+    kind: ToolKind = "execute"
+
+    def summary(self, arguments: dict[str, Any]) -> str:
+        return f"$ {arguments.get('command', '')}"
+
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+        """The command itself (the approval rules read it too)."""
+        return str(arguments.get("command", ""))
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         command = require_str(arguments, "command")

@@ -14,7 +14,9 @@ from typing import Any
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import FileEdited
+from ponder.runtime.tool_events import ToolKind
 from ponder.runtime.tools.base import (
+    BaseTool,
     ToolContext,
     ToolInputError,
     ToolOutcome,
@@ -24,7 +26,8 @@ from ponder.runtime.tools.base import (
 )
 from ponder.runtime.tools.files import EditHistory, TextFile, decode, read_file, write_file
 from ponder.runtime.tools.view import clip, numbered
-from ponder.sandbox.base import IS_DIRECTORY, NOT_FOUND, FileAccessError
+from ponder.sandbox.base import IS_DIRECTORY, NOT_FOUND, FileAccessError, Sandbox, SandboxError
+from ponder.sandbox.safe_text import safe_name
 
 SNIPPET_LINES = 4
 
@@ -48,32 +51,74 @@ class Editor:
 
     history: EditHistory = field(default_factory=EditHistory)
 
-    def save(
-        self,
-        context: ToolContext,
-        path: str,
-        before: tuple[bytes, TextFile] | None,
-        text: str,
-        like: TextFile,
-    ) -> None:
-        """Write ``text`` to ``path`` in ``like``'s encoding and line endings; record and report."""
-        write_file(context.sandbox, path, like.encode(text, path))
-        self.history.record(path, before[0] if before else None)
-        report(context, path, before[1].text if before else None, text)
+
+@dataclass(frozen=True)
+class Change:
+    """An edit worked out but not yet written: what a run writes and an approval previews."""
+
+    path: str
+    before: tuple[bytes, TextFile] | None
+    """The file's bytes and text before (None: the edit creates it)."""
+    text: str
+    """The new content, LF line endings."""
+    data: bytes
+    """The new content as the file's bytes (its encoding and line endings)."""
+    line: int = 1
+    """Where the edit starts, for the snippet shown to the model."""
+    added_lines: int = 0
 
 
-def report(context: ToolContext, path: str, old: str | None, new: str) -> None:
-    """Emit the edit as a diff (``old`` None: the file was created)."""
-    shown = display_path(path, context.sandbox.workdir)
-    diff = "".join(
+def unified_diff(path: str, old: str | None, new: str) -> str:
+    """The edit as a diff (``old`` None: the file is created); ``path`` as a person reads it."""
+    return "".join(
         difflib.unified_diff(
             (old or "").splitlines(keepends=True),
             new.splitlines(keepends=True),
-            fromfile="/dev/null" if old is None else f"a/{shown}",
-            tofile=f"b/{shown}",
+            fromfile="/dev/null" if old is None else f"a/{path}",
+            tofile=f"b/{path}",
         )
     )
-    context.emit(FileEdited(call_id=context.call_id, path=shown, diff=diff))
+
+
+class _EditTool(BaseTool):
+    """An edit tool works its change out first (:meth:`_change`), so that an approval can show
+    the diff before anything is written; running it writes, records for undo and reports."""
+
+    kind: ToolKind = "edit"
+
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
+
+    def _change(self, arguments: dict[str, Any], sandbox: Sandbox) -> Change:
+        raise NotImplementedError
+
+    def _result(self, change: Change) -> str:
+        return _edited(change.path, change.text, change.line, change.added_lines)
+
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+        try:
+            change = self._change(arguments, sandbox)
+        except (ToolInputError, SandboxError) as error:
+            return f"{self.schema.name} {self.summary(arguments)}\n(no diff to show: {error})"
+        return self._diff(change, sandbox.workdir) or f"{self.summary(arguments)} (no change)"
+
+    @staticmethod
+    def _diff(change: Change, workdir: str) -> str:
+        shown = safe_name(display_path(change.path, workdir))
+        return unified_diff(shown, change.before[1].text if change.before else None, change.text)
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        change = self._change(arguments, context.sandbox)
+        write_file(context.sandbox, change.path, change.data)
+        self._record(change)
+        shown = display_path(change.path, context.sandbox.workdir)
+        before = change.before[1].text if change.before else None
+        diff = unified_diff(shown, before, change.text)
+        context.emit(FileEdited(call_id=context.call_id, path=shown, diff=diff))
+        return ToolOutcome(text=self._result(change))
+
+    def _record(self, change: Change) -> None:
+        self.editor.history.record(change.path, change.before[0] if change.before else None)
 
 
 def _edited(path: str, text: str, line: int, added_lines: int) -> str:
@@ -98,7 +143,7 @@ def _string(arguments: dict[str, Any], key: str, default: str | None = None) -> 
     return value
 
 
-class StrReplaceTool:
+class StrReplaceTool(_EditTool):
     schema = _schema(
         "str_replace",
         "Replace text in a file. `old_str` must match exactly one place in the file, whitespace "
@@ -111,18 +156,15 @@ class StrReplaceTool:
         ["path", "old_str"],
     )
 
-    def __init__(self, editor: Editor) -> None:
-        self.editor = editor
-
-    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
-        path = workspace_path(arguments, context.sandbox.workdir)
+    def _change(self, arguments: dict[str, Any], sandbox: Sandbox) -> Change:
+        path = workspace_path(arguments, sandbox.workdir)
         old = require_str(arguments, "old_str")
         new = _string(arguments, "new_str", "")
         if old == new:
             raise ToolInputError(
                 f"No replacement was performed, old_str `{old}` is the same as new_str `{new}`."
             )
-        before = read_file(context.sandbox, path)
+        before = read_file(sandbox, path)
         text = before[1].text
         matches = [m.start() for m in re.finditer(re.escape(old), text)] if old else []
         if not matches:
@@ -137,11 +179,11 @@ class StrReplaceTool:
             )
         start = matches[0]
         edited = text[:start] + new + text[start + len(old) :]
-        self.editor.save(context, path, before, edited, before[1])
-        return ToolOutcome(text=_edited(path, edited, _line_of(edited, start), new.count("\n")))
+        data = before[1].encode(edited, path)
+        return Change(path, before, edited, data, _line_of(edited, start), new.count("\n"))
 
 
-class CreateFileTool:
+class CreateFileTool(_EditTool):
     schema = _schema(
         "create_file",
         "Create a new file with the given content (parent directories are made). It will not "
@@ -150,28 +192,27 @@ class CreateFileTool:
         ["path", "file_text"],
     )
 
-    def __init__(self, editor: Editor) -> None:
-        self.editor = editor
-
-    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
-        path = workspace_path(arguments, context.sandbox.workdir)
+    def _change(self, arguments: dict[str, Any], sandbox: Sandbox) -> Change:
+        path = workspace_path(arguments, sandbox.workdir)
         text = _string(arguments, "file_text")
         try:
-            context.sandbox.read_file(path)
+            sandbox.read_file(path)
         except FileAccessError as error:
             if error.kind == IS_DIRECTORY:
                 raise ToolInputError(f"The path {path} is a directory; give a file name.") from None
             if error.kind != NOT_FOUND:
-                read_file(context.sandbox, path)  # raises the worded error
+                read_file(sandbox, path)  # raises the worded error
         else:
             raise ToolInputError(
                 f"File already exists at: {path}. Cannot overwrite files using command `create`."
             )
-        self.editor.save(context, path, None, text, TextFile(text, "utf-8", crlf=False))
-        return ToolOutcome(text=f"File created successfully at: {path}")
+        return Change(path, None, text, TextFile(text, "utf-8", crlf=False).encode(text, path))
+
+    def _result(self, change: Change) -> str:
+        return f"File created successfully at: {change.path}"
 
 
-class InsertTool:
+class InsertTool(_EditTool):
     schema = _schema(
         "insert",
         "Insert text after a line of a file (`insert_line` 0 inserts at the top).",
@@ -183,14 +224,11 @@ class InsertTool:
         ["path", "insert_line", "new_str"],
     )
 
-    def __init__(self, editor: Editor) -> None:
-        self.editor = editor
-
-    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
-        path = workspace_path(arguments, context.sandbox.workdir)
+    def _change(self, arguments: dict[str, Any], sandbox: Sandbox) -> Change:
+        path = workspace_path(arguments, sandbox.workdir)
         new = _string(arguments, "new_str")
         at = arguments.get("insert_line")
-        before = read_file(context.sandbox, path)
+        before = read_file(sandbox, path)
         lines = before[1].text.splitlines(keepends=True)
         if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at <= len(lines):
             raise ToolInputError(
@@ -201,11 +239,11 @@ class InsertTool:
         if at == len(lines) and lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"  # appending after a last line that had no newline
         edited = "".join([*lines[:at], block, *lines[at:]])
-        self.editor.save(context, path, before, edited, before[1])
-        return ToolOutcome(text=_edited(path, edited, at + 1, block.count("\n") - 1))
+        data = before[1].encode(edited, path)
+        return Change(path, before, edited, data, at + 1, block.count("\n") - 1)
 
 
-class UndoEditTool:
+class UndoEditTool(_EditTool):
     schema = _schema(
         "undo_edit",
         "Undo the last edit made to a file with these tools.",
@@ -213,23 +251,20 @@ class UndoEditTool:
         ["path"],
     )
 
-    def __init__(self, editor: Editor) -> None:
-        self.editor = editor
-
-    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
-        path = workspace_path(arguments, context.sandbox.workdir)
-        previous = self.editor.history.pop(path)
+    def _change(self, arguments: dict[str, Any], sandbox: Sandbox) -> Change:
+        path = workspace_path(arguments, sandbox.workdir)
+        previous = self.editor.history.peek(path)
         if previous is None:
             raise ToolInputError(
                 f"The last edit of {path} created it; remove it with bash (`rm`) to undo that."
             )
-        current = read_file(context.sandbox, path)
-        write_file(context.sandbox, path, previous)
-        restored = decode(previous, path).text
-        report(context, path, current[1].text, restored)
-        return ToolOutcome(
-            text=clip(
-                f"Last edit to {path} undone successfully. Here's the result of running "
-                f"`cat -n` on {path}:\n{numbered(restored)}\n"
-            )
+        return Change(path, read_file(sandbox, path), decode(previous, path).text, previous)
+
+    def _record(self, change: Change) -> None:
+        self.editor.history.pop(change.path)
+
+    def _result(self, change: Change) -> str:
+        return clip(
+            f"Last edit to {change.path} undone successfully. Here's the result of running "
+            f"`cat -n` on {change.path}:\n{numbered(change.text)}\n"
         )

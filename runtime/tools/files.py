@@ -119,8 +119,14 @@ class EditHistory:
     def _size(self) -> int:
         return sum(len(v or b"") for versions in self._versions.values() for v in versions)
 
-    def pop(self, path: str) -> bytes | None:
+    def peek(self, path: str) -> bytes | None:
+        """What :meth:`pop` would give, left in the history."""
         versions = self._versions.get(path)
         if not versions:
             raise ToolInputError(f"No edit history found for {path}.")
-        return versions.pop()
+        return versions[-1]
+
+    def pop(self, path: str) -> bytes | None:
+        before = self.peek(path)
+        self._versions[path].pop()
+        return before

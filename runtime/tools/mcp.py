@@ -6,11 +6,14 @@ the sandbox; its result is cut and cleaned like a command's output before the mo
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.mcp_client import McpCallError, McpCallInterrupted, McpHub, tool_name
-from ponder.runtime.tools.base import ToolContext, ToolOutcome
+from ponder.runtime.tool_events import ToolKind
+from ponder.runtime.tools.base import BaseTool, ToolContext, ToolOutcome
+from ponder.sandbox.base import Sandbox
 from ponder.sandbox.output import OutputCapture
 
 if TYPE_CHECKING:
@@ -19,7 +22,11 @@ if TYPE_CHECKING:
 INTERRUPTED = "The user interrupted this call."
 
 
-class McpTool:
+class McpTool(BaseTool):
+    """Runs on the user's machine: every call is asked for unless a rule allows it."""
+
+    kind: ToolKind = "host"
+
     def __init__(self, hub: McpHub, server: str, info: McpToolInfo) -> None:
         self.hub = hub
         self.server = server
@@ -31,6 +38,14 @@ class McpTool:
             description=f"{description}\n(From the MCP server `{server}`.)",
             parameters=parameters,
         )
+
+    def summary(self, arguments: dict[str, Any]) -> str:
+        shown = json.dumps(arguments, ensure_ascii=False)
+        return f"{self.server}.{self.tool} {shown if len(shown) <= 200 else shown[:200] + '…'}"
+
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+        shown = json.dumps(arguments, ensure_ascii=False, indent=2)
+        return f"{self.server}.{self.tool} on your machine, with\n{shown[:2000]}"
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         try:

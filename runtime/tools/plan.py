@@ -11,7 +11,8 @@ from typing import Any, get_args
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import PlanStatus, PlanStep, PlanUpdated
-from ponder.runtime.tools.base import ToolContext, ToolInputError, ToolOutcome
+from ponder.runtime.tool_events import ToolKind
+from ponder.runtime.tools.base import BaseTool, ToolContext, ToolInputError, ToolOutcome
 
 MAX_STEPS = 50
 MAX_STEP_CHARS = 500
@@ -70,8 +71,15 @@ def parse_plan(arguments: dict[str, Any]) -> tuple[str | None, list[PlanStep]]:
     return (explanation if isinstance(explanation, str) and explanation.strip() else None), steps
 
 
-class PlanTool:
+class PlanTool(BaseTool):
+    """Shown as the plan it sets (:class:`PlanUpdated`), not as a call."""
+
     schema = SCHEMA
+    kind: ToolKind = "plan"
+
+    def summary(self, arguments: dict[str, Any]) -> str:
+        steps = arguments.get("plan")
+        return f"{len(steps)} steps" if isinstance(steps, list) else "the plan"
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         explanation, steps = parse_plan(arguments)

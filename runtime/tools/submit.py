@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ponder.model.messages import ToolSchema
-from ponder.runtime.tools.base import ToolContext, ToolOutcome
+from ponder.runtime.tool_events import ToolKind
+from ponder.runtime.tools.base import BaseTool, ToolContext, ToolOutcome
 
 SCHEMA = ToolSchema(
     name="submit",
@@ -23,8 +24,12 @@ SCHEMA = ToolSchema(
 )
 
 
-class SubmitTool:
+class SubmitTool(BaseTool):
     schema = SCHEMA
+    kind: ToolKind = "submit"
+
+    def summary(self, arguments: dict[str, Any]) -> str:
+        return "the task is done"
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         summary = arguments.get("summary")

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ponder.model.messages import ToolSchema
-from ponder.runtime.tools.base import ToolContext, ToolInputError, ToolOutcome, workspace_path
+from ponder.runtime.tools.base import (
+    BaseTool,
+    ToolContext,
+    ToolInputError,
+    ToolOutcome,
+    workspace_path,
+)
 from ponder.runtime.tools.files import access_message, decode
 from ponder.sandbox.base import IS_DIRECTORY, FileAccessError
 
@@ -76,8 +82,9 @@ def _view_range(arguments: dict[str, Any], line_count: int) -> tuple[int, int, s
     return first, last, ""
 
 
-class ViewTool:
+class ViewTool(BaseTool):
     schema = SCHEMA
+    parallel = True
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         sandbox = context.sandbox
