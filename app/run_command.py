@@ -25,7 +25,7 @@ from ponder.app.slash_commands import SessionCommands
 from ponder.model.backend import ChatBackend
 from ponder.runtime.checkpoint_store import CheckpointError, apply_patch
 from ponder.runtime.checkpoints import Checkpoints
-from ponder.runtime.events import Checkpointed, Event, PathChange, RunFinished, RunStarted
+from ponder.runtime.events import Checkpointed, Event, PathChange, RunStarted
 from ponder.runtime.heavy import HeavyResult, run_heavy
 from ponder.runtime.sessions import SessionRecorder, sessions_dir
 from ponder.sandbox.safe_text import safe_text
@@ -211,8 +211,7 @@ def _keep(workspace: Path, config: Config, task: str, result: HeavyResult) -> _K
         changes = step.changes if step else []
         if step is not None:
             recorder(Checkpointed(step=1, commit=step.commit, files=step.files, changes=changes))
-        steps = sum(t.finished.steps for t in result.trajectories)
-        recorder(RunFinished(reason="answered", answer=result.answer, steps=steps))
+        recorder(result.finished)
     finally:
         recorder.close()
     return _Kept(recorder.id, changes)

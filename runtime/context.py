@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ponder.model.backend import ChatBackend, GenerationSettings
-from ponder.model.deltas import ContentDelta
+from ponder.model.deltas import Usage
 from ponder.model.messages import Message, ToolSchema
+from ponder.runtime.reply import Reply, read_reply
 
 HIDDEN_MARKER = (
     "[output hidden to save context ({chars} characters); run the command again if needed]"
@@ -64,6 +65,8 @@ class Compaction:
     kind: str
     tokens_before: int
     tokens_after: int
+    usage: Usage | None = None
+    """What writing the summary used (it counts in the run's usage and token budget)."""
 
 
 def _step_starts(messages: Sequence[Message]) -> list[int]:
@@ -82,11 +85,13 @@ class ContextFitter:
         tools: Sequence[ToolSchema],
         backend: ChatBackend,
         state: TaskState,
+        generation: GenerationSettings,
         cancel: threading.Event | None = None,
         force: bool = False,
     ) -> list[Compaction]:
         """Shorten ``messages`` in place until the prompt fits under the threshold; with
-        ``force`` (the user's /compact), hide old outputs and summarise regardless."""
+        ``force`` (the user's /compact), hide old outputs and summarise regardless. A summary is
+        generated with ``generation`` (the run's sampling and caps) and stops at ``cancel``."""
         size = backend.context_size
         if not size and not force:
             return []
@@ -99,8 +104,11 @@ class ContextFitter:
             after = backend.count_tokens(messages, tools)
             done.append(Compaction("hide_outputs", before, after))
             before = after
-        if before > limit and self._summarise(messages, tools, backend, state, cancel):
-            done.append(Compaction("summary", before, backend.count_tokens(messages, tools)))
+        if before > limit:
+            summarised = self._summarise(messages, tools, backend, state, generation, cancel)
+            if summarised is not None:
+                after = backend.count_tokens(messages, tools)
+                done.append(Compaction("summary", before, after, summarised.usage))
         return done
 
     def _hide_outputs(self, messages: list[Message]) -> bool:
@@ -123,11 +131,14 @@ class ContextFitter:
         tools: Sequence[ToolSchema],
         backend: ChatBackend,
         state: TaskState,
+        generation: GenerationSettings,
         cancel: threading.Event | None,
-    ) -> bool:
+    ) -> Reply | None:
+        """The summary's reply, once it replaced the older steps; None when there was nothing
+        to summarise or the generation was interrupted (the conversation is left as it was)."""
         starts = _step_starts(messages)
         if len(starts) <= self.settings.keep_recent_steps:
-            return False
+            return None
         first_step = starts[0]
         keep_from = starts[-self.settings.keep_recent_steps]
         head, middle, tail = (
@@ -145,13 +156,11 @@ class ContextFitter:
         ):
             later = [i for i, m in enumerate(middle) if m.role == "assistant" and i > 0]
             middle = middle[later[0] :] if later else middle[1:]
-        summary = "".join(
-            delta.text
-            for delta in backend.stream(
-                [*head, *middle, request], tools, GenerationSettings(), cancel
-            )
-            if isinstance(delta, ContentDelta)
-        ).strip()
+        deltas = backend.stream([*head, *middle, request], tools, generation, cancel)
+        reply = read_reply(deltas, 0, lambda event: None, size or None)
+        if reply.cancelled:
+            return None
+        summary = reply.content.strip()
         carried = Message(
             role="user",
             content=(
@@ -161,4 +170,4 @@ class ContextFitter:
             ),
         )
         messages[:] = [*head, carried, *tail]
-        return True
+        return reply

@@ -10,18 +10,21 @@ answer and names the trajectory whose changes to keep.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ponder.model.backend import ChatBackend, GenerationSettings
-from ponder.model.deltas import ContentDelta, ReasoningDelta
+from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
 from ponder.runtime.copy_diff import CopySandbox, copy_diff
-from ponder.runtime.events import ContentText, Emit, Event, ReasoningText, RunFinished
+from ponder.runtime.events import Emit, Event, RunFinished
 from ponder.runtime.loop import Agent, AgentSettings
 from ponder.runtime.port import Unattended
+from ponder.runtime.reply import read_reply
+from ponder.runtime.usage import UsageTotals
 
 DIFF_SHOWN = 20_000
 TESTS_SHOWN = 4_000
@@ -43,6 +46,9 @@ class HeavyResult:
     chosen: int | None
     """The trajectory whose changes to keep (None: none of them)."""
     diff: str
+    finished: RunFinished
+    """The whole of heavy mode as one run: every trajectory's steps and usage, and the
+    judge's (also sent as the last event, outside any trajectory)."""
 
 
 def _tagged(emit: Emit, number: int | None) -> Emit:
@@ -99,9 +105,12 @@ def run_heavy(
     settings: AgentSettings | None = None,
     concurrent: bool = False,
     test_command: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> HeavyResult:
-    """``backend_for(n)`` gives trajectory n's backend (0 is the aggregation's)."""
+    """``backend_for(n)`` gives trajectory n's backend (0 is the aggregation's); ``cancel``
+    stops the judge's generation."""
     settings = settings or AgentSettings()
+    started = time.monotonic()
 
     def one(number: int) -> Trajectory:
         return _run_one(
@@ -119,18 +128,35 @@ def run_heavy(
         Message(role="system", content="You review attempts at a coding task and pick the best."),
         Message(role="user", content=aggregation_prompt(task, trajectories, test_command)),
     ]
-    text = ""
     forward = _tagged(emit, None)
-    for delta in backend_for(0).stream(messages, [], GenerationSettings()):
-        if isinstance(delta, ReasoningDelta):
-            forward(ReasoningText(step=0, text=delta.text))
-        elif isinstance(delta, ContentDelta):
-            text += delta.text
-            forward(ContentText(step=0, text=delta.text))
+    judge = backend_for(0)
+    generation = replace(  # the judge works under a step's caps, with the user's sampling
+        settings.generation,
+        max_reasoning_tokens=settings.budgets.max_reasoning_tokens,
+        max_new_tokens=settings.generation.max_new_tokens or settings.budgets.max_tokens,
+    )
+    steps = sum(t.finished.steps for t in trajectories) + 1
+    reply = read_reply(
+        judge.stream(messages, [], generation, cancel), steps, forward, judge.context_size
+    )
+    text = reply.content
     match = _CHOSEN_RE.search(text)
     chosen = int(match.group(1)) if match and match.group(1).isdigit() else None
-    if chosen is not None and not 1 <= chosen <= count:
+    if reply.cancelled or (chosen is not None and not 1 <= chosen <= count):
         chosen = None
     answer = _CHOSEN_RE.sub("", text).strip()
+    totals = UsageTotals()
+    for trajectory in trajectories:
+        if trajectory.finished.usage is not None:
+            totals.add(trajectory.finished.usage)
+    if reply.usage is not None:
+        totals.add(reply.usage)
+    finished = RunFinished(
+        reason="interrupted" if reply.cancelled else "answered",
+        answer=answer,
+        steps=steps,
+        usage=totals.report(time.monotonic() - started, settings.prices),
+    )
+    forward(finished)
     diff = trajectories[chosen - 1].diff if chosen else ""
-    return HeavyResult(trajectories, answer, chosen, diff)
+    return HeavyResult(trajectories, answer, chosen, diff, finished)

@@ -279,7 +279,7 @@ class Agent:
 
     def _step(self, step: int, tracker: BudgetTracker) -> Ending | None:
         started = time.monotonic()
-        self._fit_context()
+        self._fit_context(tracker=tracker)
         self._event(StepStarted(step=step, max_steps=tracker.budgets.max_steps))
         reply = self._generate(step, tracker)
         tracker.add_tokens(reply.completion_tokens)
@@ -398,7 +398,7 @@ class Agent:
                 )
             )
 
-    def _fit_context(self, force: bool = False) -> int:
+    def _fit_context(self, force: bool = False, tracker: BudgetTracker | None = None) -> int:
         size = self.backend.context_size
         if not size and not force:
             return 0
@@ -407,12 +407,24 @@ class Agent:
             estimate = self._prompt_tokens + self._chars_since_count // 3
             if estimate < size * self.settings.context.threshold * 0.9:
                 return 0
+        budgets = self.settings.budgets
+        generation = replace(  # a summary works under a step's caps, with the user's sampling
+            self.settings.generation,
+            max_reasoning_tokens=budgets.max_reasoning_tokens,
+            max_new_tokens=tracker.tokens_left(self.settings.generation.max_new_tokens)
+            if tracker is not None
+            else self.settings.generation.max_new_tokens,
+        )
         done_list = self._context.fit(
-            self.messages, self.schemas, self.backend, self.state, self.cancel, force=force
+            self.messages, self.schemas, self.backend, self.state, generation, self.cancel, force
         )
         for done in done_list:
             self._prompt_tokens = done.tokens_after
             self._chars_since_count = 0
+            if done.usage is not None:
+                self._usage.add(done.usage)
+                if tracker is not None:
+                    tracker.add_tokens(done.usage.completion_tokens)
             self._event(
                 ContextCompacted(
                     kind="summary" if done.kind == "summary" else "hide_outputs",

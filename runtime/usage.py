@@ -24,7 +24,7 @@ class UsageTotals:
     cached_tokens: int = 0
     completion_tokens: int = 0
 
-    def add(self, usage: Usage) -> None:
+    def add(self, usage: Usage | RunUsage) -> None:
         self.prompt_tokens += usage.prompt_tokens
         self.cached_tokens += usage.cached_tokens
         self.completion_tokens += usage.completion_tokens

@@ -86,7 +86,14 @@ def test_three_trajectories_and_one_answer(
     assert result.answer == "Use addition."
     assert (workspace / "calc.py").read_text() == BUGGY  # the trajectories worked on copies
     finished = [e for e in events if isinstance(e, RunFinished)]
-    assert [e.trajectory for e in finished] == [1, 2, 3]
+    # Heavy mode ends as one run: after the trajectories', its own ending, the judge counted.
+    assert [e.trajectory for e in finished] == [1, 2, 3, None]
+    assert finished[-1] == result.finished
+    assert (result.finished.reason, result.finished.answer) == ("answered", "Use addition.")
+    assert result.finished.steps == sum(t.finished.steps for t in result.trajectories) + 1
+    used = [t.finished.usage.completion_tokens for t in result.trajectories if t.finished.usage]
+    assert result.finished.usage is not None
+    assert result.finished.usage.completion_tokens > sum(used)
     prompt = backend.asked[-1][-1].content
     assert "## Attempt 1" in prompt
     assert "## Attempt 3" in prompt

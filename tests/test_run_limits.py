@@ -160,6 +160,10 @@ def test_long_reasoning_is_summarised_and_the_task_kept(sandbox: Sandbox) -> Non
     assert "The earlier steps of this task were summarised" in carried
     assert "Task: THE-TASK: keep going" in carried
     assert summaries[0].tokens_after <= 0.85 * 5000
+    # What the summaries generated counts in the run's usage, beside the steps' own.
+    steps_used = sum(e.completion_tokens for e in events if isinstance(e, UsageReported))
+    assert finished.usage is not None
+    assert finished.usage.completion_tokens > steps_used
 
 
 def test_an_interrupt_stops_generation_and_the_session_goes_on(sandbox: Sandbox) -> None:

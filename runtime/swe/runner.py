@@ -294,11 +294,7 @@ class BatchRunner:
                 emit=recorder,
                 settings=agent_settings,
             )
-        steps = sum(t.finished.steps for t in result.trajectories)
-        finished = RunFinished(
-            reason="submitted" if result.chosen else "answered", answer=result.answer, steps=steps
-        )
-        return finished, filter_patch(result.diff)
+        return result.finished, filter_patch(result.diff)
 
     def _record(self, prediction: Prediction) -> None:
         with self._lock, self.settings.predictions.open("a", encoding="utf-8") as file:
