@@ -105,87 +105,36 @@ def acp_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setting_groups() -> list[tuple[str, str, tuple[type, ...]]]:
+    """The settings that have flags: (help heading, config table, dataclasses declaring them)."""
+    from ponder.app.session_options import SessionOptions
+    from ponder.model.options import GenerationSettings, LlamaOptions
+    from ponder.runtime.budgets import Budgets
+
+    return [
+        ("model, sandbox and approvals", "", (SessionOptions,)),
+        ("budgets", "", (Budgets,)),
+        ("sampling", "sampling", (GenerationSettings,)),
+        ("llama.cpp (for llamacpp: models; as llama.cpp's flags)", "llama", (LlamaOptions,)),
+    ]
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """What every way of running a task shares: model, workspace, sandbox, approvals, budgets."""
-    parser.add_argument("--model", help="llamacpp:PATH.gguf, openai:URL#MODEL or scripted:PATH")
+    """What every way of running a task shares: model, workspace, sandbox, approvals, budgets
+    (the settings' flags and help come from where each setting is declared)."""
+    from ponder.app.settings import add_flags
+
     parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
     parser.add_argument("--resume", nargs="?", const="", metavar="ID", help="continue a session")
-    sandbox = parser.add_argument_group("sandbox")
-    sandbox.add_argument("--image", help="sandbox image (default: ponder's own)")
-    sandbox.add_argument("--network", action="store_true", default=None, help="network on")
-    sandbox.add_argument("--sandbox", choices=["docker", "local"], help="local: no isolation")
-    approvals = parser.add_argument_group("approvals")
-    approvals.add_argument("--approval", choices=["ask", "auto", "yolo"], help="default auto")
-    approvals.add_argument("--allow", action="append", metavar="PREFIX", help="never ask for it")
-    approvals.add_argument("--deny", action="append", metavar="PREFIX", help="always refuse it")
-    approvals.add_argument(
-        "--approve-unattended", choices=["deny", "allow"], help="answer without a person"
-    )
-    budgets = parser.add_argument_group("budgets")
-    budgets.add_argument("--max-steps", type=int, help="steps per task (default 300)")
-    budgets.add_argument("--max-reasoning-tokens", type=int, help="per step (default 24000)")
-    budgets.add_argument("--max-tokens", type=int, help="generated tokens per task")
-    budgets.add_argument("--time-limit", type=float, metavar="SECONDS", help="per task")
-    sampling = parser.add_argument_group("sampling (default: temperature 1.0, top-p 0.95)")
-    sampling.add_argument("--temp", type=float, help="temperature")
-    sampling.add_argument("--top-p", type=float, help="nucleus sampling")
-    sampling.add_argument("--min-p", type=float, help="minimum probability (local models)")
-    sampling.add_argument("--top-k", type=int, help="top-k cut (local models; default off)")
-    llama = parser.add_argument_group("llama.cpp (for llamacpp: models; as llama.cpp's flags)")
-    llama.add_argument("-c", "--ctx-size", type=int, help="context size in tokens")
-    llama.add_argument("-ngl", "--n-gpu-layers", type=int, help="layers on the GPU (-1: all)")
-    llama.add_argument("--cpu-moe", action="store_true", default=None, help="all experts on CPU")
-    llama.add_argument("--n-cpu-moe", type=int, help="experts of the first N blocks on the CPU")
-    llama.add_argument(
-        "-ot", "--override-tensor", action="append", metavar="REGEX=BUFT", help="tensor placement"
-    )
-    llama.add_argument("-fa", "--flash-attn", choices=["on", "off"], help="flash attention")
-    llama.add_argument("-ctk", "--cache-type-k", help="KV cache type for keys (f16, q8_0, ...)")
-    llama.add_argument("-ctv", "--cache-type-v", help="KV cache type for values")
-    llama.add_argument("-t", "--threads", type=int, help="CPU threads")
-    llama.add_argument(
-        "--no-mmap",
-        action="store_false",
-        dest="mmap",
-        default=None,
-        help="read the weights into memory instead of mapping the file",
-    )
+    for title, where, classes in setting_groups():
+        add_flags(parser, title, where, *classes)
 
 
 def flags(args: argparse.Namespace) -> dict[str, Any]:
     """The configuration the command line sets (None: not given)."""
-    return {
-        "model": args.model,
-        "image": args.image,
-        "network": args.network,
-        "sandbox": args.sandbox,
-        "approval": args.approval,
-        "allow": args.allow,
-        "deny": args.deny,
-        "approve_unattended": args.approve_unattended,
-        "max_steps": args.max_steps,
-        "max_reasoning_tokens": args.max_reasoning_tokens,
-        "max_tokens": args.max_tokens,
-        "time_limit": args.time_limit,
-        "sampling": {
-            "temperature": args.temp,
-            "top_p": args.top_p,
-            "min_p": args.min_p,
-            "top_k": args.top_k,
-        },
-        "llama": {
-            "ctx_size": args.ctx_size,
-            "n_gpu_layers": args.n_gpu_layers,
-            "cpu_moe": args.cpu_moe,
-            "n_cpu_moe": args.n_cpu_moe,
-            "override_tensor": args.override_tensor,
-            "flash_attn": None if args.flash_attn is None else args.flash_attn == "on",
-            "cache_type_k": args.cache_type_k,
-            "cache_type_v": args.cache_type_v,
-            "threads": args.threads,
-            "mmap": args.mmap,
-        },
-    }
+    from ponder.app.settings import given_flags
+
+    return given_flags(args, setting_groups())
 
 
 def demo_parser() -> argparse.ArgumentParser:

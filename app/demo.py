@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -44,12 +45,19 @@ def prepare_repository() -> Path:
     return target
 
 
+def offline(config: Config) -> Config:
+    """``config`` with the sandbox's network off (the demo never needs one)."""
+    return replace(config, session=replace(config.session, network=False))
+
+
 def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
     workspace = prepare_repository()
     with resources.as_file(_ASSETS / "trajectory.jsonl") as script:
         backend = ScriptedBackend.from_file(script, chunk_delay=chunk_delay)
     with (
-        sandbox_session(config.model_copy(update={"network": False}), workspace) as sandbox,
+        sandbox_session(
+            replace(config, session=replace(config.session, network=False)), workspace
+        ) as sandbox,
         Checkpoints(  # the demo's own store, beside the copy: nothing of the user's
             workspace, "demo", workspace.parent / "checkpoints", busy=sandbox.background_jobs
         ) as checkpoints,

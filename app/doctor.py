@@ -75,17 +75,21 @@ def check_config() -> Finding:
         config = load_config()
     except ConfigError as error:
         return Finding("FAIL", "configuration", str(error), f"fix or remove {path}")
-    model = config.model or "none (set one with --model, PONDER_MODEL or model = ... in the file)"
+    model = (
+        config.session.model
+        or "none (set one with --model, PONDER_MODEL or model = ... in the file)"
+    )
     where = str(path) if path.exists() else f"{path} (not there: defaults)"
     return Finding("ok", "configuration", f"{where}; model: {model}")
 
 
-def check_docker(image: str) -> list[Finding]:
+def check_docker(configured: str | None) -> list[Finding]:
     from ponder.sandbox.base import SandboxError, SandboxUnavailable
     from ponder.sandbox.docker_sandbox import DockerSandbox
     from ponder.sandbox.docker_setup import connect
     from ponder.sandbox.image import DEFAULT_IMAGE, image_present
 
+    image = configured or DEFAULT_IMAGE
     try:
         client = connect()
     except SandboxUnavailable as error:
@@ -268,11 +272,9 @@ def run(argv: list[str]) -> int:
     parser().parse_args(argv)
     checks: list[Callable[[], Finding | list[Finding]]] = [check_config]
     try:
-        image = load_config().image
+        image = load_config().session.image
     except ConfigError:
-        from ponder.sandbox.image import DEFAULT_IMAGE
-
-        image = DEFAULT_IMAGE
+        image = None
     checks += [lambda: check_docker(image), check_llama, check_smoke, check_locations]
     failed = False
     for check in checks:

@@ -43,7 +43,7 @@ def pick_frontend(plain: bool) -> Frontend:
 
 def unattended_decision(config: Config) -> Decision:
     """What answers approvals when nobody can: the ``approve_unattended`` policy."""
-    return "once" if config.approve_unattended == "allow" else "deny"
+    return "once" if config.session.approve_unattended == "allow" else "deny"
 
 
 @contextmanager

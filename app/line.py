@@ -195,6 +195,9 @@ class LinePrinter:
         out = self.console
         if isinstance(event, RunStarted):
             out.print(Text(f"ponder · {event.model} · {event.sandbox}", style="bold"))
+            if event.context_size and (event.context_source or "").startswith("assumed"):
+                said = f"context {event.context_size:,} tokens ({event.context_source})"
+                out.print(Text(said, style="yellow"))
             out.print(Text(f"task: {event.task}"))
         elif isinstance(event, StepStarted):
             self._end_stream()

@@ -28,7 +28,7 @@ from typing import Any
 import platformdirs
 from pydantic import ValidationError
 
-from ponder.app.config import Config, McpServerSettings, load_config
+from ponder.app.config import FILE, Config, McpServerSettings, load_config
 from ponder.app.help_examples import examples
 from ponder.runtime.mcp_client import McpServerSpec, in_workspace
 from ponder.runtime.project_docs import read_regular
@@ -154,7 +154,7 @@ def project_servers(
     for name, definition in servers.items():
         try:
             settings = _from_claude_shape(definition)
-            Config.model_validate({"mcp_servers": {name: settings.model_dump()}})
+            FILE.model_validate({"mcp_servers": {name: settings.model_dump()}})
             found[str(name)] = (definition, settings)
         except (ValidationError, TypeError, ValueError) as error:
             found[str(name)] = (definition, str(error).splitlines()[0])

@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ponder.app.help_examples import examples
+from ponder.app.sizes import size
 from ponder.model.backend import ConfigurationError
 from ponder.model.chat_template import ChatTemplate
 from ponder.model.gguf_file import GROUPS, read_gguf
 from ponder.model.k2_parser import parse_completion
-from ponder.model.offload import kv_bytes_per_token, parse_size, plan_offload
+from ponder.model.offload import kv_bytes_per_token, plan_offload
 
 GROUP_LABELS = {
     "embeddings": "embeddings/output",
@@ -73,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("path", type=Path, help="the GGUF (its first file, when split)")
     plan.add_argument(
         "--gpu-mem",
+        type=size,
         default="0",
         help="GPU memory: 141G, 80GB, 141GiB; a plain number is GB (0: no GPU)",
     )
@@ -229,7 +231,7 @@ def _plan(args: argparse.Namespace) -> int:
     args.ctx = ctx
     plan = plan_offload(
         model,
-        gpu_mem=parse_size(args.gpu_mem),
+        gpu_mem=args.gpu_mem,
         ctx=ctx,
         gpu_bandwidth=args.gpu_bw * 1e9,
         cpu_bandwidth=args.cpu_bw * 1e9,

@@ -18,6 +18,7 @@ from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends import pick_frontend, run_line, run_tui, unattended_decision
 from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.line import LinePrinter
+from ponder.app.models import open_model
 from ponder.app.output_schema import load_schema
 from ponder.app.sandboxes import copy_sandboxes
 from ponder.app.session import agent_settings, checkpoint_store, history_lines, open_session
@@ -35,7 +36,7 @@ Flags = Callable[[argparse.Namespace], dict[str, Any]]
 
 def _setup(args: argparse.Namespace, flags: Flags) -> tuple[Config, Path]:
     config = load_config(flags(args))
-    if not config.model:
+    if not config.session.model:
         raise UsageError(NO_MODEL_HELP.format(config=config_file()))
     workspace = args.workspace.resolve()
     if not workspace.is_dir():
@@ -80,8 +81,8 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
         task = with_piped_input(args.prompt or "", read_piped_input())
         return run_unattended(config, workspace, task, verbose=args.verbose, resume=args.resume)
     frontend = pick_frontend(args.plain)
-    if frontend == "tui" and config.theme is not None:
-        known_theme(config.theme)
+    if frontend == "tui" and config.session.theme is not None:
+        known_theme(config.session.theme)
     with open_session(config, workspace, resume=args.resume) as session:
         commands = SessionCommands(session).commands
         history = None
@@ -103,7 +104,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 interrupt=session.interrupt,
                 model=session.model.name,
                 first_task=args.prompt,
-                theme=config.theme,
+                theme=config.session.theme,
                 sandbox=session.sandbox_description,
                 history=history,
                 commands=commands,
@@ -117,12 +118,12 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
 def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
     if not args.prompt:
         raise UsageError("--heavy needs the task on the command line")
-    assert config.model is not None
-    remote = config.model.startswith("openai:")
+    assert config.session.model is not None
+    remote = config.session.model.startswith("openai:")
 
     def new_backend() -> ChatBackend:
-        assert config.model is not None
-        return config.open_backend()
+        assert config.session.model is not None
+        return open_model(config)
 
     shared = new_backend()
     backends: list[ChatBackend] = [shared]
@@ -190,7 +191,7 @@ def _keep(workspace: Path, config: Config, task: str, result: HeavyResult) -> _K
         {
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "workspace": str(workspace),
-            "model": config.model or "",
+            "model": config.session.model or "",
         },
     )
     try:
@@ -198,9 +199,9 @@ def _keep(workspace: Path, config: Config, task: str, result: HeavyResult) -> _K
             RunStarted(
                 task=task,
                 session_id=recorder.id,
-                model=config.model or "",
+                model=config.session.model or "",
                 sandbox="docker, copy mode (heavy)",
-                max_steps=config.max_steps,
+                max_steps=config.budgets.max_steps,
                 time_limit=None,
             )
         )

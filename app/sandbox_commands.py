@@ -14,7 +14,7 @@ from pathlib import Path
 from ponder.app.config import Config, load_config
 from ponder.app.exit_codes import UsageError
 from ponder.app.help_examples import examples
-from ponder.app.sandboxes import sandbox_session
+from ponder.app.sandboxes import sandbox_image, sandbox_session
 from ponder.sandbox.base import SandboxUnavailable
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import connect, reap_leftovers
@@ -91,12 +91,12 @@ def _build(args: argparse.Namespace) -> int:
     config = load_config({"image": args.image})
     how = build_default_image(
         connect(),
-        tag=config.image,
+        tag=sandbox_image(config),
         mirror=args.mirror,
         force=args.force,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    print(f"sandbox image {config.image}: {how}")
+    print(f"sandbox image {sandbox_image(config)}: {how}")
     return 0
 
 

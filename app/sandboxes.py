@@ -33,44 +33,49 @@ def prepared_engine(image: str) -> docker.DockerClient:
     return client
 
 
+def sandbox_image(config: Config) -> str:
+    """The configured sandbox image; unset, ponder's own."""
+    return config.session.image or DEFAULT_IMAGE
+
+
 def copy_sandboxes(config: Config, workspace: Path) -> Callable[[int], DockerSandbox]:
     """Heavy mode's sandboxes: for attempt N, a copy-mode sandbox of ``workspace`` (to be
     entered), on the engine prepared once, with the session's image, network and environment."""
-    if config.sandbox == "local":
+    if config.session.sandbox == "local":
         raise UsageError(
             "heavy mode runs each attempt in a copy of the workspace, which needs Docker; "
             "--sandbox local has no copies"
         )
-    client = prepared_engine(config.image)
-    environment = allowed_host_variables(config.pass_env)
+    client = prepared_engine(sandbox_image(config))
+    environment = allowed_host_variables(config.session.pass_env)
     return lambda number: DockerSandbox(
         workspace,
-        config.image,
+        sandbox_image(config),
         mode="copy",
         client=client,
-        network=config.network,
+        network=config.session.network,
         environment=environment,
-        disk=config.disk.limits(),
+        disk=config.disk,
     )
 
 
 @contextmanager
 def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
     """A started sandbox on ``workspace``, removed when the block ends however it ends."""
-    environment = allowed_host_variables(config.pass_env)
+    environment = allowed_host_variables(config.session.pass_env)
     sandbox: DockerSandbox | LocalSandbox
-    if config.sandbox == "local":
+    if config.session.sandbox == "local":
         print(f"warning: {WARNING}", file=sys.stderr)
-        sandbox = LocalSandbox(workspace, environment, disk=config.disk.limits())
+        sandbox = LocalSandbox(workspace, environment, disk=config.disk)
     else:
-        client = prepared_engine(config.image)
+        client = prepared_engine(sandbox_image(config))
         sandbox = DockerSandbox(
             workspace,
-            config.image,
+            sandbox_image(config),
             client=client,
-            network=config.network,
+            network=config.session.network,
             environment=environment,
-            disk=config.disk.limits(),
+            disk=config.disk,
         )
     with sandbox:
         for note in sandbox.notes:

@@ -24,14 +24,13 @@ from ponder.app.config import Config, config_dir
 from ponder.app.exit_codes import UsageError
 from ponder.app.line import describe_server
 from ponder.app.mcp_servers import session_servers
+from ponder.app.models import open_model
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.attachments import attach_mentions
-from ponder.runtime.budgets import Budgets
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints, Diff
-from ponder.runtime.context import ContextSettings
 from ponder.runtime.events import (
     ApprovalRequested,
     Checkpointed,
@@ -71,24 +70,15 @@ NEW_REPOSITORY = (
 
 
 def agent_settings(config: Config) -> AgentSettings:
-    return AgentSettings(
-        budgets=Budgets(
-            max_steps=config.max_steps,
-            max_reasoning_tokens=config.max_reasoning_tokens,
-            max_tokens=config.max_tokens,
-            time_limit=config.time_limit,
-        ),
-        generation=config.sampling.generation(),
-        context=ContextSettings(threshold=config.context_threshold),
-    )
+    return AgentSettings(budgets=config.budgets, generation=config.sampling)
 
 
 def approval_policy(config: Config) -> ApprovalPolicy:
     return ApprovalPolicy(
-        mode=config.approval,
-        allow=list(config.allow),
-        deny=list(config.deny),
-        network=config.network,
+        mode=config.session.approval,
+        allow=list(config.session.allow),
+        deny=list(config.session.deny),
+        network=config.session.network,
     )
 
 
@@ -176,9 +166,9 @@ class Session:
             self._first_notes.append(CheckpointsOff(reason=self.checkpoints_off))
         docs, cut = find_project_docs(
             workspace,
-            tuple(config.project_doc_fallback_filenames),
+            tuple(config.session.project_doc_fallback_filenames),
             config_dir() / "AGENTS.md",
-            config.project_doc_max_bytes,
+            config.session.project_doc_max_bytes,
         )
         if docs and not messages:  # a resumed conversation has its system prompt already
             self._first_notes.append(InstructionsLoaded(files=[d.shown_as for d in docs], note=cut))
@@ -288,7 +278,7 @@ class Session:
 
     def switch_model(self, spec: str) -> None:
         """Go on with another model (the conversation is kept)."""
-        backend = self.config.open_backend(spec)
+        backend = open_model(self.config, spec)
         self.agent.switch_backend(backend).close()
 
     def close(self) -> None:
@@ -350,10 +340,10 @@ def open_session(
 ) -> Iterator[Session]:
     """Backend, sandbox, MCP servers and session, all released when the block ends however it
     ends. ``mcp_extra``: servers an editor passed (ACP)."""
-    if not config.model:
+    if not config.session.model:
         raise UsageError("no model configured")
     specs, mcp_notes = session_servers(config, workspace, mcp_extra)
-    backend = config.open_backend()
+    backend = open_model(config)
     try:
         with sandbox_session(config, workspace) as sandbox, mcp_hub(specs) as hub:
             session = Session(config, workspace, backend, sandbox, resume, hub, mcp_notes)

@@ -112,7 +112,9 @@ class SessionCommands:
         if spec.strip():
             self.session.switch_model(spec.strip())
         backend = self.session.model
-        size = f", context {backend.context_size:,} tokens" if backend.context_size else ""
+        size = ""
+        if backend.context_size:
+            size = f", context {backend.context_size:,} tokens ({backend.context_source})"
         return f"model: {backend.name}{size}"
 
     def _approvals(self, mode: str) -> str:

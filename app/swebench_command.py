@@ -24,7 +24,8 @@ from rich.text import Text
 from ponder.app.config import Config, load_config
 from ponder.app.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ponder.app.help_examples import examples
-from ponder.app.sandboxes import prepared_engine
+from ponder.app.models import open_model
+from ponder.app.sandboxes import prepared_engine, sandbox_image
 from ponder.app.session import agent_settings
 from ponder.model.backend import ChatBackend
 from ponder.model.scripted import ScriptedBackend
@@ -133,7 +134,7 @@ def _instances(args: argparse.Namespace) -> list[Instance]:
 
 def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
     """How each instance gets its model, and whether instances can run at once."""
-    spec = config.model
+    spec = config.session.model
     if not spec:
         raise UsageError("no model: give --model (scripted:DIR for recorded trajectories)")
     if spec.startswith("scripted:") and Path(spec.split(":", 1)[1]).is_dir():
@@ -149,7 +150,7 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
 
         return scripted, True
     if spec.startswith("llamacpp:"):
-        shared = config.open_backend(spec)
+        shared = open_model(config, spec)
 
         def local(instance: Instance, number: int) -> AbstractContextManager[ChatBackend]:
             return nullcontext(shared)
@@ -158,7 +159,7 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
 
     @contextmanager
     def remote(instance: Instance, number: int) -> Iterator[ChatBackend]:
-        backend = config.open_backend(spec)
+        backend = open_model(config, spec)
         try:
             yield backend
         finally:
@@ -170,7 +171,7 @@ def backend_factory(config: Config, heavy: bool) -> tuple[BackendFor, bool]:
 def _run(args: argparse.Namespace) -> int:
     config = load_config({"model": args.model, "image": args.image, "max_steps": args.max_steps})
     instances = _instances(args)
-    if args.ray and (config.model or "").startswith("llamacpp:"):
+    if args.ray and (config.session.model or "").startswith("llamacpp:"):
         raise UsageError(
             "a local GGUF cannot serve a cluster: serve it (ponder serve) and give --model "
             "openai:URL#MODEL"
@@ -185,8 +186,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = BatchSettings(
         predictions=args.out,
         logs=args.logs or args.out.with_name(args.out.stem + ".logs"),
-        model_name=f"ponder:{config.model}",
-        default_image=config.image,
+        model_name=f"ponder:{config.session.model}",
+        default_image=sandbox_image(config),
         workers=workers,
         timeout_s=args.timeout,
         redo=args.redo,
@@ -219,11 +220,14 @@ def _run(args: argparse.Namespace) -> int:
 
         runner = BatchRunner(instances, settings, backend_for, client=None, on_result=finished)
         spread = RaySpread(
-            runner, args.ray, functools.partial(prepared_engine, config.image), console.print
+            runner,
+            args.ray,
+            functools.partial(prepared_engine, sandbox_image(config)),
+            console.print,
         )
         summary, stopped = _until_stopped(lambda: runner.run(spread), spread.stop)
     else:
-        client = prepared_engine(config.image)
+        client = prepared_engine(sandbox_image(config))
         runner = BatchRunner(
             instances, settings, backend_for, client=client, on_start=started, on_result=finished
         )
@@ -297,12 +301,12 @@ def _grade(args: argparse.Namespace) -> int:
         again = " (graded before)" if graded.again else ""
         console.print(Text(f"{mark} {graded.instance_id}: {safe_text(verdict)}{again}"))
 
-    client = prepared_engine(config.image)
+    client = prepared_engine(sandbox_image(config))
     path, summary = grade_all(
         instances,
         predictions,
         client=client,
-        default_image=config.image,
+        default_image=sandbox_image(config),
         timeout_s=args.timeout,
         run_id=run_id,
         report_dir=args.report_dir,

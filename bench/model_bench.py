@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from llama_cpp import Llama
 from tiny_models import REASONING, write_tiny_k2
 
-from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import ContentDelta, ReasoningDelta, ToolCallEnd, Usage
 from ponder.model.k2_parser import K2OutputParser
-from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.llamacpp import LlamaCppBackend
 from ponder.model.messages import Message, ToolCall
+from ponder.model.options import GenerationSettings, LlamaOptions
 
 ROUNDS = 5
 THROUGHPUT_ROUNDS = 9
@@ -63,7 +63,7 @@ def throughput() -> float:
     rounds' own ratios, so a neighbour slowing this machine for a moment hits both sides.
     """
     path = _gemma_path()
-    options = LlamaOptions(ctx_size=2048, n_batch=512, threads=2, auto_placement=False)
+    options = LlamaOptions(context_size=2048, n_batch=512, threads=2, auto_placement=False)
     ours = LlamaCppBackend(path, options)
     raw = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=2, verbose=False)
     # Greedy and with a fixed budget, so both produce the same tokens for the same time.
@@ -119,7 +119,7 @@ def throughput() -> float:
 def prefix_reuse(steps: int = 30) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = write_tiny_k2(Path(tmp) / "tiny-k2.gguf")
-        backend = LlamaCppBackend(path, LlamaOptions(ctx_size=32768))
+        backend = LlamaCppBackend(path, LlamaOptions(context_size=32768))
         tool_result = "".join(f"src/module_{i}.py: {i * 37} lines\n" for i in range(20))
         messages = [Message(role="user", content="Find where the parser drops text.")]
         total = cached = 0
@@ -217,7 +217,7 @@ def _set_later(cancel: threading.Event, seconds: float) -> list[float]:
 def interrupt_latency() -> None:
     """From the cancel event to the end of the stream, during the prefill and during decoding,
     against the time one prefill micro-batch and one decoded token take."""
-    options = LlamaOptions(ctx_size=4096, n_batch=512, threads=2, auto_placement=False)
+    options = LlamaOptions(context_size=4096, n_batch=512, threads=2, auto_placement=False)
     backend = LlamaCppBackend(_gemma_path(), options)
     settings = GenerationSettings(temperature=0.0, max_new_tokens=2000)
     long_prompt = PROMPT * 4  # seconds of prefill on two cores
@@ -283,7 +283,7 @@ def prompt_lookup(tokens: int = 200) -> None:
         ours, raws = [], []
         kept = drafted = 0
         for _ in range(ROUNDS):
-            backend = LlamaCppBackend(model, LlamaOptions(ctx_size=4096, prompt_lookup=True))
+            backend = LlamaCppBackend(model, LlamaOptions(context_size=4096, prompt_lookup=True))
             deltas = list(backend.stream(messages, [], greedy))
             usage = next(d for d in deltas if isinstance(d, Usage))
             ours.append(usage.decode_tokens_per_s or 0.0)

@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import ContentDelta, Delta, ReasoningDelta, ToolCallEnd
 from ponder.model.messages import Message, ToolCall
+from ponder.model.options import GenerationSettings
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.approvals import ApprovalPolicy
 from ponder.runtime.budgets import Budgets

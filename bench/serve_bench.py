@@ -29,10 +29,10 @@ from pathlib import Path
 
 import httpx
 
-from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import ContentDelta, ReasoningDelta
-from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.llamacpp import LlamaCppBackend
 from ponder.model.messages import Message
+from ponder.model.options import GenerationSettings, LlamaOptions
 
 ROUNDS = 5
 PONDER = str(Path(sys.executable).parent / "ponder")
@@ -82,7 +82,7 @@ def _served_first_token(port: int) -> float:
 
 def _loaded_first_token(model: Path) -> float:
     started = time.perf_counter()
-    backend = LlamaCppBackend(model, LlamaOptions(ctx_size=8192))
+    backend = LlamaCppBackend(model, LlamaOptions(context_size=8192))
     loading = time.perf_counter() - started
     first = _time_to_first_token(backend, SAY_HELLO)
     backend.close()
@@ -107,7 +107,7 @@ def resume(model: Path) -> None:
         "and reaches the sea in a wide delta where the birds stop on their way south. "
     )
     with tempfile.TemporaryDirectory() as folder:
-        kept = LlamaOptions(ctx_size=8192, kv_disk=folder)
+        kept = LlamaOptions(context_size=8192, kv_dir=folder)
         session = [Message(role="user", content=paragraph * 121 + "Summarise this.")]
         first = LlamaCppBackend(model, kept)
         list(first.stream(session, [], GenerationSettings(max_new_tokens=1)))
@@ -121,7 +121,7 @@ def resume(model: Path) -> None:
             backend = LlamaCppBackend(model, kept)
             restored.append(_time_to_first_token(backend, follow))
             backend._llm.close()  # not close(): this round's cache need not be written
-            backend = LlamaCppBackend(model, LlamaOptions(ctx_size=8192))
+            backend = LlamaCppBackend(model, LlamaOptions(context_size=8192))
             fresh.append(_time_to_first_token(backend, follow))
             backend.close()
     mine, peer = statistics.median(restored), statistics.median(fresh)

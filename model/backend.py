@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ponder.model.deltas import Delta
 from ponder.model.messages import Message, ToolSchema
+from ponder.model.options import GenerationSettings
 
 if TYPE_CHECKING:
-    from ponder.model.llamacpp import LlamaOptions
-    from ponder.model.openai_compat import OpenAIOptions
+    from ponder.model.options import LlamaOptions, OpenAIOptions
 
 
 class BackendError(Exception):
@@ -29,21 +28,6 @@ class ConfigurationError(BackendError):
 
 class BackendUnavailable(BackendError):
     """The backend cannot be reached or is rate-limiting; trying again later may work."""
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationSettings:
-    """Sampling and limits for one step. Defaults are Moonshot's recommendation for K2 Thinking."""
-
-    temperature: float = 1.0
-    top_p: float = 0.95
-    min_p: float = 0.01
-    top_k: int | None = None
-    max_new_tokens: int | None = None
-    """Most tokens this one generation may produce (what is left of the task's budget)."""
-    max_reasoning_tokens: int | None = None
-    """Most reasoning tokens in one step. A local model is made to close its reasoning there
-    (``</think>`` is inserted) so it acts; remote models get the step's tokens capped."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -62,6 +46,12 @@ class ChatBackend(Protocol):
     @property
     def context_size(self) -> int | None:
         """Tokens the model can attend to (None: unknown, no context management)."""
+        ...
+
+    @property
+    def context_source(self) -> str:
+        """Where :attr:`context_size` comes from, for a person ("the model file", "the
+        server", "configured"; a figure ponder assumed says so: "assumed: ...")."""
         ...
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:

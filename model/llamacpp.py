@@ -14,11 +14,10 @@ import hashlib
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings
+from ponder.model.backend import BackendError, ConfigurationError
 from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import Delta, Finished, ReasoningCut, StopReason, Usage
 from ponder.model.gguf_file import read_gguf
@@ -33,6 +32,7 @@ from ponder.model.llama_glue import (
     placement_overrides,
 )
 from ponder.model.messages import Message, ToolSchema
+from ponder.model.options import GenerationSettings, LlamaOptions
 from ponder.model.placement import placement_problem, resolve_placement
 from ponder.model.prompt_lookup import PromptLookup
 
@@ -46,45 +46,6 @@ KV_CACHE_TYPES = {
     "q8_0": 8,
     "bf16": 30,
 }
-
-
-@dataclass(frozen=True)
-class LlamaOptions:
-    """How a GGUF is loaded. Placement flags mean what they mean to llama.cpp."""
-
-    ctx_size: int = 32768
-    """Context size in tokens (the KV cache is sized for it)."""
-    n_gpu_layers: int = -1
-    """Layers on the GPU (-1: all; ignored by a CPU-only build)."""
-    flash_attn: bool | None = None
-    """Flash attention on or off (None: llama.cpp decides)."""
-    cache_type_k: str | None = None
-    cache_type_v: str | None = None
-    """KV cache types (f16, q8_0, q4_0, ...); None: f16."""
-    threads: int | None = None
-    """CPU threads (None: llama-cpp-python's choice, half the cores)."""
-    n_batch: int = 2048
-    n_ubatch: int = 512
-    """Micro-batch; larger (2048-4096) amortises copying CPU experts to the GPU in prefill."""
-    mmap: bool = True
-    """Map the model file instead of reading it into memory."""
-    cpu_moe: bool = False
-    """Keep all routed experts on the CPU (``--cpu-moe``)."""
-    n_cpu_moe: int | None = None
-    """Keep the routed experts of blocks 0..N-1 on the CPU (``--n-cpu-moe N``)."""
-    override_tensor: tuple[str, ...] = ()
-    """``REGEX=BUFT`` overrides (``-ot``)."""
-    auto_placement: bool = True
-    """Without manual placement and with a GPU, plan it from the GPU's free memory."""
-    kv_slots_bytes: int = 0
-    """Memory for other conversations' saved KV caches (``ponder serve``); 0: one conversation."""
-    kv_disk: str | None = None
-    """A folder where KV caches outlive the process (a resumed session restores its own);
-    None: none are kept."""
-    kv_disk_bytes: int = 8 * 1024**3
-    prompt_lookup: bool = True
-    """Speculative decoding with drafts from the conversation itself (same output, faster
-    where the model copies)."""
 
 
 def _cache_type(name: str | None) -> int | None:
@@ -117,7 +78,7 @@ class LlamaCppBackend:
         self.overrides = resolve_placement(self.model_file, self.options)
         kwargs: dict[str, Any] = {
             "model_path": str(self.path),
-            "n_ctx": self.options.ctx_size,
+            "n_ctx": self.options.context_size,
             "n_gpu_layers": self.options.n_gpu_layers,
             "n_batch": self.options.n_batch,
             "n_ubatch": self.options.n_ubatch,
@@ -160,10 +121,8 @@ class LlamaCppBackend:
         )
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort, None)
         disk = None
-        if self.options.kv_disk:
-            disk = DiskStore(
-                self._kv_folder(Path(self.options.kv_disk)), self.options.kv_disk_bytes
-            )
+        if self.options.kv_dir and self.options.kv_disk:
+            disk = DiskStore(self._kv_folder(Path(self.options.kv_dir)), self.options.kv_disk)
         self.slots = KvSlots(self._llm, self.options.kv_slots_bytes, disk)
         self.drafted = (0, 0)
         """Guessed tokens so far, and how many of them the model kept."""
@@ -181,6 +140,10 @@ class LlamaCppBackend:
     @property
     def context_size(self) -> int:
         return int(self._llm.n_ctx())
+
+    @property
+    def context_source(self) -> str:
+        return "configured ([llama] context_size, -c)"
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode(), add_bos=False, special=True))

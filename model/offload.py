@@ -18,19 +18,6 @@ EXPERT_PATTERN = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
 COMPUTE_RESERVE_BYTES = 1_500_000_000
 """GPU memory kept free for llama.cpp's compute buffers."""
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Bytes in ``24G``, ``80GB`` (powers of 1000) or ``141GiB`` (powers of 1024); a plain
-    number is gigabytes, since no GPU has a few bytes of memory."""
-    match = _SIZE_RE.match(text)
-    if match is None:
-        raise ConfigurationError(f"not a size: {text!r} (write it like 24G, 80GB or 141GiB)")
-    number, unit, binary = float(match.group(1)), match.group(2).lower(), match.group(3)
-    power = " kmgt".index(unit or "g")
-    return int(number * (1024 if binary else 1000) ** power)
-
 
 def cpu_moe_overrides(blocks: range | list[int] | None = None) -> list[tuple[str, str]]:
     """Override patterns keeping the routed experts of ``blocks`` (None: all) on the CPU."""

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -27,7 +27,6 @@ from ponder.model.backend import (
     BackendError,
     BackendUnavailable,
     ConfigurationError,
-    GenerationSettings,
     estimate_tokens,
 )
 from ponder.model.chat_template import ChatTemplate
@@ -43,25 +42,14 @@ from ponder.model.deltas import (
 )
 from ponder.model.k2_parser import K2OutputParser, parse_arguments, valid_unicode
 from ponder.model.messages import Message, ToolSchema
+from ponder.model.options import GenerationSettings, OpenAIOptions
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 120.0
 
 
-@dataclass(frozen=True)
-class OpenAIOptions:
-    api_key_env: str = "PONDER_API_KEY"
-    """Environment variable holding the API key (unset: no Authorization header)."""
-    max_retries: int = 5
-    retry_base_s: float = 1.0
-    """First backoff delay; it doubles on each retry."""
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 600.0
-    """Longest silence allowed inside a streaming response."""
-    context_size: int = 262144
-    """The served model's context (K2 Thinking: 256K tokens)."""
-
-
+ASSUMED_CONTEXT_SIZE = 262_144
+"""K2 Thinking's context, used when neither the configuration nor the server gives one."""
 ANSWER_ALLOWANCE = 8192
 """Tokens a step may write after its reasoning budget (the answer or the tool calls)."""
 
@@ -159,14 +147,38 @@ class OpenAICompatBackend:
                 self.options.read_timeout_s, connect=self.options.connect_timeout_s
             ),
         )
+        self._context = self._find_context()
 
     @property
     def name(self) -> str:
         return f"openai:{self.model}"
 
     @property
-    def context_size(self) -> int | None:
-        return self.options.context_size
+    def context_size(self) -> int:
+        return self._context[0]
+
+    @property
+    def context_source(self) -> str:
+        return self._context[1]
+
+    def _find_context(self) -> tuple[int, str]:
+        """The configured context size; else what the server's model list says
+        (``max_model_len``: vLLM, SGLang, ``ponder serve``); else an assumed default."""
+        if self.options.context_size is not None:
+            return self.options.context_size, "configured"
+        try:
+            listed = self._client.get(f"{self.base_url}/models", timeout=5.0).json()["data"]
+            sizes = {m.get("id"): m.get("max_model_len") for m in listed if isinstance(m, dict)}
+            size = sizes.get(self.model) or (
+                next(iter(sizes.values())) if len(sizes) == 1 else None
+            )
+            if isinstance(size, int) and size > 0:
+                return size, "the server"
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return ASSUMED_CONTEXT_SIZE, (
+            f"assumed: the server does not say (set [models.{self.model}] context_size)"
+        )
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
         return estimate_tokens(self._template.render(messages, tools))

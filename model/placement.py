@@ -11,7 +11,7 @@ from ponder.model.llama_glue import devices
 from ponder.model.offload import cpu_moe_overrides, parse_override, plan_offload
 
 if TYPE_CHECKING:
-    from ponder.model.llamacpp import LlamaOptions
+    from ponder.model.options import LlamaOptions
 
 
 def resolve_placement(model: GGUFModel, options: LlamaOptions) -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def resolve_placement(model: GGUFModel, options: LlamaOptions) -> list[tuple[str
     gpus = [d for d in devices() if d.is_gpu]
     if not gpus or not model.expert_bytes_by_block():
         return []
-    plan = plan_offload(model, gpu_mem=gpus[0].free_bytes, ctx=options.ctx_size)
+    plan = plan_offload(model, gpu_mem=gpus[0].free_bytes, ctx=options.context_size)
     return plan.overrides
 
 

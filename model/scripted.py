@@ -13,15 +13,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ponder.model.backend import (
-    BackendError,
-    ConfigurationError,
-    GenerationSettings,
-    estimate_tokens,
-)
+from ponder.model.backend import BackendError, ConfigurationError, estimate_tokens
 from ponder.model.deltas import Delta, Finished, Usage
 from ponder.model.k2_parser import K2OutputParser
 from ponder.model.messages import Message, ToolSchema
+from ponder.model.options import GenerationSettings
 
 
 def load_script(path: Path) -> list[str]:
@@ -95,6 +91,10 @@ class ScriptedBackend:
     @property
     def context_size(self) -> int | None:
         return self._context_size
+
+    @property
+    def context_source(self) -> str:
+        return "the script's caller"
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
         """An estimate from what the messages and tools hold, plus each message's markers.

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ponder.runtime.events import FinishReason
+if TYPE_CHECKING:
+    from ponder.runtime.events import FinishReason
+
+
+def _setting(**spec: object) -> dict[str, object]:
+    return {"setting": spec}
 
 
 @dataclass(frozen=True)
 class Budgets:
-    """The names are the configuration's and the flags' (``--max-steps`` is ``max_steps``)."""
+    """Settings (``ponder.app.settings``): the config file's top-level keys of the same names,
+    and the flags; each docstring is the setting's help. This module stays light for --help."""
 
-    max_steps: int = 300
+    max_steps: int = field(default=300, metadata=_setting(ge=1, flags=["--max-steps"]))
     """Model steps (one generation and its tool calls) in one task."""
-    max_reasoning_tokens: int | None = 24_000
+    max_reasoning_tokens: int | None = field(
+        default=24_000, metadata=_setting(ge=1, flags=["--max-reasoning-tokens"])
+    )
     """Reasoning tokens per step; past them a local model's reasoning is closed for it, a
-    remote step is capped."""
-    max_tokens: int | None = None
-    """Generated tokens over the whole task (None: no limit)."""
-    time_limit: float | None = None
-    """Seconds for the whole task (None: no limit); the agent's clock enforces it, even in the
-    middle of a generation or a command."""
+    remote step is capped (unset: no limit)."""
+    max_tokens: int | None = field(default=None, metadata=_setting(ge=1, flags=["--max-tokens"]))
+    """Generated tokens over the whole task (unset: no limit)."""
+    time_limit: float | None = field(
+        default=None,
+        metadata=_setting(gt=0, unit="seconds", flags=["--time-limit"], metavar="SECONDS"),
+    )
+    """Seconds for the whole task (unset: no limit), enforced even in the middle of a
+    generation or a command."""
+    context_threshold: float = field(default=0.85, metadata=_setting(gt=0, le=1))
+    """Share of the model's context a prompt may fill before older parts are shortened."""
 
 
 class BudgetTracker:

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ponder.model.backend import ChatBackend, GenerationSettings
+from ponder.model.backend import ChatBackend
 from ponder.model.deltas import Usage
 from ponder.model.messages import Message, ToolSchema
+from ponder.model.options import GenerationSettings
 from ponder.runtime.reply import Reply, read_reply
 
 HIDDEN_MARKER = (
@@ -31,8 +32,6 @@ SUMMARY_REQUEST = (
 
 @dataclass(frozen=True)
 class ContextSettings:
-    threshold: float = 0.85
-    """Share of the context the next prompt may fill before anything is shortened."""
     keep_recent_outputs: int = 3
     """The latest tool outputs that are never hidden."""
     keep_recent_steps: int = 2
@@ -76,8 +75,10 @@ def _step_starts(messages: Sequence[Message]) -> list[int]:
 class ContextFitter:
     """Shortens a conversation that no longer fits: older tool outputs first, then a summary."""
 
-    def __init__(self, settings: ContextSettings | None = None) -> None:
+    def __init__(self, settings: ContextSettings | None = None, threshold: float = 0.85) -> None:
         self.settings = settings or ContextSettings()
+        self.threshold = threshold
+        """Share of the context the next prompt may fill before anything is shortened."""
 
     def fit(
         self,
@@ -95,7 +96,7 @@ class ContextFitter:
         size = backend.context_size
         if not size and not force:
             return []
-        limit = 0 if force else int((size or 0) * self.settings.threshold)
+        limit = 0 if force else int((size or 0) * self.threshold)
         before = backend.count_tokens(messages, tools)
         if before <= limit:
             return []

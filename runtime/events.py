@@ -51,6 +51,10 @@ class RunStarted(EventBase):
         None, validation_alias=AliasChoices("time_limit", "time_limit_s")
     )
     """The task's wall-clock limit in seconds, when it has one (``time_limit_s`` in version 1)."""
+    context_size: int | None = None
+    """Tokens the model can attend to, when known."""
+    context_source: str | None = None
+    """Where that figure comes from; one ponder assumed starts with "assumed"."""
 
 
 class MessageAdded(EventBase):

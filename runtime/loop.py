@@ -18,8 +18,9 @@ import time
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field, replace
 
-from ponder.model.backend import BackendError, BackendUnavailable, ChatBackend, GenerationSettings
+from ponder.model.backend import BackendError, BackendUnavailable, ChatBackend
 from ponder.model.messages import Message, ToolCall
+from ponder.model.options import GenerationSettings
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.budgets import Budgets, BudgetTracker
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints
@@ -124,7 +125,9 @@ class Agent:
         self.messages: list[Message] = list(messages or [])
         self.state = TaskState()
         self._port: RunPort = _idle()
-        self._context = ContextFitter(self.settings.context)
+        self._context = ContextFitter(
+            self.settings.context, self.settings.budgets.context_threshold
+        )
         self._loop_guard = LoopGuard(self.settings.loop_guard)
         self._prompt_tokens: int | None = None
         self._chars_since_count = 0
@@ -185,6 +188,8 @@ class Agent:
                     max_steps=budgets.max_steps,
                     max_tokens=budgets.max_tokens,
                     time_limit=budgets.time_limit,
+                    context_size=self.backend.context_size,
+                    context_source=self.backend.context_source,
                 )
             )
             ending = self._run(task, attached, BudgetTracker(budgets))
@@ -405,7 +410,7 @@ class Agent:
         if self._prompt_tokens is not None and size and not force:
             # From the last step's usage and what was added since: count exactly only when near.
             estimate = self._prompt_tokens + self._chars_since_count // 3
-            if estimate < size * self.settings.context.threshold * 0.9:
+            if estimate < size * self.settings.budgets.context_threshold * 0.9:
                 return 0
         budgets = self.settings.budgets
         generation = replace(  # a summary works under a step's caps, with the user's sampling

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ponder.sandbox.base import AnyOf, Halt
@@ -35,12 +35,14 @@ MIN_WALK_INTERVAL_S = 2.0
 
 @dataclass(frozen=True)
 class DiskLimits:
-    max_growth: int = 5 * GB
-    """Bytes the workspace may grow by in one session."""
-    max_new_files: int = 250_000
-    """Files and directories the workspace may gain in one session."""
-    min_free: int = GB
-    """Free bytes a command may not take the workspace's filesystem below."""
+    """The config file's ``[disk]`` (the metadata make it a setting, the docstrings its help)."""
+
+    max_growth: int = field(default=5 * GB, metadata={"setting": {"unit": "bytes"}})
+    """How much the workspace may grow in one session before a command is stopped."""
+    max_new_files: int = field(default=250_000, metadata={"setting": {"ge": 0}})
+    """How many files and directories the workspace may gain in one session."""
+    min_free: int = field(default=GB, metadata={"setting": {"unit": "bytes"}})
+    """Free space a command may not take the workspace's disk below."""
 
 
 @dataclass(frozen=True)

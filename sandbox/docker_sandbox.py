@@ -410,7 +410,8 @@ class DockerSandbox(CommandRunner):
             count = self._oom_count()
             if count > self._oom_kills:
                 self._oom_kills = count
-                return f"killed: out of memory (the sandbox's limit is {self.limits.memory})"
+                limit = f"{self.limits.memory / 2**20:,.0f} MiB"
+                return f"killed: out of memory (the sandbox's limit is {limit})"
         if code == 153:
             return f"stopped: the file size limit ({self.limits.file_size} bytes) was reached"
         return None

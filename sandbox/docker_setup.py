@@ -39,15 +39,16 @@ PID1_USER = "65534:65534"
 class Limits:
     """Resource limits of one sandbox container."""
 
-    memory: str = "4g"
-    """Memory, swap included (the container gets no extra swap)."""
+    memory: int = 4 * 1024**3
+    """Memory in bytes, swap included (the container gets no extra swap)."""
     cpus: float = 2.0
     pids: int = 1024
     """Most processes and threads at once (a fork bomb stops here)."""
     file_size: int = 4 * 1024**3
     """Largest file a command may write, in bytes (a disk fill stops here)."""
     open_files: int = 4096
-    tmp_size: str = "2g"
+    tmp_size: int = 2 * 1024**3
+    """Bytes /tmp (memory-backed) may hold."""
 
 
 def connect() -> docker.DockerClient:

@@ -157,12 +157,13 @@ def test_every_event_survives_json(sandbox: Sandbox) -> None:
 
 def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: Sandbox, workspace: Path) -> None:
     """Real llama.cpp, real sandbox: the tiny K2 asks for `ls` every step."""
-    from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+    from ponder.model.llamacpp import LlamaCppBackend
+    from ponder.model.options import LlamaOptions
     from ponder.runtime.events import UsageReported
 
     (workspace / "hello.txt").write_text("hi\n")
     events: list[Event] = []
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=8192))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=8192))
     agent = Agent(backend, sandbox, settings=AgentSettings(budgets=Budgets(max_steps=2)))
     agent.run("what is here?", Unattended(events.append))
     backend.close()
@@ -175,10 +176,11 @@ def test_a_run_on_llama_cpp(tiny_k2: Path, sandbox: Sandbox, workspace: Path) ->
 
 def test_the_reasoning_budget_makes_a_local_model_act(tiny_k2: Path, sandbox: Sandbox) -> None:
     """Past its budget the reasoning is closed with </think>; the model goes on to act."""
-    from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+    from ponder.model.llamacpp import LlamaCppBackend
+    from ponder.model.options import LlamaOptions
     from ponder.runtime.events import ReasoningBudgetReached
 
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=8192))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=8192))
     events: list[Event] = []
     settings = AgentSettings(budgets=Budgets(max_steps=1, max_reasoning_tokens=2))
     agent = Agent(backend, sandbox, settings=settings)

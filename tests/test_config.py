@@ -16,31 +16,32 @@ def test_layers_and_tables_merge_in_order(tmp_path: Path, monkeypatch: pytest.Mo
     config.write_text(
         'model = "openai:http://127.0.0.1:8000/v1#k2"\nmax_steps = 50\n'
         "[sampling]\ntemperature = 0.6\ntop_p = 0.9\n"
-        '[llama]\nctx_size = 8192\noverride_tensor = ["exps=CPU"]\n'
+        '[llama]\ncontext_size = 8192\noverride_tensor = ["exps=CPU"]\nkv_disk = "512MiB"\n'
     )
     monkeypatch.setenv("PONDER_CONFIG", str(config))
     monkeypatch.setenv("PONDER_MAX_STEPS", "80")
     loaded = load_config(
         {"sampling": {"temperature": 0.2, "top_p": None}, "llama": {"n_cpu_moe": 4}}
     )
-    assert loaded.model == "openai:http://127.0.0.1:8000/v1#k2"
-    assert loaded.max_steps == 80
+    assert loaded.session.model == "openai:http://127.0.0.1:8000/v1#k2"
+    assert loaded.budgets.max_steps == 80
     assert (loaded.sampling.temperature, loaded.sampling.top_p) == (0.2, 0.9)
-    assert loaded.sampling.generation().min_p == 0.01
-    options = loaded.llama.options()
-    assert (options.ctx_size, options.n_cpu_moe, options.override_tensor) == (
+    assert loaded.sampling.min_p == 0.01
+    options = loaded.llama
+    assert (options.context_size, options.n_cpu_moe, options.override_tensor) == (
         8192,
         4,
         ("exps=CPU",),
     )
+    assert options.kv_disk == 512 * 2**20  # one size parser, one convention
 
 
 def test_an_unknown_key_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "config.toml"
-    config.write_text("[llama]\nctx-size = 4096\n")
+    config.write_text("[llama]\nctx_size = 4096\n")  # the name before context_size
     monkeypatch.setenv("PONDER_CONFIG", str(config))
     with pytest.raises(
-        ConfigError, match=r"config.toml: unknown key llama.ctx-size \(did you mean ctx_size\?\)"
+        ConfigError, match=r"unknown key llama.ctx_size \(did you mean context_size\?\)"
     ):
         load_config()
 

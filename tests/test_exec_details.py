@@ -11,7 +11,9 @@ import pytest
 from conftest import PONDER
 from k2text import completion, tool_call, write_script
 
-from ponder.app.config import Config
+from ponder.app.config import Config, load_config
+from ponder.app.models import open_model
+from ponder.app.session_options import SessionOptions
 from ponder.runtime.events import MessageAdded, RunFinished, RunStarted, event_from_json
 
 LOOK = completion("Look first.", tool_call("bash", 0, {"command": "echo looked"}))
@@ -103,15 +105,27 @@ def test_an_output_schema_gets_validated_json_or_a_failure(
     assert "is not a JSON Schema" in result.stderr
 
 
-def test_the_model_table_sets_a_servers_context_window() -> None:
-    config = Config.model_validate(
-        {
-            "model": "openai:http://127.0.0.1:9/v1#kimi-k2-thinking",
-            "models": {"kimi-k2-thinking": {"context_window": 131072}},
-        }
+def test_the_model_table_sets_a_servers_context_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(  # context_window: the name older configs used
+        'model = "openai:http://127.0.0.1:9/v1#kimi-k2-thinking"\n'
+        "[models.kimi-k2-thinking]\ncontext_window = 131072\n"
     )
-    backend = config.open_backend()
+    monkeypatch.setenv("PONDER_CONFIG", str(config_file))
+    backend = open_model(load_config())
     try:
-        assert backend.context_size == 131072
+        assert (backend.context_size, backend.context_source) == (131072, "configured")
+    finally:
+        backend.close()
+
+
+def test_a_server_that_does_not_say_its_context_gets_a_stated_assumption() -> None:
+    # Nothing listens on port 9: the server cannot say, so ponder assumes, and says so.
+    backend = open_model(Config(session=SessionOptions(model="openai:http://127.0.0.1:9/v1#m")))
+    try:
+        assert backend.context_size == 262_144
+        assert backend.context_source.startswith("assumed: the server does not say")
     finally:
         backend.close()

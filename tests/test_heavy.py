@@ -12,9 +12,9 @@ import pytest
 from conftest import PONDER
 from k2text import completion, tool_call, write_script
 
-from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import Delta
 from ponder.model.messages import Message, ToolSchema
+from ponder.model.options import GenerationSettings
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.events import Event, RunFinished
 from ponder.runtime.heavy import CopySandbox, run_heavy

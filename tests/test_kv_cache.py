@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import ContentDelta, Delta, ReasoningDelta, Usage
 from ponder.model.kv_slots import DiskStore, Saved
-from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.llamacpp import LlamaCppBackend
 from ponder.model.messages import Message
+from ponder.model.options import GenerationSettings, LlamaOptions
 
 GREEDY = GenerationSettings(temperature=0.0, top_k=1, max_new_tokens=24)
 TALK = [
@@ -29,7 +29,7 @@ def step(backend: LlamaCppBackend, messages: list[Message]) -> tuple[str, Usage]
 def test_a_resumed_conversation_restores_its_cache_and_answers_the_same(
     gemma: Path, tmp_path: Path
 ) -> None:
-    kept = LlamaOptions(ctx_size=4096, kv_disk=str(tmp_path / "kv"))
+    kept = LlamaOptions(context_size=4096, kv_dir=str(tmp_path / "kv"))
     first = LlamaCppBackend(gemma, kept)
     answer, _ = step(first, TALK)
     first.close()  # the session ends: its cache goes to disk
@@ -42,7 +42,7 @@ def test_a_resumed_conversation_restores_its_cache_and_answers_the_same(
     resumed = LlamaCppBackend(gemma, kept)  # a new process, as far as the cache knows
     again, usage = step(resumed, follow)
     resumed.close()
-    fresh = LlamaCppBackend(gemma, LlamaOptions(ctx_size=4096))
+    fresh = LlamaCppBackend(gemma, LlamaOptions(context_size=4096))
     expected, fresh_usage = step(fresh, follow)
     fresh.close()
     assert fresh_usage.cached_tokens == 0

@@ -10,11 +10,12 @@ import pytest
 from conftest import PONDER
 from tiny_models import REASONING, SCRIPT, SCRIPT_TEXT, write_tiny_k2
 
-from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings, open_backend
+from ponder.model.backend import BackendError, ConfigurationError, open_backend
 from ponder.model.deltas import Delta, Finished, ReasoningDelta, ToolCallEnd, Usage
 from ponder.model.k2_parser import parse_completion
-from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.llamacpp import LlamaCppBackend
 from ponder.model.messages import Message, ToolCall
+from ponder.model.options import GenerationSettings, LlamaOptions
 
 SETTINGS = GenerationSettings()
 
@@ -29,7 +30,7 @@ def usage(deltas: list[Delta]) -> Usage:
 
 
 def test_streams_reasoning_content_and_a_tool_call(tiny_k2: Path) -> None:
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=1024))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=1024))
     deltas = one_step(backend, [Message(role="user", content="list the files")])
     expected = parse_completion(SCRIPT_TEXT)
     (end,) = [d for d in deltas if isinstance(d, ToolCallEnd)]
@@ -46,7 +47,7 @@ def test_streams_reasoning_content_and_a_tool_call(tiny_k2: Path) -> None:
 
 
 def test_the_next_step_prefills_only_the_new_tokens(tiny_k2: Path) -> None:
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=2048))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=2048))
     messages = [Message(role="user", content="list the files")]
     first = usage(one_step(backend, messages))
     messages += [
@@ -71,7 +72,7 @@ def test_the_next_step_prefills_only_the_new_tokens(tiny_k2: Path) -> None:
 def test_an_interrupt_stops_prefill_and_decode_and_the_next_step_is_whole(
     tiny_k2: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=2048, n_batch=64))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=2048, n_batch=64))
     messages = [Message(role="user", content="list the files " * 100)]  # several micro-batches
     cancel = threading.Event()
     cancel.set()  # llama.cpp's abort callback stops the prefill
@@ -115,7 +116,7 @@ class SignalInsideTheDecode(threading.Event):
 def test_a_signal_during_the_decode_ends_the_step_quietly(
     tiny_k2: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=2048))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=2048))
     messages = [Message(role="user", content="list the files")]
     with pytest.raises(SystemExit) as stopped:
         list(backend.stream(messages, [], SETTINGS, SignalInsideTheDecode()))
@@ -149,14 +150,14 @@ def test_an_unknown_buffer_type_is_refused(tiny_k2: Path) -> None:
 
 
 def test_a_prompt_longer_than_the_context_fails_before_any_work(tiny_k2: Path) -> None:
-    backend = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=256))
+    backend = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=256))
     with pytest.raises(BackendError, match=r"the prompt is \d+ tokens but the context holds 256"):
         one_step(backend, [Message(role="user", content="x " * 400)])
     backend.close()
 
 
 def test_a_model_without_a_template_gets_the_official_one(tiny_llama: Path) -> None:
-    backend = LlamaCppBackend(tiny_llama, LlamaOptions(ctx_size=512))
+    backend = LlamaCppBackend(tiny_llama, LlamaOptions(context_size=512))
     assert "official" in backend.template.origin
     # Greedy, so the random weights cannot sometimes sample an end token early.
     greedy = GenerationSettings(temperature=0, max_new_tokens=8)
@@ -229,7 +230,7 @@ def test_a_split_model_opens_from_its_first_file(tmp_path: Path) -> None:
     shards = sorted(tmp_path.glob("tiny-k2-*-of-*.gguf"))
     assert first == shards[0]
     assert len(shards) > 1
-    backend = LlamaCppBackend(first, LlamaOptions(ctx_size=1024))
+    backend = LlamaCppBackend(first, LlamaOptions(context_size=1024))
     assert len(backend.model_file.shards) == len(shards)
     deltas = one_step(backend, [Message(role="user", content="hi")])
     assert [d.call.name for d in deltas if isinstance(d, ToolCallEnd)] == ["bash"]

@@ -14,12 +14,7 @@ import pytest
 from fake_openai import Reply, delta_chunk, fake_openai
 from tiny_models import REASONING, SCRIPT
 
-from ponder.model.backend import (
-    BackendError,
-    BackendUnavailable,
-    ConfigurationError,
-    GenerationSettings,
-)
+from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
 from ponder.model.deltas import (
     ContentDelta,
     Delta,
@@ -30,7 +25,8 @@ from ponder.model.deltas import (
     Usage,
 )
 from ponder.model.messages import Message, ToolCall, ToolSchema
-from ponder.model.openai_compat import OpenAICompatBackend, OpenAIOptions
+from ponder.model.openai_compat import OpenAICompatBackend
+from ponder.model.options import GenerationSettings, OpenAIOptions
 
 FAST = OpenAIOptions(retry_base_s=0.01, max_retries=3, api_key_env="PONDER_TEST_KEY")
 TOOLS = [ToolSchema(name="bash", description="run", parameters={"type": "object"})]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ponder.model.backend import GenerationSettings
 from ponder.model.deltas import ContentDelta, ReasoningDelta
-from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.llamacpp import LlamaCppBackend
 from ponder.model.messages import Message
+from ponder.model.options import GenerationSettings, LlamaOptions
 from ponder.model.prompt_lookup import PromptLookup
 
 SOURCE = "".join(
@@ -24,7 +24,7 @@ EDIT = [
 
 
 def generate(gemma: Path, lookup: bool, settings: GenerationSettings) -> tuple[str, int]:
-    backend = LlamaCppBackend(gemma, LlamaOptions(ctx_size=4096, prompt_lookup=lookup))
+    backend = LlamaCppBackend(gemma, LlamaOptions(context_size=4096, prompt_lookup=lookup))
     backend._llm.set_seed(1234)  # the same draws on both sides
     deltas = list(backend.stream(EDIT, [], settings))
     backend.close()

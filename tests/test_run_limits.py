@@ -9,7 +9,8 @@ import pytest
 from k2text import completion, tool_call
 
 from ponder.model.backend import ChatBackend
-from ponder.model.llamacpp import LlamaCppBackend, LlamaOptions
+from ponder.model.llamacpp import LlamaCppBackend
+from ponder.model.options import LlamaOptions
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.context import ContextSettings
@@ -93,7 +94,7 @@ def test_budgets_hold_inside_one_step(sandbox: Sandbox, tiny_k2: Path) -> None:
     assert done.interrupted
 
     events.clear()
-    model = LlamaCppBackend(tiny_k2, LlamaOptions(ctx_size=8192))
+    model = LlamaCppBackend(tiny_k2, LlamaOptions(context_size=8192))
     agent = agent_for(model, sandbox, budgets=Budgets(max_tokens=5))
     finished = agent.run("list the files", Unattended(events.append))
     (usage,) = [e for e in events if isinstance(e, UsageReported)]

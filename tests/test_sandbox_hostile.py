@@ -34,7 +34,7 @@ def box(
     sandbox_image: str, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DockerSandbox]:
     workspace = tmp_path_factory.mktemp("hostile")
-    limits = Limits(memory="512m", pids=256, file_size=64 * 1024**2, tmp_size="256m")
+    limits = Limits(memory=512 * 1024**2, pids=256, file_size=64 * 1024**2, tmp_size=256 * 1024**2)
     with DockerSandbox(workspace, sandbox_image, client=docker_client, limits=limits) as sandbox:
         yield sandbox
     report = os.environ.get("PONDER_HOSTILE_REPORT")
@@ -233,7 +233,7 @@ def test_a_memory_bomb_is_reported_as_out_of_memory(box: DockerSandbox) -> None:
     result = box.exec("python3 -c \"x = bytearray(2 * 1024**3); print('survived')\"", 60)
     assert result.exit_code == 137
     assert "\nsurvived\n" not in f"\n{result.output}"
-    assert result.notice == "killed: out of memory (the sandbox's limit is 512m)"
+    assert result.notice == "killed: out of memory (the sandbox's limit is 512 MiB)"
 
 
 def test_a_disk_fill_stops_at_the_file_size_limit(box: DockerSandbox) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from k2text import write_script
 
-from ponder.model.backend import BackendError, ConfigurationError, GenerationSettings, open_backend
+from ponder.model.backend import BackendError, ConfigurationError, open_backend
 from ponder.model.deltas import ContentDelta, Finished, ReasoningDelta, ToolCallEnd
+from ponder.model.options import GenerationSettings
 
 
 def test_each_step_replays_the_next_completion(tmp_path: Path) -> None:

@@ -58,6 +58,8 @@ class Status:
     decode: float | None = None
     context_used: int | None = None
     context_size: int | None = None
+    context_assumed: bool = False
+    """The context size is ponder's assumption (the server did not say it)."""
     tokens_used: int = 0
     max_tokens: int | None = None
     deadline: float | None = None
@@ -69,6 +71,8 @@ class Status:
             self.sandbox = event.sandbox
             self.max_steps = event.max_steps
             self.max_tokens = event.max_tokens
+            self.context_size = event.context_size
+            self.context_assumed = (event.context_source or "").startswith("assumed")
             self.tokens_used = 0
             self.deadline = time.monotonic() + event.time_limit if event.time_limit else None
             self.state = "starting"
@@ -126,6 +130,7 @@ class Status:
             share = self.context_used / self.context_size
             style = "$error" if share > 0.85 else "$warning" if share > 0.6 else ""
             used, size = _count(self.context_used), _count(self.context_size)
+            size += ", assumed" if self.context_assumed else ""
             parts.append((2, Content.styled(f"context {share:.0%} ({used}/{size})", style)))
         left = self._budget_left()
         if left:

@@ -104,16 +104,10 @@ def worker_limit(requested: int, limits: Limits) -> int:
             available_kb = next(
                 int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:")
             )
-        by_memory = max(1, available_kb * 1024 // _bytes(limits.memory))
+        by_memory = max(1, available_kb * 1024 // limits.memory)
     except (OSError, StopIteration, ValueError):
         by_memory = requested
     return max(1, min(requested, cpus, by_memory))
-
-
-def _bytes(size: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    size = size.strip().lower().rstrip("b")
-    return int(float(size[:-1]) * units[size[-1]]) if size[-1] in units else int(size)
 
 
 BackendFor = Callable[[Instance, int], AbstractContextManager[ChatBackend]]
