@@ -34,7 +34,7 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
-        from ponder.app.doctor import versions
+        from ponder.app.commands.doctor import versions
 
         print("\n".join(versions()))
         parser.exit()
@@ -196,16 +196,8 @@ def _explained(error: Exception) -> int | None:
     return None
 
 
-SUBCOMMANDS = {
-    "sandbox": "sandbox_commands",
-    "model": "model_commands",
-    "swebench": "swebench_command",
-    "serve": "serve",
-    "mcp": "mcp_servers",
-    "doctor": "doctor",
-    "completion": "shell_completion",
-}
-"""``ponder NAME ARGS``: the module whose ``run(ARGS)`` does it."""
+SUBCOMMANDS = ("sandbox", "model", "swebench", "serve", "mcp", "doctor", "completion")
+"""``ponder NAME ARGS``: ``ponder.app.commands.NAME.run(ARGS)`` does it."""
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -213,26 +205,26 @@ def _dispatch(argv: list[str]) -> int:
     if command == "demo":
         return _demo(demo_parser().parse_args(argv[1:]))
     if command in SUBCOMMANDS:  # imported only when used: each pulls in what it needs
-        module = importlib.import_module(f"ponder.app.{SUBCOMMANDS[command]}")
+        module = importlib.import_module(f"ponder.app.commands.{command}")
         return int(module.run(argv[1:]))
     if command in ("sessions", "export", "undo", "diff"):
-        from ponder.app import session_commands
+        from ponder.app.commands import sessions
 
-        return session_commands.run(argv)
+        return sessions.run(argv)
     if command == "acp":
         acp_args = acp_parser().parse_args(argv[1:])
-        from ponder.app.acp_server import run as run_acp
         from ponder.app.config import load_config
+        from ponder.app.frontends.acp import run as run_acp
 
         return run_acp(load_config(flags(acp_args)))
     if command == "exec":
         exec_args = exec_parser().parse_args(argv[1:])
-        from ponder.app.run_command import run_exec
+        from ponder.app.commands.run import run_exec
 
         return run_exec(exec_args, flags)
     args = main_parser().parse_args(argv)
     _not_a_mistyped_command(args.prompt)
-    from ponder.app.run_command import run_tasks
+    from ponder.app.commands.run import run_tasks
 
     return run_tasks(args, flags)
 
@@ -253,9 +245,9 @@ def _not_a_mistyped_command(prompt: str | None) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from ponder.app.commands.demo import run_demo
     from ponder.app.config import load_config
-    from ponder.app.demo import run_demo
-    from ponder.app.frontends import pick_frontend
+    from ponder.app.frontends.choose import pick_frontend
 
     config = load_config({"image": args.image, "sandbox": args.sandbox})
     frontend = pick_frontend(args.plain)

@@ -15,11 +15,9 @@ trust``, which trusts such a project server only once the user has read that and
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,11 +26,9 @@ from typing import Any
 import platformdirs
 from pydantic import ValidationError
 
-from ponder.app.config import FILE, Config, McpServerSettings, load_config
-from ponder.app.help_examples import examples
+from ponder.app.config import FILE, Config, McpServerSettings
 from ponder.runtime.mcp_client import McpServerSpec, in_workspace
 from ponder.runtime.project_docs import read_regular
-from ponder.sandbox.safe_text import safe_text
 
 PROJECT_FILE = ".mcp.json"
 MAX_PROJECT_FILE = 256 * 1024
@@ -130,7 +126,7 @@ def fingerprint(workspace: Path, name: str, definition: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _trusted() -> set[str]:
+def trusted_fingerprints() -> set[str]:
     try:
         return set(json.loads(trust_file().read_text()))
     except (OSError, ValueError, TypeError):
@@ -186,7 +182,7 @@ def session_servers(
     found, problem = project_servers(workspace)
     if problem:
         notes.append(problem)
-    trusted = _trusted()
+    trusted = trusted_fingerprints()
     for name, (definition, settings) in found.items():
         if name in specs:
             continue  # the user's own config wins
@@ -216,7 +212,7 @@ def trust(
     found, problem = project_servers(workspace)
     if problem:
         raise ValueError(problem)
-    trusted = _trusted()
+    trusted = trusted_fingerprints()
     shown = []
     for name, (definition, settings) in found.items():
         if names and name not in names:
@@ -250,76 +246,3 @@ def trust(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(trusted)))
     return shown
-
-
-def parser() -> argparse.ArgumentParser:
-    """``ponder mcp list|trust [NAME ...]``."""
-    parser = argparse.ArgumentParser(
-        prog="ponder mcp",
-        **examples("mcp"),
-        description="MCP servers: `list` shows the config's and this folder's .mcp.json servers; "
-        "`trust [NAME ...]` lets this folder's .mcp.json servers start (all, or those named). "
-        "A project's server runs its command on this machine, so read it before you trust it; "
-        "one that runs code from this folder (its cwd, a command or path here) is trusted only "
-        "once you say yes to that.",
-    )
-    parser.add_argument(
-        "action", choices=["list", "trust"], metavar="COMMAND", help="list or trust"
-    )
-    parser.add_argument("names", nargs="*", default=[], help="with trust: only these servers")
-    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
-    parser.add_argument(
-        "--yes",
-        action="store_true",
-        help="with trust: also trust servers that run code from this folder, without asking",
-    )
-    return parser
-
-
-def _confirm(yes: bool) -> Callable[[str, str], bool]:
-    """Whether to trust a server that runs code from the workspace: --yes, or the user's word."""
-
-    def ask(name: str, warning: str) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            return False
-        print(safe_text(f"{name} {warning}."))
-        try:
-            return input(f"trust {safe_text(name)} anyway? [y/N] ").strip().lower() in ("y", "yes")
-        except EOFError:
-            return False
-
-    return ask
-
-
-def run(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
-    workspace = args.workspace.resolve()
-    if args.action == "trust":
-        lines = trust(workspace, args.names, _confirm(args.yes))
-        print("\n".join(safe_text(line) for line in lines) or f"no servers in {PROJECT_FILE}")
-        return 0
-    config = load_config({})
-    for name, mine in config.mcp_servers.items():
-        what = mine.url or " ".join([mine.command or "", *mine.args])
-        warning = runs_here(spec(name, mine, workspace), workspace)
-        state = "config" if mine.enabled else "config, disabled"
-        if warning:
-            state += f"; it {warning}"
-        print(safe_text(f"{name}: {what} ({state})"))
-    found, problem = project_servers(workspace)
-    trusted = _trusted()
-    for name, (definition, settings) in found.items():
-        if isinstance(settings, str):
-            state = f"unusable: {settings}"
-        else:
-            known = fingerprint(workspace, name, definition) in trusted
-            state = f"{PROJECT_FILE}, {'trusted' if known else 'not trusted'}"
-            warning = runs_here(spec(name, settings, workspace), workspace)
-            if warning:
-                state += f"; it {warning}"
-        print(safe_text(f"{name}: {json.dumps(definition)[:200]} ({state})"))
-    if problem:
-        print(safe_text(problem))
-    return 0

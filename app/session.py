@@ -19,13 +19,18 @@ from pathlib import Path
 
 import platformdirs
 
-from ponder.app.change_text import OUTSIDE_HEADING, SHOWN_AT_MOST, changes_block, describe_undo
 from ponder.app.config import Config, config_dir
 from ponder.app.exit_codes import UsageError
-from ponder.app.line import describe_server
 from ponder.app.mcp_servers import session_servers
 from ponder.app.models import open_model
 from ponder.app.sandboxes import sandbox_session
+from ponder.app.wording.changes import (
+    OUTSIDE_HEADING,
+    SHOWN_AT_MOST,
+    changes_block,
+    describe_undo,
+)
+from ponder.app.wording.events import describe_server
 from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy

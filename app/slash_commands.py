@@ -136,7 +136,7 @@ class SessionCommands:
         return "\n".join(rows) or "no sessions yet"
 
     def _export(self, argument: str) -> str:
-        from ponder.app.export import to_markdown
+        from ponder.app.frontends.export import to_markdown
         from ponder.runtime.events import event_to_json
         from ponder.runtime.sessions import read_session
 

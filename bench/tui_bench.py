@@ -30,8 +30,8 @@ HERE = Path(__file__).resolve()
 
 def stream(coalesce: bool) -> dict[str, float]:
     """Run in a child process: push the tokens through a headless PonderApp."""
-    from ponder.app.tui.app import PonderApp
-    from ponder.app.tui.blocks import ReasoningBlock
+    from ponder.app.frontends.tui.app import PonderApp
+    from ponder.app.frontends.tui.blocks import ReasoningBlock
     from ponder.runtime.events import Event, ReasoningText, RunFinished, RunStarted, StepStarted
     from ponder.runtime.port import RunPort
 
@@ -89,7 +89,7 @@ def first_paint(bare: bool) -> None:
 
         Bare().run(headless=True)
         return
-    from ponder.app.tui.app import PonderApp
+    from ponder.app.frontends.tui.app import PonderApp
     from ponder.runtime.events import RunFinished
     from ponder.runtime.port import RunPort
 

@@ -173,7 +173,7 @@ def test_a_mistyped_command_is_not_a_task(user_env: dict[str, str], tmp_path: Pa
 
 
 def test_every_command_has_examples_and_every_argument_a_help_text() -> None:
-    from ponder.app.shell_completion import command_parsers
+    from ponder.app.commands.completion import command_parsers
 
     for path, parser in command_parsers().items():
         epilog = parser.epilog or ""

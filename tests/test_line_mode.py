@@ -17,7 +17,7 @@ from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from ponder.app.line_prompt import LinePrompt
+from ponder.app.frontends.line_prompt import LinePrompt
 
 ENTER = "\r"  # what the Enter key sends; "\n" is ctrl+j, a new line in the prompt
 

@@ -21,7 +21,7 @@ import pexpect
 import pytest
 from conftest import PONDER
 
-from ponder.app.doctor import SMOKE
+from ponder.app.commands.doctor import SMOKE
 from ponder.model.cpu_features import built_features, probe_cached, unusable
 
 pytestmark = pytest.mark.usefixtures("sandbox_image")

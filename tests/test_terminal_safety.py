@@ -19,7 +19,7 @@ from k2text import completion, tool_call, write_script
 from tmux import terminal
 
 from ponder.app.completion import workspace_files
-from ponder.app.for_display import for_display
+from ponder.app.wording.for_display import for_display
 from ponder.runtime.events import Checkpointed, FileEdited, FilesAttached, ToolCallStarted
 from ponder.sandbox.safe_text import safe_name, safe_text
 

@@ -21,10 +21,10 @@ from rich.console import Console
 from textual.widgets import Static
 from tui_script import FakeRun
 
-from ponder.app.acp_updates import UpdateMapper
-from ponder.app.line import LinePrinter
-from ponder.app.tui.app import PonderApp
-from ponder.app.tui.cards import ToolCard
+from ponder.app.frontends.acp_updates import UpdateMapper
+from ponder.app.frontends.line import LinePrinter
+from ponder.app.frontends.tui.app import PonderApp
+from ponder.app.frontends.tui.cards import ToolCard
 from ponder.model.messages import ToolSchema
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy

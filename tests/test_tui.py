@@ -17,14 +17,20 @@ from textual.widget import Widget
 from textual.widgets import Log, Static
 from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
+from ponder.app.frontends.tui.app import PonderApp
+from ponder.app.frontends.tui.blocks import (
+    AnswerBlock,
+    DiffBlock,
+    FoldedBlock,
+    ReasoningBlock,
+    TextBlock,
+)
+from ponder.app.frontends.tui.cards import ApprovalCard, ToolCard
+from ponder.app.frontends.tui.links import OpenLink
+from ponder.app.frontends.tui.prompt import PromptArea
+from ponder.app.frontends.tui.status import StatusLine
+from ponder.app.frontends.tui.transcript import Transcript
 from ponder.app.slash_commands import INIT_TASK
-from ponder.app.tui.app import PonderApp
-from ponder.app.tui.blocks import AnswerBlock, DiffBlock, FoldedBlock, ReasoningBlock, TextBlock
-from ponder.app.tui.cards import ApprovalCard, ToolCard
-from ponder.app.tui.links import OpenLink
-from ponder.app.tui.prompt import PromptArea
-from ponder.app.tui.status import StatusLine
-from ponder.app.tui.transcript import Transcript
 from ponder.runtime.events import (
     ApprovalRequested,
     Event,
@@ -307,7 +313,7 @@ async def test_first_contact_welcome_help_keys_argument_completion_and_remembere
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    from ponder.app.tui.themes import remember_theme, remembered_theme
+    from ponder.app.frontends.tui.themes import remember_theme, remembered_theme
 
     app = PonderApp(
         FakeRun(answer(1, "done"), hold=False), model="scripted:test",

@@ -14,8 +14,8 @@ import pytest
 from textual.pilot import Pilot
 from tui_script import FakeRun, answer, command, edit, reasoning, started, usage
 
-from ponder.app.tui.app import PonderApp
-from ponder.app.tui.prompt import PromptArea
+from ponder.app.frontends.tui.app import PonderApp
+from ponder.app.frontends.tui.prompt import PromptArea
 from ponder.runtime.events import ApprovalRequested, Event, PlanStep, PlanUpdated
 
 SIZE = (100, 34)

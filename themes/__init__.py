@@ -1,1 +1,1 @@
-"""TUI themes shipped with ponder, one TOML file each (loaded by ponder.app.tui.themes)."""
+"""TUI themes shipped with ponder, one TOML file each (loaded by the TUI's themes module)."""

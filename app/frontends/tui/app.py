@@ -20,15 +20,15 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ponder.app.for_display import for_display
+from ponder.app.frontends.tui.blocks import DiffBlock, FoldedBlock, TextBlock
+from ponder.app.frontends.tui.cards import ApprovalCard
+from ponder.app.frontends.tui.plan import PlanPanel
+from ponder.app.frontends.tui.prompt import PromptArea
+from ponder.app.frontends.tui.status import Status, StatusLine
+from ponder.app.frontends.tui.themes import load_themes
+from ponder.app.frontends.tui.transcript import Transcript
 from ponder.app.slash_commands import ARGUMENTS, HELP, TASK_COMMANDS, TUI_KEYS, help_text
-from ponder.app.tui.blocks import DiffBlock, FoldedBlock, TextBlock
-from ponder.app.tui.cards import ApprovalCard
-from ponder.app.tui.plan import PlanPanel
-from ponder.app.tui.prompt import PromptArea
-from ponder.app.tui.status import Status, StatusLine
-from ponder.app.tui.themes import load_themes
-from ponder.app.tui.transcript import Transcript
+from ponder.app.wording.for_display import for_display
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import (
     ApprovalRequested,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 
-from ponder.app.line import describe_note
-from ponder.app.tui.blocks import AnswerBlock, Block, DiffBlock, ReasoningBlock, TextBlock
-from ponder.app.tui.cards import ApprovalCard, ToolCard
+from ponder.app.frontends.tui.blocks import AnswerBlock, Block, DiffBlock, ReasoningBlock, TextBlock
+from ponder.app.frontends.tui.cards import ApprovalCard, ToolCard
+from ponder.app.wording.events import describe_note
 from ponder.runtime.events import (
     ApprovalRequested,
     ApprovalResolved,

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from ponder.app.config import Config
-from ponder.app.frontends import Frontend, run_line, run_tui
+from ponder.app.frontends.choose import Frontend, run_line, run_tui
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.budgets import Budgets

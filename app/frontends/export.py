@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ponder.app.for_display import for_display
-from ponder.app.line import counted
+from ponder.app.wording.events import counted
+from ponder.app.wording.for_display import for_display
 from ponder.runtime.events import (
     ContentText,
     Event,

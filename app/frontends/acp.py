@@ -4,8 +4,8 @@ The editor starts ``ponder acp`` and speaks JSON-RPC on its stdin and stdout (so
 may write to stdout; ponder's own messages go to stderr). Each ACP session is a ponder
 :class:`~ponder.app.session.Session` on the client's working directory, with the same sandbox,
 budgets, checkpoints and approval policy as every other frontend. A prompt runs in a worker
-thread; its events become session updates (:mod:`ponder.app.acp_updates`), sent in order by
-one sender task, and its approvals become ``session/request_permission`` requests.
+thread; its events become session updates (:mod:`ponder.app.frontends.acp_updates`), sent in
+order by one sender task, and its approvals become ``session/request_permission`` requests.
 ``session/cancel`` interrupts the run. ``session/load`` replays a recorded session's
 conversation as updates, then continues it.
 """
@@ -37,9 +37,9 @@ from acp.schema import (
     ToolCallUpdate,
 )
 
-from ponder.app.acp_updates import Update, UpdateMapper, acp_kind
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError
+from ponder.app.frontends.acp_updates import Update, UpdateMapper, acp_kind
 from ponder.app.session import Session, open_session
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import ApprovalRequested, Event, RunFinished

@@ -21,13 +21,14 @@ from typing import Any
 
 from rich.console import Console
 
-from ponder.app.change_text import changes_summary
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError, exit_code
-from ponder.app.frontends import ctrl_c_interrupts, unattended_decision
-from ponder.app.line import STOPPED, LinePrinter, counted, describe_usage
-from ponder.app.output_schema import RETRIES, parse_answer, retry_task, with_schema
+from ponder.app.frontends.choose import ctrl_c_interrupts, unattended_decision
+from ponder.app.frontends.line import LinePrinter
+from ponder.app.frontends.output_schema import RETRIES, parse_answer, retry_task, with_schema
 from ponder.app.session import open_session
+from ponder.app.wording.changes import changes_summary
+from ponder.app.wording.events import STOPPED, counted, describe_usage
 from ponder.runtime.events import Event, RunFinished, event_to_json
 from ponder.runtime.port import Unattended
 from ponder.sandbox.safe_text import safe_text

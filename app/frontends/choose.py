@@ -22,15 +22,15 @@ from rich.text import Text
 
 from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
-from ponder.app.line import LinePort, LinePrinter, enter_as_newline
-from ponder.app.line_prompt import LinePrompt
+from ponder.app.frontends.line import LinePort, LinePrinter, enter_as_newline
+from ponder.app.frontends.line_prompt import LinePrompt
 from ponder.app.slash_commands import SLOW, TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
 from ponder.sandbox.safe_text import safe_name
 
 if TYPE_CHECKING:  # Textual takes a quarter of a second to import; headless runs skip it
-    from ponder.app.tui.app import Command, RunTask
+    from ponder.app.frontends.tui.app import Command, RunTask
 
 Frontend = Literal["tui", "line"]
 
@@ -84,8 +84,8 @@ def run_tui(
     history: tuple[str, list[str]] | None = None,
 ) -> RunFinished | None:
     """The TUI; ``theme`` None is the one last chosen with /theme."""
-    from ponder.app.tui.app import PonderApp
-    from ponder.app.tui.themes import remember_theme, remembered_theme
+    from ponder.app.frontends.tui.app import PonderApp
+    from ponder.app.frontends.tui.themes import remember_theme, remembered_theme
 
     where = f" · {safe_name(str(workspace))}" if workspace else ""
     welcome = (

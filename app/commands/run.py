@@ -12,17 +12,17 @@ from typing import Any
 
 from rich.console import Console
 
-from ponder.app.change_text import OUTSIDE_HEADING, changes_block
 from ponder.app.config import NO_MODEL_HELP, Config, config_dir, config_file, load_config
 from ponder.app.exit_codes import UsageError, exit_code
-from ponder.app.frontends import pick_frontend, run_line, run_tui, unattended_decision
-from ponder.app.headless import read_piped_input, run_unattended, with_piped_input
-from ponder.app.line import LinePrinter
+from ponder.app.frontends.choose import pick_frontend, run_line, run_tui, unattended_decision
+from ponder.app.frontends.headless import read_piped_input, run_unattended, with_piped_input
+from ponder.app.frontends.line import LinePrinter
+from ponder.app.frontends.output_schema import load_schema
 from ponder.app.models import open_model
-from ponder.app.output_schema import load_schema
 from ponder.app.sandboxes import copy_sandboxes
 from ponder.app.session import agent_settings, checkpoint_store, history_lines, open_session
 from ponder.app.slash_commands import SessionCommands
+from ponder.app.wording.changes import OUTSIDE_HEADING, changes_block
 from ponder.model.backend import ChatBackend
 from ponder.runtime.checkpoint_store import CheckpointError, apply_patch
 from ponder.runtime.checkpoints import Checkpoints
@@ -64,7 +64,7 @@ def run_exec(args: argparse.Namespace, flags: Flags) -> int:
 
 def known_theme(name: str) -> None:
     """UsageError for a theme that is nowhere (one whose file is broken gets a note instead)."""
-    from ponder.app.tui.themes import load_themes
+    from ponder.app.frontends.tui.themes import load_themes
 
     user_dir = config_dir() / "themes"
     themes, _ = load_themes(user_dir)

@@ -23,8 +23,8 @@ from acp.schema import (
     UserMessageChunk,
 )
 
-from ponder.app.for_display import for_display
-from ponder.app.line import describe_ending, shown_as_call
+from ponder.app.wording.events import describe_ending, shown_as_call
+from ponder.app.wording.for_display import for_display
 from ponder.runtime.events import (
     ContentText,
     Event,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from ponder.app.line import plan_lines
+from ponder.app.wording.events import plan_lines
 from ponder.runtime.events import PlanUpdated
 
 STYLES = {"completed": "$text-muted", "in_progress": "$accent bold", "pending": ""}

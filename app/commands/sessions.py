@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ponder.app.change_text import OUTSIDE_HEADING, changes_block, describe_undo
 from ponder.app.exit_codes import UsageError
-from ponder.app.export import to_markdown
+from ponder.app.frontends.export import to_markdown
 from ponder.app.help_examples import examples
 from ponder.app.session import checkpoint_store, diff_text
+from ponder.app.wording.changes import OUTSIDE_HEADING, changes_block, describe_undo
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import event_to_json
 from ponder.runtime.sessions import (

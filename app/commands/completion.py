@@ -18,30 +18,22 @@ SHELLS = ("bash", "zsh", "fish")
 
 def command_parsers() -> dict[str, argparse.ArgumentParser]:
     """Every parser of the CLI by its command path ("" is ``ponder`` itself)."""
-    from ponder.app import (
-        doctor,
-        mcp_servers,
-        model_commands,
-        sandbox_commands,
-        serve,
-        session_commands,
-        swebench_command,
-    )
     from ponder.app.cli import acp_parser, demo_parser, exec_parser, main_parser
+    from ponder.app.commands import doctor, mcp, model, sandbox, serve, sessions, swebench
 
-    run, grade = swebench_command.parsers()
+    run, grade = swebench.parsers()
     found = {
         "": main_parser(),
         "exec": exec_parser(),
         "acp": acp_parser(),
         "demo": demo_parser(),
-        **{name: session_commands.parser(name) for name in ("sessions", "export", "undo", "diff")},
-        "sandbox": sandbox_commands.parser(),
-        "model": model_commands.parser(),
+        **{name: sessions.parser(name) for name in ("sessions", "export", "undo", "diff")},
+        "sandbox": sandbox.parser(),
+        "model": model.parser(),
         "swebench": run,
         "swebench eval": grade,
         "serve": serve.parser(),
-        "mcp": mcp_servers.parser(),
+        "mcp": mcp.parser(),
         "doctor": doctor.parser(),
         "completion": parser(),
     }

@@ -12,8 +12,8 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Input, Log, Static
 
-from ponder.app.line import describe_ending
-from ponder.app.tui.blocks import Block, diff_content
+from ponder.app.frontends.tui.blocks import Block, diff_content
+from ponder.app.wording.events import describe_ending
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import ApprovalRequested, ToolCallFinished, ToolCallStarted
 

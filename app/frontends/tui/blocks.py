@@ -1,5 +1,5 @@
 """The blocks of the transcript: a user message, reasoning, an answer, a diff and notes (the
-cards of tool calls and approvals are in :mod:`ponder.app.tui.cards`).
+cards of tool calls and approvals are in :mod:`ponder.app.frontends.tui.cards`).
 
 Every block can take the focus (Tab and shift+Tab walk the transcript); Enter opens or closes
 what a block folds away, and ``c`` copies the block's text to the clipboard (OSC 52).
@@ -17,7 +17,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
-from ponder.app.tui.links import answer_parser, follow_link
+from ponder.app.frontends.tui.links import answer_parser, follow_link
 from ponder.model.backend import estimate_tokens
 
 CHUNK_CHARS = 4000
@@ -201,7 +201,8 @@ class AnswerBlock(Markdown):
         self.notify(f"copied {len(self.text):,} characters", timeout=2)
 
     def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
-        """Not Textual's default (open any link at once): see :mod:`ponder.app.tui.links`."""
+        """Not Textual's default (open any link at once): see
+        :mod:`ponder.app.frontends.tui.links`."""
         event.stop()
         follow_link(self.app, event.href)
 

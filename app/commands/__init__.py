@@ -1,0 +1,1 @@
+"""The ``ponder`` subcommands, one module each (``ponder NAME`` runs ``commands.NAME.run``)."""

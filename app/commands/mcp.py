@@ -1,0 +1,96 @@
+"""``ponder mcp list|trust [NAME ...]``: the MCP servers a session would start, and trusting a
+project's (the policy itself is :mod:`ponder.app.mcp_servers`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ponder.app.config import load_config
+from ponder.app.help_examples import examples
+from ponder.app.mcp_servers import (
+    PROJECT_FILE,
+    fingerprint,
+    project_servers,
+    runs_here,
+    spec,
+    trust,
+    trusted_fingerprints,
+)
+from ponder.sandbox.safe_text import safe_text
+
+
+def parser() -> argparse.ArgumentParser:
+    """``ponder mcp list|trust [NAME ...]``."""
+    parser = argparse.ArgumentParser(
+        prog="ponder mcp",
+        **examples("mcp"),
+        description="MCP servers: `list` shows the config's and this folder's .mcp.json servers; "
+        "`trust [NAME ...]` lets this folder's .mcp.json servers start (all, or those named). "
+        "A project's server runs its command on this machine, so read it before you trust it; "
+        "one that runs code from this folder (its cwd, a command or path here) is trusted only "
+        "once you say yes to that.",
+    )
+    parser.add_argument(
+        "action", choices=["list", "trust"], metavar="COMMAND", help="list or trust"
+    )
+    parser.add_argument("names", nargs="*", default=[], help="with trust: only these servers")
+    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="with trust: also trust servers that run code from this folder, without asking",
+    )
+    return parser
+
+
+def _confirm(yes: bool) -> Callable[[str, str], bool]:
+    """Whether to trust a server that runs code from the workspace: --yes, or the user's word."""
+
+    def ask(name: str, warning: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        print(safe_text(f"{name} {warning}."))
+        try:
+            return input(f"trust {safe_text(name)} anyway? [y/N] ").strip().lower() in ("y", "yes")
+        except EOFError:
+            return False
+
+    return ask
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    workspace = args.workspace.resolve()
+    if args.action == "trust":
+        lines = trust(workspace, args.names, _confirm(args.yes))
+        print("\n".join(safe_text(line) for line in lines) or f"no servers in {PROJECT_FILE}")
+        return 0
+    config = load_config({})
+    for name, mine in config.mcp_servers.items():
+        what = mine.url or " ".join([mine.command or "", *mine.args])
+        warning = runs_here(spec(name, mine, workspace), workspace)
+        state = "config" if mine.enabled else "config, disabled"
+        if warning:
+            state += f"; it {warning}"
+        print(safe_text(f"{name}: {what} ({state})"))
+    found, problem = project_servers(workspace)
+    trusted = trusted_fingerprints()
+    for name, (definition, settings) in found.items():
+        if isinstance(settings, str):
+            state = f"unusable: {settings}"
+        else:
+            known = fingerprint(workspace, name, definition) in trusted
+            state = f"{PROJECT_FILE}, {'trusted' if known else 'not trusted'}"
+            warning = runs_here(spec(name, settings, workspace), workspace)
+            if warning:
+                state += f"; it {warning}"
+        print(safe_text(f"{name}: {json.dumps(definition)[:200]} ({state})"))
+    if problem:
+        print(safe_text(problem))
+    return 0
