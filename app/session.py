@@ -33,12 +33,12 @@ from ponder.app.wording.changes import (
 from ponder.app.wording.events import describe_server
 from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
 from ponder.runtime.attachments import attach_mentions
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints, Diff
 from ponder.runtime.events import (
     ApprovalRequested,
-    Checkpointed,
     CheckpointsOff,
     Event,
     FilesAttached,
@@ -49,7 +49,7 @@ from ponder.runtime.events import (
     RunFinished,
     ToolKind,
 )
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.runtime.mcp_client import McpHub, McpServerSpec
 from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.project_docs import find_project_docs, instructions_prompt
@@ -293,15 +293,7 @@ class Session:
             with contextlib.suppress(CheckpointError):
                 last = checkpoints.settle()
                 if last is not None:
-                    self.recorder(
-                        Checkpointed(
-                            step=0,
-                            commit=last.commit,
-                            files=last.files,
-                            changes=last.changes,
-                            background=True,
-                        )
-                    )
+                    self.recorder(replace(last, background=True).event(step=0))
         self.recorder.close()
         if self._checkpoints is not None:
             self._checkpoints.close()

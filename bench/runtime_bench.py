@@ -35,11 +35,12 @@ from ponder.model.deltas import ContentDelta, Delta, ReasoningDelta, ToolCallEnd
 from ponder.model.messages import Message, ToolCall
 from ponder.model.options import GenerationSettings
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.approvals import ApprovalPolicy
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.events import Event, StepFinished
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.runtime.port import Unattended
 from ponder.runtime.sessions import SessionRecorder
 from ponder.runtime.tools import default_tools

@@ -49,7 +49,7 @@ from ponder.runtime.checkpoint_store import (
     store_size,
 )
 from ponder.runtime.confined_files import ConfinedTree, OutsideWorkspace
-from ponder.runtime.events import PathChange
+from ponder.runtime.events import Checkpointed, PathChange
 from ponder.runtime.fs_watch import ChangeWatch
 from ponder.runtime.host_git import GitFailed, git_process, run_git
 from ponder.runtime.ledger import (
@@ -122,6 +122,15 @@ class Checkpoint:
     @property
     def files(self) -> list[str]:
         return [change.path for change in self.changes]
+
+    def event(self, step: int) -> Checkpointed:
+        return Checkpointed(
+            step=step,
+            commit=self.commit,
+            files=self.files,
+            changes=self.changes,
+            background=self.background,
+        )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,13 @@ from ponder.model.backend import ChatBackend
 from ponder.model.deltas import Usage
 from ponder.model.messages import Message, ToolSchema
 from ponder.model.options import GenerationSettings
+from ponder.runtime.events import (
+    Event,
+    FileEdited,
+    PlanUpdated,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from ponder.runtime.reply import Reply, read_reply
 
 HIDDEN_MARKER = (
@@ -47,6 +54,19 @@ class TaskState:
     last_failure: str = ""
     plan: list[tuple[str, str]] = field(default_factory=list)
     """The model's newest plan (``update_plan``): (step, status) pairs."""
+    last_command: str = ""
+
+    def follow(self, event: Event) -> None:
+        """Keep up with the run's tool events (the files edited, the last failing command,
+        the plan)."""
+        if isinstance(event, FileEdited) and event.path not in self.files_changed:
+            self.files_changed.append(event.path)
+        elif isinstance(event, ToolCallStarted) and event.kind == "execute":
+            self.last_command = event.summary
+        elif isinstance(event, ToolCallFinished) and event.kind == "execute" and not event.ok:
+            self.last_failure = f"{self.last_command} (exit {event.exit_code})"
+        elif isinstance(event, PlanUpdated):
+            self.plan = [(item.step, item.status) for item in event.plan]
 
     def describe(self) -> str:
         files = ", ".join(self.files_changed) if self.files_changed else "none yet"

@@ -19,9 +19,10 @@ from dataclasses import dataclass, replace
 
 from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.copy_diff import CopySandbox, copy_diff
 from ponder.runtime.events import Emit, Event, RunFinished
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.runtime.port import Unattended
 from ponder.runtime.reply import read_reply
 from ponder.runtime.usage import UsageTotals

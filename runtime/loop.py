@@ -16,71 +16,41 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from ponder.model.backend import BackendError, BackendUnavailable, ChatBackend
 from ponder.model.messages import Message, ToolCall
 from ponder.model.options import GenerationSettings
+from ponder.runtime.agent_settings import AgentSettings, system_prompt
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
-from ponder.runtime.budgets import Budgets, BudgetTracker
+from ponder.runtime.budgets import BudgetTracker
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints
-from ponder.runtime.context import ContextFitter, ContextSettings, TaskState
+from ponder.runtime.context import ContextFitter, TaskState
 from ponder.runtime.events import (
     ApprovalRequested,
-    Checkpointed,
     CheckpointsOff,
     ContextCompacted,
     Event,
-    FileEdited,
     FinishReason,
-    LoopDetected,
     MessageAdded,
-    PlanUpdated,
     ReplyProblem,
     RunFinished,
     RunStarted,
     StepFinished,
     StepStarted,
-    ToolCallFinished,
-    ToolCallStarted,
 )
-from ponder.runtime.loop_guard import NUDGES, LoopGuard, LoopGuardSettings
+from ponder.runtime.loop_guard import LoopGuard
 from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.reply import Reply, read_reply
 from ponder.runtime.tool_calls import ToolRunner
 from ponder.runtime.tools import default_tools
 from ponder.runtime.tools.base import Tool, ToolOutcome
-from ponder.runtime.usage import Prices, UsageTotals
+from ponder.runtime.usage import UsageTotals
 from ponder.sandbox.base import Sandbox, SandboxError
 
 UNUSABLE_REPLIES = 3
 """Replies in a row that cannot be used (empty, only reasoning, calls that cannot run) before
 the run ends with ``error``."""
-
-
-def system_prompt(workdir: str) -> str:
-    return (
-        "You are ponder, a coding agent. You work in a sandboxed Linux environment where the "
-        f"user's repository is at {workdir} (your working directory). Every tool runs there."
-        "\n\nWork like a careful engineer: look at the code before changing it, reproduce a "
-        "problem before fixing it, make the smallest change that solves it, and run the tests to "
-        "check. When the task is done, answer with a short summary of what you changed and why, "
-        "without calling a tool."
-    )
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    budgets: Budgets = field(default_factory=Budgets)
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
-    context: ContextSettings = field(default_factory=ContextSettings)
-    loop_guard: LoopGuardSettings = field(default_factory=LoopGuardSettings)
-    system_prompt: str | None = None
-    """None: :func:`system_prompt` for the sandbox's workspace."""
-    instructions: str = ""
-    """The repository's instructions (AGENTS.md), added to the system prompt."""
-    prices: Prices | None = None
-    """The model's prices, for the cost in a run's usage."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +101,6 @@ class Agent:
         self._loop_guard = LoopGuard(self.settings.loop_guard)
         self._prompt_tokens: int | None = None
         self._chars_since_count = 0
-        self._last_command = ""
         self._unusable_replies = 0
         self._steps = 0
         self._usage = UsageTotals()
@@ -254,14 +223,7 @@ class Agent:
 
     def _event(self, event: Event) -> None:
         """Every event of the run goes out here; the task state follows the tool events."""
-        if isinstance(event, FileEdited) and event.path not in self.state.files_changed:
-            self.state.files_changed.append(event.path)
-        elif isinstance(event, ToolCallStarted) and event.kind == "execute":
-            self._last_command = event.summary
-        elif isinstance(event, ToolCallFinished) and event.kind == "execute" and not event.ok:
-            self.state.last_failure = f"{self._last_command} (exit {event.exit_code})"
-        elif isinstance(event, PlanUpdated):
-            self.state.plan = [(item.step, item.status) for item in event.plan]
+        self.state.follow(event)
         self._port.event(event)
 
     def _add(self, message: Message) -> None:
@@ -308,7 +270,9 @@ class Agent:
             )
             outcomes = runner.run(step, calls)
         tools_seconds = time.monotonic() - tools_started
-        verdict = self._guard(step, reply, outcomes)
+        seen = self._loop_guard.judge(step, reply.reasoning, reply.calls, outcomes)
+        if seen is not None:
+            self._event(seen)
         if calls and reply.dropped:  # the others ran; the model hears about the rest
             problem = reply.problem() or ""
             self._event(ReplyProblem(step=step, problem=problem, retrying=False))
@@ -335,7 +299,7 @@ class Agent:
         if not calls:
             return self._answer_or_retry(step, reply)
         self._unusable_replies = 0
-        if verdict == "stop":
+        if seen is not None and seen.action == "stop":
             return Ending("loop")
         submitted = next((o for o in outcomes if o.ends_run), None)
         return Ending("submitted", submitted.text) if submitted is not None else None
@@ -361,12 +325,17 @@ class Agent:
         )
         return None
 
-    def _generate(self, step: int, tracker: BudgetTracker) -> Reply:
-        settings = replace(
-            self.settings.generation,
-            max_reasoning_tokens=tracker.budgets.max_reasoning_tokens,
-            max_new_tokens=tracker.tokens_left(self.settings.generation.max_new_tokens),
+    def _capped(self, tracker: BudgetTracker | None) -> GenerationSettings:
+        """The user's sampling, with a step's caps (every generation of the run gets them)."""
+        generation = self.settings.generation
+        cap = (
+            tracker.tokens_left(generation.max_new_tokens) if tracker else generation.max_new_tokens
         )
+        reasoning = self.settings.budgets.max_reasoning_tokens
+        return replace(generation, max_reasoning_tokens=reasoning, max_new_tokens=cap)
+
+    def _generate(self, step: int, tracker: BudgetTracker) -> Reply:
+        settings = self._capped(tracker)
         deltas = self.backend.stream(self.messages, self.schemas, settings, self.cancel)
         reply = read_reply(deltas, step, self._event, self.backend.context_size)
         if reply.usage is not None:
@@ -393,15 +362,7 @@ class Agent:
             self._event(CheckpointsOff(reason=str(error)))
             return
         if checkpoint is not None:
-            self._event(
-                Checkpointed(
-                    step=step,
-                    commit=checkpoint.commit,
-                    files=checkpoint.files,
-                    changes=checkpoint.changes,
-                    background=checkpoint.background,
-                )
-            )
+            self._event(checkpoint.event(step))
 
     def _fit_context(self, force: bool = False, tracker: BudgetTracker | None = None) -> int:
         size = self.backend.context_size
@@ -412,16 +373,14 @@ class Agent:
             estimate = self._prompt_tokens + self._chars_since_count // 3
             if estimate < size * self.settings.budgets.context_threshold * 0.9:
                 return 0
-        budgets = self.settings.budgets
-        generation = replace(  # a summary works under a step's caps, with the user's sampling
-            self.settings.generation,
-            max_reasoning_tokens=budgets.max_reasoning_tokens,
-            max_new_tokens=tracker.tokens_left(self.settings.generation.max_new_tokens)
-            if tracker is not None
-            else self.settings.generation.max_new_tokens,
-        )
         done_list = self._context.fit(
-            self.messages, self.schemas, self.backend, self.state, generation, self.cancel, force
+            self.messages,
+            self.schemas,
+            self.backend,
+            self.state,
+            self._capped(tracker),
+            self.cancel,
+            force,
         )
         for done in done_list:
             self._prompt_tokens = done.tokens_after
@@ -439,20 +398,3 @@ class Agent:
                 )
             )
         return len(done_list)
-
-    def _guard(self, step: int, reply: Reply, outcomes: list[ToolOutcome]) -> str | None:
-        """Watch for loops; a nudge is added to the step's last tool result."""
-        calls = reply.calls if outcomes else []
-        if not calls:
-            return None
-        seen = self._loop_guard.observe(
-            reply.reasoning, [(c.name, c.arguments, c.raw_arguments) for c in calls]
-        )
-        if seen is None:
-            return None
-        kind, repeats, action = seen
-        self._event(LoopDetected(step=step, kind=kind, repeats=repeats, action=action))
-        if action == "nudge":
-            last = outcomes[-1]
-            outcomes[-1] = replace(last, text=f"{last.text}\n\n{NUDGES[kind].format(n=repeats)}")
-        return action

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
+
+from ponder.model.deltas import ParsedToolCall
+from ponder.runtime.events import LoopDetected
+from ponder.runtime.tools.base import ToolOutcome
 
 Kind = Literal["repeated_call", "repeated_reasoning"]
 Action = Literal["nudge", "stop"]
@@ -77,3 +81,19 @@ class LoopGuard:
             if repeats == self.settings.repeats_to_nudge:
                 return kind, repeats, "nudge"
         return None
+
+    def judge(
+        self, step: int, reasoning: str, calls: list[ParsedToolCall], outcomes: list[ToolOutcome]
+    ) -> LoopDetected | None:
+        """Look at one step; on a nudge its text is added to the step's last tool result
+        (``outcomes`` is changed in place). What was seen, for the run to send."""
+        if not calls or not outcomes:
+            return None
+        seen = self.observe(reasoning, [(c.name, c.arguments, c.raw_arguments) for c in calls])
+        if seen is None:
+            return None
+        kind, repeats, action = seen
+        if action == "nudge":
+            last = outcomes[-1]
+            outcomes[-1] = replace(last, text=f"{last.text}\n\n{NUDGES[kind].format(n=repeats)}")
+        return LoopDetected(step=step, kind=kind, repeats=repeats, action=action)

@@ -14,6 +14,7 @@ import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import Self
 
 from ponder.sandbox import scripts
 from ponder.sandbox.base import ExecResult, Halt, OutputCallback
@@ -31,12 +32,26 @@ TIMEOUT_SLACK_S = 0.5
 
 class CommandRunner(scripts.ScriptedFiles):
     """The ``exec`` of a sandbox backend: the runner script, the disk guard, the sweep and the
-    log of a long output, around the backend's own way of running a process."""
+    log of a long output, around the backend's own way of running a process. A sandbox is a
+    context manager: started on entry, stopped on exit."""
 
     _disk_guard: DiskGuard | None = None
     _jobs_stopped: str | None = None
     """Set by the disk guard when it stopped background jobs between commands; the next
     command's notice says so."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     @abstractmethod
     def _run_runner(

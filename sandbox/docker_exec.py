@@ -13,11 +13,14 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import docker.errors
 from docker import APIClient
+from docker.models.containers import Container
 
+from ponder.sandbox.archive import CHUNK, extract
 from ponder.sandbox.base import ContainerGone, Halt, SandboxError
 from ponder.sandbox.exec_stream import RawExec, read_exec
 
@@ -190,3 +193,31 @@ class Frames:
             pieces.append((stream, bytes(buffer[_HEADER.size : _HEADER.size + size])))
             del buffer[: _HEADER.size + size]
         return pieces
+
+
+def living_processes(api: APIClient, container_id: str) -> list[int]:
+    """Host process ids of the container's living processes, from the engine (``docker
+    top``), which no process inside can forge. A zombie is dead unless one of its threads still
+    runs (a process whose first thread exited shows as one)."""
+    listing = api.top(container_id, ps_args="-eLo pid,stat")
+    titles = listing.get("Titles") or []
+    pid, state = titles.index("PID"), titles.index("STAT")
+    return sorted(
+        {int(row[pid]) for row in listing.get("Processes") or [] if row[state][:1] != "Z"}
+    )
+
+
+def export_folder(
+    container: Container,
+    folder: str,
+    destination: Path,
+    limit: int,
+    skip: Callable[[bytes], bool],
+) -> None:
+    """The container's ``folder`` written into the empty host folder ``destination``, read as
+    hostile (:func:`~ponder.sandbox.archive.extract`), at most ``limit`` bytes."""
+    try:
+        stream, _ = container.get_archive(f"{folder}/.", chunk_size=CHUNK)
+        extract(stream, destination, limit, skip)
+    except docker.errors.DockerException as error:
+        raise SandboxError(f"docker could not read the sandbox's files: {error}") from None

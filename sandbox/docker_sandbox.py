@@ -25,7 +25,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from ponder.sandbox import scripts
-from ponder.sandbox.archive import CHUNK, extract, file_chunks, footprint
+from ponder.sandbox.archive import extract, file_chunks, footprint
 from ponder.sandbox.base import (
     WORKDIR,
     ContainerGone,
@@ -36,7 +36,7 @@ from ponder.sandbox.base import (
 )
 from ponder.sandbox.command_runs import KILLED, CommandRunner
 from ponder.sandbox.disk_guard import DiskGuard, DiskLimits
-from ponder.sandbox.docker_exec import run_exec, start_detached
+from ponder.sandbox.docker_exec import export_folder, living_processes, run_exec, start_detached
 from ponder.sandbox.docker_setup import (
     GIT_SEARCH_LIMIT,
     UNSEARCHED,
@@ -104,8 +104,6 @@ class DockerSandbox(CommandRunner):
         self._disk_guard = None
         self.notes: list[str] = []
         """What the person should know about this sandbox (a protection it could not give)."""
-        """Why the disk guard stopped every process between commands, until the next command
-        reports it."""
         self._start: IO[bytes] | None = None
         """Copy mode: the workspace as it was copied in (a tar), until the sandbox stops."""
         self._volume: str | None = None
@@ -122,13 +120,6 @@ class DockerSandbox(CommandRunner):
     @property
     def workdir(self) -> str:
         return self._workdir
-
-    def __enter__(self) -> DockerSandbox:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._container is not None:
@@ -231,11 +222,7 @@ class DockerSandbox(CommandRunner):
         if self._container is None:
             raise SandboxError("the sandbox is not running")
         self._settle()
-        try:
-            stream, _ = self._container.get_archive(f"{self._workdir}/.", chunk_size=CHUNK)
-            extract(stream, destination, limit, skip)
-        except docker.errors.DockerException as error:
-            raise SandboxError(f"docker could not read the sandbox's files: {error}") from None
+        export_folder(self._container, self._workdir, destination, limit, skip)
 
     def _start_reaper(self) -> None:
         assert self._client is not None
@@ -246,17 +233,9 @@ class DockerSandbox(CommandRunner):
         self._own_processes.add(self._reaper)
 
     def _processes(self) -> list[int]:
-        """Host process ids of the container's living processes, from the engine (``docker
-        top``), which no process inside can forge. A zombie is dead unless one of its threads
-        still runs (a process whose first thread exited shows as one)."""
         assert self._client is not None
         assert self._container is not None
-        listing = self._client.api.top(str(self._container.id), ps_args="-eLo pid,stat")
-        titles = listing.get("Titles") or []
-        pid, state = titles.index("PID"), titles.index("STAT")
-        return sorted(
-            {int(row[pid]) for row in listing.get("Processes") or [] if row[state][:1] != "Z"}
-        )
+        return living_processes(self._client.api, str(self._container.id))
 
     def background_jobs(self) -> bool:
         if self._container is None or self._client is None:
@@ -401,13 +380,10 @@ class DockerSandbox(CommandRunner):
         argv = ["bash", "--noprofile", "--norc", "-c", scripts.sweep_script(), "sweep", exec_id]
         self._run(argv, None, 30, lambda data: None)
 
-    def _oom_count(self) -> int:
-        result = self._script(scripts.oom_count_script(), 30)
-        return int(result.output.strip() or 0) if result.output.strip().isdigit() else 0
-
     def _backend_notice(self, code: int, timed_out: bool) -> str | None:
         if code == KILLED and not timed_out:
-            count = self._oom_count()
+            said = self._script(scripts.oom_count_script(), 30).output.strip()
+            count = int(said) if said.isdigit() else 0
             if count > self._oom_kills:
                 self._oom_kills = count
                 limit = f"{self.limits.memory / 2**20:,.0f} MiB"

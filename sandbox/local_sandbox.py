@@ -66,13 +66,6 @@ class LocalSandbox(CommandRunner):
     def workdir(self) -> str:
         return str(self.workspace)
 
-    def __enter__(self) -> LocalSandbox:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         if not self.workspace.is_dir():
             raise SandboxError(f"workspace {self.workspace} is not a directory")

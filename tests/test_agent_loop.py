@@ -8,6 +8,7 @@ import pytest
 from k2text import completion, tool_call
 
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.events import (
     Event,
@@ -21,7 +22,7 @@ from ponder.runtime.events import (
     event_from_json,
     event_to_json,
 )
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.runtime.port import Unattended
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.local_sandbox import LocalSandbox

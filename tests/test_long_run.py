@@ -16,9 +16,10 @@ from k2text import completion, tool_call
 
 from ponder.model.messages import Message
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.events import Event, StepFinished
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.runtime.port import Unattended
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.local_sandbox import LocalSandbox

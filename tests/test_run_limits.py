@@ -12,6 +12,7 @@ from ponder.model.backend import ChatBackend
 from ponder.model.llamacpp import LlamaCppBackend
 from ponder.model.options import LlamaOptions
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.context import ContextSettings
 from ponder.runtime.events import (
@@ -24,7 +25,7 @@ from ponder.runtime.events import (
     ToolCallStarted,
     UsageReported,
 )
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.runtime.port import Unattended
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.local_sandbox import LocalSandbox

@@ -18,10 +18,11 @@ from ponder.app.config import Config
 from ponder.app.frontends.choose import Frontend, run_line, run_tui
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.budgets import Budgets
 from ponder.runtime.checkpoints import Checkpoints
 from ponder.runtime.host_git import run_git
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.sandbox.safe_text import safe_text
 
 TASK = "The test suite of this project fails. Find the bug and fix it."

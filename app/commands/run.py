@@ -26,7 +26,7 @@ from ponder.app.wording.changes import OUTSIDE_HEADING, changes_block
 from ponder.model.backend import ChatBackend
 from ponder.runtime.checkpoint_store import CheckpointError, apply_patch
 from ponder.runtime.checkpoints import Checkpoints
-from ponder.runtime.events import Checkpointed, Event, PathChange, RunStarted
+from ponder.runtime.events import Event, PathChange, RunStarted
 from ponder.runtime.heavy import HeavyResult, run_heavy
 from ponder.runtime.sessions import SessionRecorder, sessions_dir
 from ponder.sandbox.safe_text import safe_text
@@ -211,7 +211,7 @@ def _keep(workspace: Path, config: Config, task: str, result: HeavyResult) -> _K
             step = checkpoints.checkpoint("heavy mode's chosen attempt")
         changes = step.changes if step else []
         if step is not None:
-            recorder(Checkpointed(step=1, commit=step.commit, files=step.files, changes=changes))
+            recorder(step.event(1))
         recorder(result.finished)
     finally:
         recorder.close()

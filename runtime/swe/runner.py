@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Literal
 
 from ponder.model.backend import ChatBackend
+from ponder.runtime.agent_settings import AgentSettings
 from ponder.runtime.approvals import ApprovalPolicy
 from ponder.runtime.copy_diff import copy_diff
 from ponder.runtime.events import RunFinished
 from ponder.runtime.heavy import run_heavy
-from ponder.runtime.loop import Agent, AgentSettings
+from ponder.runtime.loop import Agent
 from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.sessions import SessionRecorder
 from ponder.runtime.swe.instances import Instance, Prediction, load_predictions
