@@ -1,5 +1,8 @@
 """Opening the sandbox a session runs in: Docker (the default image built when missing, leftovers
-of earlier sessions reaped first) or, only when chosen, the local backend with a warning."""
+of earlier sessions reaped first) or, only when chosen, the local backend with a warning.
+
+The Docker SDK (and the SSH library it loads) is imported only when a Docker sandbox is opened:
+a run with the local backend starts without it."""
 
 from __future__ import annotations
 
@@ -7,17 +10,18 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import docker
+from typing import TYPE_CHECKING
 
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError
 from ponder.sandbox.base import Sandbox
-from ponder.sandbox.docker_sandbox import DockerSandbox
-from ponder.sandbox.docker_setup import connect, reap_leftovers
 from ponder.sandbox.environment import allowed_host_variables
-from ponder.sandbox.image import DEFAULT_IMAGE, build_default_image
 from ponder.sandbox.local_sandbox import WARNING, LocalSandbox
+
+if TYPE_CHECKING:
+    import docker
+
+    from ponder.sandbox.docker_sandbox import DockerSandbox
 
 
 def _progress(line: str) -> None:
@@ -26,6 +30,9 @@ def _progress(line: str) -> None:
 
 def prepared_engine(image: str) -> docker.DockerClient:
     """The Docker engine, with leftovers of dead runs reaped and ponder's image built if needed."""
+    from ponder.sandbox.docker_setup import connect, reap_leftovers
+    from ponder.sandbox.image import DEFAULT_IMAGE, build_default_image
+
     client = connect()
     reap_leftovers(client)
     if image == DEFAULT_IMAGE:
@@ -35,6 +42,8 @@ def prepared_engine(image: str) -> docker.DockerClient:
 
 def sandbox_image(config: Config) -> str:
     """The configured sandbox image; unset, ponder's own."""
+    from ponder.sandbox.image import DEFAULT_IMAGE
+
     return config.session.image or DEFAULT_IMAGE
 
 
@@ -46,6 +55,8 @@ def copy_sandboxes(config: Config, workspace: Path) -> Callable[[int], DockerSan
             "heavy mode runs each attempt in a copy of the workspace, which needs Docker; "
             "--sandbox local has no copies"
         )
+    from ponder.sandbox.docker_sandbox import DockerSandbox
+
     client = prepared_engine(sandbox_image(config))
     environment = allowed_host_variables(config.session.pass_env)
     return lambda number: DockerSandbox(
@@ -68,6 +79,8 @@ def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
         print(f"warning: {WARNING}", file=sys.stderr)
         sandbox = LocalSandbox(workspace, environment, disk=config.disk)
     else:
+        from ponder.sandbox.docker_sandbox import DockerSandbox
+
         client = prepared_engine(sandbox_image(config))
         sandbox = DockerSandbox(
             workspace,

@@ -287,6 +287,6 @@ def test_a_written_file_is_read_again_even_when_its_facts_did_not_move(tmp_path:
     with Checkpoints(workspace, "s1", tmp_path / "store") as checkpoints:
         checkpoints.before_step()
         target.write_bytes(b"Y = 'evil!!!!'\n")  # same size
-        checkpoints._seen[b"b.py"] = facts_of(target.stat())  # (see above)
+        checkpoints._indexes.seen[b"b.py"] = facts_of(target.stat())  # (see above)
         assert checkpoints.checkpoint() is not None
         assert b"+Y = 'evil!!!!'" in checkpoints.diff().patch

@@ -23,7 +23,6 @@ from rich.text import Text
 from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
 from ponder.app.frontends.line import LinePort, LinePrinter, enter_as_newline
-from ponder.app.frontends.line_prompt import LinePrompt
 from ponder.app.slash_commands import SLOW, TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
@@ -143,6 +142,8 @@ def run_line(
 
     if first_task is not None:
         return one(first_task)
+    from ponder.app.frontends.line_prompt import LinePrompt  # prompt-toolkit: only here
+
     prompt = LinePrompt(commands or {}, workspace)
     last: RunFinished | None = None
     # Someone at a terminal who ends the session ends it well (exit 0); tasks piped in are a

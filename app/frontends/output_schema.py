@@ -12,8 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from ponder.app.exit_codes import UsageError
 
 RETRIES = 2
@@ -21,6 +19,8 @@ _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
 
 def load_schema(path: Path) -> dict[str, Any]:
+    import jsonschema  # imported here: only runs that ask for a schema pay for it
+
     try:
         schema = json.loads(path.read_text())
         jsonschema.validators.validator_for(schema).check_schema(schema)
@@ -44,6 +44,8 @@ def with_schema(task: str, schema: dict[str, Any]) -> str:
 
 def parse_answer(answer: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
     """The answer's JSON value, and why it does not match the schema (None when it does)."""
+    import jsonschema
+
     fenced = _FENCE.match(answer)
     text = fenced.group(1) if fenced else answer
     try:
