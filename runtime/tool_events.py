@@ -43,14 +43,14 @@ def describe_arguments(arguments: dict[str, Any]) -> str:
     return safe_name(", ".join(f"{k}={v!r}" for k, v in arguments.items())[:200])
 
 
-def _before_version_3(data: Any, summary: bool) -> Any:
+def _before_version_3(data: Any) -> Any:
     """A tool call event of an older file, with the kind (and summary) its tool had."""
     if not isinstance(data, dict) or "kind" in data:
         return data
     name = str(data.get("name", ""))
     kind = "host" if name.startswith("mcp__") else _VERSION_2_KINDS.get(name)
     data = {**data, "kind": kind}
-    if summary and "summary" not in data:
+    if "summary" not in data:  # (an event without the field ignores it)
         arguments = data.get("arguments")
         if not isinstance(arguments, dict):
             data["summary"] = "(unreadable arguments)"
@@ -61,7 +61,16 @@ def _before_version_3(data: Any, summary: bool) -> Any:
     return data
 
 
-class ToolCallStarted(EventBase):
+class _CallEvent(EventBase):
+    """An event of one call: a file older than version 3 gets the kind its tool had."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older(cls, data: Any) -> Any:
+        return _before_version_3(data)
+
+
+class ToolCallStarted(_CallEvent):
     type: Literal["tool_call_started"] = "tool_call_started"
     step: int
     call_id: str
@@ -74,13 +83,8 @@ class ToolCallStarted(EventBase):
     """None when the model's arguments could not be parsed."""
     raw_arguments: str = ""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _older(cls, data: Any) -> Any:
-        return _before_version_3(data, summary=True)
 
-
-class ApprovalRequested(EventBase):
+class ApprovalRequested(_CallEvent):
     """A person (or the headless policy) must allow this call before it runs."""
 
     type: Literal["approval_requested"] = "approval_requested"
@@ -93,11 +97,6 @@ class ApprovalRequested(EventBase):
     reason: str
     prefix: str
     """What "always allow" would allow from now on."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _older(cls, data: Any) -> Any:
-        return _before_version_3(data, summary=False)
 
 
 class ApprovalResolved(EventBase):
@@ -117,7 +116,7 @@ class ToolOutput(EventBase):
     text: str
 
 
-class ToolCallFinished(EventBase):
+class ToolCallFinished(_CallEvent):
     type: Literal["tool_call_finished"] = "tool_call_finished"
     call_id: str
     name: str
@@ -135,11 +134,6 @@ class ToolCallFinished(EventBase):
     disk guard, killed out of memory, a fork bomb stopped."""
     elapsed_s: float = Field(validation_alias=AliasChoices("elapsed_s", "elapsed"))
     """Seconds the call took (``elapsed`` in version 1)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _older(cls, data: Any) -> Any:
-        return _before_version_3(data, summary=False)
 
 
 class FileEdited(EventBase):

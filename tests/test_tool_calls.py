@@ -35,6 +35,7 @@ from ponder.runtime.events import (
     ToolCallFinished,
     ToolCallStarted,
     ToolOutput,
+    event_from_json,
     event_to_json,
 )
 from ponder.runtime.loop import Agent
@@ -211,3 +212,19 @@ async def test_a_new_tool_is_shown_and_approved_from_what_it_declares(
         await pilot.pause(0.2)
         header = str(app.query_one(ToolCard).query_one(".block-title", Static).render())
         assert "stamp STAMP ← hello" in header
+
+
+def test_a_session_file_of_version_2_still_reads() -> None:
+    # Before version 3, tool calls carried no kind or summary; the tools of that time get theirs.
+    started = event_from_json(
+        '{"type": "tool_call_started", "step": 1, "call_id": "functions.bash:0", "name": "bash",'
+        ' "arguments": {"command": "pytest -q"}, "raw_arguments": "{}"}'
+    )
+    assert isinstance(started, ToolCallStarted)
+    assert (started.kind, started.summary) == ("execute", "$ pytest -q")
+    ended = event_from_json(
+        '{"type": "tool_call_finished", "call_id": "c", "name": "mcp__time__now", "ok": true,'
+        ' "result": "12:00", "elapsed": 0.1}'
+    )
+    assert isinstance(ended, ToolCallFinished)
+    assert ended.kind == "host"
