@@ -166,13 +166,15 @@ def add_flags(parser: argparse.ArgumentParser, title: str, where: str, *classes:
             dest = f"{where}.{setting.name}" if where else setting.name
             text = setting.help.rstrip(".")
             unset = setting.default is None or setting.default == ()
-            if not (unset and "unset" in text):
-                text += (
-                    f" (default: {'none' if setting.default == () else setting.shown_default()})"
-                )
+            key = f"[{where}] {setting.name}" if where else setting.name
+            if unset and "unset" in text:
+                text += f" (config: {key})"
+            else:
+                shown = "none" if setting.default == () else setting.shown_default()
+                text += f" (default: {shown}; config: {key})"
             options: dict[str, Any] = {"dest": dest, "help": text}
             choices = setting.spec.get("choices")
-            if setting.annotation in (bool, "bool") or setting.annotation is bool:
+            if setting.annotation is bool:
                 options.update(action=argparse.BooleanOptionalAction, default=None)
             elif choices:
                 options.update(choices=list(choices))

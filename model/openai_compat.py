@@ -177,7 +177,8 @@ class OpenAICompatBackend:
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             pass
         return ASSUMED_CONTEXT_SIZE, (
-            f"assumed: the server does not say (set [models.{self.model}] context_size)"
+            f"assumed: neither the configuration nor the server gave it; set [models.{self.model}]"
+            " context_size"
         )
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:

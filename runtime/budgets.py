@@ -24,7 +24,7 @@ class Budgets:
         default=24_000, metadata=_setting(ge=1, flags=["--max-reasoning-tokens"])
     )
     """Reasoning tokens per step; past them a local model's reasoning is closed for it, a
-    remote step is capped (unset: no limit)."""
+    remote step is capped."""
     max_tokens: int | None = field(default=None, metadata=_setting(ge=1, flags=["--max-tokens"]))
     """Generated tokens over the whole task (unset: no limit)."""
     time_limit: float | None = field(

@@ -126,6 +126,6 @@ def test_a_server_that_does_not_say_its_context_gets_a_stated_assumption() -> No
     backend = open_model(Config(session=SessionOptions(model="openai:http://127.0.0.1:9/v1#m")))
     try:
         assert backend.context_size == 262_144
-        assert backend.context_source.startswith("assumed: the server does not say")
+        assert backend.context_source.startswith("assumed: neither the configuration nor")
     finally:
         backend.close()
