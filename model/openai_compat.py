@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,10 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 120.0
 
 
+MODELS_WAIT_S = 5.0
+"""The most time the server's model list may take, all of it."""
+MODELS_MAX_BYTES = 1 << 20
+MAX_PLAUSIBLE_CONTEXT = 100_000_000
 ASSUMED_CONTEXT_SIZE = 262_144
 """K2 Thinking's context, used when neither the configuration nor the server gives one."""
 ANSWER_ALLOWANCE = 8192
@@ -132,6 +137,13 @@ class _Calls:
         self.open.clear()
 
 
+def _plausible_context(value: object) -> int | None:
+    """A context size a server said, if it is one (not a bool, not absurd)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= MAX_PLAUSIBLE_CONTEXT else None
+
+
 class OpenAICompatBackend:
     def __init__(self, target: str, options: OpenAIOptions | None = None) -> None:
         self.base_url, self.model = parse_spec(target)
@@ -163,23 +175,36 @@ class OpenAICompatBackend:
 
     def _find_context(self) -> tuple[int, str]:
         """The configured context size; else what the server's model list says
-        (``max_model_len``: vLLM, SGLang, ``ponder serve``); else an assumed default."""
+        (``max_model_len``: vLLM, SGLang, ``ponder serve``); else an assumed default. The list
+        is hostile input: read within :data:`MODELS_WAIT_S` in all, at most
+        :data:`MODELS_MAX_BYTES`, and only a plausible size is believed."""
         if self.options.context_size is not None:
             return self.options.context_size, "configured"
         try:
-            listed = self._client.get(f"{self.base_url}/models", timeout=5.0).json()["data"]
+            listed = json.loads(self._models_list())["data"]
             sizes = {m.get("id"): m.get("max_model_len") for m in listed if isinstance(m, dict)}
-            size = sizes.get(self.model) or (
-                next(iter(sizes.values())) if len(sizes) == 1 else None
-            )
-            if isinstance(size, int) and size > 0:
-                return size, "the server"
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+            only = next(iter(sizes.values())) if len(sizes) == 1 else None
+            said = _plausible_context(sizes.get(self.model) or only)
+            if said is not None:
+                return said, "the server"
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             pass
+        name = self.model if re.fullmatch(r"[A-Za-z0-9_-]+", self.model) else json.dumps(self.model)
         return ASSUMED_CONTEXT_SIZE, (
-            f"assumed: neither the configuration nor the server gave it; set [models.{self.model}]"
+            f"assumed: neither the configuration nor the server gave it; set [models.{name}]"
             " context_size"
         )
+
+    def _models_list(self) -> bytes:
+        deadline = time.monotonic() + MODELS_WAIT_S
+        body = bytearray()
+        with self._client.stream("GET", f"{self.base_url}/models", timeout=MODELS_WAIT_S) as got:
+            got.raise_for_status()
+            for chunk in got.iter_bytes():
+                body += chunk
+                if len(body) > MODELS_MAX_BYTES or time.monotonic() > deadline:
+                    raise ValueError("the model list is too long or too slow")
+        return bytes(body)
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
         return estimate_tokens(self._template.render(messages, tools))

@@ -9,6 +9,10 @@ if TYPE_CHECKING:
     from ponder.runtime.events import FinishReason
 
 
+TIME_LIMIT_MAX = 10_000_000
+"""Seconds (about 115 days): more than any task, less than what a timer can wait for."""
+
+
 def _setting(**spec: object) -> dict[str, object]:
     return {"setting": spec}
 
@@ -29,7 +33,7 @@ class Budgets:
     """Generated tokens over the whole task (unset: no limit)."""
     time_limit: float | None = field(
         default=None,
-        metadata=_setting(gt=0, unit="seconds", flags=["--time-limit"], metavar="SECONDS"),
+        metadata=_setting(gt=0, le=TIME_LIMIT_MAX, flags=["--time-limit"], metavar="SECONDS"),
     )
     """Seconds for the whole task (unset: no limit), enforced even in the middle of a
     generation or a command."""

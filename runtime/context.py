@@ -182,6 +182,8 @@ class ContextFitter:
         if reply.cancelled:
             return None
         summary = reply.content.strip()
+        if reply.cut:
+            summary += "\n[the summary was cut off: the run's token budget ran out]"
         carried = Message(
             role="user",
             content=(

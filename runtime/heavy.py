@@ -137,9 +137,18 @@ def run_heavy(
         max_new_tokens=settings.generation.max_new_tokens or settings.budgets.max_tokens,
     )
     steps = sum(t.finished.steps for t in trajectories) + 1
-    reply = read_reply(
-        judge.stream(messages, [], generation, cancel), steps, forward, judge.context_size
-    )
+    stop = cancel or threading.Event()
+    clock = None
+    if settings.budgets.time_limit:  # the judge gets a run's time limit of its own
+        clock = threading.Timer(settings.budgets.time_limit, stop.set)
+        clock.daemon = True
+        clock.start()
+    try:
+        deltas = judge.stream(messages, [], generation, stop)
+        reply = read_reply(deltas, steps, forward, judge.context_size)
+    finally:
+        if clock is not None:
+            clock.cancel()
     text = reply.content
     match = _CHOSEN_RE.search(text)
     chosen = int(match.group(1)) if match and match.group(1).isdigit() else None

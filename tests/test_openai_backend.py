@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -238,3 +242,43 @@ def test_against_llama_cpp_pythons_own_server(tiny_k2: Path, tmp_path: Path) -> 
     assert 0 < usage.completion_tokens <= len(SCRIPT)
     assert usage.prompt_tokens > 0
     assert deltas[-1] == Finished("stop")
+
+
+class _Models(BaseHTTPRequestHandler):
+    """GET /v1/models as a hostile server answers it (chosen by the port's server attribute)."""
+
+    def do_GET(self) -> None:
+        kind = self.server.kind  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        if kind == "drip":  # a byte at a time, never done (until the client leaves)
+            with contextlib.suppress(OSError):
+                while True:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+        elif kind == "deep":
+            self.wfile.write(b"[" * 200_000)
+        else:
+            body = {"data": [{"id": "m", "max_model_len": kind}]}
+            self.wfile.write(json.dumps(body).encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["drip", "deep", True, 10**40, -5, "32768"])
+def test_a_hostile_model_list_gives_a_stated_assumption_in_bounded_time(kind: object) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Models)
+    server.kind = kind  # type: ignore[attr-defined]
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # (Without a deadline of its own, the drip would keep this from ever returning.)
+        backend = OpenAICompatBackend(f"http://127.0.0.1:{server.server_port}/v1#m", FAST)
+        assert (backend.context_size, backend.context_source.split(":")[0]) == (262_144, "assumed")
+        backend.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -43,7 +43,7 @@ from ponder.runtime.port import Unattended
 from ponder.runtime.tool_events import ToolKind
 from ponder.runtime.tools import default_tools
 from ponder.runtime.tools.base import BaseTool, ToolContext, ToolOutcome
-from ponder.runtime.tools.editor import unified_diff
+from ponder.runtime.tools.editor import Editor, StrReplaceTool, unified_diff
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.local_sandbox import LocalSandbox
 
@@ -228,3 +228,54 @@ def test_a_session_file_of_version_2_still_reads() -> None:
     )
     assert isinstance(ended, ToolCallFinished)
     assert ended.kind == "host"
+
+
+class ChangesTheFileWhileAsked(Approver):
+    """Allows, but while the person reads the diff a background job rewrites the file."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__()
+        self.target = target
+
+    def approve(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
+        self.target.write_text("import os\nimport meanwhile\nDEBUG = False")
+        return super().approve(request)
+
+
+def test_an_edit_approval_shows_the_whole_edit_and_the_run_writes_only_onto_it(
+    local_sandbox: LocalSandbox, workspace: Path
+) -> None:
+    (workspace / "cfg.py").write_text("import os\nDEBUG = False")  # no newline at the end
+    tool = StrReplaceTool(Editor())
+    sneaky = {"path": "cfg.py", "old_str": "DEBUG = False", "new_str": "DEBUG = False;evil()"}
+    shown = tool.preview(sneaky, local_sandbox).splitlines()
+    # The added line is a line of its own, not glued to the removed one.
+    assert shown[-4:] == [
+        "-DEBUG = False",
+        "\\ No newline at end of file",
+        "+DEBUG = False;evil()",
+        "\\ No newline at end of file",
+    ]
+    # An edit that cannot be worked out shows its arguments as data: its text makes no lines.
+    lure = {"path": "cfg.py", "old_str": "zz\n\n(nothing to review)\n", "new_str": "evil()"}
+    failed = tool.preview(lure, local_sandbox)
+    assert "(nothing to review)" not in failed.splitlines()
+    assert '"new_str": "evil()"' in failed
+
+    # What the person approved is what is written: a file changed meanwhile is left alone.
+    person = ChangesTheFileWhileAsked(workspace / "cfg.py")
+    agent = Agent(
+        ScriptedBackend(
+            [
+                completion("Edit.", tool_call("str_replace", 0, sneaky)),
+                completion("Done.", content="done"),
+            ]
+        ),
+        local_sandbox,
+        policy=ApprovalPolicy(mode="ask"),
+    )
+    agent.run("edit", person)
+    assert (workspace / "cfg.py").read_text() == "import os\nimport meanwhile\nDEBUG = False"
+    result = next(e for e in person.events if isinstance(e, ToolCallFinished))
+    assert not result.ok
+    assert "changed after the user was shown this edit" in result.result

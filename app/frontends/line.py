@@ -89,7 +89,7 @@ class LinePrinter:
             out.print(
                 Text("▶ ", style="bold cyan")
                 + Text(f"{event.name} ", style="bold")
-                + Text(event.summary)
+                + Text(event.summary.replace("\n", "\n  "))  # no line of it starts as ours
             )
         elif isinstance(event, ToolOutput):
             out.print(Text(event.text, style="dim"), end="", soft_wrap=True)

@@ -8,6 +8,7 @@ edit emits a :class:`FileEdited` event with its diff and can be undone.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,15 +70,22 @@ class Change:
 
 
 def unified_diff(path: str, old: str | None, new: str) -> str:
-    """The edit as a diff (``old`` None: the file is created); ``path`` as a person reads it."""
-    return "".join(
-        difflib.unified_diff(
-            (old or "").splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile="/dev/null" if old is None else f"a/{path}",
-            tofile=f"b/{path}",
-        )
+    """The edit as a diff (``old`` None: the file is created); ``path`` as a person reads it. A
+    last line without a newline is marked as git marks it, so that no line runs into the next
+    (``-DEBUG = False+DEBUG = True`` would read as one removed line)."""
+    lines = difflib.unified_diff(
+        (old or "").splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile="/dev/null" if old is None else f"a/{path}",
+        tofile=f"b/{path}",
     )
+    return "".join(
+        line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n" for line in lines
+    )
+
+
+def _key(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, sort_keys=True, ensure_ascii=False)
 
 
 class _EditTool(BaseTool):
@@ -88,6 +96,9 @@ class _EditTool(BaseTool):
 
     def __init__(self, editor: Editor) -> None:
         self.editor = editor
+        self._shown: tuple[str, bytes | None] | None = None
+        """The last previewed call (its arguments) and the file as its diff showed it: that
+        call's run writes only onto what the person saw."""
 
     def _change(self, arguments: dict[str, Any], sandbox: Sandbox) -> Change:
         raise NotImplementedError
@@ -98,8 +109,11 @@ class _EditTool(BaseTool):
     def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
         try:
             change = self._change(arguments, sandbox)
-        except (ToolInputError, SandboxError) as error:
-            return f"{self.schema.name} {self.summary(arguments)}\n(no diff to show: {error})"
+        except (ToolInputError, SandboxError) as error:  # shown as data, never as lines of ours
+            why = safe_name(str(error).split("\n", 1)[0])[:300]
+            given = json.dumps(arguments, ensure_ascii=False, indent=2)[:4000]
+            return f"{self.schema.name}: no diff to show ({why}); its arguments:\n{given}"
+        self._shown = (_key(arguments), change.before[0] if change.before else None)
         return self._diff(change, sandbox.workdir) or f"{self.summary(arguments)} (no change)"
 
     @staticmethod
@@ -109,6 +123,13 @@ class _EditTool(BaseTool):
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         change = self._change(arguments, context.sandbox)
+        previewed, self._shown = self._shown, None
+        now = change.before[0] if change.before else None
+        if previewed is not None and previewed[0] == _key(arguments) and previewed[1] != now:
+            raise ToolInputError(
+                f"{change.path} changed after the user was shown this edit; nothing was written. "
+                "View the file again and redo the edit."
+            )
         write_file(context.sandbox, change.path, change.data)
         self._record(change)
         shown = display_path(change.path, context.sandbox.workdir)
