@@ -235,7 +235,7 @@ def test_a_file_name_cannot_forge_a_line_in_line_mode_or_its_approvals(
     shown += child.before
     assert child.exitstatus == 0, shown
     assert_names_on_one_line(shown)
-    assert f"\n{SHOWN} (new file)" in shown  # what the approval asks about
+    assert f"\n+++ b/{SHOWN}\r\n" in shown  # the diff the approval asks about, its name one line
 
 
 @pytest.mark.usefixtures("sandbox_image")
@@ -252,7 +252,7 @@ def test_the_tui_shows_a_file_name_on_one_line(
         screen = pane.wait_for("Made them.")
         pane.send("C-q")
         pane.wait_for("EXIT=0", timeout=30)
-    assert f"{SHOWN} (new file)" in asked  # the approval card
+    assert f"+++ b/{SHOWN}" in asked  # the approval card's diff
     assert f"create_file {SHOWN}" in screen  # the tool card
     assert f"edited {SHOWN}" in screen  # the diff's title
     assert TOUCHED in screen  # the checkpoint

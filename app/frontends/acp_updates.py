@@ -129,7 +129,7 @@ class UpdateMapper:
         arguments: dict[str, Any] = event.arguments or {}
         path = arguments.get("path")
         locations = [ToolCallLocation(path=self._absolute(path))] if isinstance(path, str) else None
-        named = event.kind in ("read", "edit", "execute", "host")  # the summary names the tool
+        named = event.kind in ("read", "edit", "execute")  # the summary says what it does
         title = event.summary if named else f"{event.name} {event.summary}"
         return acp.start_tool_call(
             event.call_id,

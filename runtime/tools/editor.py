@@ -84,6 +84,10 @@ def unified_diff(path: str, old: str | None, new: str) -> str:
     )
 
 
+class _CreatedIt(ToolInputError):
+    """The edit to undo created the file (undo_edit does not delete)."""
+
+
 def _key(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, sort_keys=True, ensure_ascii=False)
 
@@ -276,13 +280,20 @@ class UndoEditTool(_EditTool):
         path = workspace_path(arguments, sandbox.workdir)
         previous = self.editor.history.peek(path)
         if previous is None:
-            raise ToolInputError(
+            raise _CreatedIt(
                 f"The last edit of {path} created it; remove it with bash (`rm`) to undo that."
             )
         return Change(path, read_file(sandbox, path), decode(previous, path).text, previous)
 
     def _record(self, change: Change) -> None:
         self.editor.history.pop(change.path)
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        try:
+            return super().run(arguments, context)
+        except _CreatedIt:  # that edit is answered: the next undo looks further back
+            self.editor.history.pop(workspace_path(arguments, context.sandbox.workdir))
+            raise
 
     def _result(self, change: Change) -> str:
         return clip(

@@ -41,7 +41,7 @@ class McpTool(BaseTool):
 
     def summary(self, arguments: dict[str, Any]) -> str:
         shown = json.dumps(arguments, ensure_ascii=False)
-        return f"{self.server}.{self.tool} {shown if len(shown) <= 200 else shown[:200] + '…'}"
+        return shown if len(shown) <= 200 else shown[:200] + "…"
 
     def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
         shown = json.dumps(arguments, ensure_ascii=False, indent=2)
