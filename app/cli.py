@@ -51,7 +51,8 @@ def main_parser() -> argparse.ArgumentParser:
         "SWE-bench tasks); ponder demo (a full run without a model); ponder doctor (checks "
         "everything ponder needs); ponder sessions, export ID, undo, diff (sessions and their "
         "changes); ponder model render|parse|info|plan (formats and GGUFs); ponder sandbox "
-        "build|cleanup|exec|shell (sandboxes).",
+        "build|cleanup|exec|shell (sandboxes); ponder completion bash|zsh|fish (shell "
+        "completion).",
     )
     parser.add_argument("prompt", nargs="?", help="a task to start with")
     parser.add_argument(
@@ -184,10 +185,12 @@ def _explained(error: Exception) -> int | None:
     from ponder.app.exit_codes import UsageError
     from ponder.model.backend import BackendError, BackendUnavailable, ConfigurationError
     from ponder.runtime.checkpoints import CheckpointError
+    from ponder.runtime.sessions import AmbiguousSession
     from ponder.runtime.swe.workspaces import InfrastructureError
     from ponder.sandbox.base import SandboxError, SandboxUnavailable
 
-    if isinstance(error, UsageError | ConfigError | ConfigurationError | SandboxUnavailable):
+    usage = UsageError | ConfigError | ConfigurationError | SandboxUnavailable | AmbiguousSession
+    if isinstance(error, usage):
         return EXIT_USAGE
     if isinstance(error, BackendUnavailable):
         return EXIT_RETRYABLE

@@ -34,6 +34,7 @@ from ponder.runtime.events import (
     event_from_json,
     event_to_json,
 )
+from ponder.sandbox.safe_text import safe_text
 
 INTERRUPTED_RESULT = "[not run: the session stopped before this call finished]"
 
@@ -184,7 +185,28 @@ def find_session(
             (s for s in sessions if s.task and (where is None or s.workspace == where)), None
         )
     matching = [s for s in sessions if s.id.startswith(session_id)]
-    return matching[0] if len(matching) == 1 else None
+    if len(matching) > 1 and not any(s.id == session_id for s in matching):
+        raise AmbiguousSession(session_id, matching)
+    return next((s for s in matching if s.id == session_id), matching[0] if matching else None)
+
+
+def _first_line(task: str) -> str:
+    return safe_text((task.splitlines() or [""])[0][:60])
+
+
+class AmbiguousSession(Exception):
+    """More than one session's id starts with what was given: the message lists them."""
+
+    def __init__(self, given: str, matching: list[SessionInfo]) -> None:
+        shown = [
+            f"  {s.id}  {s.task.splitlines()[0][:60] if s.task else ''}" for s in matching[:10]
+        ]
+        more = f"\n  … and {len(matching) - 10} more" if len(matching) > 10 else ""
+        super().__init__(
+            f"{given!r} begins {len(matching)} sessions' ids; give more of one:\n"
+            + "\n".join(shown)
+            + more
+        )
 
 
 def restore_messages(events: list[Event]) -> list[Message]:

@@ -46,6 +46,14 @@ def test_version_and_help(user_env: dict[str, str]) -> None:
     help_text = ponder("--help", env=user_env).stdout
     assert "--model" in help_text
     assert "ponder demo" in help_text
+    assert "ponder completion" in " ".join(help_text.split())  # every command is named
+    # A server takes what loads its model, not what a run decides (approvals, budgets, ...).
+    serving = ponder("serve", "--help", env=user_env).stdout
+    assert "--ctx-size" in serving
+    assert "--approval" not in serving
+    assert "--max-steps" not in serving
+    refused = ponder("serve", "--approval", "ask", "--status", env=user_env)
+    assert refused.returncode == 2
 
 
 def test_a_broken_config_file_is_named(user_env: dict[str, str]) -> None:

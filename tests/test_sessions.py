@@ -282,3 +282,13 @@ def test_the_session_list_is_one_line_each_and_filters(
     assert record["workspace"] == str(here)
     assert record["task"].startswith("summarise")
     assert len(ponder("sessions", "--limit", "1", env=user_env, cwd=here).stdout.splitlines()) == 1
+    # The beginning of several ids (the help's own `ponder export 2026`) names them all.
+    ids = [line.split("\t")[0] for line in listing]
+    shared = os.path.commonprefix(ids)  # noqa: RUF071 (ids, not paths: character by character)
+    ran = subprocess.run(
+        [PONDER, "export", shared], env=user_env, cwd=here, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert f"{shared!r} begins 3 sessions' ids" in ran.stderr
+    assert all(session_id in ran.stderr for session_id in ids)

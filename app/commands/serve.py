@@ -24,8 +24,8 @@ DEFAULT_KV_MEMORY = "4GiB"
 
 
 def parser() -> argparse.ArgumentParser:
-    from ponder.app.cli import add_run_options
     from ponder.app.help_examples import examples
+    from ponder.app.settings import add_flags
 
     result = argparse.ArgumentParser(
         prog="ponder serve",
@@ -43,18 +43,25 @@ def parser() -> argparse.ArgumentParser:
         help=f"memory for other conversations' KV caches (default {DEFAULT_KV_MEMORY})",
     )
     result.add_argument("--status", action="store_true", help="show the running servers")
-    add_run_options(result)
+    for title, where, classes in serving_groups():  # how the model loads; runs set the rest
+        add_flags(result, title, where, *classes)
     return result
 
 
+def serving_groups() -> list[tuple[str, str, tuple[type, ...]]]:
+    from ponder.app.cli import setting_groups
+
+    return [group for group in setting_groups() if group[1] == "llama"]
+
+
 def run(argv: list[str]) -> int:
-    from ponder.app.cli import flags
     from ponder.app.config import load_config
+    from ponder.app.settings import given_flags
 
     args = parser().parse_args(argv)
     if args.status:
         return _status()
-    config = load_config(flags(args))
+    config = load_config(given_flags(args, serving_groups()))
     if args.gguf is None:
         if not (config.session.model or "").startswith("llamacpp:"):
             raise UsageError("give a GGUF to serve (or configure a llamacpp: model)")
