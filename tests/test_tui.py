@@ -142,6 +142,16 @@ async def test_the_status_line_shows_speed_context_step_budget_and_sandbox() -> 
         run.release()
 
 
+async def test_the_status_line_names_the_model_each_run_uses() -> None:
+    # After /model the next run says which model it runs on; the status line follows it.
+    switched = [started()[0].model_copy(update={"model": "openai:kimi-k2-thinking"})]
+    app = PonderApp(FakeRun(switched, hold=False), model="scripted:test", task="go")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        assert "openai:kimi-k2-thinking" in status(app)
+        assert "scripted:test" not in status(app)
+
+
 async def test_a_narrow_status_line_keeps_state_step_and_context() -> None:
     run = FakeRun([*started(), *reasoning(3, "Think."), usage(3)])
     app = make_app(run, task="go")

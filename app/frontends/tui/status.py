@@ -68,6 +68,7 @@ class Status:
 
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
+            self.model = event.model  # the run's own (a /model between tasks changes it)
             self.sandbox = event.sandbox
             self.max_steps = event.max_steps
             self.max_tokens = event.max_tokens
