@@ -132,6 +132,7 @@ class Session:
         session_id = None
         self.resumed: str | None = None
         """What was resumed, for the frontends to say (None for a new session)."""
+        self.tasks_run = 0
         if resume is not None:
             found = find_session(resume or None, workspace=None if resume else workspace)
             if found is None:
@@ -209,6 +210,7 @@ class Session:
         attached = attach_mentions(task, self.workspace)
         if attached.files or attached.notes:
             recorded.event(FilesAttached(files=attached.files, notes=attached.notes))
+        self.tasks_run += 1
         return self.agent.run(task, recorded, attached.text)
 
     def checkpoint_now(self) -> str | None:

@@ -268,8 +268,10 @@ def test_the_session_list_is_one_line_each_and_filters(
         env=user_env, cwd=here, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    assert ponder("--plain", "--model", f"scripted:{script}", "x", env=user_env,
-                  cwd=there).returncode == 0  # fmt: skip
+    plain = ponder("--plain", "--model", f"scripted:{script}", "x", env=user_env, cwd=there)
+    assert plain.returncode == 0
+    # Leaving an interactive session says how to come back to it.
+    assert "continue it with: ponder --resume " in plain.stderr.splitlines()[-1]
     data = Path(user_env["HOME"]) / ".local" / "share" / "ponder" / "sessions"
     SessionRecorder(data, {"workspace": str(here)}).close()  # a TUI opened and left: no task
 

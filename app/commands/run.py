@@ -112,6 +112,9 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 inline=args.inline,
             )
             finished = None  # the person ended an interactive session: that went well
+    if session.tasks_run:  # after the frontend let go of the terminal
+        print(f"ponder: session {session.id} · continue it with: ponder --resume {session.id}",
+              file=sys.stderr)  # fmt: skip
     return exit_code(finished)
 
 
