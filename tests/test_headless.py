@@ -101,6 +101,23 @@ def test_print_mode_verbose_shows_the_work_on_stderr(
     assert "Look first." in result.stderr
 
 
+def test_a_one_liner_points_at_ponder_undo_not_a_slash_command(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    made = write_script(
+        tmp_path / "made.jsonl",
+        completion("Make it.", tool_call("bash", 0, {"command": "echo hi > made.txt"})),
+        completion("Made.", content="made"),
+    )
+    result = run(
+        "-p", "-v", "make it", "--sandbox", "local", "--model", f"scripted:{made}",
+        env=user_env, cwd=workspace, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "made.txt (`ponder undo` takes it back)" in result.stderr
+    assert "/undo" not in result.stderr  # a one-liner takes no slash commands
+
+
 def test_print_mode_never_waits_on_a_terminal_or_a_closed_stdin(
     script: Path, workspace: Path, user_env: dict[str, str]
 ) -> None:

@@ -143,7 +143,7 @@ def _heavy(args: argparse.Namespace, config: Config, workspace: Path) -> int:
 
     def show(event: Event) -> None:
         if event.trajectory not in printers:
-            printers[event.trajectory] = LinePrinter(console)
+            printers[event.trajectory] = LinePrinter(console, interactive=False)
         printers[event.trajectory](event)
 
     try:

@@ -129,7 +129,7 @@ def run_unattended(
         if json_events:
             display = JsonLines(session.interrupt)
         elif verbose:
-            display = LinePrinter(Console(stderr=True, highlight=False))
+            display = LinePrinter(Console(stderr=True, highlight=False), interactive=False)
         else:
             display = _quiet
         port = Unattended(display, unattended_decision(config))

@@ -47,10 +47,12 @@ RESULT_PREVIEW_LINES = 12
 
 
 class LinePrinter:
-    """Prints events to ``console``; call it with each event in order."""
+    """Prints events to ``console``; call it with each event in order. Without
+    ``interactive`` (``-p -v``, ``exec -v``, heavy mode), no note points at a slash command."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, interactive: bool = True) -> None:
         self.console = console
+        self.interactive = interactive
         self._streaming: str | None = None
         self._output_open = False
 
@@ -117,7 +119,7 @@ class LinePrinter:
         elif isinstance(event, RunFinished):
             self._end_stream()
             self._print_run_finished(event)
-        elif (note := describe_note(event)) is not None:
+        elif (note := describe_note(event, self.interactive)) is not None:
             self._note(note)
 
     def _note(self, text: str) -> None:

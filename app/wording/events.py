@@ -94,22 +94,25 @@ def describe_usage(session_id: str, finished: RunFinished) -> str:
     return " · ".join(parts)
 
 
-def describe_checkpoint(event: Checkpointed) -> str:
-    """The checkpoint's line, then what of its change a person must look at."""
+def describe_checkpoint(event: Checkpointed, interactive: bool = True) -> str:
+    """The checkpoint's line, then what of its change a person must look at (``interactive``:
+    the session takes slash commands)."""
     who = "background jobs of this session changed " if event.background else ""
     names = ", ".join(event.files[:5]) + (
         f" and {len(event.files) - 5} more" if len(event.files) > 5 else ""
     )
-    line = f"checkpoint {event.commit[:8]}: {who}{names} (/undo or `ponder undo` takes it back)"
+    undo = "/undo or `ponder undo`" if interactive else "`ponder undo`"
+    line = f"checkpoint {event.commit[:8]}: {who}{names} ({undo} takes it back)"
     block = changes_block(
         event.changes, "look at these before you run anything here:", warnings_only=True
     )
     return f"{line}\n{block}" if block else line
 
 
-def describe_note(event: Event) -> str | None:
+def describe_note(event: Event, interactive: bool = True) -> str | None:
     """The line a person reads when a safety net acts (a budget, the context, the loop guard,
-    a checkpoint, a policy's answer); None for every other event."""
+    a checkpoint, a policy's answer); None for every other event. Only an ``interactive``
+    session is pointed at slash commands."""
     if isinstance(event, ReasoningBudgetReached):
         return f"reasoning budget reached after {event.tokens:,} tokens; the model acts now"
     if isinstance(event, ModelRetrying):
@@ -132,9 +135,10 @@ def describe_note(event: Event) -> str | None:
         files = f"attached {', '.join(event.files)}" if event.files else ""
         return "; ".join(filter(None, [files, *event.notes]))
     if isinstance(event, CheckpointsOff):
-        return f"checkpoints are off: {event.reason}; /undo and /diff will not work"
+        lost = "/undo and /diff" if interactive else "`ponder undo` and `ponder diff`"
+        return f"checkpoints are off: {event.reason}; {lost} will not work"
     if isinstance(event, Checkpointed):
-        return describe_checkpoint(event)
+        return describe_checkpoint(event, interactive)
     if isinstance(event, ReplyProblem):
         then = "asked again" if event.retrying else "noted"
         return f"unusable reply: {event.problem} ({then})"
