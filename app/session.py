@@ -203,15 +203,12 @@ class Session:
 
     def run(self, task: str, port: RunPort) -> RunFinished:
         """Run a task; its events go to the session file, then to ``port``."""
-        recorded = _Recorded(self, port)
-        for note in self._first_notes:
-            recorded.event(note)
-        self._first_notes.clear()
+        preface, self._first_notes = self._first_notes, []
         attached = attach_mentions(task, self.workspace)
         if attached.files or attached.notes:
-            recorded.event(FilesAttached(files=attached.files, notes=attached.notes))
+            preface.append(FilesAttached(files=attached.files, notes=attached.notes))
         self.tasks_run += 1
-        return self.agent.run(task, recorded, attached.text)
+        return self.agent.run(task, _Recorded(self, port), attached.text, preface)
 
     def checkpoint_now(self) -> str | None:
         """The session's newest checkpoint (to ask later what changed since); None without."""

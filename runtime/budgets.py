@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -68,3 +70,14 @@ class BudgetTracker:
     @property
     def out_of_tokens(self) -> bool:
         return self.budgets.max_tokens is not None and self.tokens >= self.budgets.max_tokens
+
+
+def start_clock(seconds: float | None, time_up: Callable[[], None]) -> threading.Timer | None:
+    """A run's wall clock: ``time_up`` is called once ``seconds`` have passed (None: no clock).
+    Cancel it when the run ends."""
+    if seconds is None:
+        return None
+    clock = threading.Timer(seconds, time_up)
+    clock.daemon = True
+    clock.start()
+    return clock

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from ponder.model.backend import ChatBackend
 from ponder.model.messages import Message
 from ponder.runtime.agent_settings import AgentSettings
+from ponder.runtime.budgets import start_clock
 from ponder.runtime.copy_diff import CopySandbox, copy_diff
 from ponder.runtime.events import Emit, Event, RunFinished
 from ponder.runtime.loop import Agent
@@ -138,11 +139,7 @@ def run_heavy(
     )
     steps = sum(t.finished.steps for t in trajectories) + 1
     stop = cancel or threading.Event()
-    clock = None
-    if settings.budgets.time_limit:  # the judge gets a run's time limit of its own
-        clock = threading.Timer(settings.budgets.time_limit, stop.set)
-        clock.daemon = True
-        clock.start()
+    clock = start_clock(settings.budgets.time_limit, stop.set)  # the judge's own time limit
     try:
         deltas = judge.stream(messages, [], generation, stop)
         reply = read_reply(deltas, steps, forward, judge.context_size)

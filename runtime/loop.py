@@ -3,18 +3,18 @@
 One :class:`Agent` holds one conversation. :meth:`Agent.run` takes a task and the run's
 :class:`~ponder.runtime.port.RunPort` (where its events go and its approvals come from) and goes
 on until the model answers without calling a tool, calls ``submit``, a budget runs out, the loop
-guard stops it, or the user interrupts. Each of those is an :class:`Ending` returned up to
-:meth:`Agent.run`, which turns it into the one :class:`RunFinished` of the run. Every change to
-the conversation is an event, so the session file can restore it. Nothing the model does (bad
-arguments, unknown tools, failing commands) stops a run; backend and sandbox failures end it
-with reason ``error``. A checkpoint failure turns checkpoints off (an event says why) and the
-run goes on.
+guard stops it, or the user interrupts: an :class:`Ending`, which :meth:`Agent.run` turns into
+the run's one :class:`RunFinished`. Every change to the conversation is an event, so the session
+file can restore it. Nothing the model does (bad arguments, unknown tools, failing commands)
+stops a run; backend and sandbox failures end it with ``error``; a checkpoint failure turns
+checkpoints off (an event says why) and the run goes on.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, replace
 
@@ -23,7 +23,7 @@ from ponder.model.messages import Message, ToolCall
 from ponder.model.options import GenerationSettings
 from ponder.runtime.agent_settings import AgentSettings, system_prompt
 from ponder.runtime.approvals import ApprovalAnswer, ApprovalPolicy
-from ponder.runtime.budgets import BudgetTracker
+from ponder.runtime.budgets import BudgetTracker, start_clock
 from ponder.runtime.checkpoints import CheckpointError, Checkpoints
 from ponder.runtime.context import ContextFitter, TaskState
 from ponder.runtime.events import (
@@ -63,9 +63,8 @@ class Ending:
     retryable: bool | None = None
 
 
-def _idle() -> RunPort:
-    """The port between runs: nothing is watching, and nothing asks."""
-    return Unattended(lambda event: None)
+IDLE: RunPort = Unattended(lambda event: None)
+"""The port between runs: nothing is watching, and nothing asks."""
 
 
 class Agent:
@@ -94,7 +93,7 @@ class Agent:
         self.checkpoints = checkpoints
         self.messages: list[Message] = list(messages or [])
         self.state = TaskState()
-        self._port: RunPort = _idle()
+        self._port: RunPort = IDLE
         self._context = ContextFitter(
             self.settings.context, self.settings.budgets.context_threshold
         )
@@ -124,7 +123,7 @@ class Agent:
         try:
             return self._fit_context(force=True)
         finally:
-            self._port = _idle()
+            self._port = IDLE
 
     def clear(self, port: RunPort) -> None:
         """Start the conversation afresh (the user's /clear); the session file goes on."""
@@ -136,9 +135,12 @@ class Agent:
 
     # --- a run
 
-    def run(self, task: str, port: RunPort, attached: str = "") -> RunFinished:
+    def run(
+        self, task: str, port: RunPort, attached: str = "", preface: Sequence[Event] = ()
+    ) -> RunFinished:
         """Run ``task`` to its end; ``attached`` (files the task names) goes to the model with
-        it but is not the task the events show."""
+        it but is not the task the events show; ``preface`` follows ``RunStarted`` (notes of
+        the session's setup: a consumer's first event is always the run's start)."""
         self.cancel.clear()
         self._time_up.clear()
         self._port = port
@@ -146,7 +148,7 @@ class Agent:
         self._usage = UsageTotals()
         started = time.monotonic()
         budgets = self.settings.budgets
-        clock = self._start_clock(budgets.time_limit)
+        clock = start_clock(budgets.time_limit, self._time_is_up)
         try:
             self._event(
                 RunStarted(
@@ -161,6 +163,8 @@ class Agent:
                     context_source=self.backend.context_source,
                 )
             )
+            for event in preface:
+                self._event(event)
             ending = self._run(task, attached, BudgetTracker(budgets))
         except (BackendError, SandboxError) as error:
             retryable = isinstance(error, BackendUnavailable) or None
@@ -178,7 +182,7 @@ class Agent:
             usage=self._usage.report(time.monotonic() - started, self.settings.prices),
         )
         self._event(finished)
-        self._port = _idle()
+        self._port = IDLE
         return finished
 
     def _run(self, task: str, attached: str, tracker: BudgetTracker) -> Ending:
@@ -207,19 +211,10 @@ class Agent:
             return "time_limit"
         return "interrupted" if self.cancel.is_set() else None
 
-    def _start_clock(self, seconds: float | None) -> threading.Timer | None:
-        """The run's wall clock: it stops a generation or a command that runs past it."""
-        if seconds is None:
-            return None
-
-        def time_up() -> None:
-            self._time_up.set()
-            self.cancel.set()
-
-        clock = threading.Timer(seconds, time_up)
-        clock.daemon = True
-        clock.start()
-        return clock
+    def _time_is_up(self) -> None:
+        """The run's clock ran out: a generation or a command running now stops too."""
+        self._time_up.set()
+        self.cancel.set()
 
     def _event(self, event: Event) -> None:
         """Every event of the run goes out here; the task state follows the tool events."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import PONDER
 from k2text import completion, write_script
 
-from ponder.runtime.events import InstructionsLoaded, MessageAdded, event_from_json
+from ponder.runtime.events import InstructionsLoaded, MessageAdded, RunStarted, event_from_json
 from ponder.runtime.project_docs import find_project_docs
 
 
@@ -88,6 +88,7 @@ def test_the_model_reads_them_in_its_system_prompt(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     events = [event_from_json(line) for line in result.stdout.splitlines()]
+    assert isinstance(events[0], RunStarted)  # a consumer's first line names the session
     (loaded,) = [e for e in events if isinstance(e, InstructionsLoaded)]
     assert loaded.files == ["AGENTS.md", "sub/AGENTS.override.md", "sub/deep/CLAUDE.md"]
     system = next(e.message["content"] for e in events if isinstance(e, MessageAdded))
