@@ -86,6 +86,14 @@ def test_info_describes_a_gguf(tiny_k2: Path, user_env: dict[str, str]) -> None:
     assert "None pre-tokenizer" not in text
 
 
+def test_info_on_a_dense_model_leaves_out_what_it_has_not(
+    tiny_llama: Path, user_env: dict[str, str]
+) -> None:
+    text = ponder("info", str(tiny_llama), env=user_env).stdout
+    assert "blocks:" in text
+    assert "None" not in text  # no "dense blocks: None"
+
+
 def test_plan_on_a_gguf(tiny_k2: Path, user_env: dict[str, str]) -> None:
     result = ponder(
         "plan", str(tiny_k2), "--gpu-mem", "24GiB", "--ctx", "4096", "--json", env=user_env

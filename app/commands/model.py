@@ -197,7 +197,8 @@ def _info(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(f"[bold]{model.path.name}[/] ({len(model.shards)} file(s))")
     for key in ("architecture", "blocks", "dense_blocks", "context_length", "tokenizer"):
-        console.print(f"  {key.replace('_', ' ')}: {data[key]}")
+        if data[key] is not None:  # a dense model has no count of leading dense blocks
+            console.print(f"  {key.replace('_', ' ')}: {data[key]}")
     console.print(f"  parameters: {_count(model.parameter_count)}")
     if data["experts"]:
         console.print(
