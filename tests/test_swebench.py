@@ -176,6 +176,14 @@ def test_an_instance_id_that_is_a_path_is_refused(tmp_path: Path, user_env: dict
     assert "instance_id '../../X' cannot name a folder" in ran.stderr
     assert not (tmp_path / "X").exists()
     assert not list(tmp_path.glob("**/result.json"))
+    # An id of the wrong type is named as such, not as missing.
+    instances.write_text(json.dumps({"instance_id": 5, "problem_statement": "p"}) + "\n")
+    ran = ponder(
+        "swebench", "--instances", str(instances), "--out", str(out), "--model", "scripted:x",
+        env=user_env, cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert "instance_id must be a string, not int" in ran.stderr
 
 
 @pytest.mark.parametrize(

@@ -63,8 +63,11 @@ _COMMIT = re.compile(r"[0-9a-fA-F]{4,64}")
 
 def check_instance_id(instance_id: object, where: str) -> str:
     """An instance id that can name a folder of its own (logs, reports); InstanceError else."""
-    if not isinstance(instance_id, str) or not instance_id:
+    if instance_id is None or instance_id == "":
         raise InstanceError(f"{where} has no instance_id")
+    if not isinstance(instance_id, str):
+        kind = type(instance_id).__name__
+        raise InstanceError(f"{where}: instance_id must be a string, not {kind}")
     if not _INSTANCE_ID.fullmatch(instance_id) or ".." in instance_id:
         raise InstanceError(
             f"{where}: instance_id {instance_id!r} cannot name a folder (letters, digits and "
