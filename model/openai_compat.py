@@ -49,6 +49,9 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 120.0
 
 
+REFUSED_RETRIES = 2
+"""Retries when nothing listens at the server's address (a server starting up is back within
+a few seconds; one that is down will not be, and the person waits for nothing)."""
 MODELS_WAIT_S = 5.0
 """The most time the server's model list may take, all of it."""
 MODELS_MAX_BYTES = 1 << 20
@@ -243,6 +246,7 @@ class OpenAICompatBackend:
         attempt = 0
         while True:
             streamed = False
+            allowed = self.options.max_retries
             try:
                 with (
                     self._client.stream("POST", url, json=payload) as response,
@@ -266,17 +270,23 @@ class OpenAICompatBackend:
                         f"{self.base_url} dropped the connection mid-response ({exc})"
                     ) from None
                 problem = f"cannot reach {self.base_url} ({exc})"
-                delay = self._backoff(attempt, problem)
+                if isinstance(exc, httpx.ConnectError):  # nothing listens there
+                    allowed = min(allowed, REFUSED_RETRIES)
+                delay = self._backoff(attempt, problem, allowed=allowed)
             attempt += 1
-            yield Retrying(attempt, self.options.max_retries + 1, problem, delay)
+            yield Retrying(attempt, allowed + 1, problem, delay)
             if cancel is not None and cancel.wait(delay):
                 yield Finished("cancelled")
                 return
             if cancel is None:
                 time.sleep(delay)
 
-    def _backoff(self, attempt: int, problem: str, hint: float | None = None) -> float:
-        if attempt >= self.options.max_retries:
+    def _backoff(
+        self, attempt: int, problem: str, hint: float | None = None, allowed: int | None = None
+    ) -> float:
+        """The wait before the next attempt; raises once ``allowed`` retries (by default the
+        configured ``max_retries``) were made."""
+        if attempt >= (self.options.max_retries if allowed is None else allowed):
             raise BackendUnavailable(f"{problem}; gave up after {attempt + 1} attempts")
         delay = self.options.retry_base_s * 2**attempt
         return min(hint, MAX_RETRY_AFTER_S) if hint is not None else delay

@@ -282,3 +282,17 @@ def test_a_hostile_model_list_gives_a_stated_assumption_in_bounded_time(kind: ob
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_server_nobody_listens_at_gets_few_retries() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = OpenAIOptions(retry_base_s=0.01, max_retries=5, context_size=4096)
+    backend = OpenAICompatBackend(f"http://127.0.0.1:{port}/v1#m", options)
+    stream = backend.stream([Message(role="user", content="hi")], [], GenerationSettings())
+    retries = []
+    with pytest.raises(BackendUnavailable, match="gave up after 3 attempts"):
+        retries.extend(d for d in stream if isinstance(d, Retrying))
+    assert [(r.attempt, r.attempts) for r in retries] == [(1, 3), (2, 3)]
+    backend.close()
