@@ -197,6 +197,13 @@ def test_a_projects_servers_start_only_once_trusted(
         timeout=60, check=True,
     )  # fmt: skip
     assert f"clock: trusted ({TIME_SERVER})" in trusted.stdout
+    mistyped = subprocess.run(
+        [PONDER, "mcp", "trust", "clokc"], cwd=workspace, env=user_env, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert mistyped.returncode == 2
+    assert "no server named clokc" in mistyped.stderr
+    assert "(it has: clock)" in mistyped.stderr
     _, events = run_exec(tmp_path, workspace, user_env, *steps)
     (started,) = [e for e in events if isinstance(e, McpServersStarted)]
     assert [(s.name, s.state) for s in started.servers] == [("clock", "ready")]

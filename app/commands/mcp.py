@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ponder.app.config import load_config
+from ponder.app.exit_codes import UsageError
 from ponder.app.help_examples import examples
 from ponder.app.mcp_servers import (
     PROJECT_FILE,
@@ -68,6 +69,15 @@ def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     workspace = args.workspace.resolve()
     if args.action == "trust":
+        found, problem = project_servers(workspace)
+        if problem:
+            raise UsageError(safe_text(problem))
+        unknown = [name for name in args.names if name not in found]
+        if unknown:
+            have = ", ".join(found) or "none"
+            where = workspace / PROJECT_FILE
+            said = f"no server named {', '.join(unknown)} in {where} (it has: {have})"
+            raise UsageError(safe_text(said))  # the names come from the workspace
         lines = trust(workspace, args.names, _confirm(args.yes))
         print("\n".join(safe_text(line) for line in lines) or f"no servers in {PROJECT_FILE}")
         return 0
