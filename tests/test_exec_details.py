@@ -99,6 +99,11 @@ def test_an_output_schema_gets_validated_json_or_a_failure(
     result = ponder_exec(workspace, user_env, never, "--output-schema", str(schema), "judge")
     assert result.returncode == 1
     assert "does not match --output-schema (it is not JSON" in result.stderr
+    # The README's promise: a wrong answer goes back to the model twice (three answers in all).
+    streamed = ponder_exec(
+        workspace, user_env, never, "--json", "--output-schema", str(schema), "j"
+    )
+    assert streamed.stdout.count('"type":"run_started"') == 3
     schema.write_text('{"type": 12}')
     result = ponder_exec(workspace, user_env, never, "--output-schema", str(schema), "judge")
     assert result.returncode == 2

@@ -138,13 +138,16 @@ def run_unattended(
             if output_schema is not None:
                 task = with_schema(task, output_schema)
             finished = session.run(task, port)
-            for _ in range(RETRIES + 1 if output_schema is not None else 0):
+            for retry in range(RETRIES + 1 if output_schema is not None else 0):
                 if finished.reason not in ("answered", "submitted"):
+                    mismatch = None  # it ended for another reason, which is the one to tell
                     break
                 value, mismatch = parse_answer(finished.answer, output_schema or {})
                 if mismatch is None:
                     answer = json.dumps(value, ensure_ascii=False)
                     finished = finished.model_copy(update={"answer": answer})
+                    break
+                if retry == RETRIES:  # the answer was sent back RETRIES times: no more
                     break
                 finished = session.run(retry_task(mismatch), port)
         changes = session.changes_since(started)
