@@ -36,6 +36,7 @@ from ponder.runtime.events import (
     Event,
     FileEdited,
     ReasoningText,
+    RunFinished,
     ToolCallStarted,
 )
 
@@ -150,6 +151,15 @@ async def test_the_status_line_names_the_model_each_run_uses() -> None:
         await settle(pilot)
         assert "openai:kimi-k2-thinking" in status(app)
         assert "scripted:test" not in status(app)
+
+
+async def test_how_a_run_ended_stays_in_the_transcript() -> None:
+    ended = RunFinished(reason="time_limit", answer="", steps=4)
+    app = PonderApp(FakeRun([*started(), ended], hold=False), model="m", task="go")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        notes = [block.text for block in app.query(TextBlock)]
+        assert "stopped: the time limit was reached · 4 steps" in notes
 
 
 async def test_a_narrow_status_line_keeps_state_step_and_context() -> None:

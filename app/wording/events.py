@@ -145,3 +145,16 @@ def describe_note(event: Event, interactive: bool = True) -> str | None:
     if isinstance(event, ApprovalResolved) and event.by == "policy":
         return f"{event.call_id}: {event.decision} by policy"
     return None
+
+
+def describe_run_end(event: RunFinished) -> str:
+    """How a run ended, in one line for the transcript: its reason, steps and time."""
+    steps = counted(event.steps, "step")
+    took = f" · {event.usage.wall_s:.1f} s" if event.usage is not None else ""
+    if event.reason == "error":
+        return f"error after {steps}: {event.error}"
+    if event.reason == "max_steps":
+        return f"stopped: reached {steps}{took}"
+    if event.reason in STOPPED:
+        return f"stopped: {STOPPED[event.reason]} · {steps}{took}"
+    return f"{event.reason} · {steps}{took}"

@@ -28,6 +28,7 @@ from ponder.app.frontends.tui.status import Status, StatusLine
 from ponder.app.frontends.tui.themes import load_themes
 from ponder.app.frontends.tui.transcript import Transcript
 from ponder.app.slash_commands import ARGUMENTS, HELP, TASK_COMMANDS, TUI_KEYS, help_text
+from ponder.app.wording.events import describe_run_end
 from ponder.app.wording.for_display import for_display
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import (
@@ -358,8 +359,7 @@ class PonderApp(App[RunFinished | None]):
         self._transcript.run_ended()
         self._task_running = False
         self._last = event
-        if event.reason == "error":
-            self._note(f"error: {event.error}", error=True)
+        self._note(describe_run_end(event), error=event.reason == "error")  # in the transcript
         if not self._interactive:
             self.status.state += " · press q to quit"
         elif self._queued:
