@@ -27,6 +27,7 @@ from ponder.app.frontends.tui.blocks import (
 )
 from ponder.app.frontends.tui.cards import ApprovalCard, ToolCard
 from ponder.app.frontends.tui.links import OpenLink
+from ponder.app.frontends.tui.plan import PlanPanel
 from ponder.app.frontends.tui.prompt import PromptArea
 from ponder.app.frontends.tui.status import StatusLine
 from ponder.app.frontends.tui.transcript import Transcript
@@ -35,6 +36,8 @@ from ponder.runtime.events import (
     ApprovalRequested,
     Event,
     FileEdited,
+    PlanStep,
+    PlanUpdated,
     ReasoningText,
     RunFinished,
     ToolCallStarted,
@@ -160,6 +163,20 @@ async def test_how_a_run_ended_stays_in_the_transcript() -> None:
         await settle(pilot)
         notes = [block.text for block in app.query(TextBlock)]
         assert "stopped: the time limit was reached · 4 steps" in notes
+
+
+async def test_the_plan_panel_holds_the_running_tasks_plan_only() -> None:
+    plan = PlanUpdated(call_id="c", plan=[PlanStep(step="fix it", status="in_progress")])
+    run = FakeRun([plan])
+    app = PonderApp(run, model="m", task="go")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.query_one(PlanPanel)
+        assert panel.display
+        app._events.put(started()[0])  # the next task starts: the last one's plan goes
+        await settle(pilot)
+        assert not panel.display
+        run.release()
 
 
 async def test_a_narrow_status_line_keeps_state_step_and_context() -> None:

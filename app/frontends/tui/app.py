@@ -38,6 +38,7 @@ from ponder.runtime.events import (
     PlanUpdated,
     ReasoningText,
     RunFinished,
+    RunStarted,
 )
 from ponder.runtime.port import RunPort
 from ponder.sandbox.safe_text import safe_text
@@ -350,6 +351,9 @@ class PonderApp(App[RunFinished | None]):
             self.status.apply(item)
             if isinstance(item, PlanUpdated):
                 self.query_one(PlanPanel).show(item)
+            elif isinstance(item, RunStarted):  # the last task's plan is not this one's
+                self.query_one(PlanPanel).display = False
+                self._transcript.apply(item)
             elif isinstance(item, RunFinished):
                 self._finished(item)
             else:
