@@ -76,7 +76,8 @@ def exec_parser() -> argparse.ArgumentParser:
         **examples("exec"),
         description="Run one task without a terminal (CI): the answer on stdout, or every event "
         "as a JSON line with --json. Exit codes: 0 finished, 1 failed, 2 usage or configuration, "
-        "75 backend unreachable or rate-limited (retry later), 130 interrupted.",
+        "75 backend unreachable or rate-limited (retry later), 130 interrupted. `ponder exec "
+        "resume --last PROMPT` (or `resume ID PROMPT`) goes on with a session.",
     )
     parser.add_argument("prompt", help="the task; - reads it from stdin")
     parser.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
@@ -221,7 +222,7 @@ def _dispatch(argv: list[str]) -> int:
 
         return run_acp(load_config(flags(acp_args)))
     if command == "exec":
-        exec_args = exec_parser().parse_args(argv[1:])
+        exec_args = exec_parser().parse_args(_resume_form(argv[1:]))
         from ponder.app.commands.run import run_exec
 
         return run_exec(exec_args, flags)
@@ -230,6 +231,17 @@ def _dispatch(argv: list[str]) -> int:
     from ponder.app.commands.run import run_tasks
 
     return run_tasks(args, flags)
+
+
+def _resume_form(words: list[str]) -> list[str]:
+    """``ponder exec resume (--last | ID) PROMPT ...`` (Codex's shape) as ``--resume``: the
+    flag takes an optional id, so ``--resume "follow-up"`` would read the prompt as one."""
+    if words[:1] != ["resume"]:
+        return words
+    if len(words) < 3:
+        raise UsageError("ponder exec resume needs --last or a session id, then the prompt")
+    which = "" if words[1] == "--last" else words[1]
+    return [f"--resume={which}", *words[2:]]
 
 
 COMMANDS = [*SUBCOMMANDS, "sessions", "export", "undo", "diff", "acp", "exec", "demo"]

@@ -18,8 +18,12 @@ EXAMPLES = {
         'ponder exec "make the tests pass" --json > events.jsonl',
         "echo 'add a --verbose flag' | ponder exec - --max-steps 50",
         'ponder exec "list the TODOs" --output-schema todos.schema.json',
+        'ponder exec resume --last "now add a test"      # go on with this folder\'s last session',
     ],
-    "acp": ['zed settings: "agent_servers": {"ponder": {"command": "ponder", "args": ["acp"]}}'],
+    "acp": [
+        'zed settings: "agent_servers": {"ponder": {"type": "custom", "command": "ponder", '
+        '"args": ["acp"]}}'
+    ],
     "demo": ["ponder demo", "ponder demo --plain"],
     "sessions": [
         "ponder sessions",

@@ -253,6 +253,12 @@ def test_resume_without_an_id_goes_on_with_this_workspace_s_session(
                   cwd=elsewhere)  # fmt: skip
     assert none.returncode == 2
     assert f"no session in {elsewhere} to resume" in none.stderr
+    # Codex's shape for one-liners: `exec resume --last PROMPT` (the prompt is not an id).
+    again = ponder("exec", "resume", "--last", "and now?", "--model", f"scripted:{echo}",
+                   env=user_env, cwd=here)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert ": remember apple" in again.stderr
+    assert again.stdout == "again\n"
 
 
 def test_the_session_list_is_one_line_each_and_filters(
