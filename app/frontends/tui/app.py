@@ -35,10 +35,8 @@ from ponder.runtime.events import (
     ApprovalRequested,
     ContentText,
     Event,
-    PlanUpdated,
     ReasoningText,
     RunFinished,
-    RunStarted,
 )
 from ponder.runtime.port import RunPort
 from ponder.sandbox.safe_text import safe_text
@@ -122,6 +120,7 @@ class PonderApp(App[RunFinished | None]):
 
     def on_mount(self) -> None:
         self._transcript = self.query_one(Transcript)
+        self._plan = self.query_one(PlanPanel)
         themes, problems = load_themes(self._user_themes)
         for theme in themes:
             self.register_theme(theme)
@@ -349,12 +348,8 @@ class PonderApp(App[RunFinished | None]):
         else:
             item = for_display(item)
             self.status.apply(item)
-            if isinstance(item, PlanUpdated):
-                self.query_one(PlanPanel).show(item)
-            elif isinstance(item, RunStarted):  # the last task's plan is not this one's
-                self.query_one(PlanPanel).display = False
-                self._transcript.apply(item)
-            elif isinstance(item, RunFinished):
+            self._plan.apply(item)
+            if isinstance(item, RunFinished):
                 self._finished(item)
             else:
                 self._transcript.apply(item)
@@ -379,14 +374,14 @@ class PonderApp(App[RunFinished | None]):
         self._status_line.refresh()
 
 
+@dataclass(frozen=True)
 class _Note:
     """A slash command's result, handed to the UI thread through the event queue; it takes
     the place of ``replaces`` (the "/name…" shown while a slow command ran)."""
 
-    def __init__(self, text: str, failed: bool, replaces: Widget | None = None) -> None:
-        self.text = text
-        self.failed = failed
-        self.replaces = replaces
+    text: str
+    failed: bool
+    replaces: Widget | None = None
 
 
 @dataclass(frozen=True)
