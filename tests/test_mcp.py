@@ -11,12 +11,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PONDER
+from conftest import PONDER, only_one_worker
 from k2text import completion, tool_call, write_script
 
 from ponder.app.mcp_servers import workspace_code
@@ -41,20 +42,26 @@ server.run()
 """
 
 
+EVERYTHING = "@modelcontextprotocol/server-everything@2026.8.31"
+
+
 @pytest.fixture(scope="session")
-def everything(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The reference MCP server from npm, installed once for the test session."""
+def everything() -> str:
+    """The reference MCP server from npm, installed once on this machine for every worker."""
     npm = shutil.which("npm")
     if npm is None:
         if os.environ.get("CI"):
             pytest.fail("CI is set but npm is missing (Node 20 is part of the machine)")
         pytest.skip("npm is not installed")
-    prefix = tmp_path_factory.mktemp("npm")
-    subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
-         "@modelcontextprotocol/server-everything@2026.8.31"],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+    prefix = Path(tempfile.gettempdir()) / f"ponder-tests-{EVERYTHING.replace('/', '-')}"
+    installed = prefix / "installed"  # written last: a half-done install is done again
+    with only_one_worker("npm"):
+        if not installed.exists():
+            subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), EVERYTHING],
+                check=True, capture_output=True, timeout=300,
+            )  # fmt: skip
+            installed.touch()
     return str(prefix / "node_modules" / ".bin" / "mcp-server-everything")
 
 

@@ -235,6 +235,7 @@ def test_sandbox_exec_json(workspace: Path, user_env: dict[str, str], sandbox_im
     assert report["duration_s"] > 0
 
 
+@pytest.mark.docker  # the engine answers that the image is not there
 def test_a_missing_image_says_how_to_get_one(workspace: Path, user_env: dict[str, str]) -> None:
     result = subprocess.run(
         [

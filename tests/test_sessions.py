@@ -193,6 +193,7 @@ def test_resume_after_sigkill_then_export_undo_and_diff(
     assert (workspace / "one.txt").exists()
 
 
+@pytest.mark.usefixtures("sandbox_image")
 def test_ponder_diff_round_trips_through_git_apply(
     tmp_path: Path, workspace: Path, user_env: dict[str, str]
 ) -> None:
@@ -231,6 +232,7 @@ def test_resume_without_an_id_goes_on_with_this_workspace_s_session(
     tmp_path: Path, user_env: dict[str, str]
 ) -> None:
     """Not the newest session anywhere: the newest one of the workspace it is run in."""
+    user_env["PONDER_SANDBOX"] = "local"  # sessions, not the sandbox: no engine needed
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir()
     there.mkdir()
@@ -264,6 +266,7 @@ def test_resume_without_an_id_goes_on_with_this_workspace_s_session(
 def test_the_session_list_is_one_line_each_and_filters(
     tmp_path: Path, user_env: dict[str, str]
 ) -> None:
+    user_env["PONDER_SANDBOX"] = "local"  # sessions, not the sandbox: no engine needed
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir()
     there.mkdir()
