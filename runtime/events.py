@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
@@ -304,7 +305,12 @@ Event = Annotated[
 ]
 Emit = Callable[[Event], None]
 
-_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+@cache
+def _adapter() -> TypeAdapter[Event]:
+    """Built on first read: building every event's validator at import would cost each start
+    of ponder about 0.1 s, and most runs never read an event back."""
+    return TypeAdapter(Event)
 
 
 _RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029" + BIDI_CONTROLS + "]")
@@ -334,4 +340,4 @@ def _without_surrogates(value: Any) -> Any:
 
 
 def event_from_json(text: str) -> Event:
-    return _ADAPTER.validate_json(text)
+    return _adapter().validate_json(text)
