@@ -78,6 +78,9 @@ class LocalSandbox(CommandRunner):
             self._environment["HOME"] = str(home)
 
     def stop(self) -> None:
+        # What its commands started ends with the sandbox, as a container's processes do (a
+        # command still running when ponder is told to stop, a job left in the background).
+        self._kill_processes()
         if self._disk_guard is not None:
             self._disk_guard.close()
             self._disk_guard = None
@@ -112,6 +115,9 @@ class LocalSandbox(CommandRunner):
     def _stop_jobs(self, reason: str) -> None:
         """The disk guard tripped: kill every process this sandbox's commands started."""
         self._jobs_stopped = reason
+        self._kill_processes()
+
+    def _kill_processes(self) -> None:
         for pid in self._processes() or []:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)

@@ -144,3 +144,11 @@ def test_a_server_that_dies_mid_request_gives_exit_75_not_a_hang(
     assert client.returncode == 75, stderr
     assert time.monotonic() - started < 30
     assert "cannot reach" in stderr or "dropped the connection" in stderr
+
+
+def test_a_hang_up_ends_the_server(served: tuple[str, subprocess.Popen[str]]) -> None:
+    """Issue 24, 0: `ponder serve` in a terminal that closes ends with it."""
+    url, server = served
+    chat(url, [{"role": "user", "content": "list the files"}])
+    server.send_signal(signal.SIGHUP)
+    assert server.wait(30) == 129

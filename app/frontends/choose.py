@@ -8,6 +8,7 @@ the TUI, Ctrl-C in line mode) stops it and keeps the session.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 import threading
@@ -29,7 +30,7 @@ from ponder.runtime.events import RunFinished
 from ponder.sandbox.safe_text import safe_name
 
 if TYPE_CHECKING:  # Textual takes a quarter of a second to import; headless runs skip it
-    from ponder.app.frontends.tui.app import Command, RunTask
+    from ponder.app.frontends.tui.app import Command, PonderApp, RunTask
 
 Frontend = Literal["tui", "line"]
 
@@ -109,10 +110,36 @@ def run_tui(
         files=(lambda: workspace_files(workspace)) if workspace else list,
         history=history_file(),
     )
-    finished = app.run(inline=inline)
+    finished, left = asyncio.run(_run_until_told_to_stop(app, inline))
+    if left:  # unwind every `with` block (the sandbox goes) and exit as the signal asked
+        raise SystemExit(128 + left)
     if inline:  # the inline frame is cleared; the whole transcript goes to the scrollback
         print(app.final_transcript)
     return finished
+
+
+async def _run_until_told_to_stop(app: PonderApp, inline: bool) -> tuple[RunFinished | None, int]:
+    """``app`` until it ends, or until SIGHUP (the terminal closed, the ssh link dropped) or
+    SIGTERM: then the run is stopped and the app left, the way quitting does. (A Python signal
+    handler raising SystemExit does not get through Textual's loop; the app went on running,
+    and on a hung-up terminal its input thread spun on end-of-file.)"""
+    loop = asyncio.get_running_loop()
+    left = 0
+
+    def leave(signum: int) -> None:
+        nonlocal left
+        left = signum
+        app.exit()
+
+    stops = {signum: signal.getsignal(signum) for signum in (signal.SIGHUP, signal.SIGTERM)}
+    for signum in stops:
+        loop.add_signal_handler(signum, leave, signum)
+    try:
+        return await app.run_async(inline=inline), left
+    finally:
+        for signum, before in stops.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, before)
 
 
 def run_line(
