@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
+import stat
+import sys
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -296,6 +299,12 @@ def _history(session: Session) -> list[Update]:
 
 def run(config: Config) -> int:
     """Serve ACP on stdin and stdout until the client closes them."""
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
+        if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # asyncio takes pipes and ttys
+            raise UsageError(
+                f"acp: {name} is a file; ACP runs over pipes, between an editor and the "
+                "`ponder acp` it starts (to keep a log of it: `ponder acp | tee acp.log`)"
+            )
     agent = PonderAgent(config)
 
     async def serve() -> None:
