@@ -153,3 +153,17 @@ def test_a_recorded_session_replays_when_loaded(
     assert said == ["write notes", "now wait"]
     assert "Wrote notes.txt." in "".join(u.content.text for u in client.of(AgentMessageChunk))
     assert any(u.title == "create_file" for u in client.of(ToolCallStart))
+
+
+def test_a_file_for_stdout_is_a_usage_error(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """Issue 24, 10: `ponder acp > file` died with asyncio's traceback."""
+    import subprocess
+
+    with (tmp_path / "out").open("w") as out:
+        ran = subprocess.run(
+            [PONDER, "acp"], env=user_env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=out,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert ran.returncode == 2
+    assert "stdout is a file; ACP runs over pipes" in ran.stderr
+    assert "Traceback" not in ran.stderr
