@@ -106,3 +106,26 @@ def test_an_unknown_theme_is_a_usage_error(user_env: dict[str, str], tmp_path: P
     with terminal(command, {**user_env, "PONDER_THEME": "nope"}) as pane:
         screen = pane.wait_for("EXIT=2", timeout=30)
         assert "no theme 'nope'; themes: " in screen
+
+
+@pytest.mark.parametrize("mode", [[], ["--plain"]], ids=["tui", "line"])
+def test_what_is_typed_while_ponder_starts_is_kept(
+    tmp_path: Path, user_env: dict[str, str], mode: list[str]
+) -> None:
+    """Issue 24, 2: keys typed in the second ponder takes to start were lost (the TUI), or
+    their Enter became a new line (line mode). A message ended with Enter is sent; what
+    follows it waits in the prompt."""
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Ok.", content="first answer"),
+        completion("Ok.", content="second answer"),
+    )
+    command = [PONDER, *mode, "--sandbox", "local", "--model", f"scripted:{script}"]
+    with terminal(command, user_env) as pane:
+        pane.send("hello there", "Enter", "half typed")  # before ponder is up
+        screen = pane.wait_for("first answer")
+        assert "hello there" in screen.split("first answer")[0]
+        assert "half typed" in screen.split("first answer")[1]  # in the prompt, not sent
+        assert "second answer" not in screen
+        pane.send("Enter")
+        pane.wait_for("second answer")

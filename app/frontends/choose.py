@@ -23,7 +23,8 @@ from rich.text import Text
 
 from ponder.app.completion import history_file, workspace_files
 from ponder.app.config import Config, config_dir
-from ponder.app.frontends.line import LinePort, LinePrinter, enter_as_newline
+from ponder.app.frontends.line import LinePort, LinePrinter
+from ponder.app.frontends.terminal_input import Typed, enter_as_newline, typed_ahead
 from ponder.app.slash_commands import SLOW, TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
@@ -94,11 +95,17 @@ def run_tui(
         "Ctrl+Q quits · /help lists commands and keys"
     )
 
+    typed = typed_ahead() if interactive else Typed([], "")
+    queued = typed.lines
+    if first_task is None and queued:
+        first_task, *queued = queued
     app = PonderApp(
         run_task,
         interrupt=interrupt,
         model=model,
         task=first_task,
+        queued=queued,
+        draft=typed.rest,
         interactive=interactive,
         theme=theme or remembered_theme() or "ponder-dark",
         user_themes=config_dir() / "themes",
@@ -110,7 +117,8 @@ def run_tui(
         files=(lambda: workspace_files(workspace)) if workspace else list,
         history=history_file(),
     )
-    finished, left = asyncio.run(_run_until_told_to_stop(app, inline))
+    with enter_as_newline(False):  # an Enter typed while Textual starts stays an Enter
+        finished, left = asyncio.run(_run_until_told_to_stop(app, inline))
     if left:  # unwind every `with` block (the sandbox goes) and exit as the signal asked
         raise SystemExit(128 + left)
     if inline:  # the inline frame is cleared; the whole transcript goes to the scrollback
@@ -172,12 +180,17 @@ def run_line(
     from ponder.app.frontends.line_prompt import LinePrompt  # prompt-toolkit: only here
 
     prompt = LinePrompt(commands or {}, workspace)
+    typed = typed_ahead()  # what was typed while ponder started: sent, or left in the prompt
+    waiting, draft = typed.lines, typed.rest
     last: RunFinished | None = None
     # Someone at a terminal who ends the session ends it well (exit 0); tasks piped in are a
     # script, whose exit code follows its last task.
     while True:
         try:
-            text = prompt.read()
+            if waiting:
+                text = prompt.read(typed=waiting.pop(0))
+            else:
+                text, draft = prompt.read(draft=draft), ""
         except EOFError:
             return None if sys.stdin.isatty() else last
         except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line, like a shell

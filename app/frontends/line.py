@@ -6,17 +6,14 @@ diffs. Colour and styles drop away by themselves when the output is not a termin
 
 from __future__ import annotations
 
-import sys
-import termios
-from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 
+from ponder.app.frontends.terminal_input import enter_as_newline
 from ponder.app.wording.events import (
     STOPPED,
     counted,
@@ -153,29 +150,6 @@ class LinePrinter:
             self.console.print(Text(f"stopped: {STOPPED[event.reason]}", style="yellow"))
         elif event.reason == "submitted":
             self.console.print(Text(f"submitted: {event.answer}", style="bold green"))
-
-
-@contextmanager
-def enter_as_newline(on: bool) -> Iterator[None]:
-    """Whether the terminal turns Enter into a line feed (ICRNL), for the time of the block.
-
-    Off while a task runs: the prompt takes a line feed as Ctrl+J (a new line), so a message
-    typed meanwhile would wait unsent; kept as Enter, it is sent when the prompt comes back, so
-    messages typed during a task queue up after it. On while an approval is asked with
-    ``input()``, which needs the line feed to end its line.
-    """
-    if not sys.stdin.isatty():
-        yield
-        return
-    fd = sys.stdin.fileno()
-    before = termios.tcgetattr(fd)
-    changed = list(before)
-    changed[0] = changed[0] | termios.ICRNL if on else changed[0] & ~termios.ICRNL
-    termios.tcsetattr(fd, termios.TCSANOW, changed)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSANOW, before)
 
 
 def ask_in_line_mode(console: Console, request: ApprovalRequested) -> ApprovalAnswer:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from prompt_toolkit import PromptSession
+from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
@@ -83,14 +83,19 @@ class LinePrompt:
             output=output,
         )
 
-    def read(self) -> str:
-        """The next message; raises EOFError at the end of input."""
+    def read(self, typed: str | None = None, draft: str = "") -> str:
+        """The next message; raises EOFError at the end of input. ``typed`` is a message
+        already typed (before the prompt was up): shown as sent; else ``draft`` starts the
+        prompt's text."""
         if not self._terminal:
             line = sys.stdin.readline()
             if not line:
                 raise EOFError
             return line.strip()
-        return self._session.prompt("› ").strip()
+        if typed is not None:
+            print_formatted_text(f"› {typed}", output=self._session.output)
+            return typed
+        return self._session.prompt("› ", default=draft).strip()
 
     def command(self, text: str, console: Console) -> str | None:
         """Run a slash command and print what it says; returns ``"quit"`` to leave."""

@@ -70,6 +70,8 @@ class PonderApp(App[RunFinished | None]):
         model: str,
         interrupt: Callable[[], None] | None = None,
         task: str | None = None,
+        queued: list[str] | None = None,
+        draft: str = "",
         interactive: bool = True,
         theme: str = "ponder-dark",
         user_themes: Path | None = None,
@@ -83,7 +85,8 @@ class PonderApp(App[RunFinished | None]):
     ) -> None:
         """``welcome`` is shown when an interactive session opens; ``on_theme`` is told the
         theme the person switches to (to remember it); ``earlier`` is a resumed session's
-        note and its conversation so far, shown folded."""
+        note and its conversation so far, shown folded; ``queued`` and ``draft`` are messages
+        and text typed before the app was up."""
         super().__init__()
         self._earlier = earlier
         self.final_transcript = ""
@@ -105,8 +108,9 @@ class PonderApp(App[RunFinished | None]):
         self._last: RunFinished | None = None
         self._frame = 0
         self._waiting: list[Future[ApprovalAnswer]] = []
-        self._queued: list[str] = []
+        self._queued: list[str] = queued or []
         """Messages typed while a task ran, to send when it ends."""
+        self._draft = draft
         self.status = Status(model=model)
 
     def compose(self) -> ComposeResult:
@@ -135,7 +139,8 @@ class PonderApp(App[RunFinished | None]):
         self.set_interval(0.1, self._spin)
         self._show_status()
         if self._interactive:
-            self.query_one(PromptArea).focus()
+            self.query_one(PromptArea).focus().insert(self._draft)
+            self._show_queue()
             if self._welcome:
                 self._note(self._welcome)
         if self._earlier is not None:
@@ -199,15 +204,12 @@ class PonderApp(App[RunFinished | None]):
             self._note(help_text(self.command_names(), TUI_KEYS))
         elif name == "theme":
             self._switch_theme(argument.strip())
-        elif name in TASK_COMMANDS:
-            if self._task_running:
-                self.notify(f"/{name} waits until the task is done (Esc interrupts it)")
-            else:
-                self._start(TASK_COMMANDS[name])
-        elif name not in self._commands:
+        elif name not in self._commands and name not in TASK_COMMANDS:
             self._note(f"unknown command /{name}; /help lists them", error=True)
         elif self._task_running and name != "diff":
             self.notify(f"/{name} waits until the task is done (Esc interrupts it)")
+        elif name in TASK_COMMANDS:
+            self._start(TASK_COMMANDS[name])
         else:
             if name == "clear":
                 self._transcript.remove_children()

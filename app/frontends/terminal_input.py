@@ -1,0 +1,76 @@
+"""The terminal's input side: how Enter arrives, and what was typed before a prompt was up.
+
+ponder takes about a second to start, and people type meanwhile. Those keys wait in the
+terminal's line buffer, where Enter has already become a line feed (ICRNL), which the prompts
+read as Ctrl+J, a new line: the message would sit unsent, or in the TUI be lost before its
+prompt has focus. So just before a prompt starts, what is waiting is read, and its complete
+lines are sent as messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import termios
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+_NOT_TEXT = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[O\]]?.|[\x00-\x08\x0b-\x1f\x7f]")
+"""Escape sequences (arrows, function keys) and control characters: keys, not text."""
+
+
+@contextmanager
+def enter_as_newline(on: bool) -> Iterator[None]:
+    """Whether the terminal turns Enter into a line feed (ICRNL), for the time of the block.
+
+    Off while a task runs: the prompt takes a line feed as Ctrl+J (a new line), so a message
+    typed meanwhile would wait unsent; kept as Enter, it is sent when the prompt comes back, so
+    messages typed during a task queue up after it. On while an approval is asked with
+    ``input()``, which needs the line feed to end its line.
+    """
+    if not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    before = termios.tcgetattr(fd)
+    changed = list(before)
+    changed[0] = changed[0] | termios.ICRNL if on else changed[0] & ~termios.ICRNL
+    termios.tcsetattr(fd, termios.TCSANOW, changed)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, before)
+
+
+@dataclass(frozen=True)
+class Typed:
+    """Keys typed before the prompt came up."""
+
+    lines: list[str]
+    """Messages ended with Enter: to send, in order."""
+    rest: str
+    """Text typed after the last Enter: it goes on in the prompt."""
+
+
+def typed_ahead() -> Typed:
+    """What is waiting on a terminal's input, read without waiting (nothing off a terminal)."""
+    if not sys.stdin.isatty():
+        return Typed([], "")
+    fd = sys.stdin.fileno()
+    before = termios.tcgetattr(fd)
+    now = list(before)
+    now[3] &= ~(termios.ICANON | termios.ECHO)  # readable before its Enter, and not echoed
+    now[6] = list(before[6])
+    now[6][termios.VMIN], now[6][termios.VTIME] = 0, 0
+    termios.tcsetattr(fd, termios.TCSANOW, now)
+    data = bytearray()
+    try:
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, before)
+    text = _NOT_TEXT.sub("", data.decode(errors="replace").replace("\r", "\n"))
+    *lines, rest = text.split("\n")
+    return Typed([line.strip() for line in lines if line.strip()], rest)
