@@ -14,7 +14,7 @@ import docker
 import pytest
 from conftest import PONDER
 from docker_hosts import ENGINE_SOCKET, ssh_docker_host, tcp_docker_host
-from swe_tasks import TEST_PATCH, write_task_set
+from swe_tasks import TEST_PATCH, make_repository, write_task_set
 
 from ponder.runtime.swe.instances import load_instances, select
 from ponder.runtime.swe.patches import filter_patch
@@ -336,3 +336,23 @@ def test_sandboxes_on_a_docker_host_over_tcp_and_ssh(
     assert json.loads(one.stdout)["output"] == "hi\n"  # stdin closed, output and exit code exact
     assert batch.returncode == 0, batch.stderr
     assert "calc__fix-1: submitted" in batch.stderr
+
+
+def test_a_relative_instances_file_with_a_relative_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, 6: `--instances instances.jsonl` named a bundle beside it that git, run in a
+    temporary folder, could not find."""
+    from ponder.runtime.swe.instances import load_instances
+    from ponder.runtime.swe.workspaces import checkout
+
+    repo, base = make_repository(tmp_path / "made")
+    subprocess.run(["git", "bundle", "create", str(tmp_path / "calc.bundle"), "--all"],
+                   cwd=repo, check=True, capture_output=True)  # fmt: skip
+    record = {"instance_id": "calc-1", "problem_statement": "fix it", "base_commit": base,
+              "repo_bundle": "calc.bundle"}  # fmt: skip
+    (tmp_path / "instances.jsonl").write_text(json.dumps(record) + "\n")
+    monkeypatch.chdir(tmp_path)
+    (loaded,) = load_instances(Path("instances.jsonl"))
+    with checkout(loaded) as checked_out:
+        assert (checked_out / "calc.py").exists()

@@ -54,7 +54,7 @@ class Instance:
         path = Path(named).expanduser()
         if not path.is_absolute() and self.source is not None:
             path = self.source.parent / path
-        return path
+        return path.absolute()  # git runs elsewhere: `--instances set.jsonl` must still hold
 
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
