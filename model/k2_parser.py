@@ -15,8 +15,10 @@ agree on:
   still count.
 - A call is ``<|tool_call_begin|> ID <|tool_call_argument_begin|> ARGS <|tool_call_end|>``, with
   whitespace around the id and the arguments ignored. The id must end in ``:N`` (else the call
-  is dropped). A call interrupted by another ``<|tool_call_begin|>`` before its end is dropped:
-  the later one is the call (vLLM's arguments never cross a call's beginning).
+  is dropped). When another ``<|tool_call_begin|>`` comes before a call's end, the call stands
+  if its arguments are already whole JSON (the end marker was left out; llama.cpp's Kimi K2
+  parser runs both), and is dropped if they are not: it was cut off, and the later one is the
+  call (vLLM's arguments never cross a call's beginning).
 - Whitespace before ``<think>`` does not make the reasoning content. A tool section inside the
   reasoning ends the reasoning; calls and sections left open at the end are finished.
 - ``<|tool_call_section_begin|>`` (singular) is taken like the plural form.
@@ -272,7 +274,10 @@ class K2OutputParser:
             if marker is _Marker.ARGUMENT_BEGIN and state is _State.CALL_ID:
                 self._begin_arguments()
             elif marker is _Marker.CALL_BEGIN:
-                yield from self._abandon_call("another call began before it ended")
+                if self._arguments_complete():  # its end marker left out: the call stands
+                    yield from self._finish_call()
+                else:
+                    yield from self._abandon_call("another call began before it ended")
                 self._open_call()
             elif marker is _Marker.CALL_END:
                 yield from self._finish_call()
@@ -312,6 +317,14 @@ class K2OutputParser:
         call.valid = True
         call.name = match.group("name")
         call.call_id = raw_id
+
+    def _arguments_complete(self) -> bool:
+        call = self._call
+        assert call is not None
+        if self._state is not _State.CALL_ARGUMENTS or not call.valid:
+            return False
+        text = "".join(call.arguments).strip()
+        return bool(text) and parse_arguments(text)[1] is None
 
     def _abandon_call(self, why: str) -> Iterator[Delta]:
         call, self._call = self._call, None

@@ -62,9 +62,18 @@ SAMPLES = {
         + f" trailing {SECTION_END}{END}"
     ),
     "interrupted call": (
+        f'{SECTION}{CALL}functions.view:0{ARGS}{{"path": "a'
+        + call("functions.bash:1", '{"command": "ls"}')
+        + SECTION_END
+    ),
+    "call without its end": (
         f'{SECTION}{CALL}functions.view:0{ARGS}{{"path": "a"}}'
         + call("functions.bash:1", '{"command": "ls"}')
         + SECTION_END
+    ),
+    "calls without ends in the reasoning": (
+        f'<think>Look first.{CALL}functions.view:0{ARGS}{{"path": "a"}}'
+        f'{CALL}functions.bash:1{ARGS}{{"command": "ls"}}'
     ),
     "whitespace before think": "\n \n<think>reasoning</think>answer",
     "call without an index": SECTION + call("functions.bash", '{"command": "ls"}') + SECTION_END,
@@ -167,6 +176,18 @@ def test_a_call_cut_off_by_another_is_dropped_and_said() -> None:
     result = parse_completion(SAMPLES["interrupted call"])
     assert [c.name for c in result.tool_calls] == ["bash"]
     assert result.dropped == [CallDropped("functions.view:0", "another call began before it ended")]
+
+
+@pytest.mark.parametrize("sample", ["call without its end", "calls without ends in the reasoning"])
+def test_a_whole_call_without_its_end_marker_still_runs(sample: str) -> None:
+    """Issue 24, 7: arguments already whole, then the next call's beginning: both calls run,
+    as llama.cpp's Kimi K2 parser has them."""
+    result = parse_completion(SAMPLES[sample])
+    assert [(c.id, c.arguments) for c in result.tool_calls] == [
+        ("functions.view:0", {"path": "a"}),
+        ("functions.bash:1", {"command": "ls"}),
+    ]
+    assert result.dropped == []
 
 
 def test_whitespace_before_think_leaves_the_reasoning_reasoning() -> None:
