@@ -127,6 +127,11 @@ def test_an_editor_drives_a_session_through_acp(
     assert asked.tool_call_id == edit.tool_call_id
     assert asked.kind == "edit"
     assert kinds == ["allow_once", "allow_always", "reject_once", "reject_always"]
+    # Issue 24, 8: the diff is in the request, before the edit; title and status are kept.
+    assert asked.title is None
+    assert asked.status is None
+    (before,) = [c for c in asked.content if c.type == "diff"]
+    assert (before.path, before.old_text, before.new_text) == (diff.path, None, "one\ntwo\n")
     assert (workspace / "notes.txt").read_text() == "one\ntwo\n"
     assert session_id
 

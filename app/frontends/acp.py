@@ -42,8 +42,9 @@ from acp.schema import (
 
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError
-from ponder.app.frontends.acp_updates import Update, UpdateMapper, acp_kind
+from ponder.app.frontends.acp_updates import Update, UpdateMapper, acp_kind, approval_content
 from ponder.app.session import Session, open_session
+from ponder.app.wording.for_display import for_display
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import ApprovalRequested, Event, RunFinished
 from ponder.runtime.mcp_client import McpServerSpec
@@ -165,11 +166,12 @@ class PonderAgent:
 
     async def ask(self, opened: _Open, request: ApprovalRequested) -> ApprovalAnswer:
         assert self.client is not None
+        # The call is already on the client's screen (its title, its status): this adds what
+        # the answer is about, and for an edit the diff it would make, before it is made.
         tool_call = ToolCallUpdate(
             tool_call_id=request.call_id,
-            title=f"{request.name}: {request.reason}",
             kind=acp_kind(request.kind),
-            status="pending",
+            content=approval_content(for_display(request), opened.workspace),
             raw_input={"summary": request.summary, "prefix": request.prefix},
         )
         response = await self.client.request_permission(

@@ -26,6 +26,7 @@ from acp.schema import (
 from ponder.app.wording.events import describe_ending, shown_as_call
 from ponder.app.wording.for_display import for_display
 from ponder.runtime.events import (
+    ApprovalRequested,
     ContentText,
     Event,
     FileEdited,
@@ -93,9 +94,6 @@ class UpdateMapper:
         self.workspace = workspace
         self._output: dict[str, str] = {}
 
-    def _absolute(self, path: str) -> str:
-        return path if path.startswith("/") else str(PurePosixPath(self.workspace) / path)
-
     def __call__(self, event: Event) -> Update | None:
         event = for_display(event)
         if isinstance(event, ReasoningText):
@@ -113,11 +111,10 @@ class UpdateMapper:
             self._output[event.call_id] = shown
             return acp.update_tool_call(event.call_id, content=[_text(f"```\n{shown}\n```")])
         if isinstance(event, FileEdited):
-            old, new = diff_fragments(event.diff)
-            path = self._absolute(event.path)
+            path = _absolute(self.workspace, event.path)
             return acp.update_tool_call(
                 event.call_id,
-                content=[acp.tool_diff_content(path, new, old)],
+                content=[_diff_content(path, event.diff)],
                 locations=[ToolCallLocation(path=path)],
             )
         if isinstance(event, ToolCallFinished) and event.call_id in self._output:
@@ -128,7 +125,9 @@ class UpdateMapper:
         self._output[event.call_id] = ""
         arguments: dict[str, Any] = event.arguments or {}
         path = arguments.get("path")
-        locations = [ToolCallLocation(path=self._absolute(path))] if isinstance(path, str) else None
+        locations = None
+        if isinstance(path, str):
+            locations = [ToolCallLocation(path=_absolute(self.workspace, path))]
         named = event.kind in ("read", "edit", "execute")  # the summary says what it does
         title = event.summary if named else f"{event.name} {event.summary}"
         return acp.start_tool_call(
@@ -150,6 +149,33 @@ class UpdateMapper:
         return acp.update_tool_call(
             event.call_id, status=status, content=[_text(text)], raw_output=event.result
         )
+
+
+def approval_content(request: ApprovalRequested, workspace: str) -> list[Any]:
+    """What a permission request shows: why it is asked, and for an edit the diff it would
+    make (the person answers before the file changes, so it must be here)."""
+    content = [_text(request.reason)]
+    path = _diff_path(request.summary) if request.kind == "edit" else None
+    if path is not None:
+        content.append(_diff_content(_absolute(workspace, path), request.summary))
+    return content
+
+
+def _diff_path(diff: str) -> str | None:
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            named = line[4:].strip()
+            return named[2:] if named.startswith("b/") else named
+    return None
+
+
+def _diff_content(path: str, diff: str) -> Any:
+    old, new = diff_fragments(diff)
+    return acp.tool_diff_content(path, new, old)
+
+
+def _absolute(workspace: str, path: str) -> str:
+    return path if path.startswith("/") else str(PurePosixPath(workspace) / path)
 
 
 def _text(text: str) -> Any:
