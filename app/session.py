@@ -129,6 +129,8 @@ class Session:
         mcp_notes: Sequence[str] = (),
     ) -> None:
         messages: list[Message] = []
+        self.earlier: list[Event] = []
+        """A resumed session's recorded events (what a client replays to show it)."""
         session_id = None
         self.resumed: str | None = None
         """What was resumed, for the frontends to say (None for a new session)."""
@@ -141,6 +143,7 @@ class Session:
             self.resumed = resumed_note(found, workspace)
             print(f"ponder: {self.resumed}", file=sys.stderr)
             _, events, skipped = read_session(found.path)
+            self.earlier = events
             if skipped:
                 print(f"ponder: warning: {skipped_warning(found.path, skipped)}", file=sys.stderr)
             messages = restore_messages(events)

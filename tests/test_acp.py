@@ -151,13 +151,19 @@ def test_a_recorded_session_replays_when_loaded(
     workspace: Path, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     script = write_script(tmp_path / "script.jsonl", *SCRIPT)
-    _, session_id = asyncio.run(drive(workspace, user_env, script))
+    live, session_id = asyncio.run(drive(workspace, user_env, script))
     env = {**user_env, "PONDER_MODEL": f"scripted:{script}"}
     client = asyncio.run(reload(workspace, env, session_id))
     said = [u.content.text for u in client.of(UserMessageChunk)]
     assert said == ["write notes", "now wait"]
     assert "Wrote notes.txt." in "".join(u.content.text for u in client.of(AgentMessageChunk))
-    assert any(u.title == "create_file" for u in client.of(ToolCallStart))
+    # Issue 24, 9: the replay is what was shown live: the plan (not a call named
+    # update_plan), the same titles and kinds, the diff.
+    assert client.of(AgentPlanUpdate) == live.of(AgentPlanUpdate)
+    shown = [(u.title, u.kind) for u in client.of(ToolCallStart)]
+    assert shown == [(u.title, u.kind) for u in live.of(ToolCallStart)]
+    diffs = [c for u in client.of(ToolCallProgress) for c in (u.content or []) if c.type == "diff"]
+    assert [(d.path, d.new_text) for d in diffs] == [(str(workspace / "notes.txt"), "one\ntwo\n")]
 
 
 def test_a_file_for_stdout_is_a_usage_error(tmp_path: Path, user_env: dict[str, str]) -> None:
@@ -172,3 +178,25 @@ def test_a_file_for_stdout_is_a_usage_error(tmp_path: Path, user_env: dict[str, 
     assert ran.returncode == 2
     assert "stdout is a file; ACP runs over pipes" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_lines_that_are_no_request_are_answered_and_the_connection_lives(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Issue 24, 10: one line of `[]` ended `ponder acp` (the SDK's reader died on it)."""
+    import json
+    import subprocess
+
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"protocolVersion": acp.PROTOCOL_VERSION}}  # fmt: skip
+    lines = ["[]", "not json", '"a string"', json.dumps(initialize)]
+    ran = subprocess.run(
+        [PONDER, "acp"], input="".join(f"{line}\n" for line in lines), env=user_env,
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    replies = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [r.get("error", {}).get("code") for r in replies[:3]] == [-32600, -32700, -32600]
+    hello = replies[3]["result"]
+    assert hello["agentInfo"]["name"] == "ponder"
+    assert hello["agentCapabilities"]["mcpCapabilities"]["http"] is True  # HTTP servers work

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import acp
+from acp.core import DEFAULT_STDIO_BUFFER_LIMIT_BYTES
 from acp.schema import (
     AgentCapabilities,
     AllowedOutcome,
@@ -31,6 +32,7 @@ from acp.schema import (
     Implementation,
     InitializeResponse,
     LoadSessionResponse,
+    McpCapabilities,
     McpServerStdio,
     NewSessionResponse,
     PermissionOption,
@@ -42,11 +44,19 @@ from acp.schema import (
 
 from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError
+from ponder.app.frontends.acp_stdio import checked_stdio
 from ponder.app.frontends.acp_updates import Update, UpdateMapper, acp_kind, approval_content
 from ponder.app.session import Session, open_session
 from ponder.app.wording.for_display import for_display
 from ponder.runtime.approvals import ApprovalAnswer
-from ponder.runtime.events import ApprovalRequested, Event, RunFinished
+from ponder.runtime.events import (
+    ApprovalRequested,
+    ContentText,
+    Event,
+    MessageAdded,
+    ReasoningText,
+    RunFinished,
+)
 from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.port import answered
 
@@ -94,7 +104,9 @@ class PonderAgent:
         return InitializeResponse(
             protocol_version=min(protocol_version, acp.PROTOCOL_VERSION),
             agent_capabilities=AgentCapabilities(
-                load_session=True, prompt_capabilities=PromptCapabilities(embedded_context=True)
+                load_session=True,
+                prompt_capabilities=PromptCapabilities(embedded_context=True),
+                mcp_capabilities=McpCapabilities(http=True),  # streamable HTTP; no SSE
             ),
             agent_info=Implementation(name="ponder", title="ponder", version=version("ponder")),
         )
@@ -278,25 +290,32 @@ def prompt_text(blocks: list[Any]) -> str:
 
 
 def _history(session: Session) -> list[Update]:
-    """A resumed session's conversation as the updates that would have shown it."""
+    """A loaded session's past as the updates that showed it live: the same titles, live
+    output, diffs and plan."""
+    mapper = UpdateMapper(str(session.workspace))
     updates: list[Update] = []
-    for message in session.messages:
-        if message.role == "user":
-            updates.append(acp.update_user_message_text(message.content))
-        elif message.role == "assistant":
-            if message.reasoning:
-                updates.append(acp.update_agent_thought_text(message.reasoning))
-            if message.content:
-                updates.append(acp.update_agent_message_text(message.content))
-            for call in message.tool_calls:
-                kind = acp_kind(session.tool_kind(call.name))
-                updates.append(acp.start_tool_call(call.id, call.name, kind=kind))
-        elif message.role == "tool" and message.tool_call_id:
-            content = [acp.tool_content(acp.text_block(message.content))]
-            updates.append(
-                acp.update_tool_call(message.tool_call_id, status="completed", content=content)
-            )
+    for event in _merged(session.earlier):
+        if isinstance(event, MessageAdded) and event.message.get("role") == "user":
+            updates.append(acp.update_user_message_text(str(event.message.get("content", ""))))
+        elif (update := mapper(event)) is not None:
+            updates.append(update)
     return updates
+
+
+def _merged(events: list[Event]) -> list[Event]:
+    """The streamed pieces of a step's reasoning or answer as one piece each."""
+    merged: list[Event] = []
+    for event in events:
+        last = merged[-1] if merged else None
+        if (
+            isinstance(event, ReasoningText | ContentText)
+            and isinstance(last, ReasoningText | ContentText)
+            and (type(last), last.step) == (type(event), event.step)
+        ):
+            merged[-1] = last.model_copy(update={"text": last.text + event.text})
+        else:
+            merged.append(event)
+    return merged
 
 
 def run(config: Config) -> int:
@@ -313,7 +332,8 @@ def run(config: Config) -> int:
         try:
             # PonderAgent implements the methods ponder supports; the SDK answers the others
             # (authenticate, set mode, ...) with method-not-found.
-            await acp.run_agent(agent)  # type: ignore[arg-type]
+            reader, writer = await checked_stdio(DEFAULT_STDIO_BUFFER_LIMIT_BYTES)
+            await acp.run_agent(agent, writer, reader)  # type: ignore[arg-type]
         finally:
             await agent.close_all()
 
