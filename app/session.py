@@ -19,7 +19,7 @@ from pathlib import Path
 
 import platformdirs
 
-from ponder.app.config import Config, config_dir
+from ponder.app.config import Config, config_dir, config_file
 from ponder.app.exit_codes import UsageError
 from ponder.app.mcp_servers import session_servers
 from ponder.app.models import open_model
@@ -340,7 +340,10 @@ def open_session(
     """Backend, sandbox, MCP servers and session, all released when the block ends however it
     ends. ``mcp_extra``: servers an editor passed (ACP)."""
     if not config.session.model:
-        raise UsageError("no model configured")
+        raise UsageError(
+            'no model configured: pass --model, set PONDER_MODEL, or put model = "..." in '
+            f"{config_file()} (`ponder --help` shows the forms; `ponder demo` needs none)"
+        )
     specs, mcp_notes = session_servers(config, workspace, mcp_extra)
     backend = open_model(config)
     try:

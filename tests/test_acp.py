@@ -200,3 +200,46 @@ def test_lines_that_are_no_request_are_answered_and_the_connection_lives(
     hello = replies[3]["result"]
     assert hello["agentInfo"]["name"] == "ponder"
     assert hello["agentCapabilities"]["mcpCapabilities"]["http"] is True  # HTTP servers work
+
+
+def test_a_second_prompt_while_one_runs_is_refused(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Issue 24, 10: overlapping prompts on one session ran at once, on one conversation."""
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Wait.", tool_call("bash", 0, {"command": "sleep 300"})),
+        completion("Done.", content="done"),
+    )
+    client = EditorClient()
+
+    async def overlap() -> None:
+        command = ["acp", "--model", f"scripted:{script}", "--sandbox", "local"]
+        async with acp.spawn_agent_process(client, PONDER, *command, env=user_env,
+                                           cwd=tmp_path) as (conn, _):  # fmt: skip
+            await conn.initialize(protocol_version=acp.PROTOCOL_VERSION)
+            session = await conn.new_session(cwd=str(tmp_path), mcp_servers=[])
+            first = asyncio.create_task(
+                conn.prompt(session_id=session.session_id, prompt=[acp.text_block("wait")])
+            )
+            await asyncio.wait_for(client.command_started.wait(), 60)
+            with pytest.raises(acp.RequestError, match="Invalid request"):
+                await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("x")])
+            await conn.cancel(session_id=session.session_id)
+            assert (await asyncio.wait_for(first, 30)).stop_reason == "cancelled"
+
+    asyncio.run(overlap())
+
+
+def test_without_a_model_a_new_session_says_what_to_do(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    async def open_one() -> None:
+        async with acp.spawn_agent_process(EditorClient(), PONDER, "acp", env=user_env,
+                                           cwd=tmp_path) as (conn, _):  # fmt: skip
+            await conn.initialize(protocol_version=acp.PROTOCOL_VERSION)
+            with pytest.raises(acp.RequestError) as refused:
+                await conn.new_session(cwd=str(tmp_path), mcp_servers=[])
+            assert "no model configured: pass --model, set PONDER_MODEL" in str(refused.value)
+
+    asyncio.run(open_one())

@@ -42,12 +42,13 @@ from acp.schema import (
     ToolCallUpdate,
 )
 
-from ponder.app.config import Config
+from ponder.app.config import Config, ConfigError
 from ponder.app.exit_codes import UsageError
 from ponder.app.frontends.acp_stdio import checked_stdio
 from ponder.app.frontends.acp_updates import Update, UpdateMapper, acp_kind, approval_content
 from ponder.app.session import Session, open_session
 from ponder.app.wording.for_display import for_display
+from ponder.model.backend import BackendError
 from ponder.runtime.approvals import ApprovalAnswer
 from ponder.runtime.events import (
     ApprovalRequested,
@@ -59,6 +60,7 @@ from ponder.runtime.events import (
 )
 from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.port import answered
+from ponder.sandbox.base import SandboxError
 
 STOP_REASONS: dict[str, StopReason] = {
     "answered": "end_turn",
@@ -87,6 +89,7 @@ class _Open:
     workspace: str
     close: contextlib.ExitStack
     rejected: set[str] = field(default_factory=set)
+    prompting: bool = False
 
 
 class PonderAgent:
@@ -135,15 +138,20 @@ class PonderAgent:
             session = stack.enter_context(
                 open_session(self.config, workspace, resume=resume, mcp_extra=servers)
             )
-        except UsageError as error:
-            stack.close()
-            raise acp.RequestError.invalid_params({"details": str(error)}) from None
+        except (UsageError, ConfigError, BackendError, SandboxError) as error:
+            stack.close()  # the message says what to do: the editor shows it as it is
+            raise acp.RequestError(-32602, f"ponder: {error}", {"details": str(error)}) from None
         opened = _Open(session, str(workspace), stack)
         self.sessions[session.id] = opened
         return opened
 
     async def prompt(self, session_id: str, prompt: list[Any], **kwargs: Any) -> PromptResponse:
         opened = self._session(session_id)
+        if opened.prompting:  # two runs at once would share one conversation and its undo
+            raise acp.RequestError.invalid_request(
+                {"details": "this session is running a prompt: wait for it, or cancel it"}
+            )
+        opened.prompting = True
         port = _Port(self, opened, asyncio.get_running_loop())
         sender = asyncio.create_task(port.send_all())
         try:
@@ -151,6 +159,7 @@ class PonderAgent:
                 opened.session.run, prompt_text(prompt), port
             )
         finally:
+            opened.prompting = False
             port.updates.put_nowait(None)
             await sender
         if finished.reason == "error":
