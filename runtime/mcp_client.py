@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import queue
 import stat
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,8 @@ if TYPE_CHECKING:  # the SDK takes most of a second to import: only sessions wit
 MCP_PREFIX = "mcp__"
 """The model sees an MCP tool as ``mcp__<server>__<tool>``."""
 CLOSE_TIMEOUT_S = 5.0
+RESTARTS = 3
+"""Times a server whose connection failed is started again in one session."""
 SERVER_FOLDER = "mcp-cwd"
 
 
@@ -73,6 +77,7 @@ class ServerState:
     state: Literal["starting", "ready", "failed"] = "starting"
     tools: list[McpToolInfo] = field(default_factory=list)
     error: str | None = None
+    restarts: int = 0
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -166,6 +171,24 @@ class CallResult:
     is_error: bool
 
 
+def block_text(block: Any) -> str:
+    """One block of a tool's result as the model reads it: text as it is, a text resource
+    with its address, a link as a link; what is not text is named, not dropped silently."""
+    kind = block.type
+    if kind == "text":
+        return str(block.text)
+    if kind == "resource" and isinstance(getattr(block.resource, "text", None), str):
+        return f'<resource uri="{block.resource.uri}">\n{block.resource.text}\n</resource>'
+    if kind == "resource":
+        mime = block.resource.mime_type or "binary"
+        return f"[resource {block.resource.uri} ({mime}) left out: the model reads text]"
+    if kind == "resource_link":
+        about = f": {block.description}" if block.description else ""
+        return f"[resource link {block.uri} ({block.name}){about}]"
+    mime = getattr(block, "mime_type", None) or kind
+    return f"[{kind} content ({mime}) left out: the model reads text]"
+
+
 def tool_name(server: str, tool: str) -> str:
     return f"{MCP_PREFIX}{server}__{tool}"
 
@@ -186,6 +209,8 @@ class McpHub:
         self._errlog = errlog
         self._clients: dict[str, Client] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._serving: dict[str, asyncio.Task[None]] = {}
+        """The task holding each server's connection."""
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="mcp", daemon=True)
@@ -205,6 +230,7 @@ class McpHub:
         ready: asyncio.Future[list[McpToolInfo]] = self._loop.create_future()
         task = asyncio.create_task(self._serve(state.spec, ready))
         self._tasks.append(task)
+        self._serving[state.spec.name] = task
         try:
             tools = await asyncio.wait_for(asyncio.shield(ready), state.spec.startup_timeout)
         except TimeoutError:
@@ -268,15 +294,24 @@ class McpHub:
         tool: str,
         arguments: dict[str, Any],
         cancel: threading.Event | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> CallResult:
-        """Call a tool and wait for its result, its timeout, or an interrupt."""
+        """Call a tool and wait for its result, its timeout, or an interrupt. ``on_progress`` is
+        told the server's progress notes, on the caller's thread. A server whose connection
+        failed is started again (up to :data:`RESTARTS` times a session): the call fails, and
+        the next one reaches the new server."""
         state = self.servers[server]
         client = self._clients.get(server)
         if client is None:
             raise McpCallError(f"MCP server {server} is not running ({state.error or 'stopped'})")
         timeout = state.spec.tool_timeout
+        notes: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+        async def noted(progress: float, total: float | None, message: str | None) -> None:
+            notes.put(message or (f"{progress:g}/{total:g}" if total else f"{progress:g}"))
+
         pending = asyncio.run_coroutine_threadsafe(
-            client.call_tool(tool, arguments, read_timeout_seconds=timeout), self._loop
+            client.call_tool(tool, arguments, timeout, noted if on_progress else None), self._loop
         )
         deadline = time.monotonic() + timeout + 1
         while True:
@@ -291,16 +326,27 @@ class McpHub:
                     pending.cancel()
                     raise McpCallError(f"no answer within {timeout:g} s") from None
             except Exception as error:
-                raise McpCallError(_reason(error)) from None
-        parts = []
-        for block in result.content:
-            if block.type == "text":
-                parts.append(block.text)
-            else:
-                parts.append(f"[{block.type} content left out]")
+                raise McpCallError(self._restarted(state, _reason(error))) from None
+            finally:
+                while on_progress is not None and not notes.empty():
+                    on_progress(notes.get())
+        parts = [block_text(block) for block in result.content]
         if not parts and result.structured_content is not None:
             parts.append(str(result.structured_content))
         return CallResult("\n".join(parts), result.is_error)
+
+    def _restarted(self, state: ServerState, reason: str) -> str:
+        """``reason``, and what became of the server after it: started again, or not."""
+        if state.restarts >= RESTARTS:
+            return f"{reason} (the server was restarted {RESTARTS} times; not again)"
+        state.restarts += 1
+        old = self._serving.get(state.spec.name)
+        if old is not None:
+            self._loop.call_soon_threadsafe(old.cancel)
+        asyncio.run_coroutine_threadsafe(self._start(state), self._loop).result()
+        if state.state == "ready":
+            return f"{reason} (the server was restarted: call it again if still needed)"
+        return f"{reason} (restarting the server failed: {state.error})"
 
     def close(self) -> None:
         """Stop every server (subprocesses end) and the hub's thread."""

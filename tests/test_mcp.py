@@ -21,7 +21,13 @@ from conftest import PONDER, only_one_worker
 from k2text import completion, tool_call, write_script
 
 from ponder.app.mcp_servers import workspace_code
-from ponder.runtime.events import Event, McpServersStarted, MessageAdded, event_from_json
+from ponder.runtime.events import (
+    Event,
+    McpServersStarted,
+    MessageAdded,
+    ToolOutput,
+    event_from_json,
+)
 from ponder.runtime.mcp_client import McpServerSpec
 
 TIME_SERVER = str(Path(sys.executable).parent / "mcp-server-time")
@@ -383,3 +389,75 @@ def test_a_workspace_path_inside_an_argument_is_named(tmp_path: Path) -> None:
         f"exec(open('{ws}/x.py').read())",
         f"NODE_OPTIONS=--require {ws}/x.js",
     ]
+
+
+def test_resources_links_and_progress_reach_the_model_and_the_screen(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str], everything: str
+) -> None:
+    """Issue 24, 11: embedded resources and links became `[resource content left out]`, and
+    a long call's progress was never asked for."""
+    configure(user_env, f'[mcp_servers.everything]\ncommand = "{everything}"\n')
+    result, events = run_exec(
+        tmp_path, workspace, user_env,
+        completion("Read.", tool_call("mcp__everything__get-resource-reference", 0,
+                                      {"resourceType": "Text", "resourceId": 1})),
+        completion("Links.", tool_call("mcp__everything__get-resource-links", 1, {"count": 2})),
+        completion("Wait.", tool_call("mcp__everything__trigger-long-running-operation", 2,
+                                      {"duration": 1, "steps": 3})),
+        completion("Done.", content="ok"),
+        flags=("--allow", "mcp__everything"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    resource, links, _ = tool_results(events)
+    assert '<resource uri="demo://resource/dynamic/text/1">\nResource 1: ' in resource
+    assert "left out" not in resource
+    assert links.count("[resource link demo://") == 2
+    progress = [e.text for e in events if isinstance(e, ToolOutput) and e.call_id.endswith(":2")]
+    assert len(progress) == 3  # one note per step, shown as the call's live output
+
+
+FRAGILE_SERVER = """\
+import os
+from mcp.server import MCPServer
+
+server = MCPServer("fragile")
+
+
+@server.tool()
+def crash() -> str:
+    '''Ends the server.'''
+    os._exit(1)
+
+
+@server.tool()
+def pid() -> str:
+    '''The server's process id.'''
+    return str(os.getpid())
+
+
+server.run()
+"""
+
+
+def test_a_server_that_crashes_is_started_again(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """Issue 24, 11: a server that died stayed dead for the rest of the session."""
+    fragile = tmp_path / "fragile.py"
+    fragile.write_text(FRAGILE_SERVER)
+    configure(
+        user_env, f'[mcp_servers.fragile]\ncommand = "{sys.executable}"\nargs = ["{fragile}"]\n'
+    )
+    result, events = run_exec(
+        tmp_path, workspace, user_env,
+        completion("Pid.", tool_call("mcp__fragile__pid", 0, {})),
+        completion("Crash.", tool_call("mcp__fragile__crash", 1, {})),
+        completion("Again.", tool_call("mcp__fragile__pid", 2, {})),
+        completion("Done.", content="ok"),
+        flags=("--allow", "mcp__fragile"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    before, crashed, after = tool_results(events)
+    assert "the server was restarted: call it again if still needed" in crashed
+    assert after.isdigit()
+    assert after != before  # a new process answers

@@ -7,11 +7,12 @@ the sandbox; its result is cut and cleaned like a command's output before the mo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.mcp_client import McpCallError, McpCallInterrupted, McpHub, tool_name
-from ponder.runtime.tool_events import ToolKind
+from ponder.runtime.tool_events import ToolKind, ToolOutput
 from ponder.runtime.tools.base import BaseTool, ToolContext, ToolOutcome
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.output import OutputCapture
@@ -49,7 +50,9 @@ class McpTool(BaseTool):
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         try:
-            result = self.hub.call(self.server, self.tool, arguments, context.cancel)
+            result = self.hub.call(
+                self.server, self.tool, arguments, context.cancel, on_progress=_shown(context)
+            )
         except McpCallInterrupted:
             return ToolOutcome(INTERRUPTED, ok=False, interrupted=True)
         except McpCallError as error:
@@ -59,6 +62,11 @@ class McpTool(BaseTool):
         text = capture.text()
         capture.close()
         return ToolOutcome(f"Error: {text}" if result.is_error else text, ok=not result.is_error)
+
+
+def _shown(context: ToolContext) -> Callable[[str], None]:
+    """A server's progress notes, shown as the call's live output."""
+    return lambda note: context.emit(ToolOutput(call_id=context.call_id, text=f"{note}\n"))
 
 
 def mcp_tools(hub: McpHub) -> list[McpTool]:
