@@ -9,6 +9,7 @@ the TUI, Ctrl-C in line mode) stops it and keeps the session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import threading
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -117,13 +118,49 @@ def run_tui(
         files=(lambda: workspace_files(workspace)) if workspace else list,
         history=history_file(),
     )
-    with enter_as_newline(False):  # an Enter typed while Textual starts stays an Enter
+    with enter_as_newline(False), _forgiving_stderr():  # Enter typed meanwhile stays Enter
         finished, left = asyncio.run(_run_until_told_to_stop(app, inline))
     if left:  # unwind every `with` block (the sandbox goes) and exit as the signal asked
         raise SystemExit(128 + left)
     if inline:  # the inline frame is cleared; the whole transcript goes to the scrollback
         print(app.final_transcript)
     return finished
+
+
+class _Forgiving:
+    """A stream whose writes fail quietly once the terminal is gone."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError):
+            return self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _forgiving_stderr() -> Iterator[None]:
+    """Textual draws on ``sys.__stderr__`` from a writer thread. On a terminal that hung up
+    a write fails (EIO), the thread ends, and Textual's shutdown then waits forever to queue
+    its last write (Textual 8.2): ponder never exited. Output to a closed terminal has nowhere
+    to go, so here it is dropped."""
+    real = sys.__stderr__
+    if real is None:
+        yield
+        return
+    sys.__stderr__ = _Forgiving(real)  # type: ignore[misc, assignment]
+    try:
+        yield
+    finally:
+        sys.__stderr__ = real  # type: ignore[misc]
 
 
 async def _run_until_told_to_stop(app: PonderApp, inline: bool) -> tuple[RunFinished | None, int]:
