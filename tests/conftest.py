@@ -34,9 +34,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """Workers for `-n auto` (pyproject's default): two per core. Most tests spend their time
-    waiting on a process they started (ponder, a server, a terminal, the engine)."""
-    return 2 * len(os.sched_getaffinity(0))
+    """Workers for `-n auto` (pyproject's default): one per core. More would not finish
+    sooner (the suite keeps the cores busy) and would slow each test's own processes, which
+    servers' start timeouts and terminals' redraws then feel."""
+    return len(os.sched_getaffinity(0))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

@@ -244,7 +244,8 @@ def test_the_tui_shows_a_file_name_on_one_line(
 ) -> None:
     script = names_script(tmp_path / "model.jsonl")
     command = [PONDER, "--approval", "ask", "--model", f"scripted:{script}", "make them"]
-    with terminal([*command, "--workspace", str(workspace)], user_env) as pane:
+    # Tall enough that every card stays on the screen: the asserts read the screen.
+    with terminal([*command, "--workspace", str(workspace)], user_env, height=70) as pane:
         asked = pane.wait_for("[n] deny")
         pane.send("y")
         pane.wait_for("bash needs approval")
