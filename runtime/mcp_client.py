@@ -197,6 +197,8 @@ def _reason(error: BaseException) -> str:
     """The innermost message of an error (the SDK wraps errors in exception groups)."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"command not found: {error.filename} (is it installed, and on PATH?)"
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 

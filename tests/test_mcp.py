@@ -461,3 +461,29 @@ def test_a_server_that_crashes_is_started_again(
     assert "the server was restarted: call it again if still needed" in crashed
     assert after.isdigit()
     assert after != before  # a new process answers
+
+
+def test_mcp_list_starts_the_servers_and_shows_their_tools(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """Issue 24, 11: `ponder mcp list` showed no tools and started nothing, so a server whose
+    command is missing failed only at the first task, with a raw FileNotFoundError."""
+    configure(
+        user_env,
+        f'[mcp_servers.time]\ncommand = "{TIME_SERVER}"\n'
+        '[mcp_servers.uv]\ncommand = "uvx-not-installed"\nargs = ["mcp-server-time"]\n',
+    )
+    definition = {"mcpServers": {"clock": {"command": TIME_SERVER, "args": []}}}
+    (workspace / ".mcp.json").write_text(json.dumps(definition))
+    listed = subprocess.run(
+        [PONDER, "mcp", "list"], cwd=workspace, env=user_env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 1  # one of them does not start
+    assert listed.stdout.splitlines() == [
+        f"time: {TIME_SERVER} (config)",
+        "  started: 2 tools: get_current_time, convert_time",
+        "uv: uvx-not-installed mcp-server-time (config)",
+        "  FAILED to start: command not found: uvx-not-installed (is it installed, and on PATH?)",
+        f"clock: {TIME_SERVER} (.mcp.json, not trusted: ponder mcp trust)",
+    ]

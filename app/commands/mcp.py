@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ponder.app.config import load_config
+from ponder.app.config import McpServerSettings, load_config
 from ponder.app.exit_codes import UsageError
 from ponder.app.help_examples import examples
 from ponder.app.mcp_servers import (
@@ -17,10 +17,13 @@ from ponder.app.mcp_servers import (
     fingerprint,
     project_servers,
     runs_here,
+    session_servers,
     spec,
     trust,
     trusted_fingerprints,
 )
+from ponder.app.session import mcp_hub
+from ponder.runtime.mcp_client import ServerState
 from ponder.sandbox.safe_text import safe_text
 
 
@@ -65,6 +68,23 @@ def _confirm(yes: bool) -> Callable[[str, str], bool]:
     return ask
 
 
+def _print_server(
+    name: str, settings: McpServerSettings, state: str, workspace: Path, started: ServerState | None
+) -> None:
+    """One server: what it runs, where it is defined, and how its start went."""
+    what = settings.url or " ".join([settings.command or "", *settings.args])
+    warning = runs_here(spec(name, settings, workspace), workspace)
+    if warning:
+        state += f"; it {warning}"
+    line = f"{name}: {what} ({state})"
+    if started is not None and started.state == "ready":
+        tools = ", ".join(tool.name for tool in started.tools)
+        line += f"\n  started: {len(started.tools)} tools: {tools[:300]}"
+    elif started is not None:
+        line += f"\n  FAILED to start: {started.error}"
+    print(safe_text(line))
+
+
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     workspace = args.workspace.resolve()
@@ -82,25 +102,22 @@ def run(argv: list[str]) -> int:
         print("\n".join(safe_text(line) for line in lines) or f"no servers in {PROJECT_FILE}")
         return 0
     config = load_config({})
+    specs, _ = session_servers(config, workspace)
+    with mcp_hub(specs) as hub:  # started as a session would start them: do they, with what?
+        started = dict(hub.servers) if hub else {}
     for name, mine in config.mcp_servers.items():
-        what = mine.url or " ".join([mine.command or "", *mine.args])
-        warning = runs_here(spec(name, mine, workspace), workspace)
         state = "config" if mine.enabled else "config, disabled"
-        if warning:
-            state += f"; it {warning}"
-        print(safe_text(f"{name}: {what} ({state})"))
+        _print_server(name, mine, state, workspace, started.get(name))
     found, problem = project_servers(workspace)
     trusted = trusted_fingerprints()
     for name, (definition, settings) in found.items():
         if isinstance(settings, str):
-            state = f"unusable: {settings}"
-        else:
-            known = fingerprint(workspace, name, definition) in trusted
-            state = f"{PROJECT_FILE}, {'trusted' if known else 'not trusted'}"
-            warning = runs_here(spec(name, settings, workspace), workspace)
-            if warning:
-                state += f"; it {warning}"
-        print(safe_text(f"{name}: {json.dumps(definition)[:200]} ({state})"))
+            print(safe_text(f"{name}: {json.dumps(definition)[:200]} (unusable: {settings})"))
+            continue
+        known = fingerprint(workspace, name, definition) in trusted
+        state = f"{PROJECT_FILE}, {'trusted' if known else 'not trusted: ponder mcp trust'}"
+        ours = started.get(name) if name not in config.mcp_servers else None
+        _print_server(name, settings, state, workspace, ours)
     if problem:
         print(safe_text(problem))
-    return 0
+    return 1 if any(state.state == "failed" for state in started.values()) else 0
