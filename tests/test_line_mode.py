@@ -108,6 +108,11 @@ def test_a_plain_session_in_a_terminal(
     ]
     write_script(script, *lines)
     child = plain_session(script, workspace, user_env)
+    # Issue 24, 18: it opens with where it works and its keys, not a bare prompt.
+    child.expect_exact(
+        f"ponder · scripted:script.jsonl · docker, bind mode, network off · {workspace}"
+    )
+    child.expect_exact("Ctrl+C interrupts · Ctrl+D quits · /help lists commands and keys")
     child.expect_exact("›")
     child.send("write a note" + ENTER)
     child.expect_exact("Wrote note.txt.")

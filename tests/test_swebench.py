@@ -73,7 +73,7 @@ def test_a_batch_runs_grades_and_resumes(
         "--workers", "2", "--timeout", "20", env=user_env, cwd=tmp_path,
     )  # fmt: skip
     assert graded.returncode == 0, graded.stderr
-    model = f"ponder:scripted:{scripts}".replace("/", "__")
+    model = "ponder__trajectories"  # no path of this machine, no ":" (issue 24, 19)
     result = json.loads((tmp_path / f"{model}.preds.json").read_text())
     assert result["resolved_ids"] == ["calc__fix-1"]
     assert result["unresolved_ids"] == ["calc__wrong-2"]
@@ -270,7 +270,7 @@ def test_an_instance_whose_image_holds_the_repository(
             "swebench", "eval", "--instances", str(instances), "--predictions", str(preds),
             env=user_env, cwd=tmp_path,
         )  # fmt: skip
-        model = f"ponder:scripted:{scripts}".replace("/", "__")
+        model = "ponder__trajectories"  # no path of this machine, no ":" (issue 24, 19)
         result = json.loads((tmp_path / f"{model}.preds.json").read_text())
         assert result["resolved_ids"] == ["calc__fix-1"], graded.stderr
         assert result["incomplete_ids"] == ["calc__missing-2"]
@@ -298,8 +298,8 @@ def test_predictions_load_with_swebench_itself(tmp_path: Path, user_env: dict[st
         capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     assert loaded.stdout.strip() == str(
-        [("calc__fix-1", True, f"ponder:scripted:{scripts}"),
-         ("calc__wrong-2", True, f"ponder:scripted:{scripts}")]
+        [("calc__fix-1", True, "ponder__trajectories"),
+         ("calc__wrong-2", True, "ponder__trajectories")]
     )  # fmt: skip
 
 

@@ -97,6 +97,8 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 commands=commands,
                 workspace=workspace,
                 history=history,
+                model=session.model.name,
+                sandbox=session.sandbox_description,
             )
         else:
             finished = run_tui(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -113,6 +114,16 @@ def choose(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", metavar="I/N", help="then every Nth from the Ith (CI jobs)")
 
 
+def prediction_model_name(spec: str) -> str:
+    """The predictions' ``model_name_or_path``: ponder and the model's own name, as in
+    ``ponder__kimi-k2-thinking``. It names the harness's log folders, so it holds no path of
+    this machine and no ``:``."""
+    scheme, _, target = spec.partition(":")
+    name = target.partition("#")[2] if scheme == "openai" else Path(target).name
+    name = re.sub(r"(-\d{5}-of-\d{5})?\.gguf$", "", name)  # a split GGUF's first file
+    return "ponder__" + (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or scheme)
+
+
 def run(argv: list[str]) -> int:
     run_parser, grade_parser = parsers()
     if argv[:1] == ["eval"]:
@@ -186,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = BatchSettings(
         predictions=args.out,
         logs=args.logs or args.out.with_name(args.out.stem + ".logs"),
-        model_name=f"ponder:{config.session.model}",
+        model_name=prediction_model_name(config.session.model or ""),
         default_image=sandbox_image(config),
         workers=workers,
         timeout_s=args.timeout,

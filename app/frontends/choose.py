@@ -89,12 +89,8 @@ def run_tui(
     from ponder.app.frontends.tui.app import PonderApp
     from ponder.app.frontends.tui.themes import remember_theme, remembered_theme
 
-    where = f" · {safe_name(str(workspace))}" if workspace else ""
-    welcome = (
-        f"ponder · {model}{' · ' + sandbox if sandbox else ''}{where}\n"
-        "Enter sends · Ctrl+J new line · Tab completes · @file attaches · Esc interrupts · "
-        "Ctrl+Q quits · /help lists commands and keys"
-    )
+    keys = "Esc interrupts · Ctrl+Q quits"
+    welcome = _welcome(model, sandbox, workspace, keys)
 
     typed = typed_ahead() if interactive else Typed([], "")
     queued = typed.lines
@@ -163,6 +159,16 @@ def _forgiving_stderr() -> Iterator[None]:
         sys.__stderr__ = real  # type: ignore[misc]
 
 
+def _welcome(model: str, sandbox: str, workspace: Path | None, keys: str) -> str:
+    """What an interactive session opens with: where it works, and its main keys."""
+    where = f" · {safe_name(str(workspace))}" if workspace else ""
+    return (
+        f"ponder · {model}{' · ' + sandbox if sandbox else ''}{where}\n"
+        f"Enter sends · Ctrl+J new line · Tab completes · @file attaches · {keys} · "
+        "/help lists commands and keys"
+    )
+
+
 async def _run_until_told_to_stop(app: PonderApp, inline: bool) -> tuple[RunFinished | None, int]:
     """``app`` until it ends, or until SIGHUP (the terminal closed, the ssh link dropped) or
     SIGTERM: then the run is stopped and the app left, the way quitting does. (A Python signal
@@ -196,10 +202,13 @@ def run_line(
     commands: dict[str, Command] | None = None,
     workspace: Path | None = None,
     history: tuple[str, list[str]] | None = None,
+    model: str = "",
+    sandbox: str = "",
 ) -> RunFinished | None:
     """One task when given one (a one-liner), else a prompt loop until end of input.
     Approvals are asked at the terminal, or answered ``unattended`` without one; a resumed
-    session's ``history`` (its note and conversation so far) is printed first, dimmed."""
+    session's ``history`` (its note and conversation so far) is printed first, dimmed; a
+    person at a terminal is greeted as in the TUI (``model``, ``sandbox``)."""
     # Into a pipe or a file, lines stay whole: whatever reads them does its own wrapping.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     port = LinePort(LinePrinter(console), console, None if sys.stdin.isatty() else unattended)
@@ -217,6 +226,9 @@ def run_line(
     from ponder.app.frontends.line_prompt import LinePrompt  # prompt-toolkit: only here
 
     prompt = LinePrompt(commands or {}, workspace)
+    if sys.stdin.isatty() and model:
+        keys = "Ctrl+C interrupts · Ctrl+D quits"
+        console.print(Text(_welcome(model, sandbox, workspace, keys), style="dim"))
     typed = typed_ahead()  # what was typed while ponder started: sent, or left in the prompt
     waiting, draft = typed.lines, typed.rest
     last: RunFinished | None = None
