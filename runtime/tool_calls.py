@@ -134,6 +134,7 @@ class ToolRunner:
                 kind=kind,
                 ok=outcome.ok,
                 result=outcome.text,
+                shown=outcome.shown,
                 exit_code=outcome.exit_code,
                 timed_out=outcome.timed_out,
                 interrupted=outcome.interrupted,

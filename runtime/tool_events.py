@@ -125,6 +125,8 @@ class ToolCallFinished(_CallEvent):
     ok: bool
     result: str
     """What the model is shown."""
+    shown: str | None = None
+    """What a person is shown instead of ``result``, when the tool says (see ``for_person``)."""
     exit_code: int | None = None
     timed_out: bool = False
     interrupted: bool = False
@@ -134,6 +136,11 @@ class ToolCallFinished(_CallEvent):
     disk guard, killed out of memory, a fork bomb stopped."""
     elapsed_s: float = Field(validation_alias=AliasChoices("elapsed_s", "elapsed"))
     """Seconds the call took (``elapsed`` in version 1)."""
+
+    @property
+    def for_person(self) -> str:
+        """The result as a person reads it."""
+        return self.result if self.shown is None else self.shown
 
 
 class FileEdited(EventBase):

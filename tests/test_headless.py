@@ -4,6 +4,7 @@ plain pipes and a real terminal (pexpect), with a real Docker sandbox."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -104,9 +105,10 @@ def test_print_mode_verbose_shows_the_work_on_stderr(
 def test_a_one_liner_points_at_ponder_undo_not_a_slash_command(
     tmp_path: Path, workspace: Path, user_env: dict[str, str]
 ) -> None:
+    long_line = "x" * 150
     made = write_script(
         tmp_path / "made.jsonl",
-        completion("Make it.", tool_call("bash", 0, {"command": "echo hi > made.txt"})),
+        completion("Make it.", tool_call("bash", 0, {"command": f"echo {long_line} > made.txt"})),
         completion("Made.", content="made"),
     )
     result = run(
@@ -116,6 +118,7 @@ def test_a_one_liner_points_at_ponder_undo_not_a_slash_command(
     assert result.returncode == 0, result.stderr
     assert "made.txt (`ponder undo` takes it back)" in result.stderr
     assert "/undo" not in result.stderr  # a one-liner takes no slash commands
+    assert f"$ echo {long_line} > made.txt" in result.stderr  # into a pipe: not wrapped at 80
 
 
 def test_print_mode_never_waits_on_a_terminal_or_a_closed_stdin(
@@ -350,3 +353,32 @@ def test_without_checkpoints_the_task_goes_on_and_says_why(
     assert step.files == ["f.txt", "m/"]  # a flooded folder is one line
     assert [c.count for c in step.changes] == [1, 20_001]
     assert (workspace / "f.txt").read_text() == "x\n"
+
+
+def test_text_framed_for_the_model_is_not_shown_to_the_person(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """Issue 24, 17: `-v` printed "Here's the result of running `cat -n` ..." and the edit
+    tool's advice to the model; the person sees the file's lines and the diff."""
+    (workspace / "notes.txt").write_text("alpha\nbeta\n")
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Look.", tool_call("view", 0, {"path": "notes.txt"})),
+        completion("Fix.", tool_call("str_replace", 1,
+                                     {"path": "notes.txt", "old_str": "beta", "new_str": "gamma"})),
+        completion("Done.", content="done"),
+    )  # fmt: skip
+    result = run(
+        "-p", "-v", "fix", "--sandbox", "local", "--model", f"scripted:{script}",
+        env=user_env, cwd=workspace, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^ +1 +alpha$", result.stderr, re.M)  # the file as viewed
+    assert "+gamma" in result.stderr  # the edit as a diff
+    assert "Here's the result" not in result.stderr
+    assert "Review the changes" not in result.stderr
+    (info,) = list_sessions(Path(user_env["HOME"]) / ".local" / "share" / "ponder" / "sessions")
+    events = read_session(info.path)[1]
+    (viewed,) = [e for e in events if isinstance(e, ToolCallFinished) and e.name == "view"]
+    assert viewed.result.startswith("Here's the result of running `cat -n`")  # the model's
+    assert viewed.for_person.startswith("     1\talpha")

@@ -145,7 +145,7 @@ class UpdateMapper:
         if event.kind == "edit" and event.ok:  # the diff stays the content
             return acp.update_tool_call(event.call_id, status=status, raw_output=event.result)
         ending = describe_ending(event)
-        text = f"```\n{event.result.rstrip()}\n```" + (f"\n{ending}" if ending else "")
+        text = f"```\n{event.for_person.rstrip()}\n```" + (f"\n{ending}" if ending else "")
         return acp.update_tool_call(
             event.call_id, status=status, content=[_text(text)], raw_output=event.result
         )

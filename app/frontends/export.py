@@ -63,7 +63,7 @@ def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
             calls[event.call_id] = event
             out.append(f"\n**{event.name}** `{event.summary}`\n")
         elif isinstance(event, ToolCallFinished):
-            out.append("\n" + _fence(event.result))
+            out.append("\n" + _fence(event.for_person))
         elif isinstance(event, FileEdited):
             out.append(f"\nEdited `{event.path}`:\n\n" + _fence(event.diff, "diff"))
         elif isinstance(event, RunFinished):

@@ -129,7 +129,10 @@ def run_unattended(
         if json_events:
             display = JsonLines(session.interrupt)
         elif verbose:
-            display = LinePrinter(Console(stderr=True, highlight=False), interactive=False)
+            display = LinePrinter(
+                Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty()),
+                interactive=False,
+            )
         else:
             display = _quiet
         port = Unattended(display, unattended_decision(config))

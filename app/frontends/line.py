@@ -130,10 +130,10 @@ class LinePrinter:
         self.console.print(Text(f"{mark} {detail} · {event.elapsed_s:.1f}s", style=style))
         if event.notice:
             self.console.print(Text(f"  {event.notice}", style="yellow"))
-        if event.exit_code is None and event.kind != "submit":
+        if event.exit_code is None and event.kind != "submit" and event.for_person:
             # Indented under its call: no line of a result (which can hold a file name with a
             # newline, or anything a file holds) can pass for one of ponder's own.
-            lines = event.result.rstrip("\n").split("\n")
+            lines = event.for_person.rstrip("\n").split("\n")
             shown = lines[:RESULT_PREVIEW_LINES]
             if len(lines) > RESULT_PREVIEW_LINES:
                 shown.append(f"… {len(lines) - RESULT_PREVIEW_LINES} more lines")

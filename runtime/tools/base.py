@@ -27,6 +27,10 @@ class ToolContext:
 class ToolOutcome:
     text: str
     """What the model is shown."""
+    shown: str | None = None
+    """What a person is shown instead, where ``text`` is framed for the model (its
+    instructions, "Here's the result of running ..."): the file's lines, or nothing when the
+    diff already says it."""
     ok: bool = True
     exit_code: int | None = None
     timed_out: bool = False

@@ -140,7 +140,7 @@ class _EditTool(BaseTool):
         before = change.before[1].text if change.before else None
         diff = unified_diff(shown, before, change.text)
         context.emit(FileEdited(call_id=context.call_id, path=shown, diff=diff))
-        return ToolOutcome(text=self._result(change))
+        return ToolOutcome(text=self._result(change), shown="")  # the diff says it
 
     def _record(self, change: Change) -> None:
         self.editor.history.record(change.path, change.before[0] if change.before else None)

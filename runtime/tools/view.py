@@ -99,7 +99,8 @@ class ViewTool(BaseTool):
         first, last, note = _view_range(arguments, len(lines))
         body = numbered("\n".join(lines[first - 1 : last]), first)
         return ToolOutcome(
-            text=clip(f"Here's the result of running `cat -n` on {path}:\n{body}\n") + note
+            text=clip(f"Here's the result of running `cat -n` on {path}:\n{body}\n") + note,
+            shown=clip(f"{body}\n") + note,
         )
 
     @staticmethod
