@@ -55,6 +55,9 @@ class Usage:
     completion_tokens: int
     prefill_tokens_per_s: float | None = None
     decode_tokens_per_s: float | None = None
+    estimated: bool = False
+    """The server sent no counts: ponder counted (the prompt by its template, the answer by
+    the pieces it came in)."""
 
 
 @dataclass(frozen=True, slots=True)

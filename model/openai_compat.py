@@ -352,7 +352,12 @@ class OpenAICompatBackend:
         yield from calls.finish()
         ended = time.perf_counter()
         if usage is None:
-            usage = Usage(prompt_tokens=prompt_tokens(), cached_tokens=0, completion_tokens=pieces)
+            usage = Usage(
+                prompt_tokens=prompt_tokens(),
+                cached_tokens=0,
+                completion_tokens=pieces,
+                estimated=True,
+            )
         if usage.decode_tokens_per_s is None and usage.completion_tokens > 1 and ended > first > 0:
             usage = replace(
                 usage, decode_tokens_per_s=(usage.completion_tokens - 1) / (ended - first)

@@ -115,6 +115,8 @@ class UsageReported(EventBase):
     prefill_tokens_per_s: float | None = None
     decode_tokens_per_s: float | None = None
     context_size: int | None = None
+    estimated: bool = False
+    """ponder counted: the server sent no usage."""
 
 
 class ContextCompacted(EventBase):
@@ -261,6 +263,8 @@ class RunUsage(BaseModel):
     wall_s: float
     cost_usd: float | None = None
     """From the config's prices for the model; unset without them."""
+    estimated: bool = False
+    """Some step's counts are ponder's own (its server sent none)."""
 
 
 class RunFinished(EventBase):

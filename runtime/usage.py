@@ -23,11 +23,13 @@ class UsageTotals:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    estimated: bool = False
 
     def add(self, usage: Usage | RunUsage) -> None:
         self.prompt_tokens += usage.prompt_tokens
         self.cached_tokens += usage.cached_tokens
         self.completion_tokens += usage.completion_tokens
+        self.estimated |= usage.estimated
 
     def report(self, wall_s: float, prices: Prices | None) -> RunUsage:
         cost = None
@@ -46,4 +48,5 @@ class UsageTotals:
             completion_tokens=self.completion_tokens,
             wall_s=round(wall_s, 3),
             cost_usd=cost,
+            estimated=self.estimated,
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import PONDER
 from fake_openai import Reply, delta_chunk, fake_openai
 from tiny_models import REASONING, SCRIPT
 
@@ -240,6 +241,7 @@ def test_against_llama_cpp_pythons_own_server(tiny_k2: Path, tmp_path: Path) -> 
     # It sends no usage while streaming; one is estimated, so budgets and the status line work.
     (usage,) = [d for d in deltas if isinstance(d, Usage)]
     assert 0 < usage.completion_tokens <= len(SCRIPT)
+    assert usage.estimated  # and says so (issue 24, 5)
     assert usage.prompt_tokens > 0
     assert deltas[-1] == Finished("stop")
 
@@ -296,3 +298,29 @@ def test_a_server_nobody_listens_at_gets_few_retries() -> None:
         retries.extend(d for d in stream if isinstance(d, Retrying))
     assert [(r.attempt, r.attempts) for r in retries] == [(1, 3), (2, 3)]
     backend.close()
+
+
+def exec_(
+    model: str, flags: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PONDER, "exec", *flags, "--sandbox", "local", "--model", model, "hi"],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_counts_ponder_makes_up_are_marked_as_estimates(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Issue 24, 5: a server that sends no usage got figures ponder counted, shown as fact."""
+    answer = [delta_chunk(role="assistant", content="All "), delta_chunk(content="done.")]
+    answer.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    with fake_openai(Reply(chunks=answer), Reply(chunks=answer)) as server:
+        model = f"openai:{server.url}/v1#k2"
+        ran, said = (exec_(model, flags, user_env, tmp_path) for flags in (["--json"], []))
+    assert ran.returncode == 0, ran.stderr
+    assert "completion tokens (estimated: the server sent no counts)" in said.stderr
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    (usage,) = [e for e in events if e["type"] == "usage"]
+    assert usage["estimated"] is True
+    assert events[-1]["usage"]["estimated"] is True

@@ -86,7 +86,8 @@ def describe_usage(session_id: str, finished: RunFinished) -> str:
     if usage is not None:
         cached = f" ({_tokens(usage.cached_tokens)} cached)" if usage.cached_tokens else ""
         prompt = f"{_tokens(usage.prompt_tokens)} prompt{cached}"
-        parts.append(f"{prompt} + {_tokens(usage.completion_tokens)} completion tokens")
+        tokens = f"{prompt} + {_tokens(usage.completion_tokens)} completion tokens"
+        parts.append(tokens + (" (estimated: the server sent no counts)" * usage.estimated))
         parts.append(f"{usage.wall_s:.1f} s")
         if usage.cost_usd is not None:
             parts.append(f"${usage.cost_usd:.4f}")

@@ -60,6 +60,8 @@ class Status:
     context_size: int | None = None
     context_assumed: bool = False
     """The context size is ponder's assumption (the server did not say it)."""
+    counted_here: bool = False
+    """The last step's token counts are ponder's estimate (the server sent none)."""
     tokens_used: int = 0
     max_tokens: int | None = None
     deadline: float | None = None
@@ -94,6 +96,7 @@ class Status:
             self.context_used = event.prompt_tokens + event.completion_tokens
             self.context_size = event.context_size
             self.tokens_used += event.completion_tokens
+            self.counted_here = event.estimated
         elif isinstance(event, ToolCallStarted):
             self.state = f"running {event.name}"
         elif isinstance(event, ApprovalRequested):
@@ -124,13 +127,14 @@ class Status:
         if self.prefill:
             speed.append(f"prefill {self.prefill:,.0f} t/s")
         if self.decode:
-            speed.append(f"decode {self.decode:,.1f} t/s")
+            speed.append(f"decode {'~' * self.counted_here}{self.decode:,.1f} t/s")
         if speed:
             parts.append((4, Content(" ".join(speed))))
         if self.context_used is not None and self.context_size:
             share = self.context_used / self.context_size
             style = "$error" if share > 0.85 else "$warning" if share > 0.6 else ""
             used, size = _count(self.context_used), _count(self.context_size)
+            used = "~" * self.counted_here + used  # estimated: the server sent no counts
             size += ", assumed" if self.context_assumed else ""
             parts.append((2, Content.styled(f"context {share:.0%} ({used}/{size})", style)))
         left = self._budget_left()
