@@ -115,10 +115,13 @@ def user_env(tmp_path: Path, shared_cache: Path) -> dict[str, str]:
     """An environment with its own HOME and config directory, for running the real command."""
     home = tmp_path / "home"
     home.mkdir()
+    # COLUMNS and LINES are left out: pytest-xdist's workers have 80 and 24 in their
+    # environment, and a TUI started in a tmux pane or a pty of another size would take them.
+    left_out = ("XDG_CONFIG_HOME", "HOME", "COLUMNS", "LINES")
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("PONDER_") and key not in ("XDG_CONFIG_HOME", "HOME")
+        if not key.startswith("PONDER_") and key not in left_out
     }
     env.update(
         HOME=str(home),

@@ -244,8 +244,7 @@ def test_the_tui_shows_a_file_name_on_one_line(
 ) -> None:
     script = names_script(tmp_path / "model.jsonl")
     command = [PONDER, "--approval", "ask", "--model", f"scripted:{script}", "make them"]
-    # Tall enough that every card stays on the screen: the asserts read the screen.
-    with terminal([*command, "--workspace", str(workspace)], user_env, height=70) as pane:
+    with terminal([*command, "--workspace", str(workspace)], user_env) as pane:
         asked = pane.wait_for("[n] deny")
         pane.send("y")
         pane.wait_for("bash needs approval")
@@ -254,7 +253,7 @@ def test_the_tui_shows_a_file_name_on_one_line(
         pane.send("C-q")
         pane.wait_for("EXIT=0", timeout=30)
     assert f"+++ b/{SHOWN}" in asked  # the approval card's diff
-    assert f"create_file {SHOWN}" in screen  # the tool card
+    assert f"create_file {SHOWN}" in screen, screen  # the tool card
     assert f"edited {SHOWN}" in screen  # the diff's title
     assert TOUCHED in screen  # the checkpoint
     for text in (asked, screen):  # the forged text only ever follows its name's first half
