@@ -145,7 +145,7 @@ class PonderApp(App[RunFinished | None]):
                 self._note(self._welcome)
         if self._earlier is not None:
             note, lines = self._earlier
-            title = f"{note} · {len(lines)} earlier lines (Enter opens them)"
+            title = f"{note} · {len(lines)} earlier lines (Tab, then Enter, opens them)"
             self._transcript.add(FoldedBlock(title, "\n".join(lines)))
         if self._first_task:
             self._start(self._first_task)
