@@ -112,7 +112,7 @@ async def test_a_tool_card_shows_output_then_how_it_ended() -> None:
         assert str(card.query_one(".tool-status", Static).render()) == "✗ exit 1 · 1.2s"
         card.focus()
         await pilot.press("c")
-        assert app.clipboard == "$ python3 -m pytest -q\ncollecting tests\n"
+        assert app.clipboard == "bash $ python3 -m pytest -q\ncollecting tests\n\n✗ exit 1 · 1.2s"
         run.release()
 
 

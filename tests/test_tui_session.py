@@ -47,7 +47,11 @@ def test_inline_mode_leaves_the_transcript_in_the_terminal(
 ) -> None:
     script = tmp_path / "script.jsonl"
     rows = "\n\n".join(f"row {n}" for n in range(40))  # more than the inline frame holds
-    write_script(script, completion("Easy.", content=f"It is 42.\n\n{rows}"))
+    write_script(
+        script,
+        completion("Count.", tool_call("bash", 0, {"command": "echo counted; exit 3"})),
+        completion("Easy.", content=f"It is 42.\n\n{rows}"),
+    )
     command = [PONDER, "--inline", "--model", f"scripted:{script}", "what is it?"]
     with terminal(command, user_env, height=30) as pane:
         pane.wait_for("row 39")
@@ -57,6 +61,8 @@ def test_inline_mode_leaves_the_transcript_in_the_terminal(
         assert "› what is it?" in scrollback  # the whole transcript, not the last frame
         assert "It is 42." in scrollback
         assert "row 0\n" in scrollback
+        # Issue 24, 17: the call keeps its tool's name, its output, and how it ended.
+        assert "▶ bash $ echo counted; exit 3\ncounted\n\n✗ exit 3 · " in scrollback
 
 
 @pytest.mark.usefixtures("sandbox_image")

@@ -108,14 +108,11 @@ class ToolCard(Block):
         self._finished = event
         if not self._ready:
             return
-        detail = describe_ending(event)
-        if detail is None:
-            detail = "done" if event.ok else event.result.splitlines()[0][:160]
         mark, style = ("✓", "$success") if event.ok else ("✗", "$error")
         self.query_one(".block-title", Static).update(self._header("▶"))
         self.query_one(".tool-status", Static).update(
             Content.assemble(
-                (f"{mark} {detail}", style),
+                (f"{mark} {_ending(event)}", style),
                 (f" · {event.elapsed_s:.1f}s", "$text-muted"),
                 (f"\n{event.notice}" if event.notice else "", "$warning"),
             )
@@ -123,7 +120,21 @@ class ToolCard(Block):
         self.add_class("ok" if event.ok else "failed")
 
     def copy_text(self) -> str:
-        return f"{self.summary}\n{''.join(self._output)}"
+        """The call as text: its name and summary, its output, and how it ended."""
+        text = f"{self._name} {self.summary}\n{''.join(self._output)}"
+        done = self._finished
+        if done is not None:
+            mark = "✓" if done.ok else "✗"
+            text += f"\n{mark} {_ending(done)} · {done.elapsed_s:.1f}s"
+        return text
+
+
+def _ending(event: ToolCallFinished) -> str:
+    """How a call ended, in a few words (an exit code, a timeout, or what went wrong)."""
+    detail = describe_ending(event)
+    if detail is None:
+        detail = "done" if event.ok else event.result.splitlines()[0][:160]
+    return detail
 
 
 class ApprovalCard(Vertical, can_focus=True):
