@@ -50,7 +50,7 @@ from ponder.runtime.confined_files import ConfinedTree
 from ponder.runtime.events import Checkpointed, PathChange
 from ponder.runtime.fs_watch import ChangeWatch
 from ponder.runtime.host_git import GitFailed, git_process
-from ponder.runtime.ledger import SIZE, Change, walk
+from ponder.runtime.ledger import INODE, SIZE, Change, own_output, walk
 from ponder.sandbox.leftovers import private_tempdir
 
 __all__ = ["Checkpoint", "CheckpointError", "Checkpoints", "Diff", "Undone"]
@@ -124,6 +124,7 @@ class Checkpoints:
         self._busy = busy
         self._tree = ConfinedTree(self.workspace)
         self._watch = ChangeWatch()
+        self._own = own_output(self._root)
         self._state: State | None = None
         self._before: State | None = None
         self._window_is_ours = False
@@ -197,6 +198,9 @@ class Checkpoints:
         self._watch.begin_walk()
         seen = walk(self._root, self._watch.watch)
         now = seen.found
+        for path, inode in self._own.items():
+            if path in now and now[path][INODE] == inode:  # the file ponder holds open
+                del now[path]  # ponder's own output (-v 2> log): not the session's change
         if first and len(now) > PRIVATE_FILE_LIMIT and not _in_git_project(self.workspace):
             raise CheckpointError(
                 f"{self.workspace} is not a git repository and holds more than "

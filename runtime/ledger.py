@@ -22,6 +22,7 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ponder.sandbox.tree_walk import Entry, walk_entries
 
@@ -122,6 +123,23 @@ def walk(root: bytes, on_directory: Callable[[bytes, bytes], None] | None = None
             info.st_gid,
         )
     return Walk(found, blind)
+
+
+def own_output(root: bytes) -> dict[bytes, int]:
+    """ponder's own stdout and stderr where they are files in the workspace (``-v 2> log``),
+    relative path -> inode. What ponder writes there is no change of the session's: left out
+    of the walk while the path is still that file (replaced by anything else, it counts)."""
+    found = {}
+    for fd in (1, 2):
+        try:
+            info = os.fstat(fd)
+            path = os.fsencode(Path(f"/proc/self/fd/{fd}").readlink())
+        except OSError:
+            continue
+        prefix = root.rstrip(b"/") + b"/"
+        if stat.S_ISREG(info.st_mode) and path.startswith(prefix):
+            found[path[len(prefix) :]] = info.st_ino
+    return found
 
 
 def _owner(info: os.stat_result) -> tuple[int, int]:

@@ -382,3 +382,34 @@ def test_text_framed_for_the_model_is_not_shown_to_the_person(
     (viewed,) = [e for e in events if isinstance(e, ToolCallFinished) and e.name == "view"]
     assert viewed.result.startswith("Here's the result of running `cat -n`")  # the model's
     assert viewed.for_person.startswith("     1\talpha")
+
+
+def test_a_log_of_ponders_own_output_in_the_workspace_is_not_a_change(
+    tmp_path: Path, workspace: Path, user_env: dict[str, str]
+) -> None:
+    """`ponder -p -v ... 2> err.txt` in the project: err.txt is ponder's own writing, not the
+    session's change; it blocked `ponder undo` ("err.txt changed since this session's last
+    step") and filled `ponder diff`."""
+    (workspace / "hello.py").write_text("print('helo')\n")
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Look.", tool_call("view", 0, {"path": "hello.py"})),
+        completion("Fix.", tool_call("str_replace", 1,
+                                     {"path": "hello.py", "old_str": "helo", "new_str": "hello"})),
+        completion("Done.", content="fixed"),
+    )  # fmt: skip
+    command = [PONDER, "-p", "-v", "fix it", "--sandbox", "local", "--model", f"scripted:{script}"]
+    with (workspace / "err.txt").open("w") as err, (workspace / "ans.txt").open("w") as out:
+        ran = subprocess.run(command, env=user_env, cwd=workspace, stdout=out, stderr=err,
+                             stdin=subprocess.DEVNULL, timeout=60, check=False)  # fmt: skip
+    assert ran.returncode == 0, (workspace / "err.txt").read_text()
+    log = (workspace / "err.txt").read_text()
+    assert "checkpoint" in log
+    assert "err.txt" not in log  # no checkpoint names it
+    diff = run("diff", env=user_env, cwd=workspace)
+    assert "hello.py" in diff.stdout
+    assert "err.txt" not in diff.stdout
+    assert "ans.txt" not in diff.stdout
+    undone = run("undo", env=user_env, cwd=workspace)
+    assert undone.returncode == 0, undone.stderr
+    assert (workspace / "hello.py").read_text() == "print('helo')\n"
