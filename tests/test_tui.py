@@ -325,6 +325,11 @@ async def test_messages_typed_while_it_works_are_queued_and_sent_after() -> None
         queue = str(app.query_one("#queue", Static).render())
         assert "queued: also this" in queue
         assert "queued: and that" in queue
+        # On the screen, above the prompt: docked at the bottom, the prompt and the status
+        # line covered it (issue 24, a new user saw no sign that the message was kept).
+        shown = app.query_one("#queue", Static).region
+        assert shown.height >= 3
+        assert shown.bottom <= app.query_one(PromptArea).region.y
         assert run.tasks == ["first"]
         run.release()
         await settle(pilot)
