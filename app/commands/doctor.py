@@ -106,7 +106,8 @@ def check_model(spec: str | None) -> Finding:
 
         open_backend(spec)  # an unknown scheme: its own message
     except ConfigurationError as error:
-        return Finding("FAIL", what, f"{spec}: {error}", "fix `model` in the configuration")
+        fix = "fix the model spec (PONDER_MODEL, or `model` in the config file)"
+        return Finding("FAIL", what, f"{spec}: {error}", fix)
     return Finding("ok", what, spec)
 
 
@@ -127,13 +128,20 @@ def _served(spec: str, target: str) -> Finding:
     from ponder.model.openai_compat import OpenAICompatBackend
 
     what = "configured model"
-    backend = OpenAICompatBackend(target, load_config().openai_options(spec))
+    options = load_config().openai_options(spec)
+    backend = OpenAICompatBackend(target, options)
     try:
         listed = json.loads(backend.models_list()).get("data")
+    except httpx.HTTPStatusError as error:
+        status = error.response.status_code
+        fix = "check the URL in `model`"
+        if status in (401, 403):
+            fix = f"check the API key in ${options.api_key_env} ([openai] api_key_env names it)"
+        return Finding("FAIL", what, f"{backend.base_url}/models answered {status}", fix)
     except (httpx.HTTPError, ValueError, AttributeError) as error:
-        reason = safe_text(str(error) or type(error).__name__)[:200]
+        reason = safe_text(str(error).splitlines()[0] if str(error) else type(error).__name__)
         return Finding(
-            "FAIL", what, f"{backend.base_url}/models did not answer: {reason}",
+            "FAIL", what, f"{backend.base_url}/models did not answer: {reason[:200]}",
             "start the server, or fix the URL in `model`",
         )  # fmt: skip
     finally:
@@ -357,7 +365,12 @@ def run(argv: list[str]) -> int:
         for finding in found if isinstance(found, list) else [found]:
             _print(finding)
             failed |= finding.status == "FAIL"
-    print("\nponder is ready." if not failed else "\nponder is not ready: fix what FAILed above.")
+    if failed:
+        print("\nponder is not ready: fix what FAILed above.")
+    elif model is None:
+        print("\nponder is ready for `ponder demo`; give it a model (above) for tasks of yours.")
+    else:
+        print("\nponder is ready.")
     return 1 if failed else 0
 
 
