@@ -357,13 +357,18 @@ def open_session(
         backend.close()
 
 
+def mcp_log() -> Path:
+    """Where MCP servers' stderr goes (what a server said before it failed)."""
+    return platformdirs.user_log_path("ponder") / "mcp.log"
+
+
 @contextmanager
 def mcp_hub(specs: list[McpServerSpec]) -> Iterator[McpHub | None]:
     """The started servers (None without any); their stderr goes to a log file."""
     if not specs:
         yield None
         return
-    log = platformdirs.user_log_path("ponder") / "mcp.log"
+    log = mcp_log()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as errlog:
         hub = McpHub(specs, errlog)

@@ -484,6 +484,7 @@ def test_mcp_list_starts_the_servers_and_shows_their_tools(
         f"time: {TIME_SERVER} (config)",
         "  started: 2 tools: get_current_time, convert_time",
         "uv: uvx-not-installed mcp-server-time (config)",
-        "  FAILED to start: command not found: uvx-not-installed (is it installed, and on PATH?)",
+        "  FAILED to start: command not found: uvx-not-installed (is it installed, and on PATH?)"
+        f" (its stderr: {Path(user_env['HOME'])}/.local/state/ponder/log/mcp.log)",
         f"clock: {TIME_SERVER} (.mcp.json, not trusted: ponder mcp trust)",
     ]

@@ -22,7 +22,7 @@ from ponder.app.mcp_servers import (
     trust,
     trusted_fingerprints,
 )
-from ponder.app.session import mcp_hub
+from ponder.app.session import mcp_hub, mcp_log
 from ponder.runtime.mcp_client import ServerState
 from ponder.sandbox.safe_text import safe_text
 
@@ -81,7 +81,7 @@ def _print_server(
         tools = ", ".join(tool.name for tool in started.tools)
         line += f"\n  started: {len(started.tools)} tools: {tools[:300]}"
     elif started is not None:
-        line += f"\n  FAILED to start: {started.error}"
+        line += f"\n  FAILED to start: {started.error} (its stderr: {mcp_log()})"
     print(safe_text(line))
 
 
