@@ -159,7 +159,8 @@ def _raise_exit(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _raise_exit)
-    signal.signal(signal.SIGHUP, _raise_exit)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # `nohup ponder ...` goes on
+        signal.signal(signal.SIGHUP, _raise_exit)
     try:
         return _dispatch(argv)
     except KeyboardInterrupt:

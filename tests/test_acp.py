@@ -189,15 +189,17 @@ def test_lines_that_are_no_request_are_answered_and_the_connection_lives(
 
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
                   "params": {"protocolVersion": acp.PROTOCOL_VERSION}}  # fmt: skip
-    lines = ["[]", "not json", '"a string"', json.dumps(initialize)]
+    deep = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON reader goes
+    lines = ["[]", "not json", '"a string"', deep, "{}", json.dumps(initialize)]
     ran = subprocess.run(
         [PONDER, "acp"], input="".join(f"{line}\n" for line in lines), env=user_env,
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     replies = [json.loads(line) for line in ran.stdout.splitlines()]
-    assert [r.get("error", {}).get("code") for r in replies[:3]] == [-32600, -32700, -32600]
-    hello = replies[3]["result"]
+    codes = [r.get("error", {}).get("code") for r in replies[:5]]
+    assert codes == [-32600, -32700, -32600, -32700, -32600]
+    hello = replies[5]["result"]
     assert hello["agentInfo"]["name"] == "ponder"
     assert hello["agentCapabilities"]["mcpCapabilities"]["http"] is True  # HTTP servers work
 
@@ -225,6 +227,10 @@ def test_a_second_prompt_while_one_runs_is_refused(
             await asyncio.wait_for(client.command_started.wait(), 60)
             with pytest.raises(acp.RequestError, match="Invalid request"):
                 await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("x")])
+            with pytest.raises(acp.RequestError, match="Invalid request"):  # nor by loading it
+                await conn.load_session(
+                    cwd=str(tmp_path), session_id=session.session_id, mcp_servers=[]
+                )
             await conn.cancel(session_id=session.session_id)
             assert (await asyncio.wait_for(first, 30)).stop_reason == "cancelled"
 
@@ -243,3 +249,18 @@ def test_without_a_model_a_new_session_says_what_to_do(
             assert "no model configured: pass --model, set PONDER_MODEL" in str(refused.value)
 
     asyncio.run(open_one())
+
+
+def test_diff_lines_that_look_like_headers_are_kept() -> None:
+    """A removed `-- comment` is `--- comment` in a diff, an added `++ x` is `+++ x`: inside a
+    hunk they are lines, and an approval that dropped them showed a no-op for an edit that
+    removed two comments and added `DROP TABLE audit`."""
+    from ponder.app.frontends.acp_updates import diff_fragments
+
+    diff = (
+        "--- a/schema.sql\n+++ b/schema.sql\n@@ -1,3 +1,2 @@\n CREATE TABLE users (id int);\n"
+        "--- /dev/null keeps\n--- note\n+++ 0; DROP TABLE audit;\n"
+    )
+    old, new = diff_fragments(diff)
+    assert old == "CREATE TABLE users (id int);\n-- /dev/null keeps\n-- note\n"
+    assert new == "CREATE TABLE users (id int);\n++ 0; DROP TABLE audit;\n"

@@ -145,3 +145,27 @@ def test_acp_ends_when_the_editor_goes_away(
     code, sleeper = asyncio.run(leave_mid_prompt())
     assert code == (129 if how == "SIGHUP" else 0)
     assert gone(sleeper, within=10)
+
+
+def test_under_nohup_a_hang_up_is_ignored(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """`nohup ponder exec ...` is asked to outlive its terminal: SIGHUP stays ignored."""
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Wait.", tool_call("bash", 0, {"command": "echo $$ > pid; sleep 2"})),
+        completion("Done.", content="done"),
+    )
+    workspace = tmp_path / "w"
+    workspace.mkdir()
+    command = [PONDER, "exec", "--sandbox", "local", "--model", f"scripted:{script}", "go"]
+    ran = subprocess.Popen(
+        command, env=user_env, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (workspace / "pid").exists():
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.1)
+    ran.send_signal(signal.SIGHUP)
+    out, _ = ran.communicate(timeout=60)
+    assert ran.returncode == 0
+    assert out == "done\n"

@@ -54,9 +54,9 @@ from ponder.runtime.events import (
     ApprovalRequested,
     ContentText,
     Event,
-    MessageAdded,
     ReasoningText,
     RunFinished,
+    RunStarted,
 )
 from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.port import answered
@@ -130,6 +130,10 @@ class PonderAgent:
         return LoadSessionResponse()
 
     def _open(self, cwd: str, resume: str | None, servers: list[McpServerSpec]) -> _Open:
+        if resume is not None and any(resume == known for known in self.sessions):
+            raise acp.RequestError.invalid_request(  # two runs would share one conversation
+                {"details": f"session {resume} is already open in this connection"}
+            )
         workspace = Path(cwd)
         if not workspace.is_absolute() or not workspace.is_dir():
             raise acp.RequestError.invalid_params({"cwd": f"{cwd} is not a directory"})
@@ -304,8 +308,9 @@ def _history(session: Session) -> list[Update]:
     mapper = UpdateMapper(str(session.workspace))
     updates: list[Update] = []
     for event in _merged(session.earlier):
-        if isinstance(event, MessageAdded) and event.message.get("role") == "user":
-            updates.append(acp.update_user_message_text(str(event.message.get("content", ""))))
+        if isinstance(event, RunStarted):  # the task as the person gave it, cleaned (the user
+            # messages also hold attached files and ponder's own nudges to the model)
+            updates.append(acp.update_user_message_text(for_display(event).task))
         elif (update := mapper(event)) is not None:
             updates.append(update)
     return updates

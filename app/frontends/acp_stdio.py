@@ -63,6 +63,8 @@ def _problem(line: bytes) -> int | None:
         return None
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return -32700
-    return None if isinstance(value, dict) else -32600
+    if not isinstance(value, dict) or not ({"method", "id"} & value.keys()):
+        return -32600  # neither a request, a notification nor a response
+    return None

@@ -67,13 +67,14 @@ def diff_fragments(diff: str) -> tuple[str | None, str]:
     what ACP's diff content wants, without sending whole files."""
     old: list[str] = []
     new: list[str] = []
-    created = False
+    created = in_hunk = False
     for line in diff.splitlines(keepends=True):
-        if line.startswith("--- "):
-            created = line.startswith("--- /dev/null")
-        elif line.startswith("+++ "):
+        if not in_hunk and line.startswith("--- "):  # headers come before the first hunk only:
+            created = line.startswith("--- /dev/null")  # inside one, "--- x" removes "-- x"
+        elif not in_hunk and line.startswith("+++ "):
             continue
         elif line.startswith("@@"):
+            in_hunk = True
             if old or new:
                 old.append("…\n")
                 new.append("…\n")

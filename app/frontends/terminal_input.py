@@ -9,6 +9,7 @@ lines are sent as messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -41,7 +42,8 @@ def enter_as_newline(on: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSANOW, before)
+        with contextlib.suppress(termios.error):  # the terminal hung up: nothing to restore
+            termios.tcsetattr(fd, termios.TCSANOW, before)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def typed_ahead() -> Typed:
         while chunk := os.read(fd, 4096):
             data += chunk
     finally:
-        termios.tcsetattr(fd, termios.TCSANOW, before)
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, before)
     text = _NOT_TEXT.sub("", data.decode(errors="replace").replace("\r", "\n"))
     *lines, rest = text.split("\n")
     return Typed([line.strip() for line in lines if line.strip()], rest)
