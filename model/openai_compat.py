@@ -65,10 +65,13 @@ ANSWER_ALLOWANCE = 8192
 def parse_spec(target: str) -> tuple[str, str]:
     """``URL#MODEL`` -> (base URL, model)."""
     url, sep, model = target.partition("#")
+    wanted = f"openai model spec wants openai:http(s)://HOST/v1#MODEL, got openai:{target}"
     if not sep or not model or not url.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"openai model spec wants openai:http(s)://HOST/v1#MODEL, got openai:{target}"
-        )
+        raise ConfigurationError(wanted)
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise ConfigurationError(f"{wanted} ({error})") from None
     return url.rstrip("/"), model
 
 

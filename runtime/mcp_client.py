@@ -193,6 +193,22 @@ def tool_name(server: str, tool: str) -> str:
     return f"{MCP_PREFIX}{server}__{tool}"
 
 
+CONNECTION_CLOSED = -32000
+"""The code the MCP SDK gives a call whose connection closed under it (its server exited)."""
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """Whether a call failed because its server's connection went (a crash), not because the
+    server answered with an error or was slow: only then is the server started again."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    if getattr(error, "code", None) == CONNECTION_CLOSED:
+        return True
+    import anyio
+
+    return isinstance(error, anyio.ClosedResourceError | anyio.BrokenResourceError | EOFError)
+
+
 def _reason(error: BaseException) -> str:
     """The innermost message of an error (the SDK wraps errors in exception groups)."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
@@ -328,7 +344,10 @@ class McpHub:
                     pending.cancel()
                     raise McpCallError(f"no answer within {timeout:g} s") from None
             except Exception as error:
-                raise McpCallError(self._restarted(state, _reason(error))) from None
+                reason = _reason(error)
+                if _connection_lost(error):
+                    reason = self._restarted(state, reason)
+                raise McpCallError(reason) from None
             finally:
                 while on_progress is not None and not notes.empty():
                     on_progress(notes.get())

@@ -418,6 +418,7 @@ def test_resources_links_and_progress_reach_the_model_and_the_screen(
 
 FRAGILE_SERVER = """\
 import os
+import time
 from mcp.server import MCPServer
 
 server = MCPServer("fragile")
@@ -427,6 +428,13 @@ server = MCPServer("fragile")
 def crash() -> str:
     '''Ends the server.'''
     os._exit(1)
+
+
+@server.tool()
+def slow() -> str:
+    '''Takes longer than its timeout.'''
+    time.sleep(3)
+    return "late"
 
 
 @server.tool()
@@ -446,18 +454,25 @@ def test_a_server_that_crashes_is_started_again(
     fragile = tmp_path / "fragile.py"
     fragile.write_text(FRAGILE_SERVER)
     configure(
-        user_env, f'[mcp_servers.fragile]\ncommand = "{sys.executable}"\nargs = ["{fragile}"]\n'
+        user_env,
+        f'[mcp_servers.fragile]\ncommand = "{sys.executable}"\nargs = ["{fragile}"]\n'
+        "tool_timeout_sec = 1\n",
     )
     result, events = run_exec(
         tmp_path, workspace, user_env,
         completion("Pid.", tool_call("mcp__fragile__pid", 0, {})),
-        completion("Crash.", tool_call("mcp__fragile__crash", 1, {})),
-        completion("Again.", tool_call("mcp__fragile__pid", 2, {})),
+        completion("Slow.", tool_call("mcp__fragile__slow", 1, {})),
+        completion("Pid.", tool_call("mcp__fragile__pid", 2, {})),
+        completion("Crash.", tool_call("mcp__fragile__crash", 3, {})),
+        completion("Again.", tool_call("mcp__fragile__pid", 4, {})),
         completion("Done.", content="ok"),
         flags=("--allow", "mcp__fragile"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    before, crashed, after = tool_results(events)
+    before, refused, same, crashed, after = tool_results(events)
+    assert refused.startswith("Error:")  # too slow: an error of the call, not a crash
+    assert "restarted" not in refused
+    assert same == before
     assert "the server was restarted: call it again if still needed" in crashed
     assert after.isdigit()
     assert after != before  # a new process answers

@@ -24,7 +24,7 @@ import platformdirs
 
 from ponder.app.config import ConfigError, config_file, load_config
 from ponder.app.help_examples import examples
-from ponder.sandbox.safe_text import safe_text
+from ponder.sandbox.safe_text import safe_name, safe_text
 
 Status = Literal["ok", "warn", "FAIL"]
 SMOKE_TIMEOUT_S = 300
@@ -132,13 +132,15 @@ def _served(spec: str, target: str) -> Finding:
     backend = OpenAICompatBackend(target, options)
     try:
         listed = json.loads(backend.models_list()).get("data")
+        if not isinstance(listed, list):
+            raise ValueError("its model list holds no list of models")
     except httpx.HTTPStatusError as error:
         status = error.response.status_code
         fix = "check the URL in `model`"
         if status in (401, 403):
             fix = f"check the API key in ${options.api_key_env} ([openai] api_key_env names it)"
         return Finding("FAIL", what, f"{backend.base_url}/models answered {status}", fix)
-    except (httpx.HTTPError, ValueError, AttributeError) as error:
+    except (httpx.HTTPError, ValueError, AttributeError, RecursionError) as error:
         reason = safe_text(str(error).splitlines()[0] if str(error) else type(error).__name__)
         return Finding(
             "FAIL", what, f"{backend.base_url}/models did not answer: {reason[:200]}",
@@ -146,7 +148,7 @@ def _served(spec: str, target: str) -> Finding:
         )  # fmt: skip
     finally:
         backend.close()
-    served = [str(m.get("id")) for m in listed or [] if isinstance(m, dict)]
+    served = [str(m.get("id")) for m in listed if isinstance(m, dict)]
     if backend.model not in served:
         offered = ", ".join(safe_text(name) for name in served[:5]) or "nothing"
         return Finding(
@@ -375,6 +377,8 @@ def run(argv: list[str]) -> int:
 
 
 def _print(finding: Finding) -> None:
-    print(safe_text(f"{finding.status:>4}  {finding.what}: {finding.detail}"), flush=True)
+    # One line each, whatever a server or a file said (a model id with a newline in it would
+    # print a finding of its own).
+    print(safe_name(f"{finding.status:>4}  {finding.what}: {finding.detail}"), flush=True)
     if finding.fix:
-        print(safe_text(f"      fix: {finding.fix}"), flush=True)
+        print(safe_name(f"      fix: {finding.fix}"), flush=True)

@@ -24,7 +24,7 @@ from ponder.app.mcp_servers import (
 )
 from ponder.app.session import mcp_hub, mcp_log
 from ponder.runtime.mcp_client import ServerState
-from ponder.sandbox.safe_text import safe_text
+from ponder.sandbox.safe_text import safe_name, safe_text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,13 +76,12 @@ def _print_server(
     warning = runs_here(spec(name, settings, workspace), workspace)
     if warning:
         state += f"; it {warning}"
-    line = f"{name}: {what} ({state})"
-    if started is not None and started.state == "ready":
+    print(safe_name(f"{name}: {what} ({state})"))  # each part one line: a server's words
+    if started is not None and started.state == "ready":  # (its tools, its errors) included
         tools = ", ".join(tool.name for tool in started.tools)
-        line += f"\n  started: {len(started.tools)} tools: {tools[:300]}"
+        print(f"  started: {len(started.tools)} tools: {safe_name(tools[:300])}")
     elif started is not None:
-        line += f"\n  FAILED to start: {started.error} (its stderr: {mcp_log()})"
-    print(safe_text(line))
+        print(f"  FAILED to start: {safe_name(started.error or '')} (its stderr: {mcp_log()})")
 
 
 def run(argv: list[str]) -> int:
@@ -107,7 +106,7 @@ def run(argv: list[str]) -> int:
         started = dict(hub.servers) if hub else {}
     for name, mine in config.mcp_servers.items():
         state = "config" if mine.enabled else "config, disabled"
-        _print_server(name, mine, state, workspace, started.get(name))
+        _print_server(name, mine, state, workspace, started.get(name) if mine.enabled else None)
     found, problem = project_servers(workspace)
     trusted = trusted_fingerprints()
     for name, (definition, settings) in found.items():
@@ -116,7 +115,8 @@ def run(argv: list[str]) -> int:
             continue
         known = fingerprint(workspace, name, definition) in trusted
         state = f"{PROJECT_FILE}, {'trusted' if known else 'not trusted: ponder mcp trust'}"
-        ours = started.get(name) if name not in config.mcp_servers else None
+        own = config.mcp_servers.get(name)
+        ours = started.get(name) if own is None or not own.enabled else None
         _print_server(name, settings, state, workspace, ours)
     if problem:
         print(safe_text(problem))
