@@ -336,7 +336,7 @@ class OpenAICompatBackend:
                     f"{self.base_url} reported an error mid-stream: {chunk['error']}"
                 )
             if chunk.get("usage"):
-                usage = _usage(chunk["usage"])
+                usage = _usage(chunk["usage"]) or usage
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
                 if delta.get("content") or delta.get("tool_calls") or _reasoning(delta):
@@ -399,11 +399,21 @@ def _reasoning(delta: dict[str, Any]) -> str:
     return str(delta.get("reasoning_content") or delta.get("reasoning") or "")
 
 
-def _usage(data: dict[str, Any]) -> Usage:
-    details = data.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens", data.get("cached_tokens", 0)) or 0
+def _usage(data: object) -> Usage | None:
+    """The server's counts; None when it did not give both (ponder then counts, and says so)."""
+    if not isinstance(data, dict):
+        return None
+
+    def count(value: object) -> int | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return value if ok else None  # type: ignore[return-value]
+
+    prompt, completion = count(data.get("prompt_tokens")), count(data.get("completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    details = data.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    cached = count(cached if cached is not None else data.get("cached_tokens")) or 0
     return Usage(
-        prompt_tokens=int(data.get("prompt_tokens", 0)),
-        cached_tokens=int(cached),
-        completion_tokens=int(data.get("completion_tokens", 0)),
+        prompt_tokens=prompt, cached_tokens=min(cached, prompt), completion_tokens=completion
     )

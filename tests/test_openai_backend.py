@@ -324,3 +324,17 @@ def test_counts_ponder_makes_up_are_marked_as_estimates(
     (usage,) = [e for e in events if e["type"] == "usage"]
     assert usage["estimated"] is True
     assert events[-1]["usage"]["estimated"] is True
+
+
+def test_usage_without_both_counts_is_counted_by_ponder() -> None:
+    """A usage with a null or missing count crashed the run (TypeError), or was taken as 0."""
+    for said in ({"prompt_tokens": None, "completion_tokens": 3}, {"total_tokens": 7}, [1]):
+        chunks = [delta_chunk(role="assistant", content="ok")]
+        chunks += [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+        chunks += [{"choices": [], "usage": said}]
+        with fake_openai(Reply(chunks=chunks)) as server:
+            backend = OpenAICompatBackend(f"{server.url}/v1#k2", FAST)
+            (usage,) = [d for d in run(backend) if isinstance(d, Usage)]
+            backend.close()
+        assert usage.estimated
+        assert usage.prompt_tokens > 0

@@ -18,8 +18,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-_NOT_TEXT = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[O\]]?.|[\x00-\x08\x0b-\x1f\x7f]")
-"""Escape sequences (arrows, function keys) and control characters: keys, not text."""
+from ponder.sandbox.safe_text import BIDI_CONTROLS
+
+_NOT_TEXT = re.compile(
+    r"\x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)?"  # a terminal's reply (OSC, DCS ...)
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # arrows, function keys (CSI, C1 CSI too)
+    r"|\x1bO.|\x1b.?"  # function keys (SS3), any other escape
+    f"|[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]",  # controls, C1, bidi
+    re.DOTALL,
+)
+"""Keys and terminal replies, not text: dropped from what was typed ahead."""
+_IN_MESSAGE = "\u2028"
+"""Where Alt+Enter was typed: a new line within a message, not its end."""
 
 
 @contextmanager
@@ -74,6 +84,8 @@ def typed_ahead() -> Typed:
     finally:
         with contextlib.suppress(termios.error):
             termios.tcsetattr(fd, termios.TCSANOW, before)
-    text = _NOT_TEXT.sub("", data.decode(errors="replace").replace("\r", "\n"))
-    *lines, rest = text.split("\n")
-    return Typed([line.strip() for line in lines if line.strip()], rest)
+    text = data.decode(errors="replace")
+    text = text.replace("\x1b\r", _IN_MESSAGE).replace("\x1b\n", _IN_MESSAGE)
+    *lines, rest = _NOT_TEXT.sub("", text.replace("\r", "\n")).split("\n")
+    messages = [line.strip().replace(_IN_MESSAGE, "\n") for line in lines if line.strip()]
+    return Typed(messages, rest.replace(_IN_MESSAGE, "\n"))

@@ -98,10 +98,8 @@ class ViewTool(BaseTool):
         lines = decode(data, path).text.split("\n")
         first, last, note = _view_range(arguments, len(lines))
         body = numbered("\n".join(lines[first - 1 : last]), first)
-        return ToolOutcome(
-            text=clip(f"Here's the result of running `cat -n` on {path}:\n{body}\n") + note,
-            shown=clip(f"{body}\n") + note,
-        )
+        text = clip(f"Here's the result of running `cat -n` on {path}:\n{body}\n") + note
+        return ToolOutcome(text=text, shown=text.partition("\n")[2])  # the same lines, cut alike
 
     @staticmethod
     def _directory(path: str, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
