@@ -57,6 +57,7 @@ from ponder.runtime.events import (
     ReasoningText,
     RunFinished,
     RunStarted,
+    ToolOutput,
 )
 from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.port import answered
@@ -317,7 +318,9 @@ def _history(session: Session) -> list[Update]:
 
 
 def _merged(events: list[Event]) -> list[Event]:
-    """The streamed pieces of a step's reasoning or answer as one piece each."""
+    """The streamed pieces of a step's reasoning or answer, and of a command's output, as one
+    piece each (each output update carries the output's end so far: replayed piece by piece,
+    a long command would resend it hundreds of times)."""
     merged: list[Event] = []
     for event in events:
         last = merged[-1] if merged else None
@@ -325,6 +328,10 @@ def _merged(events: list[Event]) -> list[Event]:
             isinstance(event, ReasoningText | ContentText)
             and isinstance(last, ReasoningText | ContentText)
             and (type(last), last.step) == (type(event), event.step)
+        ) or (
+            isinstance(event, ToolOutput)
+            and isinstance(last, ToolOutput)
+            and last.call_id == event.call_id
         ):
             merged[-1] = last.model_copy(update={"text": last.text + event.text})
         else:
