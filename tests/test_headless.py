@@ -87,6 +87,13 @@ def test_print_mode_answers_on_stdout_and_reads_piped_input(
     task = session_task(user_env)
     assert task.startswith("why did it fail?\n")
     assert piped.rstrip() in task
+    # With -v the person sees the prompt and how much was piped, not the whole log again.
+    shown = run(
+        "-p", "-v", "why did it fail?", "--model", f"scripted:{script}",
+        env=user_env, cwd=workspace, stdin=piped,
+    ).stderr  # fmt: skip
+    assert "task: why did it fail?  (+ 6 more lines)" in shown
+    assert "1 failed, 3 passed" not in shown
 
 
 def test_print_mode_verbose_shows_the_work_on_stderr(

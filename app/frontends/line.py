@@ -75,7 +75,9 @@ class LinePrinter:
             if event.context_size and (event.context_source or "").startswith("assumed"):
                 said = f"context {event.context_size:,} tokens ({event.context_source})"
                 out.print(Text(said, style="yellow"))
-            out.print(Text(f"task: {event.task}"))
+            first, _, more = event.task.partition("\n")  # piped input can be a whole log
+            extra = f"  (+ {counted(more.count(chr(10)) + 1, 'more line')})" if more else ""
+            out.print(Text(f"task: {first}{extra}"))
         elif isinstance(event, StepStarted):
             self._end_stream()
             out.rule(Text(f"step {event.step}", style="dim"), style="dim")
