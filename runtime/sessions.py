@@ -145,9 +145,18 @@ def skipped_warning(path: Path, skipped: int) -> str:
     return f"{skipped} unreadable {lines} of {path} skipped (a crash or damage); the rest is used"
 
 
+def _age(path: Path) -> tuple[str, int]:
+    """Newest first: by the second the id names, then, for ids of one second (whose random
+    ends would order them by chance), by when the file was last written."""
+    try:
+        return path.stem[:15], path.stat().st_mtime_ns
+    except OSError:
+        return path.stem[:15], 0
+
+
 def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
     found = []
-    for path in sorted((directory or sessions_dir()).glob("*.jsonl"), reverse=True):
+    for path in sorted((directory or sessions_dir()).glob("*.jsonl"), key=_age, reverse=True):
         if not _SESSION_ID.fullmatch(path.stem):
             continue  # not a file ponder wrote
         try:
