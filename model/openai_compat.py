@@ -34,15 +34,14 @@ from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import (
     Delta,
     Finished,
-    ParsedToolCall,
     ReasoningDelta,
     Retrying,
     StopReason,
-    ToolCallEnd,
     Usage,
 )
-from ponder.model.k2_parser import K2OutputParser, parse_arguments, valid_unicode
+from ponder.model.k2_parser import K2OutputParser, valid_unicode
 from ponder.model.messages import Message, ToolSchema
+from ponder.model.openai_chunks import StreamedCalls, reasoning_of, usage_of
 from ponder.model.options import GenerationSettings, OpenAIOptions
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -105,42 +104,6 @@ def _error_message(response: httpx.Response) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)
     return str(error)
-
-
-class _Calls:
-    """Structured tool-call deltas, gathered per server index."""
-
-    def __init__(self) -> None:
-        self.open: dict[int, dict[str, Any]] = {}
-
-    def update(self, piece: dict[str, Any]) -> None:
-        key = int(piece.get("index", 0))
-        function = piece.get("function") or {}
-        call = self.open.get(key)
-        if call is None:
-            call = self.open[key] = {
-                "id": valid_unicode(str(piece.get("id") or f"call_{len(self.open)}")),
-                "name": valid_unicode(str(function.get("name") or "")),
-                "arguments": [],
-            }
-        arguments = valid_unicode(str(function.get("arguments") or ""))
-        if arguments:
-            call["arguments"].append(arguments)  # joined at the end: += on 5 MB is quadratic
-
-    def finish(self) -> Iterator[ToolCallEnd]:
-        for call in self.open.values():
-            raw = "".join(call["arguments"])
-            arguments, error = parse_arguments(raw)
-            yield ToolCallEnd(
-                ParsedToolCall(
-                    id=call["id"],
-                    name=call["name"],
-                    arguments=arguments,
-                    raw_arguments=raw,
-                    error=error,
-                )
-            )
-        self.open.clear()
 
 
 def _plausible_context(value: object) -> int | None:
@@ -314,7 +277,7 @@ class OpenAICompatBackend:
         python's) get one estimated: a streamed piece is a token, the prompt is counted here.
         The decode rate, which servers do not send, is timed from the pieces."""
         parser = K2OutputParser()
-        calls = _Calls()
+        calls = StreamedCalls()
         usage: Usage | None = None
         reason: StopReason = "stop"
         pieces = 0
@@ -336,13 +299,13 @@ class OpenAICompatBackend:
                     f"{self.base_url} reported an error mid-stream: {chunk['error']}"
                 )
             if chunk.get("usage"):
-                usage = _usage(chunk["usage"]) or usage
+                usage = usage_of(chunk["usage"]) or usage
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
-                if delta.get("content") or delta.get("tool_calls") or _reasoning(delta):
+                if delta.get("content") or delta.get("tool_calls") or reasoning_of(delta):
                     pieces += 1
                     first = first or time.perf_counter()
-                reasoning = _reasoning(delta)
+                reasoning = reasoning_of(delta)
                 if reasoning:
                     yield ReasoningDelta(valid_unicode(reasoning))
                 if delta.get("content"):
@@ -393,27 +356,3 @@ def _closing_on(cancel: threading.Event | None, response: httpx.Response) -> Ite
         yield
     finally:
         done.set()
-
-
-def _reasoning(delta: dict[str, Any]) -> str:
-    return str(delta.get("reasoning_content") or delta.get("reasoning") or "")
-
-
-def _usage(data: object) -> Usage | None:
-    """The server's counts; None when it did not give both (ponder then counts, and says so)."""
-    if not isinstance(data, dict):
-        return None
-
-    def count(value: object) -> int | None:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        return value if ok else None  # type: ignore[return-value]
-
-    prompt, completion = count(data.get("prompt_tokens")), count(data.get("completion_tokens"))
-    if prompt is None or completion is None:
-        return None
-    details = data.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    cached = count(cached if cached is not None else data.get("cached_tokens")) or 0
-    return Usage(
-        prompt_tokens=prompt, cached_tokens=min(cached, prompt), completion_tokens=completion
-    )

@@ -70,16 +70,21 @@ def test_the_task_the_sandbox_and_the_process_end(
     assert not ours & sandboxes(docker_client)  # the sandbox went with it
 
 
-def test_a_one_liner_stops_its_command(tmp_path: Path, user_env: dict[str, str]) -> None:
-    """`ponder exec` told to hang up while its command runs: the command ends too."""
+def one_liner(tmp_path: Path, command: str) -> tuple[Path, list[str]]:
+    """A workspace and a `ponder exec` whose model runs ``command``, then answers "done"."""
     script = write_script(
         tmp_path / "s.jsonl",
-        completion("Wait.", tool_call("bash", 0, {"command": "echo $$ > pid; exec sleep 300"})),
+        completion("Wait.", tool_call("bash", 0, {"command": command})),
         completion("Done.", content="done"),
     )
     workspace = tmp_path / "w"
     workspace.mkdir()
-    command = [PONDER, "exec", "--sandbox", "local", "--model", f"scripted:{script}", "go"]
+    return workspace, [PONDER, "exec", "--sandbox", "local", "--model", f"scripted:{script}", "go"]
+
+
+def test_a_one_liner_stops_its_command(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """`ponder exec` told to hang up while its command runs: the command ends too."""
+    workspace, command = one_liner(tmp_path, "echo $$ > pid; exec sleep 300")
     ran = subprocess.Popen(command, env=user_env, cwd=workspace, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -149,14 +154,7 @@ def test_acp_ends_when_the_editor_goes_away(
 
 def test_under_nohup_a_hang_up_is_ignored(tmp_path: Path, user_env: dict[str, str]) -> None:
     """`nohup ponder exec ...` is asked to outlive its terminal: SIGHUP stays ignored."""
-    script = write_script(
-        tmp_path / "s.jsonl",
-        completion("Wait.", tool_call("bash", 0, {"command": "echo $$ > pid; sleep 2"})),
-        completion("Done.", content="done"),
-    )
-    workspace = tmp_path / "w"
-    workspace.mkdir()
-    command = [PONDER, "exec", "--sandbox", "local", "--model", f"scripted:{script}", "go"]
+    workspace, command = one_liner(tmp_path, "echo $$ > pid; sleep 2")
     ran = subprocess.Popen(
         command, env=user_env, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         text=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
