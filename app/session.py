@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
@@ -50,7 +51,7 @@ from ponder.runtime.events import (
     ToolKind,
 )
 from ponder.runtime.loop import Agent
-from ponder.runtime.mcp_client import McpHub, McpServerSpec
+from ponder.runtime.mcp_client import McpServerSpec
 from ponder.runtime.port import RunPort, Unattended
 from ponder.runtime.project_docs import find_project_docs, instructions_prompt
 from ponder.runtime.sessions import (
@@ -63,9 +64,11 @@ from ponder.runtime.sessions import (
     skipped_warning,
 )
 from ponder.runtime.tools import default_tools
-from ponder.runtime.tools.mcp import mcp_tools
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.safe_text import safe_text
+
+if TYPE_CHECKING:
+    from ponder.runtime.mcp_hub import McpHub
 
 NEW_REPOSITORY = (
     "the model made a git repository in {workspace} (.git); its config and hooks were written "
@@ -185,10 +188,15 @@ class Session:
         self.mcp = mcp
         if mcp is not None or mcp_notes:
             self._first_notes.append(mcp_event(mcp, mcp_notes))
+        tools = default_tools()
+        if mcp is not None:
+            from ponder.runtime.tools.mcp import mcp_tools  # loads with the hub, as it needs
+
+            tools += mcp_tools(mcp)
         self.agent = Agent(
             backend,
             sandbox,
-            tools=[*default_tools(), *(mcp_tools(mcp) if mcp else [])],
+            tools=tools,
             settings=replace(
                 agent_settings(config),
                 instructions=instructions_prompt(docs),
@@ -370,6 +378,8 @@ def mcp_hub(specs: list[McpServerSpec]) -> Iterator[McpHub | None]:
         return
     log = mcp_log()
     log.parent.mkdir(parents=True, exist_ok=True)
+    from ponder.runtime.mcp_hub import McpHub  # asyncio and the SDK: only sessions with servers
+
     with log.open("a") as errlog:
         hub = McpHub(specs, errlog)
         try:

@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import inspect
 import itertools
-import textwrap
+import sys
 import types
 from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
@@ -65,23 +65,31 @@ class Setting:
 
 
 @cache
+def _classes_in(module: str) -> dict[str, ast.ClassDef]:
+    """The classes a module's source defines, by name (one parse per module: asking
+    :func:`inspect.getsource` class by class tokenizes the file again each time)."""
+    try:
+        source = Path(sys.modules[module].__file__ or "").read_text(encoding="utf-8")
+    except (KeyError, OSError, TypeError):
+        return {}
+    return {
+        node.name: node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef)
+    }
+
+
 def _docstrings(cls: type) -> dict[str, str]:
     """The docstring under each field of ``cls`` (how the code documents its fields)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    node = _classes_in(cls.__module__).get(cls.__name__)
     found = {}
-    for node, after in itertools.pairwise(body):
+    for field_node, after in itertools.pairwise(node.body if node else []):
         if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
+            isinstance(field_node, ast.AnnAssign)
+            and isinstance(field_node.target, ast.Name)
             and isinstance(after, ast.Expr)
             and isinstance(after.value, ast.Constant)
             and isinstance(after.value.value, str)
         ):
-            found[node.target.id] = " ".join(after.value.value.split())
+            found[field_node.target.id] = " ".join(after.value.value.split())
     return found
 
 

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from ponder.app.config import Config
-from ponder.app.frontends.choose import Frontend, run_line, run_tui
+from ponder.app.frontends.choose import Frontend, run_line
 from ponder.app.sandboxes import sandbox_session
 from ponder.model.scripted import ScriptedBackend
 from ponder.runtime.agent_settings import AgentSettings
@@ -70,6 +70,8 @@ def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
             checkpoints=checkpoints,
         )
         if frontend == "tui":
+            from ponder.app.frontends.tui.launch import run_tui  # Textual: only the TUI pays
+
             finished = run_tui(
                 agent.run,
                 interrupt=agent.interrupt,

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ponder.app.config import NO_MODEL_HELP, Config, config_dir, config_file, load_config
 from ponder.app.exit_codes import UsageError, exit_code
-from ponder.app.frontends.choose import pick_frontend, run_line, run_tui, unattended_decision
+from ponder.app.frontends.choose import pick_frontend, run_line, unattended_decision
 from ponder.app.frontends.headless import read_piped_input, run_unattended, with_piped_input
 from ponder.app.frontends.line import LinePrinter
 from ponder.app.frontends.output_schema import load_schema
@@ -101,6 +101,8 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 sandbox=session.sandbox_description,
             )
         else:
+            from ponder.app.frontends.tui.launch import run_tui  # Textual: only the TUI pays
+
             finished = run_tui(
                 session.run,
                 interrupt=session.interrupt,

@@ -8,8 +8,6 @@ the TUI, Ctrl-C in line mode) stops it and keeps the session.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import signal
 import sys
 import threading
@@ -17,22 +15,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
 from rich.text import Text
 
-from ponder.app.completion import history_file, workspace_files
-from ponder.app.config import Config, config_dir
+from ponder.app.config import Config
 from ponder.app.frontends.line import LinePort, LinePrinter
-from ponder.app.frontends.terminal_input import Typed, enter_as_newline, typed_ahead
-from ponder.app.slash_commands import SLOW, TASK_COMMANDS
+from ponder.app.frontends.terminal_input import enter_as_newline, typed_ahead
+from ponder.app.slash_commands import TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
 from ponder.sandbox.safe_text import safe_name
 
 if TYPE_CHECKING:  # Textual takes a quarter of a second to import; headless runs skip it
-    from ponder.app.frontends.tui.app import Command, PonderApp, RunTask
+    from ponder.app.frontends.tui.app import Command, RunTask
 
 Frontend = Literal["tui", "line"]
 
@@ -71,95 +68,7 @@ def ctrl_c_interrupts(interrupt: Callable[[], None]) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_tui(
-    run_task: RunTask,
-    *,
-    interrupt: Callable[[], None],
-    model: str,
-    first_task: str | None,
-    interactive: bool = True,
-    theme: str | None = None,
-    commands: dict[str, Command] | None = None,
-    workspace: Path | None = None,
-    inline: bool = False,
-    sandbox: str = "",
-    history: tuple[str, list[str]] | None = None,
-) -> RunFinished | None:
-    """The TUI; ``theme`` None is the one last chosen with /theme."""
-    from ponder.app.frontends.tui.app import PonderApp
-    from ponder.app.frontends.tui.themes import remember_theme, remembered_theme
-
-    keys = "Esc interrupts · Ctrl+Q quits"
-    welcome = _welcome(model, sandbox, workspace, keys)
-
-    typed = typed_ahead() if interactive else Typed([], "")
-    queued = typed.lines
-    if first_task is None and queued:
-        first_task, *queued = queued
-    app = PonderApp(
-        run_task,
-        interrupt=interrupt,
-        model=model,
-        task=first_task,
-        queued=queued,
-        draft=typed.rest,
-        interactive=interactive,
-        theme=theme or remembered_theme() or "ponder-dark",
-        user_themes=config_dir() / "themes",
-        welcome=welcome,
-        on_theme=remember_theme,
-        earlier=history,
-        commands=commands,
-        slow_commands=SLOW,
-        files=(lambda: workspace_files(workspace)) if workspace else list,
-        history=history_file(),
-    )
-    with enter_as_newline(False), _forgiving_stderr():  # Enter typed meanwhile stays Enter
-        finished, left = asyncio.run(_run_until_told_to_stop(app, inline))
-    if left:  # unwind every `with` block (the sandbox goes) and exit as the signal asked
-        raise SystemExit(128 + left)
-    if inline:  # the inline frame is cleared; the whole transcript goes to the scrollback
-        print(app.final_transcript)
-    return finished
-
-
-class _Forgiving:
-    """A stream whose writes fail quietly once the terminal is gone."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        with contextlib.suppress(OSError):
-            return self._stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stream.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-@contextmanager
-def _forgiving_stderr() -> Iterator[None]:
-    """Textual draws on ``sys.__stderr__`` from a writer thread. On a terminal that hung up
-    a write fails (EIO), the thread ends, and Textual's shutdown then waits forever to queue
-    its last write (Textual 8.2): ponder never exited. Output to a closed terminal has nowhere
-    to go, so here it is dropped."""
-    real = sys.__stderr__
-    if real is None:
-        yield
-        return
-    sys.__stderr__ = _Forgiving(real)  # type: ignore[misc, assignment]
-    try:
-        yield
-    finally:
-        sys.__stderr__ = real  # type: ignore[misc]
-
-
-def _welcome(model: str, sandbox: str, workspace: Path | None, keys: str) -> str:
+def welcome(model: str, sandbox: str, workspace: Path | None, keys: str) -> str:
     """What an interactive session opens with: where it works, and its main keys."""
     where = f" · {safe_name(str(workspace))}" if workspace else ""
     return (
@@ -167,30 +76,6 @@ def _welcome(model: str, sandbox: str, workspace: Path | None, keys: str) -> str
         f"Enter sends · Ctrl+J new line · Tab completes · @file attaches · {keys} · "
         "/help lists commands and keys"
     )
-
-
-async def _run_until_told_to_stop(app: PonderApp, inline: bool) -> tuple[RunFinished | None, int]:
-    """``app`` until it ends, or until SIGHUP (the terminal closed, the ssh link dropped) or
-    SIGTERM: then the run is stopped and the app left, the way quitting does. (A Python signal
-    handler raising SystemExit does not get through Textual's loop; the app went on running,
-    and on a hung-up terminal its input thread spun on end-of-file.)"""
-    loop = asyncio.get_running_loop()
-    left = 0
-
-    def leave(signum: int) -> None:
-        nonlocal left
-        left = signum
-        app.exit()
-
-    stops = {signum: signal.getsignal(signum) for signum in (signal.SIGHUP, signal.SIGTERM)}
-    for signum in stops:
-        loop.add_signal_handler(signum, leave, signum)
-    try:
-        return await app.run_async(inline=inline), left
-    finally:
-        for signum, before in stops.items():
-            loop.remove_signal_handler(signum)
-            signal.signal(signum, before)
 
 
 def run_line(
@@ -228,7 +113,7 @@ def run_line(
     prompt = LinePrompt(commands or {}, workspace)
     if sys.stdin.isatty() and model:
         keys = "Ctrl+C interrupts · Ctrl+D quits"
-        console.print(Text(_welcome(model, sandbox, workspace, keys), style="dim"))
+        console.print(Text(welcome(model, sandbox, workspace, keys), style="dim"))
     typed = typed_ahead()  # what was typed while ponder started: sent, or left in the prompt
     waiting, draft = typed.lines, typed.rest
     last: RunFinished | None = None

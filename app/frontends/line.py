@@ -10,7 +10,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.text import Text
 
 from ponder.app.frontends.terminal_input import enter_as_newline
@@ -97,6 +96,8 @@ class LinePrinter:
             self._output_open = not event.text.endswith("\n")
         elif isinstance(event, FileEdited):
             self._end_stream()
+            from rich.syntax import Syntax  # pygments: only runs that edit pay for it
+
             out.print(Syntax(event.diff.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         elif isinstance(event, ToolCallFinished):
             if shown_as_call(event) or not event.ok:

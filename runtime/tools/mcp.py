@@ -1,6 +1,6 @@
 """An MCP server's tool as one of the model's tools (``mcp__<server>__<tool>``).
 
-It runs on the host through the session's :class:`~ponder.runtime.mcp_client.McpHub`, never in
+It runs on the host through the session's :class:`~ponder.runtime.mcp_hub.McpHub`, never in
 the sandbox; its result is cut and cleaned like a command's output before the model sees it.
 """
 
@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ponder.model.messages import ToolSchema
-from ponder.runtime.mcp_client import McpCallError, McpCallInterrupted, McpHub, tool_name
+from ponder.runtime.mcp_client import tool_name
+from ponder.runtime.mcp_hub import McpCallError, McpCallInterrupted, McpHub
 from ponder.runtime.tool_events import ToolKind, ToolOutput
 from ponder.runtime.tools.base import BaseTool, ToolContext, ToolOutcome
 from ponder.sandbox.base import Sandbox
