@@ -22,6 +22,7 @@ from ponder.runtime.event_base import EventBase
 from ponder.runtime.tool_events import ApprovalRequested as ApprovalRequested
 from ponder.runtime.tool_events import ApprovalResolved as ApprovalResolved
 from ponder.runtime.tool_events import FileEdited as FileEdited
+from ponder.runtime.tool_events import FileTexts as FileTexts
 from ponder.runtime.tool_events import PlanStatus as PlanStatus
 from ponder.runtime.tool_events import PlanStep as PlanStep
 from ponder.runtime.tool_events import PlanUpdated as PlanUpdated

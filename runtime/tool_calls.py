@@ -102,7 +102,7 @@ class ToolRunner:
     def _verdict(self, tool: Tool, name: str, arguments: dict[str, object]) -> Verdict:
         if self.policy is None:
             return Verdict("allow")
-        command = tool.preview(arguments, self.sandbox) if tool.kind == "execute" else ""
+        command = tool.preview(arguments, self.sandbox).text if tool.kind == "execute" else ""
         return self.policy.check(tool.kind, name, command)
 
     def _call(self, step: int, call: ParsedToolCall, emit: Emit) -> ToolOutcome:
@@ -186,11 +186,13 @@ class ToolRunner:
             return None
         if verdict.action == "deny":
             return ToolOutcome(f"Denied by a rule: {verdict.reason}", ok=False)
+        preview = tool.preview(arguments, self.sandbox)
         request = ApprovalRequested(
             call_id=call.id,
             name=call.name,
             kind=tool.kind,
-            summary=tool.preview(arguments, self.sandbox),
+            summary=preview.text,
+            texts=preview.texts,
             reason=verdict.reason,
             prefix=verdict.prefix,
         )

@@ -84,6 +84,18 @@ class ToolCallStarted(_CallEvent):
     raw_arguments: str = ""
 
 
+class FileTexts(BaseModel):
+    """A file's whole text before and after an edit, for clients that draw the diff themselves
+    (ACP's diff content is the whole old and new text). Kept in memory only: session files and
+    ``--json`` carry the diff, which says the same in a fraction of the size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    old: str | None
+    """None: the edit creates the file."""
+    new: str
+
+
 class ApprovalRequested(_CallEvent):
     """A person (or the headless policy) must allow this call before it runs."""
 
@@ -97,6 +109,8 @@ class ApprovalRequested(_CallEvent):
     reason: str
     prefix: str
     """What "always allow" would allow from now on."""
+    texts: FileTexts | None = Field(default=None, exclude=True)
+    """For an edit: the file before and after (in memory only, see :class:`FileTexts`)."""
 
 
 class ApprovalResolved(EventBase):
@@ -148,6 +162,8 @@ class FileEdited(EventBase):
     call_id: str
     path: str
     diff: str
+    texts: FileTexts | None = Field(default=None, exclude=True)
+    """The file before and after (in memory only, see :class:`FileTexts`)."""
 
 
 PlanStatus = Literal["pending", "in_progress", "completed"]

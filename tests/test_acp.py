@@ -166,6 +166,53 @@ def test_a_recorded_session_replays_when_loaded(
     assert [(d.path, d.new_text) for d in diffs] == [(str(workspace / "notes.txt"), "one\ntwo\n")]
 
 
+def test_an_edit_is_shown_as_the_whole_file_before_and_after(
+    workspace: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 24, 8: ACP's diff is the file's whole old and new text (the editor draws the diff);
+    ponder sent the hunk with a made-up `…` line between hunks. A replayed session has only
+    the recorded diff: each hunk is its own diff content, and no line is made up."""
+    lines = [f"line {n}\n" for n in range(1, 31)]
+    (workspace / "long.txt").write_text("".join(lines))
+    edit = {"path": "long.txt", "old_str": "line 15\n", "new_str": "line fifteen\n"}
+    script = write_script(
+        tmp_path / "s.jsonl",
+        completion("Edit.", tool_call("str_replace", 0, edit)),
+        completion("Done.", content="done"),
+    )
+    after = "".join(lines).replace("line 15\n", "line fifteen\n")
+    client = EditorClient()
+
+    async def run() -> str:
+        command = ["acp", "--model", f"scripted:{script}", "--sandbox", "local"]
+        async with acp.spawn_agent_process(client, PONDER, *command, "--approval", "ask",
+                                           env=user_env, cwd=workspace) as (conn, _):  # fmt: skip
+            await conn.initialize(protocol_version=acp.PROTOCOL_VERSION)
+            session = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+            await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("edit")])
+            return session.session_id
+
+    session_id = asyncio.run(run())
+    path = str(workspace / "long.txt")
+    ((asked, _),) = client.asked
+    (before,) = [c for c in asked.content if c.type == "diff"]
+    assert (before.path, before.old_text, before.new_text) == (path, "".join(lines), after)
+    (edited,) = [
+        c for u in client.of(ToolCallProgress) for c in (u.content or []) if c.type == "diff"
+    ]
+    assert (edited.old_text, edited.new_text) == ("".join(lines), after)
+    assert (workspace / "long.txt").read_text() == after
+
+    replayed = asyncio.run(
+        reload(workspace, {**user_env, "PONDER_MODEL": f"scripted:{script}"}, session_id)
+    )
+    (hunk,) = [
+        c for u in replayed.of(ToolCallProgress) for c in (u.content or []) if c.type == "diff"
+    ]
+    assert hunk.old_text == "".join(lines[11:18])  # the changed line and three either side
+    assert hunk.new_text == "".join(lines[11:18]).replace("line 15\n", "line fifteen\n")
+
+
 def test_a_file_for_stdout_is_a_usage_error(tmp_path: Path, user_env: dict[str, str]) -> None:
     """Issue 24, 10: `ponder acp > file` died with asyncio's traceback."""
     import subprocess
@@ -255,12 +302,12 @@ def test_diff_lines_that_look_like_headers_are_kept() -> None:
     """A removed `-- comment` is `--- comment` in a diff, an added `++ x` is `+++ x`: inside a
     hunk they are lines, and an approval that dropped them showed a no-op for an edit that
     removed two comments and added `DROP TABLE audit`."""
-    from ponder.app.frontends.acp_updates import diff_fragments
+    from ponder.app.frontends.acp_updates import diff_hunks
 
     diff = (
         "--- a/schema.sql\n+++ b/schema.sql\n@@ -1,3 +1,2 @@\n CREATE TABLE users (id int);\n"
         "--- /dev/null keeps\n--- note\n+++ 0; DROP TABLE audit;\n"
     )
-    old, new = diff_fragments(diff)
+    ((old, new),) = diff_hunks(diff)
     assert old == "CREATE TABLE users (id int);\n-- /dev/null keeps\n-- note\n"
     assert new == "CREATE TABLE users (id int);\n++ 0; DROP TABLE audit;\n"

@@ -42,7 +42,7 @@ from ponder.runtime.loop import Agent
 from ponder.runtime.port import Unattended
 from ponder.runtime.tool_events import ToolKind
 from ponder.runtime.tools import default_tools
-from ponder.runtime.tools.base import BaseTool, ToolContext, ToolOutcome
+from ponder.runtime.tools.base import BaseTool, Preview, ToolContext, ToolOutcome
 from ponder.runtime.tools.editor import Editor, StrReplaceTool, unified_diff
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.local_sandbox import LocalSandbox
@@ -139,8 +139,8 @@ class Stamp(BaseTool):
     def summary(self, arguments: dict[str, Any]) -> str:
         return f"STAMP ← {arguments['word']}"
 
-    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
-        return unified_diff("STAMP", None, arguments["word"] + "\n")
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> Preview:
+        return Preview(unified_diff("STAMP", None, arguments["word"] + "\n"))
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         context.sandbox.write_file("STAMP", (arguments["word"] + "\n").encode())
@@ -248,7 +248,7 @@ def test_an_edit_approval_shows_the_whole_edit_and_the_run_writes_only_onto_it(
     (workspace / "cfg.py").write_text("import os\nDEBUG = False")  # no newline at the end
     tool = StrReplaceTool(Editor())
     sneaky = {"path": "cfg.py", "old_str": "DEBUG = False", "new_str": "DEBUG = False;evil()"}
-    shown = tool.preview(sneaky, local_sandbox).splitlines()
+    shown = tool.preview(sneaky, local_sandbox).text.splitlines()
     # The added line is a line of its own, not glued to the removed one.
     assert shown[-4:] == [
         "-DEBUG = False",
@@ -258,7 +258,7 @@ def test_an_edit_approval_shows_the_whole_edit_and_the_run_writes_only_onto_it(
     ]
     # An edit that cannot be worked out shows its arguments as data: its text makes no lines.
     lure = {"path": "cfg.py", "old_str": "zz\n\n(nothing to review)\n", "new_str": "evil()"}
-    failed = tool.preview(lure, local_sandbox)
+    failed = tool.preview(lure, local_sandbox).text
     assert "(nothing to review)" not in failed.splitlines()
     assert '"new_str": "evil()"' in failed
 

@@ -30,6 +30,7 @@ from ponder.runtime.events import (
     ContentText,
     Event,
     FileEdited,
+    FileTexts,
     PlanUpdated,
     ReasoningText,
     ToolCallFinished,
@@ -62,30 +63,29 @@ OUTPUT_SHOWN_CHARS = 16_000
 """A command's live output sent to the client: its last this many characters."""
 
 
-def diff_fragments(diff: str) -> tuple[str | None, str]:
-    """The old and new text of a unified diff's hunks (None as the old text of a new file):
-    what ACP's diff content wants, without sending whole files."""
-    old: list[str] = []
-    new: list[str] = []
-    created = in_hunk = False
+WHOLE_TEXT_CHARS = 1_000_000
+"""An edit's file is sent whole (old and new text, as ACP's diff wants) up to this size; a
+bigger one, or an edit recorded in a session file (which keeps only the diff), as its hunks."""
+
+
+def diff_hunks(diff: str) -> list[tuple[str | None, str]]:
+    """The old and new text of each hunk of a unified diff (None as the old text of a new
+    file): ACP's diff content from a diff alone, one per hunk, no line made up between them."""
+    hunks: list[tuple[list[str], list[str]]] = []
+    created = False
     for line in diff.splitlines(keepends=True):
-        if not in_hunk and line.startswith("--- "):  # headers come before the first hunk only:
+        if not hunks and line.startswith("--- "):  # headers come before the first hunk only:
             created = line.startswith("--- /dev/null")  # inside one, "--- x" removes "-- x"
-        elif not in_hunk and line.startswith("+++ "):
-            continue
         elif line.startswith("@@"):
-            in_hunk = True
-            if old or new:
-                old.append("…\n")
-                new.append("…\n")
-        elif line.startswith("-"):
-            old.append(line[1:])
-        elif line.startswith("+"):
-            new.append(line[1:])
-        elif line.startswith(" "):
-            old.append(line[1:])
-            new.append(line[1:])
-    return (None if created else "".join(old)), "".join(new)
+            hunks.append(([], []))
+        elif hunks and line.startswith("-"):
+            hunks[-1][0].append(line[1:])
+        elif hunks and line.startswith("+"):
+            hunks[-1][1].append(line[1:])
+        elif hunks and line.startswith(" "):
+            hunks[-1][0].append(line[1:])
+            hunks[-1][1].append(line[1:])
+    return [(None if created else "".join(old), "".join(new)) for old, new in hunks]
 
 
 class UpdateMapper:
@@ -115,7 +115,7 @@ class UpdateMapper:
             path = _absolute(self.workspace, event.path)
             return acp.update_tool_call(
                 event.call_id,
-                content=[_diff_content(path, event.diff)],
+                content=_diff_content(path, event.diff, event.texts),
                 locations=[ToolCallLocation(path=path)],
             )
         if isinstance(event, ToolCallFinished) and event.call_id in self._output:
@@ -158,7 +158,7 @@ def approval_content(request: ApprovalRequested, workspace: str) -> list[Any]:
     content = [_text(request.reason)]
     path = _diff_path(request.summary) if request.kind == "edit" else None
     if path is not None:
-        content.append(_diff_content(_absolute(workspace, path), request.summary))
+        content += _diff_content(_absolute(workspace, path), request.summary, request.texts)
     return content
 
 
@@ -170,9 +170,11 @@ def _diff_path(diff: str) -> str | None:
     return None
 
 
-def _diff_content(path: str, diff: str) -> Any:
-    old, new = diff_fragments(diff)
-    return acp.tool_diff_content(path, new, old)
+def _diff_content(path: str, diff: str, texts: FileTexts | None) -> list[Any]:
+    """The whole file before and after when the event holds it, else each hunk of the diff."""
+    if texts is not None and len(texts.old or "") + len(texts.new) <= WHOLE_TEXT_CHARS:
+        return [acp.tool_diff_content(path, texts.new, texts.old)]
+    return [acp.tool_diff_content(path, new, old) for old, new in diff_hunks(diff)]
 
 
 def _absolute(workspace: str, path: str) -> str:

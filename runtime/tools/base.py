@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import Emit
-from ponder.runtime.tool_events import ToolKind, describe_arguments
+from ponder.runtime.tool_events import FileTexts, ToolKind, describe_arguments
 from ponder.sandbox.base import Sandbox
 
 
@@ -42,6 +42,15 @@ class ToolOutcome:
     """The run ends after this call (``submit``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a person asked to approve a call reads: the command, or for an edit the diff it
+    would make (a diff starts with ``---``) and the file's whole text before and after."""
+
+    text: str
+    texts: FileTexts | None = None
+
+
 class ToolInputError(Exception):
     """The model's arguments are unusable; the message goes back to the model as the result."""
 
@@ -64,9 +73,8 @@ class Tool(Protocol):
         """The call in one line for a person (``$ pytest -q``, a path)."""
         ...
 
-    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
-        """What a person asked to approve the call reads: the command, or for an edit the diff
-        it would make (a diff starts with ``---``)."""
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> Preview:
+        """What a person asked to approve the call reads."""
         ...
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome: ...
@@ -82,8 +90,8 @@ class BaseTool:
     def summary(self, arguments: dict[str, Any]) -> str:
         return describe_arguments(arguments)
 
-    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
-        return f"{self.schema.name} {self.summary(arguments)}"
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> Preview:
+        return Preview(f"{self.schema.name} {self.summary(arguments)}")
 
 
 def require_str(arguments: dict[str, Any], key: str) -> str:

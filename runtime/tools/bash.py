@@ -10,6 +10,7 @@ from ponder.runtime.events import ToolOutput
 from ponder.runtime.tool_events import ToolKind
 from ponder.runtime.tools.base import (
     BaseTool,
+    Preview,
     ToolContext,
     ToolInputError,
     ToolOutcome,
@@ -79,9 +80,9 @@ class BashTool(BaseTool):
     def summary(self, arguments: dict[str, Any]) -> str:
         return f"$ {arguments.get('command', '')}"
 
-    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> Preview:
         """The command itself (the approval rules read it too)."""
-        return str(arguments.get("command", ""))
+        return Preview(str(arguments.get("command", "")))
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         command = require_str(arguments, "command")

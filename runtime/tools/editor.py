@@ -15,9 +15,10 @@ from typing import Any
 
 from ponder.model.messages import ToolSchema
 from ponder.runtime.events import FileEdited
-from ponder.runtime.tool_events import ToolKind
+from ponder.runtime.tool_events import FileTexts, ToolKind
 from ponder.runtime.tools.base import (
     BaseTool,
+    Preview,
     ToolContext,
     ToolInputError,
     ToolOutcome,
@@ -68,6 +69,13 @@ class Change:
     """Where the edit starts, for the snippet shown to the model."""
     added_lines: int = 0
 
+    @property
+    def old_text(self) -> str | None:
+        return self.before[1].text if self.before else None
+
+    def texts(self) -> FileTexts:
+        return FileTexts(old=self.old_text, new=self.text)
+
 
 def unified_diff(path: str, old: str | None, new: str) -> str:
     """The edit as a diff (``old`` None: the file is created); ``path`` as a person reads it. A
@@ -110,20 +118,17 @@ class _EditTool(BaseTool):
     def _result(self, change: Change) -> str:
         return _edited(change.path, change.text, change.line, change.added_lines)
 
-    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> Preview:
         try:
             change = self._change(arguments, sandbox)
         except (ToolInputError, SandboxError) as error:  # shown as data, never as lines of ours
             why = safe_name(str(error).split("\n", 1)[0])[:300]
             given = json.dumps(arguments, ensure_ascii=False, indent=2)[:4000]
-            return f"{self.schema.name}: no diff to show ({why}); its arguments:\n{given}"
+            return Preview(f"{self.schema.name}: no diff to show ({why}); its arguments:\n{given}")
         self._shown = (_key(arguments), change.before[0] if change.before else None)
-        return self._diff(change, sandbox.workdir) or f"{self.summary(arguments)} (no change)"
-
-    @staticmethod
-    def _diff(change: Change, workdir: str) -> str:
-        shown = safe_name(display_path(change.path, workdir))
-        return unified_diff(shown, change.before[1].text if change.before else None, change.text)
+        shown = safe_name(display_path(change.path, sandbox.workdir))
+        diff = unified_diff(shown, change.old_text, change.text)
+        return Preview(diff or f"{self.summary(arguments)} (no change)", change.texts())
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         change = self._change(arguments, context.sandbox)
@@ -137,9 +142,9 @@ class _EditTool(BaseTool):
         write_file(context.sandbox, change.path, change.data)
         self._record(change)
         shown = display_path(change.path, context.sandbox.workdir)
-        before = change.before[1].text if change.before else None
-        diff = unified_diff(shown, before, change.text)
-        context.emit(FileEdited(call_id=context.call_id, path=shown, diff=diff))
+        diff = unified_diff(shown, change.old_text, change.text)
+        edited = FileEdited(call_id=context.call_id, path=shown, diff=diff, texts=change.texts())
+        context.emit(edited)
         return ToolOutcome(text=self._result(change), shown="")  # the diff says it
 
     def _record(self, change: Change) -> None:

@@ -14,7 +14,7 @@ from ponder.model.messages import ToolSchema
 from ponder.runtime.mcp_client import tool_name
 from ponder.runtime.mcp_hub import McpCallError, McpCallInterrupted, McpHub
 from ponder.runtime.tool_events import ToolKind, ToolOutput
-from ponder.runtime.tools.base import BaseTool, ToolContext, ToolOutcome
+from ponder.runtime.tools.base import BaseTool, Preview, ToolContext, ToolOutcome
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.output import OutputCapture
 
@@ -45,9 +45,9 @@ class McpTool(BaseTool):
         shown = json.dumps(arguments, ensure_ascii=False)
         return shown if len(shown) <= 200 else shown[:200] + "…"
 
-    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> str:
+    def preview(self, arguments: dict[str, Any], sandbox: Sandbox) -> Preview:
         shown = json.dumps(arguments, ensure_ascii=False, indent=2)
-        return f"{self.server}.{self.tool} on your machine, with\n{shown[:2000]}"
+        return Preview(f"{self.server}.{self.tool} on your machine, with\n{shown[:2000]}")
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         try:
