@@ -3,6 +3,7 @@ terminal (pexpect) with a real sandbox, its slash commands and an approval promp
 
 from __future__ import annotations
 
+import io
 import subprocess
 import threading
 import time
@@ -175,26 +176,37 @@ def test_piped_line_mode_keeps_long_lines_whole(
 
 
 @pytest.mark.usefixtures("sandbox_image")
-def test_a_message_typed_while_a_task_runs_is_sent_after_it(
+def test_a_message_typed_while_a_task_runs_is_shown_queued_and_sent_after_it(
     workspace: Path, user_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """Issue 24, 14: a message typed during a task was invisible until it was sent. It is
+    shown as queued when its Enter is pressed; an approval asked meanwhile still reads its
+    own answer, not the queue."""
     script = write_script(
         tmp_path / "script.jsonl",
         completion("Wait.", tool_call("bash", 0, {"command": "sleep 3"})),
+        completion("Publish.", tool_call("bash", 1, {"command": "git push origin main"})),
         completion("Done.", content="first done."),
         completion("Ok.", content="second done."),
     )
     child = plain_session(script, workspace, user_env)
+    child.logfile_read = seen = io.StringIO()
     child.expect_exact("›")
     child.send("first" + ENTER)
     child.expect_exact("sleep 3")
     child.send("second task" + ENTER)  # typed while the command runs
+    child.expect_exact("queued: second task")  # at once, not when the task ends
+    child.expect_exact("[y]es / [a]lways allow `git push` / [n]o / [m]essage:")
+    child.send("n" + ENTER)
     child.expect_exact("first done.")
     child.expect_exact("task: second task")  # sent by itself when the prompt came back
     child.expect_exact("second done.")
     child.expect_exact("›")
     child.sendeof()
     child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert seen.getvalue().count("queued:") == 1  # the approval's answer was not queued
 
 
 def test_keys_typed_ahead_become_text_and_messages(monkeypatch: pytest.MonkeyPatch) -> None:

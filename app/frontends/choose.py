@@ -22,7 +22,7 @@ from rich.text import Text
 
 from ponder.app.config import Config
 from ponder.app.frontends.line import LinePort, LinePrinter
-from ponder.app.frontends.terminal_input import enter_as_newline, typed_ahead
+from ponder.app.frontends.terminal_input import QueuedLines, enter_as_newline, typed_ahead
 from ponder.app.slash_commands import TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
@@ -96,7 +96,10 @@ def run_line(
     person at a terminal is greeted as in the TUI (``model``, ``sandbox``)."""
     # Into a pipe or a file, lines stay whole: whatever reads them does its own wrapping.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-    port = LinePort(LinePrinter(console), console, None if sys.stdin.isatty() else unattended)
+    typing = QueuedLines(lambda line: console.print(Text(f"queued: {line}", style="dim")))
+    port = LinePort(
+        LinePrinter(console), console, None if sys.stdin.isatty() else unattended, typing
+    )
     if history is not None:
         console.print(Text(history[0], style="bold"))
         for line in history[1][-12:]:
@@ -105,6 +108,14 @@ def run_line(
     def one(task: str) -> RunFinished:
         with ctrl_c_interrupts(interrupt), enter_as_newline(False):
             return run_task(task, port)
+
+    def one_of_many(task: str) -> RunFinished:
+        """A task of the prompt loop: what is typed meanwhile is shown as queued, sent next."""
+        with ctrl_c_interrupts(interrupt), typing.reading():
+            finished = run_task(task, port)
+        waiting.extend(typing.lines)
+        typing.lines.clear()
+        return finished
 
     if first_task is not None:
         return one(first_task)
@@ -130,9 +141,11 @@ def run_line(
         except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line, like a shell
             continue
         if text.strip()[1:] in TASK_COMMANDS:
-            last = one(TASK_COMMANDS[text.strip()[1:]])
+            last = one_of_many(TASK_COMMANDS[text.strip()[1:]])
         elif text.startswith("/"):
             if prompt.command(text, console) == "quit":
                 return None if sys.stdin.isatty() else last
         elif text:
-            last = one(text)
+            last = one_of_many(text)
+        if typing.ended and not waiting:  # Ctrl+D typed during the task
+            return None

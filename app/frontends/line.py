@@ -6,13 +6,14 @@ diffs. Colour and styles drop away by themselves when the output is not a termin
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from rich.console import Console
 from rich.text import Text
 
-from ponder.app.frontends.terminal_input import enter_as_newline
+from ponder.app.frontends.terminal_input import QueuedLines, enter_as_newline
 from ponder.app.wording.events import (
     STOPPED,
     counted,
@@ -155,12 +156,17 @@ class LinePrinter:
             self.console.print(Text(f"submitted: {event.answer}", style="bold green"))
 
 
-def ask_in_line_mode(console: Console, request: ApprovalRequested) -> ApprovalAnswer:
-    """Ask at the terminal: [y]es once, [a]lways for the prefix, [n]o, or no with a message."""
+def ask_in_line_mode(
+    console: Console, request: ApprovalRequested, typing: QueuedLines | None = None
+) -> ApprovalAnswer:
+    """Ask at the terminal: [y]es once, [a]lways for the prefix, [n]o, or no with a message.
+    Lines typed while the task runs are not read meanwhile (``typing``): the answer is this."""
     request = for_display(request)
-    console.print(Text(f"? {request.name} needs approval: {request.reason}", style="bold yellow"))
-    console.print(Text(request.summary))
-    with enter_as_newline(True):
+    with typing.paused() if typing else contextlib.nullcontext(), enter_as_newline(True):
+        console.print(
+            Text(f"? {request.name} needs approval: {request.reason}", style="bold yellow")
+        )
+        console.print(Text(request.summary))
         return _answer(request)
 
 
@@ -192,6 +198,8 @@ class LinePort:
     printer: LinePrinter
     console: Console
     unattended: Decision | None
+    typing: QueuedLines | None = None
+    """What is typed while a task runs (an interactive prompt loop)."""
 
     def event(self, event: Event) -> None:
         self.printer(event)
@@ -199,4 +207,4 @@ class LinePort:
     def approve(self, request: ApprovalRequested) -> Future[ApprovalAnswer]:
         if self.unattended is not None:
             return answered(policy_answer(self.unattended))
-        return answered(ask_in_line_mode(self.console, request))
+        return answered(ask_in_line_mode(self.console, request, self.typing))

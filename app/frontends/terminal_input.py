@@ -5,6 +5,10 @@ terminal's line buffer, where Enter has already become a line feed (ICRNL), whic
 read as Ctrl+J, a new line: the message would sit unsent, or in the TUI be lost before its
 prompt has focus. So just before a prompt starts, what is waiting is read, and its complete
 lines are sent as messages.
+
+While a task runs in line mode, :class:`QueuedLines` takes each line off the terminal as its
+Enter is pressed (the terminal's own editing and echo stay), so that it is shown as queued at
+once and sent when the task ends.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import sys
 import termios
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -84,8 +90,94 @@ def typed_ahead() -> Typed:
     finally:
         with contextlib.suppress(termios.error):
             termios.tcsetattr(fd, termios.TCSANOW, before)
-    text = data.decode(errors="replace")
+    return _split(data.decode(errors="replace"))
+
+
+def _split(text: str) -> Typed:
+    """Typed keys as messages (each line ended with Enter) and the text after the last one."""
     text = text.replace("\x1b\r", _IN_MESSAGE).replace("\x1b\n", _IN_MESSAGE)
     *lines, rest = _NOT_TEXT.sub("", text.replace("\r", "\n")).split("\n")
     messages = [line.strip().replace(_IN_MESSAGE, "\n") for line in lines if line.strip()]
     return Typed(messages, rest.replace(_IN_MESSAGE, "\n"))
+
+
+class QueuedLines:
+    """Messages typed while a task runs, read on a thread of their own as each is entered.
+
+    The terminal stays in its line mode, Enter ending a line (ICRNL on), so it echoes and edits
+    what is typed and hands over whole lines only; each is passed to ``shown`` and kept in
+    :attr:`lines`. Text not yet ended with Enter stays with the terminal, for the prompt that
+    follows the task. An approval reads its answer with ``input()``: :meth:`paused` keeps the
+    thread off the terminal meanwhile. Off a terminal, nothing is read.
+    """
+
+    POLL_S = 0.1
+
+    def __init__(self, shown: Callable[[str], None]) -> None:
+        self._shown = shown
+        self.lines: list[str] = []
+        self.ended = False
+        """End of input (Ctrl+D) was typed during the task."""
+        self._state = threading.Condition()
+        self._paused = self._parked = self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Read for the time of the block (one task)."""
+        if not sys.stdin.isatty():
+            yield
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._read, name="queued-lines", daemon=True)
+        with enter_as_newline(True):
+            self._thread.start()
+            try:
+                yield
+            finally:
+                with self._state:
+                    self._stopping = True
+                    self._state.notify_all()
+                self._thread.join()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave the terminal's input to someone else (an approval's question) in the block."""
+        if self._thread is None or not self._thread.is_alive():
+            yield
+            return
+        with self._state:
+            self._paused = True
+            self._state.notify_all()
+            while not self._parked and self._thread.is_alive():
+                self._state.wait(self.POLL_S)
+        try:
+            yield
+        finally:
+            with self._state:
+                self._paused = False
+                self._state.notify_all()
+
+    def _read(self) -> None:
+        fd = sys.stdin.fileno()
+        while True:
+            with self._state:
+                while self._paused and not self._stopping:
+                    self._parked = True
+                    self._state.notify_all()
+                    self._state.wait()
+                self._parked = False
+                if self._stopping:
+                    return
+            try:
+                if not select.select([fd], [], [], self.POLL_S)[0]:
+                    continue
+                data = os.read(fd, 4096)
+            except OSError:  # the terminal hung up
+                return
+            if not data:
+                self.ended = True
+                return
+            for line in _split(data.decode(errors="replace") + "\n").lines:
+                self.lines.append(line)
+                self._shown(line)
