@@ -139,6 +139,8 @@ class QueuedLines:
                     self._stopping = True
                     self._state.notify_all()
                 self._thread.join()
+                if not self.ended:  # a line entered as the task ended: still the queue's
+                    self._take(sys.stdin.fileno(), 0)
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -169,15 +171,22 @@ class QueuedLines:
                 self._parked = False
                 if self._stopping:
                     return
-            try:
-                if not select.select([fd], [], [], self.POLL_S)[0]:
-                    continue
+            if not self._take(fd, self.POLL_S):
+                return
+
+    def _take(self, fd: int, wait: float) -> bool:
+        """Take the lines the terminal has ready, waiting up to ``wait`` seconds for one;
+        False when input ended."""
+        try:
+            while select.select([fd], [], [], wait)[0]:
                 data = os.read(fd, 4096)
-            except OSError:  # the terminal hung up
-                return
-            if not data:
-                self.ended = True
-                return
-            for line in _split(data.decode(errors="replace") + "\n").lines:
-                self.lines.append(line)
-                self._shown(line)
+                if not data:
+                    self.ended = True
+                    return False
+                for line in _split(data.decode(errors="replace") + "\n").lines:
+                    self.lines.append(line)
+                    self._shown(line)
+                wait = 0
+        except OSError:  # the terminal hung up
+            return False
+        return True
