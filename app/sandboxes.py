@@ -7,7 +7,7 @@ a run with the local backend starts without it."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +16,7 @@ from ponder.app.config import Config
 from ponder.app.exit_codes import UsageError
 from ponder.sandbox.base import Sandbox
 from ponder.sandbox.environment import allowed_host_variables
-from ponder.sandbox.local_sandbox import WARNING, LocalSandbox
+from ponder.sandbox.local_sandbox import LocalSandbox
 
 if TYPE_CHECKING:
     import docker
@@ -72,11 +72,12 @@ def copy_sandboxes(config: Config, workspace: Path) -> Callable[[int], DockerSan
 
 @contextmanager
 def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
-    """A started sandbox on ``workspace``, removed when the block ends however it ends."""
+    """A started sandbox on ``workspace``, removed when the block ends however it ends. Its
+    ``notes`` (--sandbox local's warning) are the caller's to show (:func:`warn`), where the
+    person will read them: after an interactive session's header, not before it."""
     environment = allowed_host_variables(config.session.pass_env)
     sandbox: DockerSandbox | LocalSandbox
     if config.session.sandbox == "local":
-        print(f"warning: {WARNING}", file=sys.stderr)
         sandbox = LocalSandbox(workspace, environment, disk=config.disk)
     else:
         from ponder.sandbox.docker_sandbox import DockerSandbox
@@ -91,6 +92,10 @@ def sandbox_session(config: Config, workspace: Path) -> Iterator[Sandbox]:
             disk=config.disk,
         )
     with sandbox:
-        for note in sandbox.notes:
-            print(f"warning: {note}", file=sys.stderr)
         yield sandbox
+
+
+def warn(notes: Sequence[str]) -> None:
+    """A sandbox's notes on stderr, for commands with no header of their own."""
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)

@@ -258,6 +258,12 @@ class Session:
         return self.agent.sandbox.description
 
     @property
+    def sandbox_notes(self) -> list[str]:
+        """What the person should know about the sandbox (``--sandbox local``: that it is none),
+        for the frontend to show after its header."""
+        return self.agent.sandbox.notes
+
+    @property
     def policy(self) -> ApprovalPolicy | None:
         """The approval rules; None when approvals are off."""
         return self.agent.policy

@@ -90,6 +90,10 @@ class Sandbox(Protocol):
         """The workspace's path inside the sandbox; relative tool paths start here."""
         ...
 
+    notes: list[str]
+    """What the person should know about it once started (``--sandbox local``: that nothing
+    is isolated; a workspace too big to search for planted ``.git`` folders)."""
+
     def start(self) -> None: ...
 
     def stop(self) -> None:

@@ -48,8 +48,8 @@ class LocalSandbox(CommandRunner):
         self.workspace = workspace.resolve()
         self._disk = disk
         self._disk_guard = None
-        self.notes: list[str] = []
-        """What the person should know about this sandbox (the warning says the rest)."""
+        self.notes: list[str] = [WARNING]
+        """What the person should know about this sandbox: that it is none."""
         self._state: Path | None = None
         self._environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

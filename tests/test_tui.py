@@ -359,7 +359,7 @@ async def test_first_contact_welcome_help_keys_argument_completion_and_remembere
 
     app = PonderApp(
         FakeRun(answer(1, "done"), hold=False), model="scripted:test",
-        welcome="ponder · scripted:test · docker", on_theme=remember_theme,
+        welcome=["ponder · scripted:test · docker"], on_theme=remember_theme,
     )  # fmt: skip
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -29,13 +29,18 @@ class Pane:
         return subprocess.run(args, capture_output=True, text=True, check=True).stdout
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
+        return self.wait_until(lambda screen: text in screen, repr(text), timeout)
+
+    def wait_until(
+        self, shows: Callable[[str], bool], what: str = "the screen", timeout: float = 60
+    ) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if shows(screen):
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} did not appear; the screen shows:\n{self.screen()}")
+        raise AssertionError(f"{what} did not appear; the screen shows:\n{self.screen()}")
 
     def send(self, *keys: str) -> None:
         subprocess.run([*self.tmux, "send-keys", "-t", SESSION, *keys], check=True)

@@ -78,10 +78,15 @@ def run_demo(frontend: Frontend, config: Config, chunk_delay: float) -> int:
                 model=backend.name,
                 first_task=TASK,
                 interactive=False,
+                notes=sandbox.notes,
             )
         else:  # the recorded model asks for nothing that needs approval
             finished = run_line(
-                agent.run, interrupt=agent.interrupt, unattended="deny", first_task=TASK
+                agent.run,
+                interrupt=agent.interrupt,
+                unattended="deny",
+                first_task=TASK,
+                notes=sandbox.notes,
             )
     diff = safe_text(run_git("diff", "--no-ext-diff", "--no-textconv", cwd=workspace).decode())
     out = sys.stdout

@@ -99,6 +99,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 history=history,
                 model=session.model.name,
                 sandbox=session.sandbox_description,
+                notes=session.sandbox_notes,
             )
         else:
             from ponder.app.frontends.tui.launch import run_tui  # Textual: only the TUI pays
@@ -110,6 +111,7 @@ def run_tasks(args: argparse.Namespace, flags: Flags) -> int:
                 first_task=args.prompt,
                 theme=config.session.theme,
                 sandbox=session.sandbox_description,
+                notes=session.sandbox_notes,
                 history=history,
                 commands=commands,
                 workspace=workspace,

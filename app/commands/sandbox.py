@@ -14,7 +14,7 @@ from pathlib import Path
 from ponder.app.config import Config, load_config
 from ponder.app.exit_codes import UsageError
 from ponder.app.help_examples import examples
-from ponder.app.sandboxes import sandbox_image, sandbox_session
+from ponder.app.sandboxes import sandbox_image, sandbox_session, warn
 from ponder.sandbox.base import SandboxUnavailable
 from ponder.sandbox.docker_sandbox import DockerSandbox
 from ponder.sandbox.docker_setup import connect, reap_leftovers
@@ -113,6 +113,7 @@ def _exec(args: argparse.Namespace, config: Config) -> int:
         sys.stdout.flush()
 
     with sandbox_session(config, args.workspace) as sandbox:
+        warn(sandbox.notes)
         result = sandbox.exec(command, args.timeout, None if args.json else live)
     if args.json:
         print(
@@ -140,6 +141,7 @@ def _shell(args: argparse.Namespace, config: Config) -> int:
             "(for one command: ponder sandbox exec -- COMMAND)"
         )
     with sandbox_session(config, args.workspace) as sandbox:
+        warn(sandbox.notes)
         if not isinstance(sandbox, DockerSandbox):
             return subprocess.call(["bash"], cwd=sandbox.workdir)
         docker_cli = shutil.which("docker")

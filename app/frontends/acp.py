@@ -46,6 +46,7 @@ from ponder.app.config import Config, ConfigError
 from ponder.app.exit_codes import UsageError
 from ponder.app.frontends.acp_stdio import checked_stdio
 from ponder.app.frontends.acp_updates import Update, UpdateMapper, acp_kind, approval_content
+from ponder.app.sandboxes import warn
 from ponder.app.session import Session, open_session
 from ponder.app.wording.for_display import for_display
 from ponder.model.backend import BackendError
@@ -146,6 +147,7 @@ class PonderAgent:
         except (UsageError, ConfigError, BackendError, SandboxError) as error:
             stack.close()  # the message says what to do: the editor shows it as it is
             raise acp.RequestError(-32602, f"ponder: {error}", {"details": str(error)}) from None
+        warn(session.sandbox_notes)  # stderr: the editor's log
         opened = _Open(session, str(workspace), stack)
         self.sessions[session.id] = opened
         return opened

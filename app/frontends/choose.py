@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -23,6 +23,7 @@ from rich.text import Text
 from ponder.app.config import Config
 from ponder.app.frontends.line import LinePort, LinePrinter
 from ponder.app.frontends.terminal_input import QueuedLines, enter_as_newline, typed_ahead
+from ponder.app.sandboxes import warn
 from ponder.app.slash_commands import TASK_COMMANDS
 from ponder.runtime.approvals import Decision
 from ponder.runtime.events import RunFinished
@@ -89,11 +90,13 @@ def run_line(
     history: tuple[str, list[str]] | None = None,
     model: str = "",
     sandbox: str = "",
+    notes: Sequence[str] = (),
 ) -> RunFinished | None:
     """One task when given one (a one-liner), else a prompt loop until end of input.
     Approvals are asked at the terminal, or answered ``unattended`` without one; a resumed
     session's ``history`` (its note and conversation so far) is printed first, dimmed; a
-    person at a terminal is greeted as in the TUI (``model``, ``sandbox``)."""
+    person at a terminal is greeted as in the TUI (``model``, ``sandbox``), and then told the
+    sandbox's ``notes``."""
     # Into a pipe or a file, lines stay whole: whatever reads them does its own wrapping.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     typing = QueuedLines(lambda line: console.print(Text(f"queued: {line}", style="dim")))
@@ -117,14 +120,19 @@ def run_line(
         typing.lines.clear()
         return finished
 
+    greeted = first_task is None and sys.stdin.isatty() and bool(model)
+    if not greeted:
+        warn(notes)
     if first_task is not None:
         return one(first_task)
     from ponder.app.frontends.line_prompt import LinePrompt  # prompt-toolkit: only here
 
     prompt = LinePrompt(commands or {}, workspace)
-    if sys.stdin.isatty() and model:
+    if greeted:
         keys = "Ctrl+C interrupts · Ctrl+D quits"
         console.print(Text(welcome(model, sandbox, workspace, keys), style="dim"))
+        for note in notes:
+            console.print(Text(f"warning: {note}", style="yellow"))
     typed = typed_ahead()  # what was typed while ponder started: sent, or left in the prompt
     waiting, draft = typed.lines, typed.rest
     last: RunFinished | None = None

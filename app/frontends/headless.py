@@ -26,6 +26,7 @@ from ponder.app.exit_codes import UsageError, exit_code
 from ponder.app.frontends.choose import ctrl_c_interrupts, unattended_decision
 from ponder.app.frontends.line import LinePrinter
 from ponder.app.frontends.output_schema import RETRIES, parse_answer, retry_task, with_schema
+from ponder.app.sandboxes import warn
 from ponder.app.session import open_session
 from ponder.app.wording.changes import changes_summary
 from ponder.app.wording.events import STOPPED, counted, describe_usage
@@ -125,6 +126,7 @@ def run_unattended(
         raise UsageError("no task: give a prompt (or pipe one in)")
     mismatch = None
     with open_session(config, workspace, resume=resume) as session:
+        warn(session.sandbox_notes)
         display: Callable[[Event], None]
         if json_events:
             display = JsonLines(session.interrupt)

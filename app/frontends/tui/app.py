@@ -8,7 +8,7 @@ frame, not one per token. How events become blocks is the :class:`Transcript`'s 
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,14 +79,14 @@ class PonderApp(App[RunFinished | None]):
         slow_commands: frozenset[str] = frozenset(),
         files: Callable[[], list[str]] = list,
         history: Path | None = None,
-        welcome: str | None = None,
+        welcome: Sequence[str] = (),
         on_theme: Callable[[str], None] = lambda name: None,
         earlier: tuple[str, list[str]] | None = None,
     ) -> None:
-        """``welcome`` is shown when an interactive session opens; ``on_theme`` is told the
-        theme the person switches to (to remember it); ``earlier`` is a resumed session's
-        note and its conversation so far, shown folded; ``queued`` and ``draft`` are messages
-        and text typed before the app was up."""
+        """``welcome`` is shown when an interactive session opens (a greeting, then warnings);
+        ``on_theme`` is told the theme the person switches to (to remember it); ``earlier`` is
+        a resumed session's note and its conversation so far, shown folded; ``queued`` and
+        ``draft`` are messages and text typed before the app was up."""
         super().__init__()
         self._earlier = earlier
         self.final_transcript = ""
@@ -141,8 +141,8 @@ class PonderApp(App[RunFinished | None]):
         if self._interactive:
             self.query_one(PromptArea).focus().insert(self._draft)
             self._show_queue()
-            if self._welcome:
-                self._note(self._welcome)
+            for number, text in enumerate(self._welcome):
+                self._note(text, error=number > 0)
         if self._earlier is not None:
             note, lines = self._earlier
             title = f"{note} · {len(lines)} earlier lines (Tab, then Enter, opens them)"

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +21,7 @@ from ponder.app.frontends.choose import welcome
 from ponder.app.frontends.terminal_input import Typed, enter_as_newline, typed_ahead
 from ponder.app.frontends.tui.app import Command, PonderApp, RunTask
 from ponder.app.frontends.tui.themes import remember_theme, remembered_theme
+from ponder.app.sandboxes import warn
 from ponder.app.slash_commands import SLOW
 from ponder.runtime.events import RunFinished
 
@@ -38,9 +39,13 @@ def run_tui(
     inline: bool = False,
     sandbox: str = "",
     history: tuple[str, list[str]] | None = None,
+    notes: Sequence[str] = (),
 ) -> RunFinished | None:
-    """The TUI; ``theme`` None is the one last chosen with /theme."""
+    """The TUI; ``theme`` None is the one last chosen with /theme; the sandbox's ``notes``
+    follow the greeting (a session that greets nobody, the demo, prints them first)."""
     keys = "Esc interrupts · Ctrl+Q quits"
+    if not interactive:
+        warn(notes)
 
     typed = typed_ahead() if interactive else Typed([], "")
     queued = typed.lines
@@ -56,7 +61,7 @@ def run_tui(
         interactive=interactive,
         theme=theme or remembered_theme() or "ponder-dark",
         user_themes=config_dir() / "themes",
-        welcome=welcome(model, sandbox, workspace, keys),
+        welcome=[welcome(model, sandbox, workspace, keys), *(f"warning: {n}" for n in notes)],
         on_theme=remember_theme,
         earlier=history,
         commands=commands,
