@@ -356,3 +356,22 @@ def test_a_relative_instances_file_with_a_relative_bundle(
     (loaded,) = load_instances(Path("instances.jsonl"))
     with checkout(loaded) as checked_out:
         assert (checked_out / "calc.py").exists()
+
+
+def test_the_readme_example_runs_and_resolves(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """Issue 24, 19: the README's SWE-bench example, on the instance set that ships with ponder,
+    run as written from a copy of the repository's folder."""
+    import re
+    import shlex
+    import shutil
+
+    from conftest import REPO_ROOT
+
+    shutil.copytree(REPO_ROOT / "examples", tmp_path / "examples")
+    readme = (REPO_ROOT / "README.md").read_text()
+    commands = re.findall(r"^ponder (swebench .*examples/swebench/.*)$", readme, re.M)
+    assert len(commands) == 2
+    for command in commands:
+        ran = ponder(*shlex.split(command), env=user_env, cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+    assert "✓ tinystats__tinystats-1: resolved" in ran.stdout + ran.stderr
