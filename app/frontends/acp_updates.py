@@ -25,6 +25,7 @@ from acp.schema import (
 
 from ponder.app.wording.events import describe_ending, shown_as_call
 from ponder.app.wording.for_display import for_display
+from ponder.app.wording.markdown import fenced
 from ponder.runtime.events import (
     ApprovalRequested,
     ContentText,
@@ -110,7 +111,7 @@ class UpdateMapper:
         if isinstance(event, ToolOutput) and event.call_id in self._output:
             shown = (self._output[event.call_id] + event.text)[-OUTPUT_SHOWN_CHARS:]
             self._output[event.call_id] = shown
-            return acp.update_tool_call(event.call_id, content=[_text(f"```\n{shown}\n```")])
+            return acp.update_tool_call(event.call_id, content=[_text(fenced(shown))])
         if isinstance(event, FileEdited):
             path = _absolute(self.workspace, event.path)
             return acp.update_tool_call(
@@ -146,7 +147,7 @@ class UpdateMapper:
         if event.kind == "edit" and event.ok:  # the diff stays the content
             return acp.update_tool_call(event.call_id, status=status, raw_output=event.result)
         ending = describe_ending(event)
-        text = f"```\n{event.for_person.rstrip()}\n```" + (f"\n{ending}" if ending else "")
+        text = fenced(event.for_person) + (ending or "")
         return acp.update_tool_call(
             event.call_id, status=status, content=[_text(text)], raw_output=event.result
         )

@@ -6,6 +6,7 @@ from typing import Any
 
 from ponder.app.wording.events import counted
 from ponder.app.wording.for_display import for_display
+from ponder.app.wording.markdown import fenced
 from ponder.runtime.events import (
     ContentText,
     Event,
@@ -18,13 +19,6 @@ from ponder.runtime.events import (
     ToolCallStarted,
 )
 from ponder.sandbox.safe_text import safe_text
-
-
-def _fence(text: str, language: str = "") -> str:
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}{language}\n{text.rstrip()}\n{fence}\n"
 
 
 def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
@@ -63,9 +57,9 @@ def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
             calls[event.call_id] = event
             out.append(f"\n**{event.name}** `{event.summary}`\n")
         elif isinstance(event, ToolCallFinished):
-            out.append("\n" + _fence(event.for_person))
+            out.append("\n" + fenced(event.for_person))
         elif isinstance(event, FileEdited):
-            out.append(f"\nEdited `{event.path}`:\n\n" + _fence(event.diff, "diff"))
+            out.append(f"\nEdited `{event.path}`:\n\n" + fenced(event.diff, "diff"))
         elif isinstance(event, RunFinished):
             flush()
             out.append(f"\n**Finished:** {event.reason} after {counted(event.steps, 'step')}")
