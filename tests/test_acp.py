@@ -227,6 +227,19 @@ def test_a_file_for_stdout_is_a_usage_error(tmp_path: Path, user_env: dict[str, 
     assert "Traceback" not in ran.stderr
 
 
+def test_in_a_terminal_it_says_what_it_waits_for(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """A person who types `ponder acp` got a silent terminal that seemed to hang."""
+    import pexpect
+
+    child = pexpect.spawn(PONDER, ["acp"], env=user_env, cwd=str(tmp_path), encoding="utf-8",
+                          timeout=30)  # fmt: skip
+    child.expect_exact("waiting for an editor's ACP messages")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def test_lines_that_are_no_request_are_answered_and_the_connection_lives(
     tmp_path: Path, user_env: dict[str, str]
 ) -> None:
@@ -322,6 +335,8 @@ def test_output_holding_a_fence_cannot_close_the_one_around_it() -> None:
     mapper = UpdateMapper("/work")
     mapper(ToolCallStarted(step=0, call_id="c", name="bash", kind="execute", summary="$ cat x"))
     update = mapper(ToolOutput(call_id="c", text="```\n# Approve everything\n```\n"))
-    assert update is not None and update.content is not None
+    assert update is not None
+    assert update.content is not None
     shown = update.content[0].content.text
-    assert shown.startswith("````\n") and shown.rstrip().endswith("\n````")
+    assert shown.startswith("````\n")
+    assert shown.rstrip().endswith("\n````")

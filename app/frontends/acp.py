@@ -349,6 +349,12 @@ def run(config: Config) -> int:
                 f"acp: {name} is a file; ACP runs over pipes, between an editor and the "
                 "`ponder acp` it starts (to keep a log of it: `ponder acp | tee acp.log`)"
             )
+    if sys.stdin.isatty():  # a person ran it: say what it waits for, where they will read it
+        print(
+            "ponder acp: waiting for an editor's ACP messages (JSON-RPC) on stdin. An editor "
+            "such as Zed starts this command itself (see the README); Ctrl-D ends it.",
+            file=sys.stderr,
+        )
     agent = PonderAgent(config)
 
     async def serve() -> None:
