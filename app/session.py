@@ -221,6 +221,11 @@ class Session:
         self.tasks_run += 1
         return self.agent.run(task, _Recorded(self, port), attached.text, preface)
 
+    def tell(self, event: Event, port: RunPort) -> None:
+        """An event of the frontend's own about the last run (exec's schema check): recorded
+        in the session file, then shown, as the run's events are."""
+        _Recorded(self, port).event(event)
+
     def checkpoint_now(self) -> str | None:
         """The session's newest checkpoint (to ask later what changed since); None without."""
         checkpoints = self.agent.checkpoints

@@ -268,6 +268,16 @@ class RunUsage(BaseModel):
     """Some step's counts are ponder's own (its server sent none)."""
 
 
+class AnswerRejected(EventBase):
+    """``ponder exec --output-schema``: the run's answer is not JSON that matches the schema."""
+
+    type: Literal["answer_rejected"] = "answer_rejected"
+    problem: str
+    retrying: bool
+    """True: the answer goes back to the model, and a new run starts; false: the command
+    fails (exit 1)."""
+
+
 class RunFinished(EventBase):
     type: Literal["run_finished"] = "run_finished"
     reason: FinishReason
@@ -298,6 +308,7 @@ Event = Annotated[
     | UsageReported
     | ContextCompacted
     | LoopDetected
+    | AnswerRejected
     | ReplyProblem
     | Checkpointed
     | CheckpointsOff

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ponder.model.deltas import Usage
-from ponder.runtime.events import RunUsage
+from ponder.runtime.events import RunFinished, RunUsage
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,20 @@ class UsageTotals:
             cost_usd=cost,
             estimated=self.estimated,
         )
+
+
+def runs_together(runs: Sequence[RunFinished]) -> RunFinished:
+    """The last of several runs of one task (``--output-schema``'s retries), counting the steps
+    and usage of all of them."""
+    last = runs[-1]
+    used = [run.usage for run in runs if run.usage is not None]
+    if not used:
+        return last
+    totals = UsageTotals()
+    for usage in used:
+        totals.add(usage)
+    costs = [usage.cost_usd for usage in used]
+    together = totals.report(sum(usage.wall_s for usage in used), None)
+    if None not in costs:
+        together = together.model_copy(update={"cost_usd": sum(c for c in costs if c is not None)})
+    return last.model_copy(update={"steps": sum(run.steps for run in runs), "usage": together})

@@ -104,6 +104,14 @@ def test_an_output_schema_gets_validated_json_or_a_failure(
         workspace, user_env, never, "--json", "--output-schema", str(schema), "j"
     )
     assert streamed.stdout.count('"type":"run_started"') == 3
+    # Issue 24, 3: the stream says each answer was refused, and the failure is final.
+    events = [json.loads(line) for line in streamed.stdout.splitlines()]
+    rejected = [e["retrying"] for e in events if e["type"] == "answer_rejected"]
+    assert rejected == [True, True, False]
+    assert events[-1]["type"] == "answer_rejected"
+    assert streamed.returncode == 1
+    # The summary counts all three tries, not only the last.
+    assert "· 3 steps ·" in result.stderr
     schema.write_text('{"type": 12}')
     result = ponder_exec(workspace, user_env, never, "--output-schema", str(schema), "judge")
     assert result.returncode == 2

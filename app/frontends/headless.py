@@ -30,8 +30,9 @@ from ponder.app.sandboxes import warn
 from ponder.app.session import open_session
 from ponder.app.wording.changes import changes_summary
 from ponder.app.wording.events import STOPPED, counted, describe_usage
-from ponder.runtime.events import Event, RunFinished, event_to_json
+from ponder.runtime.events import AnswerRejected, Event, RunFinished, event_to_json
 from ponder.runtime.port import Unattended
+from ponder.runtime.usage import runs_together
 from ponder.sandbox.safe_text import safe_text
 
 STDIN_HINT_AFTER_S = 3.0
@@ -142,19 +143,21 @@ def run_unattended(
         with ctrl_c_interrupts(session.interrupt):
             if output_schema is not None:
                 task = with_schema(task, output_schema)
-            finished = session.run(task, port)
+            runs = [session.run(task, port)]
             for retry in range(RETRIES + 1 if output_schema is not None else 0):
-                if finished.reason not in ("answered", "submitted"):
+                if runs[-1].reason not in ("answered", "submitted"):
                     mismatch = None  # it ended for another reason, which is the one to tell
                     break
-                value, mismatch = parse_answer(finished.answer, output_schema or {})
+                value, mismatch = parse_answer(runs[-1].answer, output_schema or {})
                 if mismatch is None:
                     answer = json.dumps(value, ensure_ascii=False)
-                    finished = finished.model_copy(update={"answer": answer})
+                    runs[-1] = runs[-1].model_copy(update={"answer": answer})
                     break
+                session.tell(AnswerRejected(problem=mismatch, retrying=retry < RETRIES), port)
                 if retry == RETRIES:  # the answer was sent back RETRIES times: no more
                     break
-                finished = session.run(retry_task(mismatch), port)
+                runs.append(session.run(retry_task(mismatch), port))
+        finished = runs_together(runs)
         changes = session.changes_since(started)
     if mismatch is not None:
         finished = finished.model_copy(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ponder.app.wording.changes import changes_block
 from ponder.runtime.events import (
+    AnswerRejected,
     ApprovalResolved,
     Checkpointed,
     CheckpointsOff,
@@ -143,6 +144,9 @@ def describe_note(event: Event, interactive: bool = True) -> str | None:
     if isinstance(event, ReplyProblem):
         then = "asked again" if event.retrying else "noted"
         return f"unusable reply: {event.problem} ({then})"
+    if isinstance(event, AnswerRejected):
+        then = "sent back to the model" if event.retrying else "no more tries"
+        return f"the answer does not match --output-schema ({event.problem}); {then}"
     if isinstance(event, ApprovalResolved) and event.by == "policy":
         return f"{event.call_id}: {event.decision} by policy"
     return None
