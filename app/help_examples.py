@@ -64,6 +64,8 @@ EXAMPLES = {
     ],
     "serve": ["ponder serve kimi.gguf", "ponder serve --status"],
     "mcp": ["ponder mcp list", "ponder mcp trust", "ponder mcp trust github"],
+    "mcp list": ["ponder mcp list", "ponder mcp list --workspace ~/src/app"],
+    "mcp trust": ["ponder mcp trust", "ponder mcp trust github", "ponder mcp trust --yes github"],
     "doctor": ["ponder doctor"],
     "completion": [
         "source <(ponder completion bash)      # in ~/.bashrc",

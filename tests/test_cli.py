@@ -54,6 +54,10 @@ def test_version_and_help(user_env: dict[str, str]) -> None:
     assert "--max-steps" not in serving
     refused = ponder("serve", "--approval", "ask", "--status", env=user_env)
     assert refused.returncode == 2
+    # Issue 24, 19: a subcommand's --help is its own, not its parent's.
+    listing = ponder("mcp", "list", "--help", env=user_env).stdout
+    assert listing.startswith("usage: ponder mcp list")
+    assert "--yes" not in listing  # trust's option
 
 
 def test_a_broken_config_file_is_named(user_env: dict[str, str]) -> None:

@@ -38,16 +38,31 @@ def parser() -> argparse.ArgumentParser:
         "one that runs code from this folder (its cwd, a command or path here) is trusted only "
         "once you say yes to that.",
     )
-    parser.add_argument(
-        "action", choices=["list", "trust"], metavar="COMMAND", help="list or trust"
+    commands = parser.add_subparsers(
+        dest="action", metavar="COMMAND", required=True, help="list or trust"
     )
-    parser.add_argument("names", nargs="*", default=[], help="with trust: only these servers")
-    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
-    parser.add_argument(
+    listing = commands.add_parser(
+        "list",
+        help="the servers, started as a session would start them, with their tools",
+        **examples("mcp list"),
+        description="The config's servers and this folder's .mcp.json servers, each started as "
+        "a session would start it: its tools, or why it did not start.",
+    )
+    trusting = commands.add_parser(
+        "trust",
+        help="let this folder's .mcp.json servers start",
+        **examples("mcp trust"),
+        description="Let this folder's .mcp.json servers start (all, or those named). A "
+        "server that runs code from this folder is trusted only once you say yes to that.",
+    )
+    trusting.add_argument("names", nargs="*", default=[], help="only these servers")
+    trusting.add_argument(
         "--yes",
         action="store_true",
-        help="with trust: also trust servers that run code from this folder, without asking",
+        help="also trust servers that run code from this folder, without asking",
     )
+    for command in (listing, trusting):
+        command.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
     return parser
 
 
