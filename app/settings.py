@@ -70,7 +70,7 @@ def _classes_in(module: str) -> dict[str, ast.ClassDef]:
     :func:`inspect.getsource` class by class tokenizes the file again each time)."""
     try:
         source = Path(sys.modules[module].__file__ or "").read_text(encoding="utf-8")
-    except (KeyError, OSError, TypeError):
+    except (KeyError, OSError, ValueError):  # ValueError: not text (a .pyc, no source)
         return {}
     return {
         node.name: node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef)

@@ -26,6 +26,7 @@ import platformdirs
 from ponder.model.messages import Message, ToolCall
 from ponder.runtime.events import (
     SCHEMA_VERSION,
+    AnswerRejected,
     ContextCompacted,
     Event,
     MessageAdded,
@@ -164,10 +165,15 @@ def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
         except OSError:
             continue
         task = next((e.task for e in events if isinstance(e, RunStarted)), "")
-        runs = [e for e in events if isinstance(e, RunStarted | RunFinished)]
+        runs = [e for e in events if isinstance(e, RunStarted | RunFinished | AnswerRejected)]
         # (what comes after a run's end, such as a checkpoint of its background jobs, is not
-        # part of it)
-        status = runs[-1].reason if runs and isinstance(runs[-1], RunFinished) else "incomplete"
+        # part of it; an answer --output-schema refused for good is an error)
+        last = runs[-1] if runs else None
+        status = (
+            "error" if isinstance(last, AnswerRejected)
+            else last.reason if isinstance(last, RunFinished)
+            else "incomplete"
+        )  # fmt: skip
         found.append(
             SessionInfo(
                 id=path.stem,

@@ -91,6 +91,8 @@ class FileTexts(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    path: str
+    """The file, as the edit's diff names it (relative to the workspace), unescaped."""
     old: str | None
     """None: the edit creates the file."""
     new: str

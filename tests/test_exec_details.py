@@ -112,6 +112,9 @@ def test_an_output_schema_gets_validated_json_or_a_failure(
     assert streamed.returncode == 1
     # The summary counts all three tries, not only the last.
     assert "· 3 steps ·" in result.stderr
+    listed = subprocess.run([PONDER, "sessions"], cwd=workspace, env=user_env,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert listed.stdout.splitlines()[0].split("\t")[2] == "error"  # not "answered"
     schema.write_text('{"type": 12}')
     result = ponder_exec(workspace, user_env, never, "--output-schema", str(schema), "judge")
     assert result.returncode == 2

@@ -21,6 +21,7 @@ from rich.console import Console
 from ponder.app.frontends.line_prompt import LinePrompt
 
 ENTER = "\r"  # what the Enter key sends; "\n" is ctrl+j, a new line in the prompt
+ALT_ENTER = "\x1b\r"  # a new line within the message
 
 
 @pytest.fixture
@@ -194,12 +195,12 @@ def test_a_message_typed_while_a_task_runs_is_shown_queued_and_sent_after_it(
     child.expect_exact("›")
     child.send("first" + ENTER)
     child.expect_exact("sleep 3")
-    child.send("second task" + ENTER)  # typed while the command runs
+    child.send("second task" + ALT_ENTER + "its second line" + ENTER)  # while the command runs
     child.expect_exact("queued: second task")  # at once, not when the task ends
     child.expect_exact("[y]es / [a]lways allow `git push` / [n]o / [m]essage:")
     child.send("n" + ENTER)
     child.expect_exact("first done.")
-    child.expect_exact("task: second task")  # sent by itself when the prompt came back
+    child.expect_exact("task: second task  (+ 1 more line)")  # one message, sent by itself
     child.expect_exact("second done.")
     child.expect_exact("›")
     child.sendeof()

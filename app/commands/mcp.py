@@ -56,13 +56,16 @@ def parser() -> argparse.ArgumentParser:
         "server that runs code from this folder is trusted only once you say yes to that.",
     )
     trusting.add_argument("names", nargs="*", default=[], help="only these servers")
-    trusting.add_argument(
-        "--yes",
-        action="store_true",
-        help="also trust servers that run code from this folder, without asking",
-    )
+    # The options go before the command word or after it (`ponder mcp --workspace D list`, as
+    # it was before list and trust were commands); after it, SUPPRESS keeps what came before.
+    yes = "also trust servers that run code from this folder, without asking"
+    parser.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+    parser.add_argument("--yes", action="store_true", help=f"with trust: {yes}")
+    trusting.add_argument("--yes", action="store_true", default=argparse.SUPPRESS, help=yes)
     for command in (listing, trusting):
-        command.add_argument("--workspace", type=Path, default=Path.cwd(), help="default: here")
+        command.add_argument(
+            "--workspace", type=Path, default=argparse.SUPPRESS, help="default: here"
+        )
     return parser
 
 
@@ -135,4 +138,6 @@ def run(argv: list[str]) -> int:
         _print_server(name, settings, state, workspace, ours)
     if problem:
         print(safe_text(problem))
+    if not config.mcp_servers and not found and not problem:
+        print(f"no MCP servers: none in the config ([mcp_servers]) or in {PROJECT_FILE} here")
     return 1 if any(state.state == "failed" for state in started.values()) else 0

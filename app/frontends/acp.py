@@ -199,7 +199,7 @@ class PonderAgent:
         tool_call = ToolCallUpdate(
             tool_call_id=request.call_id,
             kind=acp_kind(request.kind),
-            content=approval_content(for_display(request), opened.workspace),
+            content=approval_content(request, opened.workspace),
             raw_input={"summary": request.summary, "prefix": request.prefix},
         )
         response = await self.client.request_permission(

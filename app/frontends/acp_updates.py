@@ -65,27 +65,31 @@ OUTPUT_SHOWN_CHARS = 16_000
 
 
 WHOLE_TEXT_CHARS = 1_000_000
-"""An edit's file is sent whole (old and new text, as ACP's diff wants) up to this size; a
-bigger one, or an edit recorded in a session file (which keeps only the diff), as its hunks."""
+"""An edit's file is sent whole (old and new text, as ACP's diff wants) up to this many
+characters (old and new together); a bigger one, or an edit recorded in a session file (which
+keeps only the diff), as its hunks."""
 
 
 def diff_hunks(diff: str) -> list[tuple[str | None, str]]:
     """The old and new text of each hunk of a unified diff (None as the old text of a new
-    file): ACP's diff content from a diff alone, one per hunk, no line made up between them."""
+    file): ACP's diff content from a diff alone, one per hunk, no line made up between them.
+    A ``\\ No newline at end of file`` takes the newline off the line before it."""
     hunks: list[tuple[list[str], list[str]]] = []
     created = False
-    for line in diff.splitlines(keepends=True):
+    last: list[list[str]] = []
+    for line in diff.split("\n")[:-1]:  # the diff's own lines (a line's \f is its own)
         if not hunks and line.startswith("--- "):  # headers come before the first hunk only:
             created = line.startswith("--- /dev/null")  # inside one, "--- x" removes "-- x"
         elif line.startswith("@@"):
             hunks.append(([], []))
-        elif hunks and line.startswith("-"):
-            hunks[-1][0].append(line[1:])
-        elif hunks and line.startswith("+"):
-            hunks[-1][1].append(line[1:])
-        elif hunks and line.startswith(" "):
-            hunks[-1][0].append(line[1:])
-            hunks[-1][1].append(line[1:])
+        elif hunks and line.startswith("\\"):
+            for side in last:
+                side[-1] = side[-1].removesuffix("\n")
+        elif hunks and line[:1] in ("-", "+", " "):
+            old, new = hunks[-1]
+            last = {"-": [old], "+": [new], " ": [old, new]}[line[0]]
+            for side in last:
+                side.append(line[1:] + "\n")
     return [(None if created else "".join(old), "".join(new)) for old, new in hunks]
 
 
@@ -97,6 +101,7 @@ class UpdateMapper:
         self._output: dict[str, str] = {}
 
     def __call__(self, event: Event) -> Update | None:
+        texts = event.texts if isinstance(event, FileEdited) else None  # as they are: data
         event = for_display(event)
         if isinstance(event, ReasoningText):
             return acp.update_agent_thought_text(event.text)
@@ -116,7 +121,7 @@ class UpdateMapper:
             path = _absolute(self.workspace, event.path)
             return acp.update_tool_call(
                 event.call_id,
-                content=_diff_content(path, event.diff, event.texts),
+                content=_diff_content(path, event.diff, texts),
                 locations=[ToolCallLocation(path=path)],
             )
         if isinstance(event, ToolCallFinished) and event.call_id in self._output:
@@ -154,19 +159,25 @@ class UpdateMapper:
 
 
 def approval_content(request: ApprovalRequested, workspace: str) -> list[Any]:
-    """What a permission request shows: why it is asked, and for an edit the diff it would
-    make (the person answers before the file changes, so it must be here)."""
-    content = [_text(request.reason)]
-    path = _diff_path(request.summary) if request.kind == "edit" else None
+    """What a permission request shows: why it is asked, and for an edit the change it would
+    make (the person answers before the file changes, so it must be here). The file's texts
+    are sent as they are: an editor shows them as data, and an escape sequence the model
+    slipped in is a difference it shows, where a cleaned copy would hide it."""
+    texts = request.texts
+    shown = for_display(request)
+    content = [_text(shown.reason)]
+    if request.kind != "edit":
+        return content
+    path = texts.path if texts is not None else _diff_path(shown.summary)
     if path is not None:
-        content += _diff_content(_absolute(workspace, path), request.summary, request.texts)
+        content += _diff_content(_absolute(workspace, path), shown.summary, texts)
     return content
 
 
 def _diff_path(diff: str) -> str | None:
-    for line in diff.splitlines():
-        if line.startswith("+++ "):
-            named = line[4:].strip()
+    for line in diff.split("\n"):
+        if line.startswith("+++ "):  # the name as difflib wrote it: spaces are the name's
+            named = line[4:]
             return named[2:] if named.startswith("b/") else named
     return None
 

@@ -116,8 +116,10 @@ def run_line(
         """A task of the prompt loop: what is typed meanwhile is shown as queued, sent next."""
         with ctrl_c_interrupts(interrupt), typing.reading():
             finished = run_task(task, port)
+        nonlocal draft
         waiting.extend(typing.lines)
         typing.lines.clear()
+        draft = typing.leftover() or draft
         return finished
 
     greeted = first_task is None and sys.stdin.isatty() and bool(model)

@@ -8,6 +8,7 @@ from ponder.app.wording.events import counted
 from ponder.app.wording.for_display import for_display
 from ponder.app.wording.markdown import fenced
 from ponder.runtime.events import (
+    AnswerRejected,
     ContentText,
     Event,
     FileEdited,
@@ -64,5 +65,8 @@ def to_markdown(header: dict[str, Any], events: list[Event]) -> str:
             flush()
             out.append(f"\n**Finished:** {event.reason} after {counted(event.steps, 'step')}")
             out.append(f" ({event.error})\n" if event.error else "\n")
+        elif isinstance(event, AnswerRejected):
+            then = "sent back to the model" if event.retrying else "the run failed"
+            out.append(f"\n**Answer rejected** by --output-schema ({event.problem}); {then}\n")
     flush()
     return "".join(out)

@@ -118,6 +118,8 @@ class QueuedLines:
         self.lines: list[str] = []
         self.ended = False
         """End of input (Ctrl+D) was typed during the task."""
+        self._typed = ""
+        """A message read in part (its lines so far ended with Alt+Enter)."""
         self._state = threading.Condition()
         self._paused = self._parked = self._stopping = False
         self._thread: threading.Thread | None = None
@@ -141,6 +143,12 @@ class QueuedLines:
                 self._thread.join()
                 if not self.ended:  # a line entered as the task ended: still the queue's
                     self._take(sys.stdin.fileno(), 0)
+
+    def leftover(self) -> str:
+        """A message begun during the task (lines ended with Alt+Enter, no Enter yet): the
+        prompt's text when it comes back."""
+        typed, self._typed = self._typed, ""
+        return _split(typed).rest
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -183,7 +191,11 @@ class QueuedLines:
                 if not data:
                     self.ended = True
                     return False
-                for line in _split(data.decode(errors="replace") + "\n").lines:
+                self._typed += data.decode(errors="replace")
+                if self._typed.endswith(("\x1b\n", "\x1b\r")):  # Alt+Enter: the message goes on
+                    continue
+                typed, self._typed = self._typed, ""
+                for line in _split(typed + "\n").lines:
                     self.lines.append(line)
                     self._shown(line)
                 wait = 0

@@ -49,7 +49,10 @@ def for_display(event: E) -> E:
     """A copy of ``event`` with no escape sequence or control character in any of its texts,
     and no line break in a file name."""
     fields = type(event).model_fields
-    update = {name: _clean(getattr(event, name), name in NAME_FIELDS) for name in fields}
+    update = {
+        name: None if name == "texts" else _clean(getattr(event, name), name in NAME_FIELDS)
+        for name in fields
+    }  # an edit's whole file texts: the diff shows the edit (ACP takes them off the event)
     if isinstance(event, FileEdited):
         update["diff"] = _diff(event.diff, event.path)
     return event.model_copy(update=update)

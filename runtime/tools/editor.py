@@ -73,8 +73,16 @@ class Change:
     def old_text(self) -> str | None:
         return self.before[1].text if self.before else None
 
-    def texts(self) -> FileTexts:
-        return FileTexts(old=self.old_text, new=self.text)
+    def texts(self, workdir: str) -> FileTexts:
+        return FileTexts(path=display_path(self.path, workdir), old=self.old_text, new=self.text)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``, each with its newline: split at ``\n`` only (``str.splitlines``
+    also splits at a form feed, ``\x85`` or U+2028, which are characters within a line)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
 
 
 def unified_diff(path: str, old: str | None, new: str) -> str:
@@ -82,8 +90,8 @@ def unified_diff(path: str, old: str | None, new: str) -> str:
     last line without a newline is marked as git marks it, so that no line runs into the next
     (``-DEBUG = False+DEBUG = True`` would read as one removed line)."""
     lines = difflib.unified_diff(
-        (old or "").splitlines(keepends=True),
-        new.splitlines(keepends=True),
+        _lines(old or ""),
+        _lines(new),
         fromfile="/dev/null" if old is None else f"a/{path}",
         tofile=f"b/{path}",
     )
@@ -128,7 +136,8 @@ class _EditTool(BaseTool):
         self._shown = (_key(arguments), change.before[0] if change.before else None)
         shown = safe_name(display_path(change.path, sandbox.workdir))
         diff = unified_diff(shown, change.old_text, change.text)
-        return Preview(diff or f"{self.summary(arguments)} (no change)", change.texts())
+        texts = change.texts(sandbox.workdir)
+        return Preview(diff or f"{self.summary(arguments)} (no change)", texts)
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
         change = self._change(arguments, context.sandbox)
@@ -143,7 +152,12 @@ class _EditTool(BaseTool):
         self._record(change)
         shown = display_path(change.path, context.sandbox.workdir)
         diff = unified_diff(shown, change.old_text, change.text)
-        edited = FileEdited(call_id=context.call_id, path=shown, diff=diff, texts=change.texts())
+        edited = FileEdited(
+            call_id=context.call_id,
+            path=shown,
+            diff=diff,
+            texts=change.texts(context.sandbox.workdir),
+        )
         context.emit(edited)
         return ToolOutcome(text=self._result(change), shown="")  # the diff says it
 
