@@ -144,7 +144,6 @@ class Session:
                 what = f"no session {resume}" if resume else f"no session in {workspace}"
                 raise UsageError(f"{what} to resume; see `ponder sessions`")
             self.resumed = resumed_note(found, workspace)
-            print(f"ponder: {self.resumed}", file=sys.stderr)
             _, events, skipped = read_session(found.path)
             self.earlier = events
             if skipped:

@@ -17,6 +17,7 @@ import platformdirs
 
 from ponder.runtime.approvals import Mode
 from ponder.runtime.confined_files import ConfinedTree
+from ponder.sandbox.safe_text import safe_text
 
 if TYPE_CHECKING:  # the TUI imports this module for HELP; it must not pull in the session
     from ponder.app.session import Session
@@ -132,7 +133,10 @@ class SessionCommands:
     def _sessions(self, _: str) -> str:
         from ponder.runtime.sessions import list_sessions
 
-        rows = [f"{info.id}  {info.status:<12} {info.task[:60]}" for info in list_sessions()[:15]]
+        rows = [
+            f"{info.id}  {info.status:<12} {safe_text(info.headline(60))}"
+            for info in list_sessions()[:15]
+        ]
         return "\n".join(rows) or "no sessions yet"
 
     def _export(self, argument: str) -> str:

@@ -110,6 +110,13 @@ class SessionInfo:
     status: str
     """How the last run ended, or ``incomplete``."""
 
+    def headline(self, width: int = 80) -> str:
+        """The task in one line: its first line, cut at ``width`` (a piped file can be long;
+        the text is the model's and the user's: escape it before printing)."""
+        lines = self.task.strip().splitlines() or [""]
+        first = lines[0].replace("\t", " ")
+        return first[:width] + ("…" if len(lines) > 1 or len(first) > width else "")
+
 
 class SessionFile(NamedTuple):
     header: dict[str, Any]

@@ -110,6 +110,7 @@ def test_an_output_schema_gets_validated_json_or_a_failure(
     assert rejected == [True, True, False]
     assert events[-1]["type"] == "answer_rejected"
     assert streamed.returncode == 1
+    assert "does not match --output-schema" in streamed.stderr  # a CI log says why
     # The summary counts all three tries, not only the last.
     assert "· 3 steps ·" in result.stderr
     listed = subprocess.run([PONDER, "sessions"], cwd=workspace, env=user_env,

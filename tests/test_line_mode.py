@@ -143,11 +143,16 @@ def test_ctrl_c_stops_a_running_command_and_the_session_goes_on(
     child.expect_exact("›")
     child.send("wait a while" + ENTER)
     child.expect_exact("sleep 300")
+    child.send("carry on" + ENTER)
+    child.expect_exact("queued: carry on")
     child.sendintr()
     child.expect_exact("✗ interrupted", timeout=15)  # not the command's 300 s
     child.expect_exact("interrupted; the session goes on with the next message")
-    child.expect_exact("›")
-    child.send("carry on" + ENTER)
+    # What was queued comes back to the prompt unsent (Ctrl-C sent it at once; Esc in the TUI
+    # keeps it too): Enter sends it.
+    child.expect_exact("› carry on")
+    child.send(ENTER)
+    child.expect_exact("task: carry on")
     child.expect_exact("Stopped waiting.")
     child.expect_exact("›")
     child.sendeof()
@@ -228,3 +233,16 @@ def test_keys_typed_ahead_become_text_and_messages(monkeypatch: pytest.MonkeyPat
     os.close(main)
     assert typed.lines == ["go!\nmore"]
     assert typed.rest == "half"
+
+
+def test_an_approvals_message_may_follow_m_on_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`m no pushing please` re-asked silently; the message is taken as typed (its case too)."""
+    from ponder.app.frontends.line import ask_in_line_mode
+    from ponder.runtime.events import ApprovalRequested
+
+    request = ApprovalRequested(call_id="c", name="bash", kind="execute", summary="git push",
+                                reason="it pushes", prefix="git push")  # fmt: skip
+    answers = iter(["maybe", "m No pushing, please"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    answer = ask_in_line_mode(Console(file=io.StringIO()), request)
+    assert (answer.decision, answer.message) == ("deny", "No pushing, please")

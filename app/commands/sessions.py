@@ -96,7 +96,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     rows = [
         [_field(text) for text in (info.id, info.created, info.status, info.workspace)]
-        + [_task(info.task)]
+        + [_field(info.headline())]
         for info in sessions
     ]
     if not sys.stdout.isatty():  # for scripts: one tab-separated line per session
@@ -113,14 +113,6 @@ def _list(args: argparse.Namespace) -> int:
         table.add_row(*(Text(field) for field in row))
     Console(highlight=False).print(table)
     return 0
-
-
-def _task(task: str) -> str:
-    """A task in one line: its first line, cut at 80 characters (a piped file can be long)."""
-    lines = task.strip().splitlines() or [""]
-    first = _field(lines[0])
-    more = len(lines) > 1 or len(first) > 80
-    return first[:80] + ("…" if more else "")
 
 
 def _field(text: str) -> str:

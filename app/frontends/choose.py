@@ -117,9 +117,12 @@ def run_line(
         with ctrl_c_interrupts(interrupt), typing.reading():
             finished = run_task(task, port)
         nonlocal draft
-        waiting.extend(typing.lines)
-        typing.lines.clear()
-        draft = typing.leftover() or draft
+        queued, typing.lines = [*typing.lines, typing.leftover()], []
+        if finished.reason == "interrupted":  # stopped: what was queued comes back unsent,
+            draft = "\n".join(filter(None, [*queued, draft]))  # as Esc leaves it in the TUI
+        else:
+            waiting.extend(queued[:-1])
+            draft = queued[-1] or draft
         return finished
 
     greeted = first_task is None and sys.stdin.isatty() and bool(model)

@@ -128,6 +128,8 @@ def run_unattended(
     mismatch = None
     with open_session(config, workspace, resume=resume) as session:
         warn(session.sandbox_notes)
+        if session.resumed is not None:  # (an interactive session shows it in its history)
+            print(f"ponder: {session.resumed}", file=sys.stderr)
         display: Callable[[Event], None]
         if json_events:
             display = JsonLines(session.interrupt)
@@ -168,11 +170,11 @@ def run_unattended(
         )
     if last_message is not None:
         last_message.write_text(finished.answer + ("\n" if finished.answer else ""))
-    if not json_events:
-        if finished.answer and finished.reason in ("answered", "submitted", "token_budget"):
-            print(safe_text(finished.answer), flush=True)  # cut short: exit 1 says so
-        if not verbose:
-            _explain(finished)
+    answered = finished.reason in ("answered", "submitted", "token_budget")
+    if not json_events and answered and finished.answer:
+        print(safe_text(finished.answer), flush=True)  # cut short: exit 1 says so
+    if not verbose:  # why it failed, on stderr: in a CI log too, where --json fills stdout
+        _explain(finished)
     if summary and session.checkpoints_off is not None:
         print(f"ponder: checkpoints are off: {session.checkpoints_off}", file=sys.stderr)
     if changes and (summary or any(c.warning for c in changes)):

@@ -174,20 +174,25 @@ def _answer(request: ApprovalRequested) -> ApprovalAnswer:
     choices = f"[y]es / [a]lways allow `{request.prefix}` / [n]o / [m]essage: "
     while True:
         try:
-            answer = input(choices).strip().lower()
+            given = input(choices).strip()
         except EOFError:
             return ApprovalAnswer("deny", "No answer (end of input).")
+        answer = given.lower()
         if answer in ("y", "yes"):
             return ApprovalAnswer("once")
         if answer in ("a", "always"):
             return ApprovalAnswer("always")
         if answer in ("n", "no"):
             return ApprovalAnswer("deny")
+        word, _, said = given.partition(" ")
+        if word.lower() in ("m", "message") and said.strip():  # the message on the same line
+            return ApprovalAnswer("deny", said.strip())
         if answer in ("m", "message"):
             try:
                 return ApprovalAnswer("deny", input("message to the model: ").strip() or None)
             except EOFError:
                 return ApprovalAnswer("deny")
+        print("answer y, a, n, or m and the message for the model")
 
 
 @dataclass(frozen=True)
