@@ -112,6 +112,9 @@ def run_line(
         with ctrl_c_interrupts(interrupt), enter_as_newline(False):
             return run_task(task, port)
 
+    waiting: list[str] = []  # messages to send next, and the prompt's text to start with
+    draft = ""
+
     def one_of_many(task: str) -> RunFinished:
         """A task of the prompt loop: what is typed meanwhile is shown as queued, sent next."""
         with ctrl_c_interrupts(interrupt), typing.reading():
@@ -139,7 +142,7 @@ def run_line(
         for note in notes:
             console.print(Text(f"warning: {note}", style="yellow"))
     typed = typed_ahead()  # what was typed while ponder started: sent, or left in the prompt
-    waiting, draft = typed.lines, typed.rest
+    waiting[:], draft = typed.lines, typed.rest
     last: RunFinished | None = None
     # Someone at a terminal who ends the session ends it well (exit 0); tasks piped in are a
     # script, whose exit code follows its last task.
