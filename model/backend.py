@@ -26,6 +26,10 @@ class ConfigurationError(BackendError):
     """The backend spec or its files are wrong (a usage error, not a transient failure)."""
 
 
+class ContextOverflow(BackendError):
+    """The prompt does not fit the model's context."""
+
+
 class BackendUnavailable(BackendError):
     """The backend cannot be reached or is rate-limiting; trying again later may work."""
 

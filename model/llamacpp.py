@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ponder.model.backend import BackendError, ConfigurationError
+from ponder.model.backend import BackendError, ConfigurationError, ContextOverflow
 from ponder.model.chat_template import ChatTemplate
 from ponder.model.deltas import Delta, Finished, ReasoningCut, StopReason, Usage
 from ponder.model.gguf_file import read_gguf
@@ -171,7 +171,7 @@ class LlamaCppBackend:
         tokens = self.tokenize(self.template.render(messages, tools))
         context = self.context_size
         if len(tokens) >= context:
-            raise BackendError(
+            raise ContextOverflow(
                 f"the prompt is {len(tokens)} tokens but the context holds {context}; "
                 "start a new session or load the model with a larger context"
             )

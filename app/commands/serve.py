@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,13 +16,16 @@ import httpx
 import uvicorn
 
 from ponder.app.exit_codes import UsageError
+from ponder.app.http_guard import loopback
 from ponder.app.model_server import ModelServer
 from ponder.app.serve_registry import entries, registry
 from ponder.app.sizes import size
 from ponder.model.llamacpp import LlamaCppBackend
+from ponder.model.options import LlamaOptions
 
 DEFAULT_PORT = 8642
 DEFAULT_KV_MEMORY = "4GiB"
+KEY_VARIABLE = "PONDER_SERVE_API_KEY"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,6 +41,16 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument("gguf", nargs="?", type=Path, help="default: the configured llamacpp:")
     result.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    result.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1; any other needs --api-key)",
+    )
+    result.add_argument(
+        "--api-key",
+        default=os.environ.get(KEY_VARIABLE),
+        help=f"a key every request must send (Authorization: Bearer KEY); default ${KEY_VARIABLE}",
+    )
     result.add_argument(
         "--kv-memory",
         type=size,
@@ -69,26 +84,63 @@ def run(argv: list[str]) -> int:
     path = args.gguf.expanduser().resolve()
     if not path.is_file():
         raise UsageError(f"no model file {args.gguf}")
-    options = replace(config.llama, kv_slots_bytes=args.kv_memory)
+    if not loopback(args.host) and not args.api_key:
+        raise UsageError(
+            f"--host {args.host} lets other machines in: give --api-key (or ${KEY_VARIABLE})"
+        )
+    listening = _listen(args.host, args.port)  # a busy port is found before minutes of loading
+    try:
+        return _serve(path, args, replace(config.llama, kv_slots_bytes=args.kv_memory), listening)
+    finally:
+        listening.close()
+
+
+def _serve(
+    path: Path, args: argparse.Namespace, options: LlamaOptions, listening: socket.socket
+) -> int:
     print(f"ponder serve: loading {path.name} …", file=sys.stderr, flush=True)
     backend = LlamaCppBackend(path, options)
     server = ModelServer(backend)
-    entry = registry() / f"{args.port}.json"
-    config_uvicorn = uvicorn.Config(
-        server.app(), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off"
-    )
-    http = uvicorn.Server(config_uvicorn)
+    app = server.app(args.host, args.api_key)
+    http = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # ponder's own runs find a server of the same GGUF here; one that asks for a key or listens
+    # elsewhere is for clients that are told where it is and how to sign in.
+    entry = registry() / f"{args.port}.json" if args.api_key is None else None
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        entry.write_text(json.dumps({"pid": os.getpid(), "port": args.port, "model": str(path)}))
-        url = f"http://127.0.0.1:{args.port}/v1"
+        if entry is not None and loopback(args.host):
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            entry.write_text(
+                json.dumps({"pid": os.getpid(), "port": args.port, "model": str(path)})
+            )
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else shown}:{args.port}/v1"
         print(f"ponder serve: {path.name} at {url} (model {server.model})", file=sys.stderr,
               flush=True)  # fmt: skip
-        http.run()
+        http.run(sockets=[listening])
     finally:
-        entry.unlink(missing_ok=True)
+        if entry is not None:
+            entry.unlink(missing_ok=True)
         backend.close()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound and listening (uvicorn serves on it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+        listening.listen(128)
+    except OSError as error:
+        listening.close()
+        if error.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {port} is in use (another ponder serve? `ponder serve --status`); "
+                "choose another with --port"
+            ) from None
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return listening
 
 
 def _status() -> int:
