@@ -12,7 +12,8 @@ loopback requires a key (``Authorization: Bearer KEY``, or Anthropic's ``x-api-k
 from __future__ import annotations
 
 import hmac
-from urllib.parse import urlsplit
+import ipaddress
+import re
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,8 +25,17 @@ OPEN_PATHS = frozenset({"/health"})
 """Paths that need no key (they say only that the server is up, and what it holds)."""
 
 
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+"""What a Host header may be: a name or an address, and a port."""
+
+
 def loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    """Whether ``host`` is this machine only (an address, or ``localhost``; a name that merely
+    starts with ``127.`` is not)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Guard:
@@ -53,23 +63,25 @@ class Guard:
 
     def _refusal(self, headers: Headers, path: str) -> tuple[int, str] | None:
         host = _hostname(headers.get("host", ""))
-        if self.names is not None and host not in self.names:
-            return 403, f"this server answers to {', '.join(sorted(self.names))}, not {host!r}"
-        origin = headers.get("origin")
-        if origin is not None:
-            named = urlsplit(origin).hostname or ""
-            if self.names is None or named not in self.names:
-                return 403, "requests from web pages are refused (an Origin header was sent)"
+        if host is None or (self.names is not None and host not in self.names):
+            names = ", ".join(sorted(self.names or ["its own address"]))
+            return 403, f"this server answers to {names}, not {headers.get('host', '')!r}"
+        if "origin" in headers:  # a browser's request: the server has no pages of its own
+            return 403, "requests from web pages are refused (an Origin header was sent)"
         if self.key is not None and path not in OPEN_PATHS:
-            given = headers.get("x-api-key") or headers.get("authorization", "")
-            given = given.removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), self.key.encode()):
+            given = headers.get("x-api-key")
+            if given is None:
+                scheme, _, given = headers.get("authorization", "").partition(" ")
+                given = given if scheme.lower() == "bearer" else ""
+            if not hmac.compare_digest(given.strip().encode(), self.key.encode()):
                 return 401, "a valid API key is required (Authorization: Bearer KEY)"
         return None
 
 
-def _hostname(host: str) -> str:
-    """``[::1]:8642`` -> ``::1``; ``localhost:8642`` -> ``localhost``."""
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+def _hostname(host: str) -> str | None:
+    """``[::1]:8642`` -> ``::1``; ``localhost:8642`` -> ``localhost``; None for anything that
+    is not a name or an address with an optional port."""
+    found = _HOST.fullmatch(host)
+    if found is None:
+        return None
+    return found.group(1).strip("[]")

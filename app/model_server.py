@@ -65,6 +65,8 @@ class ModelServer:
         self.model = backend.path.name
         self.stats = Stats()
         self._turn = asyncio.Lock()  # FIFO: waiters get the model in the order they came
+        self._running: set[threading.Event] = set()
+        """The cancel events of the generations under way (:meth:`stop_all`)."""
 
     def app(self, host: str = "127.0.0.1", key: str | None = None) -> Starlette:
         """The routes, behind the :class:`~ponder.app.http_guard.Guard` for ``host``."""
@@ -133,8 +135,11 @@ class ModelServer:
             Chunks(self.model, include_usage or not asked.stream),
             StopAt(asked.stops()),
         )
+        beginning = asyncio.ensure_future(anext(chunks))  # the turn, the prefill, a first token
+        if not await _unless_gone(request, beginning):
+            return Response(status_code=499)
         try:
-            first = await anext(chunks)  # the prompt is checked before the answer starts
+            first = beginning.result()  # the prompt is checked before the answer starts
         except ContextOverflow as error:
             return api_error(400, str(error), "messages", "context_length_exceeded")
         except BackendError as error:
@@ -143,12 +148,8 @@ class ModelServer:
         if asked.stream:
             return StreamingResponse(_sse(first, chunks), media_type="text/event-stream")
         whole = asyncio.create_task(_whole(first, chunks))
-        while not (await asyncio.wait({whole}, timeout=DISCONNECT_POLL_S))[0]:
-            if await request.is_disconnected():  # nobody waits for the answer: stop making it
-                whole.cancel()
-                with contextlib.suppress(asyncio.CancelledError, BackendError):
-                    await whole
-                return Response(status_code=499)
+        if not await _unless_gone(request, whole):
+            return Response(status_code=499)
         try:
             return JSONResponse(whole.result())
         except BackendError as error:
@@ -168,6 +169,7 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue()
         cancel = threading.Event()
+        self._running.add(cancel)
         left = threading.Event()
         """The client went away before the answer was complete."""
 
@@ -231,11 +233,29 @@ class ModelServer:
             raise
         finally:
             cancel.set()  # the client went away, or the generation ended: either way, stop
+            self._running.discard(cancel)
+
+    def stop_all(self) -> None:
+        """The server is stopping: every answer under way ends now, as if at its limit."""
+        for cancel in list(self._running):
+            cancel.set()
 
     def _generated(self, abandoned: bool) -> None:
         """A generation has ended (on the loop's thread): the next request may have the model."""
         self.stats.abandoned += abandoned
         self._turn.release()
+
+
+async def _unless_gone(request: Request, work: asyncio.Future[Any]) -> bool:
+    """Wait for ``work``; when the client goes away first, cancel it (its generation stops, or
+    it never starts) and say False."""
+    while not (await asyncio.wait({work}, timeout=DISCONNECT_POLL_S))[0]:
+        if await request.is_disconnected():  # nobody waits for the answer: stop making it
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            return False
+    return True
 
 
 async def _sse(first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:

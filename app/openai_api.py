@@ -184,7 +184,8 @@ class ChatRequest(_Strict):
 
 async def read_request(request: Request) -> ChatRequest:
     """The request's body as a :class:`ChatRequest`; :class:`ApiError` for anything else."""
-    if "json" not in request.headers.get("content-type", ""):
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/json":  # (text/plain is what a web page may send unasked)
         raise ApiError(415, "the body must be JSON (Content-Type: application/json)")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -200,6 +201,10 @@ async def read_request(request: Request) -> ChatRequest:
         raise ApiError(400, f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # "\ud800": JSON may say it, no text holds it
+        raise ApiError(400, "the body holds a lone surrogate (\\ud800-\\udfff): not text") from None
     try:
         return ChatRequest.model_validate(data)
     except (ValidationError, RecursionError) as error:

@@ -249,7 +249,8 @@ def test_bad_requests_are_4xx_in_openais_shape(served: tuple[str, subprocess.Pop
     # Raw HTTP: what no SDK would send.
     deep = "[" * 100_000 + "]" * 100_000
     streamed_bad = {"model": model, "messages": ask, "stream": True, "top_k": "x"}
-    for body in (deep, json.dumps(streamed_bad)):
+    surrogate = '{"messages": [{"role": "user", "content": "hi \\ud800"}]}'
+    for body in (deep, json.dumps(streamed_bad), surrogate):
         answer = httpx.post(f"{url}/v1/chat/completions", content=body,
                             headers={"Content-Type": "application/json"})  # fmt: skip
         assert answer.status_code == 400
@@ -270,6 +271,10 @@ def test_web_pages_are_refused(served: tuple[str, subprocess.Popen[str]]) -> Non
         {"Content-Type": "application/json", "Host": "evil.example"},
         {"Content-Type": "application/json", "Origin": "http://evil.example"},
         {"Content-Type": "text/plain"},
+        {"Content-Type": "text/plain; x=json"},  # what a page may still send unasked
+        {"Content-Type": "application/json", "Origin": "http://localhost:3000"},  # another port
+        {"Content-Type": "application/json", "Host": "[::1].attacker.example"},
+        {"Content-Type": "application/json", "Host": "127.0.0.1:1@evil.example"},
     ]
     for headers in attempts:
         answer = httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers)
@@ -311,7 +316,7 @@ def test_real_weights_through_the_sdk_and_clients_that_leave(
     """The OpenAI SDK against real K-quant weights (Gemma 3 270M); and issue 25, 4: a client
     that gave up after 2 s kept the model busy for 139 s. A request whose client is gone, streamed
     or not, stops generating (the server counts it as abandoned)."""
-    with serving(gemma, user_env, "-c", "4096") as (url, _):
+    with serving(gemma, user_env, "-c", "4096") as (url, server):
         client = sdk(url)
         model = client.models.list().data[0].id
         ask = [{"role": "user", "content": "Say hello in one short sentence."}]
@@ -338,3 +343,12 @@ def test_real_weights_through_the_sdk_and_clients_that_leave(
         metrics = httpx.get(f"{url}/metrics").json()
         assert metrics["waiting"] == 0
         assert metrics["last_completion_tokens"] < 1000  # stopped well before its 3,000
+        # Stopping the server ends an answer under way as at a limit: its stream closes whole.
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json={**long, "stream": True},
+                          timeout=60) as streamed:  # fmt: skip
+            lines = streamed.iter_lines()
+            next(lines)
+            server.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line]
+        assert rest[-1] == "data: [DONE]"
+        assert server.wait(30) == 128 + signal.SIGTERM

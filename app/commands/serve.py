@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import json
 import os
+import signal
 import socket
 import sys
 from dataclasses import replace
@@ -26,6 +28,8 @@ from ponder.model.options import LlamaOptions
 DEFAULT_PORT = 8642
 DEFAULT_KV_MEMORY = "4GiB"
 KEY_VARIABLE = "PONDER_SERVE_API_KEY"
+SHUTDOWN_S = 3
+"""When stopped, the seconds answers still running get before they are cancelled."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,6 +88,8 @@ def run(argv: list[str]) -> int:
     path = args.gguf.expanduser().resolve()
     if not path.is_file():
         raise UsageError(f"no model file {args.gguf}")
+    if args.api_key is not None and not (args.api_key.isascii() and args.api_key.isprintable()):
+        raise UsageError("--api-key: use printable ASCII (HTTP headers carry nothing else)")
     if not loopback(args.host) and not args.api_key:
         raise UsageError(
             f"--host {args.host} lets other machines in: give --api-key (or ${KEY_VARIABLE})"
@@ -102,7 +108,11 @@ def _serve(
     backend = LlamaCppBackend(path, options)
     server = ModelServer(backend)
     app = server.app(args.host, args.api_key)
-    http = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_S
+    )
+    http = uvicorn.Server(config)
+    left = 0
     # ponder's own runs find a server of the same GGUF here; one that asks for a key or listens
     # elsewhere is for clients that are told where it is and how to sign in.
     entry = registry() / f"{args.port}.json" if args.api_key is None else None
@@ -116,12 +126,49 @@ def _serve(
         url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else shown}:{args.port}/v1"
         print(f"ponder serve: {path.name} at {url} (model {server.model})", file=sys.stderr,
               flush=True)  # fmt: skip
-        http.run(sockets=[listening])
+        left = asyncio.run(_until_hung_up(http, listening, server))
     finally:
         if entry is not None:
             entry.unlink(missing_ok=True)
         backend.close()
+    if left:
+        raise SystemExit(128 + left)
     return 0
+
+
+async def _until_hung_up(
+    http: uvicorn.Server, listening: socket.socket, server: ModelServer
+) -> int:
+    """Serve until stopped; the signal that stopped it (0: Ctrl-C or SIGTERM, which uvicorn
+    takes itself). A hang-up is taken on the loop too: ponder's SystemExit, raised wherever
+    the main thread happened to be, could land inside a request, where uvicorn logs it and
+    serves on (the server outlived its terminal). Answers under way end at once, with their
+    streams closed as at a limit (:data:`SHUTDOWN_S` is the bound if one does not)."""
+    loop = asyncio.get_running_loop()
+    left = 0
+
+    def hang_up() -> None:
+        nonlocal left
+        left = signal.SIGHUP
+        http.should_exit = True
+
+    taken = signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN  # nohup: serve on
+    if taken:
+        loop.add_signal_handler(signal.SIGHUP, hang_up)
+
+    async def stop_answers() -> None:
+        while not http.should_exit:
+            await asyncio.sleep(0.1)
+        server.stop_all()
+
+    stopping = asyncio.create_task(stop_answers())
+    try:
+        await http.serve(sockets=[listening])
+    finally:
+        stopping.cancel()
+        if taken:
+            loop.remove_signal_handler(signal.SIGHUP)
+    return left
 
 
 def _listen(host: str, port: int) -> socket.socket:
