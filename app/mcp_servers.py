@@ -18,17 +18,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from pydantic import ValidationError
 
 from ponder.app.config import FILE, Config, McpServerSettings
+from ponder.runtime.events import McpServer, McpServersStarted
 from ponder.runtime.mcp_client import McpServerSpec, in_workspace
 from ponder.runtime.project_docs import read_regular
+
+if TYPE_CHECKING:
+    from ponder.runtime.mcp_hub import McpHub
 
 PROJECT_FILE = ".mcp.json"
 MAX_PROJECT_FILE = 256 * 1024
@@ -246,3 +251,40 @@ def trust(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(trusted)))
     return shown
+
+
+def mcp_log() -> Path:
+    """Where MCP servers' stderr goes (what a server said before it failed)."""
+    return platformdirs.user_log_path("ponder") / "mcp.log"
+
+
+@contextmanager
+def mcp_hub(specs: list[McpServerSpec]) -> Iterator[McpHub | None]:
+    """The started servers (None without any); their stderr goes to a log file."""
+    if not specs:
+        yield None
+        return
+    log = mcp_log()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    from ponder.runtime.mcp_hub import McpHub  # asyncio and the SDK: only sessions with servers
+
+    with log.open("a") as errlog:
+        hub = McpHub(specs, errlog)
+        try:
+            hub.start()
+            yield hub
+        finally:
+            hub.close()
+
+
+def mcp_event(hub: McpHub | None, notes: Sequence[str]) -> McpServersStarted:
+    servers = [
+        McpServer(
+            name=name,
+            state="ready" if state.state == "ready" else "failed",
+            tools=[tool.name for tool in state.tools],
+            error=state.error,
+        )
+        for name, state in (hub.servers.items() if hub else [])
+    ]
+    return McpServersStarted(servers=servers, notes=list(notes))

@@ -22,7 +22,7 @@ import platformdirs
 
 from ponder.app.config import Config, config_dir, config_file
 from ponder.app.exit_codes import UsageError
-from ponder.app.mcp_servers import session_servers
+from ponder.app.mcp_servers import mcp_event, mcp_hub, session_servers
 from ponder.app.models import open_model
 from ponder.app.sandboxes import sandbox_session
 from ponder.app.wording.changes import (
@@ -44,8 +44,6 @@ from ponder.runtime.events import (
     Event,
     FilesAttached,
     InstructionsLoaded,
-    McpServer,
-    McpServersStarted,
     PathChange,
     RunFinished,
     ToolKind,
@@ -373,40 +371,3 @@ def open_session(
                 session.close()
     finally:
         backend.close()
-
-
-def mcp_log() -> Path:
-    """Where MCP servers' stderr goes (what a server said before it failed)."""
-    return platformdirs.user_log_path("ponder") / "mcp.log"
-
-
-@contextmanager
-def mcp_hub(specs: list[McpServerSpec]) -> Iterator[McpHub | None]:
-    """The started servers (None without any); their stderr goes to a log file."""
-    if not specs:
-        yield None
-        return
-    log = mcp_log()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    from ponder.runtime.mcp_hub import McpHub  # asyncio and the SDK: only sessions with servers
-
-    with log.open("a") as errlog:
-        hub = McpHub(specs, errlog)
-        try:
-            hub.start()
-            yield hub
-        finally:
-            hub.close()
-
-
-def mcp_event(hub: McpHub | None, notes: Sequence[str]) -> McpServersStarted:
-    servers = [
-        McpServer(
-            name=name,
-            state="ready" if state.state == "ready" else "failed",
-            tools=[tool.name for tool in state.tools],
-            error=state.error,
-        )
-        for name, state in (hub.servers.items() if hub else [])
-    ]
-    return McpServersStarted(servers=servers, notes=list(notes))

@@ -15,6 +15,8 @@ from ponder.app.help_examples import examples
 from ponder.app.mcp_servers import (
     PROJECT_FILE,
     fingerprint,
+    mcp_hub,
+    mcp_log,
     project_servers,
     runs_here,
     session_servers,
@@ -22,7 +24,6 @@ from ponder.app.mcp_servers import (
     trust,
     trusted_fingerprints,
 )
-from ponder.app.session import mcp_hub, mcp_log
 from ponder.runtime.mcp_client import ServerState
 from ponder.sandbox.safe_text import safe_name, safe_text
 
